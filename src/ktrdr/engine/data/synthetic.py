@@ -1,0 +1,74 @@
+"""Deterministic synthetic OHLCV bars for offline use and tests (never real market data).
+
+The close follows a geometric random walk whose drift and volatility switch between
+regimes (a Markov chain), so series contain trends, ranges, calm and turbulent spells.
+Timestamps are on the timeframe grid and continuous (24/7, no weekends or holidays).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ktrdr.engine.timeframes import check_timeframe
+
+SYNTHETIC_SOURCE = "synthetic"
+
+# (annualised drift, annualised volatility) per regime: calm up, calm down, range, turbulent.
+_REGIMES = np.array([[0.30, 0.15], [-0.25, 0.18], [0.0, 0.10], [0.05, 0.45]])
+_MEAN_REGIME_BARS = 500.0
+
+
+def generate_synthetic_bars(
+    timeframe: str,
+    n_bars: int,
+    *,
+    seed: int = 0,
+    start: str | pd.Timestamp = "2020-01-06",
+    start_price: float = 100.0,
+) -> pd.DataFrame:
+    """Return ``n_bars`` synthetic OHLCV bars (UTC index on the ``timeframe`` grid).
+
+    The same ``(timeframe, n_bars, seed, start, start_price)`` always gives the same bars.
+    Guarantees: high >= max(open, close), low <= min(open, close), all prices > 0.
+    """
+    bar = check_timeframe(timeframe)
+    if n_bars < 1:
+        raise ValueError(f"n_bars must be at least 1, got {n_bars}")
+    rng = np.random.default_rng(seed)
+    dt_years = bar.total_seconds() / (365.25 * 24 * 3600)
+
+    regime = _regime_path(rng, n_bars)
+    drift, vol = _REGIMES[regime, 0], _REGIMES[regime, 1]
+    # Fat tails: Student-t shocks scaled to unit variance.
+    shocks = rng.standard_t(df=5, size=n_bars) / np.sqrt(5.0 / 3.0)
+    log_ret = (drift - 0.5 * vol**2) * dt_years + vol * np.sqrt(dt_years) * shocks
+    close = start_price * np.exp(np.cumsum(log_ret))
+
+    bar_vol = vol * np.sqrt(dt_years)
+    # Open is near the previous close (small gap), so bars chain like real ones.
+    prev_close = np.concatenate(([start_price], close[:-1]))
+    open_ = prev_close * np.exp(0.1 * bar_vol * rng.standard_normal(n_bars))
+    upper = np.maximum(open_, close) * np.exp(np.abs(0.5 * bar_vol * rng.standard_normal(n_bars)))
+    lower = np.minimum(open_, close) * np.exp(-np.abs(0.5 * bar_vol * rng.standard_normal(n_bars)))
+    # Volume rises with the size of the move.
+    volume = np.round(1000.0 * np.exp(0.3 * rng.standard_normal(n_bars)) * (1 + 20 * np.abs(log_ret)))
+
+    first = pd.Timestamp(start)
+    first = first.tz_localize("UTC") if first.tzinfo is None else first.tz_convert("UTC")
+    first = first.floor(bar) if bar <= pd.Timedelta(days=1) else first.floor("D")
+    index = pd.date_range(first, periods=n_bars, freq=bar, name="timestamp")
+    return pd.DataFrame(
+        {"open": open_, "high": upper, "low": lower, "close": close, "volume": volume},
+        index=index,
+    )
+
+
+def _regime_path(rng: np.random.Generator, n_bars: int) -> np.ndarray:
+    """Regime index per bar: geometric-length spells, each in a random regime."""
+    lengths = rng.geometric(1.0 / _MEAN_REGIME_BARS, size=n_bars // 50 + 2)
+    starts = np.cumsum(lengths)
+    while starts[-1] < n_bars:  # rare: draw more spells
+        starts = np.concatenate((starts, starts[-1] + np.cumsum(rng.geometric(0.002, 100))))
+    labels = rng.integers(0, len(_REGIMES), size=len(starts) + 1)
+    return labels[np.searchsorted(starts, np.arange(n_bars), side="right")]
