@@ -1,0 +1,373 @@
+"""KTRDR's own Prometheus metrics (prometheus_client), backend side and worker side.
+
+Ownership rule: operation *lifecycle* metrics (finished, dispatched, requeued, workers
+lost, queue/active gauges) are counted ONLY by the backend, which sees every state
+transition exactly once. Workers record only what happens inside a job (phase durations,
+bars simulated, rows downloaded). Counting lifecycle events in both places double-counted
+every operation on dashboards without a job filter.
+
+Every class takes ``registry=`` so tests can use a fresh ``CollectorRegistry``. This
+module deliberately avoids importing the OpenTelemetry SDK (the CLI imports it and must
+start fast); only the light OTel API is used, lazily, for phase spans.
+
+Naming: ``ktrdr_<subsystem>_<name>_<unit>``, ``_total`` only on counters, seconds as unit.
+The seed audit's ``ktrdr_workers_registered_total`` is a gauge, so it is exposed as
+``ktrdr_workers_registered``; its ``ktrdr_operations_total`` became
+``ktrdr_operations_finished_total`` (counted once, at the final status).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span, TracerProvider
+    from opentelemetry.util.types import AttributeValue
+
+logger = logging.getLogger(__name__)
+
+# Emitting a 0 for each known type keeps idle types on dashboards instead of "no data".
+KNOWN_OPERATION_TYPES: tuple[str, ...] = ("backtesting", "training", "data_download", "diagnostic")
+FINAL_STATUSES: tuple[str, ...] = ("completed", "failed", "cancelled")
+
+# Operations run from sub-second diagnostics to multi-hour training runs.
+OPERATION_DURATION_BUCKETS_S: tuple[float, ...] = (
+    0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 28800,
+)  # fmt: skip
+# Waiting for a free worker: instant when idle, up to hours behind a long training run.
+QUEUE_WAIT_BUCKETS_S: tuple[float, ...] = (
+    0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600, 7200,
+)  # fmt: skip
+PHASE_DURATION_BUCKETS_S: tuple[float, ...] = (
+    0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400,
+)  # fmt: skip
+
+# Span-name prefix per operation type, for the contract's span names (backtest.simulation).
+SPAN_PREFIXES: Mapping[str, str] = {
+    "backtesting": "backtest",
+    "training": "training",
+    "data_download": "data_download",
+    "diagnostic": "diagnostic",
+}
+
+
+def _label(value: object) -> str:
+    """Label text for plain strings and str Enums alike.
+
+    ``str()`` of a ``(str, Enum)`` member is ``"Cls.MEMBER"`` on Python 3.11, which
+    would silently create a wrong series; use the member's value instead.
+    """
+    return str(getattr(value, "value", value))
+
+
+def _exemplar(trace_id: str | None) -> dict[str, str] | None:
+    return {"trace_id": trace_id} if trace_id else None
+
+
+@dataclass(frozen=True)
+class WorkerState:
+    """One registered worker as the backend's registry sees it."""
+
+    worker_id: str
+    kind: str
+    alive: bool
+    busy: bool
+
+
+@runtime_checkable
+class PlatformStateReader(Protocol):
+    """What the backend's store offers so gauges are read at scrape time.
+
+    Reading state when Prometheus scrapes (instead of inc/dec on events) means the gauges
+    can never drift from the database, even across backend restarts.
+    """
+
+    def operation_counts(self) -> Mapping[tuple[str, str], int]:
+        """Count of non-final operations keyed by (type, status); status pending/running."""
+        ...
+
+    def worker_states(self) -> Sequence[WorkerState]:
+        """Every worker currently known to the registry."""
+        ...
+
+
+class PlatformStateCollector(Collector):
+    """Gauges computed from a :class:`PlatformStateReader` at scrape time."""
+
+    def __init__(
+        self,
+        state: PlatformStateReader | None = None,
+        *,
+        operation_types: Iterable[str] = KNOWN_OPERATION_TYPES,
+        worker_kinds: Iterable[str] = (),
+    ) -> None:
+        self.state = state
+        self._operation_types = tuple(operation_types)
+        self._worker_kinds = tuple(worker_kinds)
+
+    def describe(self) -> Iterable[Any]:
+        # Having describe() stops registry.register() from calling collect(), which would
+        # query the database while the app is still starting.
+        return list(self._families())
+
+    def collect(self) -> Iterable[Any]:
+        if self.state is None:
+            return []
+        try:
+            counts = dict(self.state.operation_counts())
+            workers = list(self.state.worker_states())
+        except Exception as exc:
+            # A database outage must not take down /metrics (process and HTTP metrics
+            # stay useful); the gauges just go missing for this scrape.
+            logger.warning("platform state unavailable, skipping state gauges: %r", exc)
+            return []
+        return list(self._families(counts, workers))
+
+    def _families(
+        self,
+        counts: Mapping[tuple[str, str], int] | None = None,
+        workers: Sequence[WorkerState] = (),
+    ) -> Iterator[GaugeMetricFamily]:
+        active = GaugeMetricFamily(
+            "ktrdr_operations_active", "Operations running now.", labels=["type"]
+        )
+        queued = GaugeMetricFamily(
+            "ktrdr_operations_queued", "Operations waiting for a worker.", labels=["type"]
+        )
+        registered = GaugeMetricFamily(
+            "ktrdr_workers_registered", "Alive registered workers.", labels=["kind"]
+        )
+        available = GaugeMetricFamily(
+            "ktrdr_workers_available", "Alive workers not running an operation.", labels=["kind"]
+        )
+        busy = GaugeMetricFamily(
+            "ktrdr_worker_busy",
+            "1 while the worker runs an operation.",
+            labels=["worker_id", "kind"],
+        )
+        if counts is not None:
+            types = dict.fromkeys(self._operation_types) | dict.fromkeys(t for t, _ in counts)
+            for op_type in types:
+                active.add_metric([op_type], counts.get((op_type, "running"), 0))
+                queued.add_metric([op_type], counts.get((op_type, "pending"), 0))
+            alive = [w for w in workers if w.alive]
+            kinds = dict.fromkeys(self._worker_kinds) | dict.fromkeys(w.kind for w in alive)
+            for kind in kinds:
+                registered.add_metric([kind], sum(1 for w in alive if w.kind == kind))
+                available.add_metric([kind], sum(1 for w in alive if w.kind == kind and not w.busy))
+            for w in alive:
+                busy.add_metric([w.worker_id, w.kind], 1 if w.busy else 0)
+        yield from (active, queued, registered, available, busy)
+
+
+class PlatformMetrics:
+    """Backend-side operation lifecycle metrics.
+
+    Only the backend may call these methods: it observes each transition exactly once.
+    Workers must never count lifecycle events (see module docstring).
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry = REGISTRY,
+        state: PlatformStateReader | None = None,
+        *,
+        worker_kinds: Iterable[str] = (),
+    ) -> None:
+        """``worker_kinds``: kinds that always get a 0 sample in the worker gauges."""
+        self.finished = Counter(
+            "ktrdr_operations_finished_total",
+            "Operations that reached a final status.",
+            ["type", "status"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "ktrdr_operation_duration_seconds",
+            "Operation run time from start to final status (exemplar: trace_id).",
+            ["type", "status"],
+            buckets=OPERATION_DURATION_BUCKETS_S,
+            registry=registry,
+        )
+        self.backtests_completed = Counter(
+            "ktrdr_backtests_completed_total",
+            "Backtests completed successfully.",
+            registry=registry,
+        )
+        self.training_runs = Counter(
+            "ktrdr_training_runs_total", "Training runs finished, by final status.", ["status"],
+            registry=registry,
+        )  # fmt: skip
+        self.data_downloads = Counter(
+            "ktrdr_data_downloads_total", "Data downloads finished, by final status.", ["status"],
+            registry=registry,
+        )  # fmt: skip
+        self.worker_operations = Counter(
+            "ktrdr_worker_operations_total",
+            "Operations dispatched to each worker.",
+            ["worker_id", "type"],
+            registry=registry,
+        )
+        self.queue_wait = Histogram(
+            "ktrdr_operation_queue_wait_seconds",
+            "Time from submission to dispatch (exemplar: trace_id).",
+            ["type"],
+            buckets=QUEUE_WAIT_BUCKETS_S,
+            registry=registry,
+        )
+        self.requeued = Counter(
+            "ktrdr_operations_requeued_total", "Operations put back in the queue.", ["type"],
+            registry=registry,
+        )  # fmt: skip
+        self.workers_lost = Counter(
+            "ktrdr_workers_lost_total", "Workers declared dead.", ["kind"], registry=registry
+        )
+        self.state_collector = PlatformStateCollector(state, worker_kinds=worker_kinds)
+        registry.register(self.state_collector)
+        self._precreate_series()
+
+    def _precreate_series(self) -> None:
+        # Zero-valued series from the start let increase()/rate() see the first event.
+        for op_type in KNOWN_OPERATION_TYPES:
+            self.requeued.labels(op_type)
+            for status in FINAL_STATUSES:
+                self.finished.labels(op_type, status)
+        for status in FINAL_STATUSES:
+            self.training_runs.labels(status)
+            self.data_downloads.labels(status)
+
+    def set_state_reader(self, state: PlatformStateReader | None) -> None:
+        """Attach the store once it exists (e.g. in the API lifespan)."""
+        self.state_collector.state = state
+
+    def operation_finished(
+        self, op_type: str, status: str, duration_s: float | None, trace_id: str | None
+    ) -> None:
+        """Count an operation reaching ``status`` (completed/failed/cancelled)."""
+        op_type, status = _label(op_type), _label(status)
+        if status not in FINAL_STATUSES:
+            raise ValueError(
+                f"operation_finished() needs a final status, one of {FINAL_STATUSES}; "
+                f"got {status!r}"
+            )
+        exemplar = _exemplar(trace_id)
+        self.finished.labels(op_type, status).inc(exemplar=exemplar)
+        if duration_s is not None and duration_s >= 0:
+            self.duration.labels(op_type, status).observe(duration_s, exemplar=exemplar)
+        if op_type == "backtesting" and status == "completed":
+            self.backtests_completed.inc(exemplar=exemplar)
+        elif op_type == "training":
+            self.training_runs.labels(status).inc(exemplar=exemplar)
+        elif op_type == "data_download":
+            self.data_downloads.labels(status).inc(exemplar=exemplar)
+
+    def operation_dispatched(
+        self, op_type: str, worker_id: str, queue_wait_s: float, trace_id: str | None
+    ) -> None:
+        """Count a dispatch to ``worker_id`` and how long the operation waited for it."""
+        op_type = _label(op_type)
+        self.worker_operations.labels(_label(worker_id), op_type).inc()
+        self.queue_wait.labels(op_type).observe(
+            max(queue_wait_s, 0.0), exemplar=_exemplar(trace_id)
+        )
+
+    def operation_requeued(self, op_type: str) -> None:
+        """Count an operation sent back to the queue (e.g. its worker died)."""
+        self.requeued.labels(_label(op_type)).inc()
+
+    def worker_lost(self, kind: str) -> None:
+        """Count a worker declared dead (missed heartbeats)."""
+        self.workers_lost.labels(_label(kind)).inc()
+
+
+class JobMetrics:
+    """Worker-side metrics about work inside a job (never lifecycle counts)."""
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.phase_seconds = Histogram(
+            "ktrdr_job_phase_duration_seconds",
+            "Duration of one phase of a job on a worker (exemplar: trace_id).",
+            ["type", "phase"],
+            buckets=PHASE_DURATION_BUCKETS_S,
+            registry=registry,
+        )
+        self.bars = Counter(
+            "ktrdr_backtest_bars_simulated_total", "Bars simulated by backtests.", registry=registry
+        )
+        self.rows = Counter(
+            "ktrdr_data_rows_downloaded_total", "OHLCV rows downloaded.", registry=registry
+        )
+
+    def phase_duration(
+        self, op_type: str, phase: str, seconds: float, trace_id: str | None = None
+    ) -> None:
+        self.phase_seconds.labels(_label(op_type), _label(phase)).observe(
+            seconds, exemplar=_exemplar(trace_id)
+        )
+
+    def bars_simulated(self, n: int) -> None:
+        self.bars.inc(n)
+
+    def rows_downloaded(self, n: int) -> None:
+        self.rows.inc(n)
+
+    @contextmanager
+    def phase(
+        self,
+        op_type: str,
+        phase: str,
+        *,
+        span_prefix: str | None = None,
+        tracer_name: str = "ktrdr.worker",
+        attributes: Mapping[str, AttributeValue] | None = None,
+        tracer_provider: TracerProvider | None = None,
+    ) -> Iterator[Span]:
+        """Span ``<span_prefix>.<phase>`` plus the phase-duration histogram.
+
+        ``span_prefix`` defaults to :data:`SPAN_PREFIXES` (``backtesting`` ->
+        ``backtest``). An exception is recorded on the span (status ERROR) and re-raised;
+        the duration is recorded either way. ``tracer_provider`` defaults to the global
+        one installed by ``setup_telemetry`` (tests pass their own).
+        """
+        # Imported here: the OTel API is cheap but the CLI never needs it for metrics.
+        from opentelemetry import trace
+
+        from ktrdr.telemetry.context import operation_id_var
+
+        op_type, phase = _label(op_type), _label(phase)
+        prefix = span_prefix or SPAN_PREFIXES.get(op_type, op_type)
+        span_attrs: dict[str, AttributeValue] = {
+            "ktrdr.operation.type": op_type,
+            "ktrdr.phase": phase,
+        }
+        if (operation_id := operation_id_var.get()) is not None:
+            span_attrs["ktrdr.operation.id"] = operation_id
+        span_attrs.update(attributes or {})
+        tracer = trace.get_tracer(tracer_name, tracer_provider=tracer_provider)
+        start = time.perf_counter()
+        with tracer.start_as_current_span(
+            f"{prefix}.{phase}",
+            attributes=span_attrs,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                yield span
+            except BaseException as exc:
+                span.record_exception(exc)
+                span.set_status(
+                    trace.Status(trace.StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
+                )
+                raise
+            finally:
+                ctx = span.get_span_context()
+                trace_id = format(ctx.trace_id, "032x") if ctx.is_valid else None
+                self.phase_duration(op_type, phase, time.perf_counter() - start, trace_id)
