@@ -43,7 +43,7 @@ def yfinance_fetch(
 ) -> pd.DataFrame:
     """The default fetcher: one ``yfinance`` request (needs network access)."""
     try:
-        import yfinance  # noqa: PLC0415 — optional dependency, imported on use
+        import yfinance  # optional dependency: imported only when downloading
     except ImportError as exc:
         raise EngineError(
             "downloading needs the optional package yfinance: pip install 'ktrdr[download]'"

@@ -1,0 +1,163 @@
+"""The strategy file's structure (pydantic, unknown keys forbidden everywhere)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from ktrdr.engine.indicators.registry import Params, get_indicator
+from ktrdr.engine.strategy.rules import Action, ParsedRule
+from ktrdr.engine.timeframes import TIMEFRAMES, check_timeframe
+
+# The one place these defaults live: CLI, API and worker all take them from here.
+DEFAULT_COMMISSION = 0.001  # fraction of traded notional, per side
+DEFAULT_SLIPPAGE = 0.0005  # fraction of price, per side, against the trader
+DEFAULT_POSITION_FRACTION = 1.0
+
+FuzzyShape = Literal["triangular", "trapezoidal", "gaussian", "left_shoulder", "right_shoulder"]
+SHAPE_POINTS: dict[str, tuple[int, str]] = {
+    "triangular": (3, "[a, b, c] with a <= b <= c"),
+    "trapezoidal": (4, "[a, b, c, d] with a <= b <= c <= d"),
+    "gaussian": (2, "[mean, sigma] with sigma > 0"),
+    "left_shoulder": (2, "[a, b] with a <= b: 1 below a, 0 above b"),
+    "right_shoulder": (2, "[a, b] with a <= b: 0 below a, 1 above b"),
+}
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataSpec(StrictModel):
+    symbol: str = Field(min_length=1, description="ticker, e.g. EURUSD or BTC-USD")
+    timeframe: str = Field(description=f"one of {', '.join(TIMEFRAMES)}")
+
+    @field_validator("timeframe")
+    @classmethod
+    def _known_timeframe(cls, value: str) -> str:
+        check_timeframe(value)
+        return value
+
+
+class IndicatorConfig(StrictModel):
+    id: str = Field(pattern=r"^[a-z_][a-z0-9_]*$", description="name rules and sets refer to")
+    type: str = Field(description="indicator name, e.g. sma, rsi, macd")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class FuzzySetConfig(StrictModel):
+    shape: FuzzyShape
+    points: list[float]
+
+    @model_validator(mode="after")
+    def _points_fit_shape(self) -> FuzzySetConfig:
+        count, form = SHAPE_POINTS[self.shape]
+        pts = self.points
+        if len(pts) != count:
+            raise ValueError(f"{self.shape} needs {count} points {form}, got {len(pts)}")
+        if self.shape == "gaussian":
+            if pts[1] <= 0:
+                raise ValueError(f"gaussian sigma must be > 0, got {pts[1]}")
+        elif any(a > b for a, b in zip(pts, pts[1:], strict=False)):
+            raise ValueError(f"{self.shape} points must be in increasing order: {form}")
+        return self
+
+
+class FuzzyVariableConfig(StrictModel):
+    input: str = Field(description="indicator id, id.output, or a price column like close")
+    sets: dict[str, FuzzySetConfig] = Field(min_length=1)
+
+
+class CrossoverConfig(StrictModel):
+    fast: str
+    slow: str
+
+
+class ThresholdConfig(StrictModel):
+    input: str
+    above: float | None = None
+    below: float | None = None
+    action: Action
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> ThresholdConfig:
+        if (self.above is None) == (self.below is None):
+            raise ValueError("give exactly one of 'above' or 'below'")
+        return self
+
+
+class SignalRuleConfig(StrictModel):
+    """One signal rule: a crossover (BUY on upward cross, SELL on downward) or a threshold."""
+
+    crossover: CrossoverConfig | None = None
+    threshold: ThresholdConfig | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SignalRuleConfig:
+        if (self.crossover is None) == (self.threshold is None):
+            raise ValueError("each signal rule needs exactly one of 'crossover' or 'threshold'")
+        return self
+
+
+class WeightedRule(StrictModel):
+    rule: str
+    weight: float = Field(1.0, gt=0, le=1)
+
+
+class FuzzyRulesConfig(StrictModel):
+    rules: list[str | WeightedRule] = Field(min_length=1)
+    threshold: float = Field(0.5, gt=0, le=1, description="minimum firing strength to act")
+
+
+class DecisionsConfig(StrictModel):
+    signals: list[SignalRuleConfig] | None = None
+    fuzzy_rules: FuzzyRulesConfig | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> DecisionsConfig:
+        if (self.signals is None) == (self.fuzzy_rules is None):
+            raise ValueError("decisions needs exactly one of 'signals' or 'fuzzy_rules'")
+        return self
+
+
+class CostsConfig(StrictModel):
+    commission: float = Field(DEFAULT_COMMISSION, ge=0, lt=0.1)
+    slippage: float = Field(DEFAULT_SLIPPAGE, ge=0, lt=0.1)
+
+
+class PositionSizingConfig(StrictModel):
+    fraction: float = Field(DEFAULT_POSITION_FRACTION, gt=0, le=1,
+                            description="fraction of equity committed per position")
+
+
+class Strategy(StrictModel):
+    """A validated strategy. Build it with ``load_strategy`` / ``validate_strategy_text``."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    data: DataSpec
+    indicators: list[IndicatorConfig] = Field(min_length=1)
+    fuzzy_sets: dict[str, FuzzyVariableConfig] = Field(default_factory=dict)
+    decisions: DecisionsConfig
+    costs: CostsConfig = Field(default_factory=CostsConfig)
+    position_sizing: PositionSizingConfig = Field(default_factory=PositionSizingConfig)
+    position_mode: Literal["long_only", "long_short"] = "long_only"
+
+    # Filled in by the loader after the cross-reference checks pass.
+    _params: dict[str, Params] = PrivateAttr(default_factory=dict)
+    _rules: list[ParsedRule] = PrivateAttr(default_factory=list)
+
+    def indicator_params(self, indicator_id: str) -> Params:
+        return self._params[indicator_id]
+
+    @property
+    def parsed_rules(self) -> list[ParsedRule]:
+        return list(self._rules)
+
+    def warmup_bars(self) -> int:
+        """Bars of history to load before the backtest window so indicators are warm."""
+        return 1 + max(
+            (get_indicator(i.type).warmup(self._params[i.id]) for i in self.indicators),
+            default=0,
+        )
