@@ -1,0 +1,232 @@
+"""System Overview: is every KTRDR process up, how busy is it, is it failing or slow?"""
+
+from __future__ import annotations
+
+from ktrdr.dashboards.constants import KTRDR_JOBS_REGEX
+from ktrdr.dashboards.model import (
+    Dashboard,
+    Expectation,
+    Panel,
+    PanelType,
+    QueryVariable,
+    Row,
+    Target,
+    Threshold,
+    ValueText,
+)
+
+UID = "ktrdr-system-overview"
+FILLED = Expectation.FILLED_BY_BACKTEST_WORKLOAD
+
+# $job / $instance narrow every panel; "All" for job means every ktrdr-* job.
+SCOPE = 'job=~"$job", instance=~"$instance"'
+REQUESTS = f"http_server_duration_milliseconds_count{{{SCOPE}}}"
+BUCKETS = f"http_server_duration_milliseconds_bucket{{{SCOPE}}}"
+UP_MAPPINGS = (ValueText(0, "DOWN", "red"), ValueText(1, "UP", "green"))
+
+
+def _rate(selector: str, by: str = "") -> str:
+    grouping = f" by ({by})" if by else ""
+    return f"sum{grouping} (rate({selector}[$__rate_interval]))"
+
+
+def _status(status_regex: str) -> str:
+    """Request counter selector restricted to status codes matching ``status_regex``."""
+    matchers = f'{SCOPE}, http_status_code=~"{status_regex}"'
+    return f"http_server_duration_milliseconds_count{{{matchers}}}"
+
+
+def _errors(status_regex: str) -> str:
+    return _rate(_status(status_regex))
+
+
+def _quantile(q: float, by: str = "") -> str:
+    extra = f"{by}, " if by else ""
+    return f"histogram_quantile({q}, sum by ({extra}le) (rate({BUCKETS}[$__rate_interval])))"
+
+
+def build() -> Dashboard:
+    return Dashboard(
+        uid=UID,
+        title="KTRDR / System Overview",
+        description=(
+            "Is every KTRDR process up, how much traffic does it serve, how many requests "
+            "fail and how slow are they, and what CPU and memory does each process use?"
+        ),
+        filename="system-overview.json",
+        variables=(
+            QueryVariable(
+                "job", "Job", f'up{{job=~"{KTRDR_JOBS_REGEX}"}}', "job", KTRDR_JOBS_REGEX
+            ),
+            QueryVariable("instance", "Instance", 'up{job=~"$job"}', "instance"),
+        ),
+        items=(
+            Row("Health"),
+            Panel(
+                "Service health",
+                PanelType.STAT,
+                (Target(f"up{{{SCOPE}}}", "{{job}} {{instance}}", instant=True),),
+                description="Prometheus scrape of each target: UP or DOWN.",
+                width=16,
+                height=5,
+                mappings=UP_MAPPINGS,
+                thresholds=(Threshold("red"), Threshold("green", 1)),
+                expectation=FILLED,
+            ),
+            Panel(
+                "Uptime",
+                PanelType.STAT,
+                (
+                    Target(
+                        f"time() - process_start_time_seconds{{{SCOPE}}}",
+                        "{{job}} {{instance}}",
+                        instant=True,
+                    ),
+                ),
+                description="Time since each process started; a reset means a restart.",
+                unit="s",
+                width=8,
+                height=5,
+                expectation=FILLED,
+            ),
+            Row("Traffic"),
+            Panel(
+                "Request rate",
+                PanelType.TIMESERIES,
+                (Target(_rate(REQUESTS), "requests/s"),),
+                description="HTTP requests served per second, all selected processes.",
+                unit="reqps",
+                width=8,
+                expectation=FILLED,
+            ),
+            Panel(
+                "Request rate by service",
+                PanelType.TIMESERIES,
+                (Target(_rate(REQUESTS, "job"), "{{job}}"),),
+                unit="reqps",
+                width=8,
+                expectation=FILLED,
+            ),
+            Panel(
+                "Active requests",
+                PanelType.TIMESERIES,
+                (
+                    Target(
+                        f"sum by (job) (http_server_active_requests{{{SCOPE}}})",
+                        "{{job}}",
+                    ),
+                ),
+                description="Requests in flight at scrape time.",
+                width=8,
+                expectation=FILLED,
+            ),
+            Row("Errors"),
+            Panel(
+                "4xx error rate",
+                PanelType.TIMESERIES,
+                (Target(_errors("4.."), "4xx/s"),),
+                description="Client errors per second (bad input, unknown ids, auth).",
+                unit="reqps",
+                width=8,
+            ),
+            Panel(
+                "5xx error rate",
+                PanelType.TIMESERIES,
+                (Target(_errors("5.."), "5xx/s"),),
+                description="Server errors per second; any sustained value is a bug.",
+                unit="reqps",
+                width=8,
+            ),
+            Panel(
+                "Errors by status code",
+                PanelType.TIMESERIES,
+                (
+                    Target(
+                        _rate(_status("[45].."), "job, http_status_code"),
+                        "{{job}} {{http_status_code}}",
+                    ),
+                ),
+                unit="reqps",
+                width=8,
+                stacked=True,
+            ),
+            Row("Latency"),
+            Panel(
+                "Latency P50 / P95 / P99",
+                PanelType.TIMESERIES,
+                (
+                    Target(_quantile(0.5), "P50"),
+                    Target(_quantile(0.95), "P95"),
+                    Target(_quantile(0.99), "P99"),
+                ),
+                description="Server-side request latency over all selected processes.",
+                unit="ms",
+                width=12,
+                expectation=FILLED,
+            ),
+            Panel(
+                "P95 latency by service",
+                PanelType.TIMESERIES,
+                (Target(_quantile(0.95, "job"), "{{job}}"),),
+                unit="ms",
+                width=12,
+                expectation=FILLED,
+            ),
+            Panel(
+                "Slowest routes (P95 over the window)",
+                PanelType.TABLE,
+                (
+                    Target(
+                        "topk(10, histogram_quantile(0.95, sum by (job, http_method, "
+                        f"http_target, le) (increase({BUCKETS}[$__range]))))",
+                        instant=True,
+                        table=True,
+                    ),
+                ),
+                description=(
+                    "Route templates (label http_target) with the highest P95 latency over "
+                    "the dashboard window."
+                ),
+                unit="ms",
+                width=24,
+                expectation=FILLED,
+            ),
+            Row("Resources"),
+            Panel(
+                "CPU per service",
+                PanelType.TIMESERIES,
+                (
+                    Target(
+                        f"sum by (job, instance) (rate(process_cpu_seconds_total{{{SCOPE}}}"
+                        "[$__rate_interval]))",
+                        "{{job}} {{instance}}",
+                    ),
+                ),
+                description="CPU cores used (1 = one full core).",
+                unit="short",
+                width=8,
+                expectation=FILLED,
+            ),
+            Panel(
+                "Memory per service",
+                PanelType.TIMESERIES,
+                (
+                    Target(
+                        f"process_resident_memory_bytes{{{SCOPE}}}",
+                        "{{job}} {{instance}}",
+                    ),
+                ),
+                description="Resident memory of each process.",
+                unit="bytes",
+                width=8,
+                expectation=FILLED,
+            ),
+            Panel(
+                "Open file descriptors",
+                PanelType.TIMESERIES,
+                (Target(f"process_open_fds{{{SCOPE}}}", "{{job}} {{instance}}"),),
+                width=8,
+                expectation=FILLED,
+            ),
+        ),
+    )
