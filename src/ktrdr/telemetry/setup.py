@@ -73,16 +73,30 @@ class TelemetryHandle:
     tracer_provider: TracerProvider
     meter_provider: MeterProvider
     traces_endpoint: str | None
+    span_exporters: list[SpanExporter] = field(default_factory=list, repr=False)
     _shutdown_done: bool = field(default=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
-        """Flush pending spans (bounded by ``timeout_s``) and stop the providers. Idempotent."""
+        """Flush pending spans for at most about ``timeout_s``, then stop. Idempotent."""
         with self._lock:
             if self._shutdown_done:
                 return
             self._shutdown_done = True
-        self.tracer_provider.force_flush(int(timeout_s * 1000))
+        # The SDK's force_flush ignores its timeout (it exports every queued batch, each
+        # with retries), so bound it from outside with a helper thread.
+        flusher = threading.Thread(
+            target=self.tracer_provider.force_flush, name="ktrdr-span-flush", daemon=True
+        )
+        flusher.start()
+        flusher.join(timeout_s)
+        if flusher.is_alive():
+            # Collector unreachable: stopping the exporter aborts its retry back-off and
+            # makes the remaining batches fail at once instead of each waiting again.
+            logger.warning("span flush exceeded %.1f s; dropping unexported spans", timeout_s)
+            for exporter in self.span_exporters:
+                exporter.shutdown()
+            flusher.join(DEFAULT_EXPORT_TIMEOUT_S)
         self.tracer_provider.shutdown()
         self.meter_provider.shutdown(int(timeout_s * 1000))
 
@@ -141,15 +155,18 @@ def setup_telemetry(
     endpoint = resolve_traces_endpoint(otlp_endpoint)
     # shutdown_on_exit=False: our own atexit hook below runs the idempotent handle.shutdown.
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+    exporters: list[SpanExporter] = []
     if endpoint:
-        tracer_provider.add_span_processor(BatchSpanProcessor(_otlp_exporter(endpoint)))
+        exporters.append(_otlp_exporter(endpoint))
         _rate_limit_export_logs()
     elif console:
-        tracer_provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
+        exporters.append(ConsoleSpanExporter(out=sys.stderr))
+    for exporter in exporters:
+        tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
     meter_provider = MeterProvider(resource=resource, metric_readers=[PrometheusMetricReader()])
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
-    _handle = TelemetryHandle(service_name, tracer_provider, meter_provider, endpoint)
+    _handle = TelemetryHandle(service_name, tracer_provider, meter_provider, endpoint, exporters)
     atexit.register(_handle.shutdown)
     logger.debug("telemetry ready: service=%s traces=%s", service_name, endpoint or "off")
     return _handle
