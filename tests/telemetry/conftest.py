@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from tests.support.otlp_receiver import OtlpReceiver
 
 HERE = Path(__file__).parent
@@ -30,11 +29,7 @@ def free_port() -> int:
 
 def subprocess_env(**overrides: str) -> dict[str, str]:
     """Environment for child processes without any OTLP settings of the parent."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("OTEL_", "KTRDR_OTLP"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "KTRDR_OTLP"))}
     # Export quickly so tests do not wait for the default 5 s batch delay.
     env.update({"OTEL_BSP_SCHEDULE_DELAY": "100", "PYTHONUNBUFFERED": "1"})
     env.update(overrides)
