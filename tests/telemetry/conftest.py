@@ -13,10 +13,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.support.otlp_receiver import OtlpReceiver
 
 HERE = Path(__file__).parent
 REPO_ROOT = HERE.parents[1]
+# `python -m pytest` (./run test) has the repo root on sys.path; a bare `pytest` does not,
+# and tests.support is shared test code rather than an installed package.
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from tests.support.otlp_receiver import OtlpReceiver  # noqa: E402
+
 APP_SCRIPT = HERE / "instrumented_app.py"
 WORKLOAD_SCRIPT = HERE / "span_workload.py"
 
