@@ -37,8 +37,10 @@ def read_ohlcv_csv(
     if date_col is None or missing:
         need = ([] if date_col else ["a date column (date/datetime/timestamp)"]) + missing
         raise DataValidationError(
-            [f"missing column(s): {', '.join(need)}; the header must be "
-             f"date,open,high,low,close,volume (found: {', '.join(raw.columns)})"],
+            [
+                f"missing column(s): {', '.join(need)}; the header must be "
+                f"date,open,high,low,close,volume (found: {', '.join(raw.columns)})"
+            ],
             source=name,
         )
     lines = np.arange(len(raw)) + _FIRST_DATA_LINE

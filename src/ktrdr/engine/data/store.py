@@ -6,6 +6,7 @@ Layout: ``<root>/<SYMBOL>/<timeframe>.parquet``; the data's origin ("synthetic",
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import re
@@ -107,7 +108,7 @@ class DataStore:
         source: str,
         merge: bool = False,
     ) -> Path:
-        """Validate and store ``bars``; with ``merge`` new bars replace stored ones at equal times."""
+        """Validate and store ``bars``; ``merge`` keeps stored bars, new ones win at equal times."""
         bars = _standardize(bars)
         if merge and self.exists(symbol, timeframe):
             old = self._read(symbol, timeframe)
@@ -154,7 +155,8 @@ class DataStore:
                 f"no {normalize_symbol(symbol)} {timeframe} bars between "
                 f"{start_ts.isoformat() if start_ts is not None else 'the beginning'} and "
                 f"{end_ts.isoformat() if end_ts is not None else 'the end'}; stored data covers "
-                f"{bars.index[0].isoformat()} to {bars.index[-1].isoformat()} — pick dates inside it"
+                f"{bars.index[0].isoformat()} to {bars.index[-1].isoformat()}; "
+                "pick dates inside it"
             )
         return bars.iloc[max(0, lo - warmup_bars) : hi]
 
@@ -174,9 +176,9 @@ class DataStore:
             source=str(meta.get("source", "unknown")),
         )
 
-    def list(self) -> list[DatasetInfo]:
+    def list(self) -> builtins.list[DatasetInfo]:
         """Every stored series, sorted by symbol then timeframe order."""
-        out: list[DatasetInfo] = []
+        out: builtins.list[DatasetInfo] = []
         if not self.root.is_dir():
             return out
         order = {tf: i for i, tf in enumerate(TIMEFRAMES)}
@@ -186,7 +188,7 @@ class DataStore:
                 out.append(self.info(sym_dir.name, f.stem))
         return out
 
-    def gaps(self, symbol: str, timeframe: str) -> list[Gap]:
+    def gaps(self, symbol: str, timeframe: str) -> builtins.list[Gap]:
         """Places where bars are missing on the timeframe grid (weekend-only gaps flagged)."""
         bar = check_timeframe(timeframe)
         index = self._read(symbol, timeframe).index
@@ -205,7 +207,7 @@ class DataStore:
             out.append(Gap(after=after, before=before, missing_bars=missing, weekend_only=weekend))
         return out
 
-    def symbols(self) -> list[str]:
+    def symbols(self) -> builtins.list[str]:
         if not self.root.is_dir():
             return []
         return sorted(p.name for p in self.root.iterdir() if p.is_dir())

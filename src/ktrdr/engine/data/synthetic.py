@@ -52,7 +52,9 @@ def generate_synthetic_bars(
     upper = np.maximum(open_, close) * np.exp(np.abs(0.5 * bar_vol * rng.standard_normal(n_bars)))
     lower = np.minimum(open_, close) * np.exp(-np.abs(0.5 * bar_vol * rng.standard_normal(n_bars)))
     # Volume rises with the size of the move.
-    volume = np.round(1000.0 * np.exp(0.3 * rng.standard_normal(n_bars)) * (1 + 20 * np.abs(log_ret)))
+    volume = np.round(
+        1000.0 * np.exp(0.3 * rng.standard_normal(n_bars)) * (1 + 20 * np.abs(log_ret))
+    )
 
     first = pd.Timestamp(start)
     first = first.tz_localize("UTC") if first.tzinfo is None else first.tz_convert("UTC")

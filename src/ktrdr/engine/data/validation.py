@@ -39,18 +39,30 @@ def validate_ohlcv(bars: pd.DataFrame, *, row_numbers: np.ndarray | None = None)
     if not isinstance(bars.index, pd.DatetimeIndex):
         return ["index is not a DatetimeIndex; parse the date column as timestamps"]
     if bars.index.hasnans:
-        _report(problems, np.asarray(bars.index.isna()), rows, "missing or unparseable date",
-                "fix the date or delete the row")
+        _report(
+            problems,
+            np.asarray(bars.index.isna()),
+            rows,
+            "missing or unparseable date",
+            "fix the date or delete the row",
+        )
     ts = bars.index.asi8
     unsorted = np.zeros(len(bars), dtype=bool)
     unsorted[1:] = ts[1:] < ts[:-1]
-    _report(problems, unsorted, rows, "timestamp earlier than the row before",
-            "sort the file by date (oldest first)")
+    _report(
+        problems,
+        unsorted,
+        rows,
+        "timestamp earlier than the row before",
+        "sort the file by date (oldest first)",
+    )
     dup = np.asarray(bars.index.duplicated(keep="first"))
     _report(problems, dup, rows, "duplicate timestamp", "keep one row per timestamp")
     prices = bars[list(PRICE_COLUMNS)].to_numpy(dtype=float)
     nan = np.isnan(prices).any(axis=1)
-    _report(problems, nan, rows, "missing (NaN) price", "fill in open/high/low/close or delete the row")
+    _report(
+        problems, nan, rows, "missing (NaN) price", "fill in open/high/low/close or delete the row"
+    )
     o, h, low, c = prices.T
     with np.errstate(invalid="ignore"):
         nonpos = ~nan & (prices <= 0).any(axis=1)
@@ -58,10 +70,20 @@ def validate_ohlcv(bars: pd.DataFrame, *, row_numbers: np.ndarray | None = None)
         low_bad = ~nan & (low > np.minimum(o, c))
         inverted = ~nan & (h < low)
     _report(problems, inverted, rows, "high is below low", "swap or correct high and low")
-    _report(problems, high_bad & ~inverted, rows, "high is below open or close",
-            "set high to at least max(open, close)")
-    _report(problems, low_bad & ~inverted, rows, "low is above open or close",
-            "set low to at most min(open, close)")
+    _report(
+        problems,
+        high_bad & ~inverted,
+        rows,
+        "high is below open or close",
+        "set high to at least max(open, close)",
+    )
+    _report(
+        problems,
+        low_bad & ~inverted,
+        rows,
+        "low is above open or close",
+        "set low to at most min(open, close)",
+    )
     _report(problems, nonpos, rows, "price is zero or negative", "correct the price")
     vol = bars["volume"].to_numpy(dtype=float)
     _report(problems, vol < 0, rows, "negative volume", "set volume to 0 or more")

@@ -50,8 +50,11 @@ def yfinance_fetch(
         ) from exc
     ticker = yfinance.Ticker(symbol)
     frame: pd.DataFrame = ticker.history(
-        interval=interval, start=start.to_pydatetime(), end=end.to_pydatetime(),
-        auto_adjust=False, actions=False,
+        interval=interval,
+        start=start.to_pydatetime(),
+        end=end.to_pydatetime(),
+        auto_adjust=False,
+        actions=False,
     )
     return frame
 
@@ -75,15 +78,20 @@ class YahooProvider:
         check_timeframe(timeframe)
         start_ts, end_ts = to_utc(start), to_utc(end)
         if start_ts >= end_ts:
-            raise ValueError(f"start {start_ts.isoformat()} must be before end {end_ts.isoformat()}")
+            raise ValueError(
+                f"start {start_ts.isoformat()} must be before end {end_ts.isoformat()}"
+            )
         interval, span = _INTERVALS[timeframe]
         chunks = _chunks(start_ts, end_ts, span)
         frames = []
         for i, (lo, hi) in enumerate(chunks):
             frames.append(_normalize(self._fetch(symbol, interval, lo, hi)))
             if progress is not None:
-                progress((i + 1) / len(chunks), "data_download",
-                         f"{symbol} {timeframe}: chunk {i + 1}/{len(chunks)} up to {hi.date()}")
+                progress(
+                    (i + 1) / len(chunks),
+                    "data_download",
+                    f"{symbol} {timeframe}: chunk {i + 1}/{len(chunks)} up to {hi.date()}",
+                )
         bars = pd.concat(frames).sort_index() if frames else pd.DataFrame()
         bars = bars[~bars.index.duplicated(keep="last")]
         if timeframe == "4h":
@@ -127,8 +135,10 @@ def _chunks(
 
 def _normalize(frame: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
-        return pd.DataFrame(columns=["open", "high", "low", "close", "volume"],
-                            index=pd.DatetimeIndex([], tz="UTC", name="timestamp"))
+        return pd.DataFrame(
+            columns=["open", "high", "low", "close", "volume"],
+            index=pd.DatetimeIndex([], tz="UTC", name="timestamp"),
+        )
     out = frame.rename(columns={c: str(c).lower() for c in frame.columns})
     out = out[["open", "high", "low", "close", "volume"]].astype("float64")
     index = pd.DatetimeIndex(out.index)
@@ -139,4 +149,4 @@ def _normalize(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _resample(bars: pd.DataFrame, rule: str) -> pd.DataFrame:
     agg = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
-    return bars.resample(rule).agg(agg).dropna(subset=["open"])  # type: ignore[arg-type]
+    return bars.resample(rule).agg(agg).dropna(subset=["open"])

@@ -60,13 +60,15 @@ def bollinger(x: pd.Series, period: int, num_std: float) -> pd.DataFrame:
     std = x.rolling(period, min_periods=period).std(ddof=0)
     upper, lower = mid + num_std * std, mid - num_std * std
     width = upper - lower
-    return pd.DataFrame({
-        "upper": upper,
-        "middle": mid,
-        "lower": lower,
-        "percent_b": (x - lower) / width.where(width != 0),
-        "bandwidth": width / mid,
-    })
+    return pd.DataFrame(
+        {
+            "upper": upper,
+            "middle": mid,
+            "lower": lower,
+            "percent_b": (x - lower) / width.where(width != 0),
+            "bandwidth": width / mid,
+        }
+    )
 
 
 def true_range(high: pd.Series, low: pd.Series, close: pd.Series) -> pd.Series:

@@ -34,18 +34,21 @@ def load_strategy(path_or_text: str | Path) -> Strategy:
         names = builtin_strategy_names()
         if text in names:
             return validate_strategy_text(builtin_strategy_text(text))
-        raise StrategyError([
-            f"no strategy file or example named {text!r}{did_you_mean(text, names)}; "
-            f"give a path to a .yaml file or one of: {', '.join(names)}"
-        ])
+        raise StrategyError(
+            [
+                f"no strategy file or example named {text!r}{did_you_mean(text, names)}; "
+                f"give a path to a .yaml file or one of: {', '.join(names)}"
+            ]
+        )
     return validate_strategy_text(text)
 
 
 def builtin_strategy_names() -> list[str]:
     """Names of the example strategies packaged with ktrdr."""
     folder = resources.files("ktrdr") / "strategies"
-    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir()
-                  if p.name.endswith(".yaml"))
+    return sorted(
+        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
+    )
 
 
 def builtin_strategy_text(name: str) -> str:
@@ -59,11 +62,19 @@ def validate_strategy_text(text: str) -> Strategy:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise StrategyError([f"not valid YAML{where}: {getattr(exc, 'problem', exc)}; "
-                             "check indentation and quoting"]) from None
+        raise StrategyError(
+            [
+                f"not valid YAML{where}: {getattr(exc, 'problem', exc)}; "
+                "check indentation and quoting"
+            ]
+        ) from None
     if not isinstance(raw, dict):
-        raise StrategyError(["a strategy file must be a YAML mapping with keys like "
-                             "name, data, indicators, decisions"])
+        raise StrategyError(
+            [
+                "a strategy file must be a YAML mapping with keys like "
+                "name, data, indicators, decisions"
+            ]
+        )
     problems: list[str] = []
     strategy: Strategy | None = None
     try:
@@ -87,9 +98,15 @@ def _describe_all(errors: list[Any], raw: dict[str, Any]) -> list[str]:
     # yields one error per member; the "should be a valid string" one is noise when the
     # user clearly wrote a mapping, so keep the others.
     prefixes = {tuple(e["loc"][:-1]) for e in errors if e["type"] != "string_type"}
-    kept = [e for e in errors
-            if not (e["type"] == "string_type" and e["loc"][-1] == "str"
-                    and any(p[: len(e["loc"]) - 1] == tuple(e["loc"][:-1]) for p in prefixes))]
+    kept = [
+        e
+        for e in errors
+        if not (
+            e["type"] == "string_type"
+            and e["loc"][-1] == "str"
+            and any(p[: len(e["loc"]) - 1] == tuple(e["loc"][:-1]) for p in prefixes)
+        )
+    ]
     return list(dict.fromkeys(_describe(e, raw) for e in kept))
 
 
@@ -192,8 +209,10 @@ def _check_indicators(raw: dict[str, Any]) -> tuple[dict[str, Params], list[str]
             continue  # the structure check reports it
         label = f"indicators[{i}] (id {ind_id})"
         if ind_id in refs:
-            problems.append(f"{label}: id {ind_id!r} is used twice (or is a price column); "
-                            "give each indicator its own id")
+            problems.append(
+                f"{label}: id {ind_id!r} is used twice (or is a price column); "
+                "give each indicator its own id"
+            )
             continue
         try:
             spec = get_indicator(ind_type)
@@ -214,16 +233,21 @@ def _check_references(raw: dict[str, Any]) -> tuple[dict[str, Params], list[Pars
 
     def check_ref(ref: Any, where: str) -> None:
         if isinstance(ref, str) and ref not in known:
-            problems.append(f"{where}: {ref!r} is not an indicator output"
-                            f"{did_you_mean(ref, refs)}; use an indicator id, "
-                            "id.output (e.g. macd.signal) or a price column")
+            problems.append(
+                f"{where}: {ref!r} is not an indicator output"
+                f"{did_you_mean(ref, refs)}; use an indicator id, "
+                "id.output (e.g. macd.signal) or a price column"
+            )
 
     fuzzy = {k: _mapping(v) for k, v in _mapping(raw.get("fuzzy_sets")).items()}
     for var, cfg in fuzzy.items():
         check_ref(cfg.get("input"), f"fuzzy_sets.{var}.input")
     decisions = _mapping(raw.get("decisions"))
     for i, sig in enumerate(_items(decisions.get("signals"))):
-        cross, thresh = _mapping(_mapping(sig).get("crossover")), _mapping(_mapping(sig).get("threshold"))
+        cross, thresh = (
+            _mapping(_mapping(sig).get("crossover")),
+            _mapping(_mapping(sig).get("threshold")),
+        )
         for key in ("fast", "slow"):
             check_ref(cross.get(key), f"decisions.signals[{i}].crossover.{key}")
         check_ref(thresh.get("input"), f"decisions.signals[{i}].threshold.input")
@@ -243,9 +267,10 @@ def _parse_rule(
     if isinstance(item, str):
         text, weight = item, 1.0
     else:
-        text, weight = _mapping(item).get("rule"), _mapping(item).get("weight", 1.0)
-        if not isinstance(text, str) or not isinstance(weight, int | float):
+        given, weight = _mapping(item).get("rule"), _mapping(item).get("weight", 1.0)
+        if not isinstance(given, str) or not isinstance(weight, int | float):
             return None, []  # the structure check reports it
+        text = given
     try:
         rule = parse_rule(text, float(weight))
     except RuleSyntaxError as exc:

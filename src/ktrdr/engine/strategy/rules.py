@@ -36,10 +36,13 @@ class RuleSyntaxError(ValueError):
 
 
 _RULE_RE = re.compile(r"^\s*IF\s+(?P<cond>.+?)\s+THEN\s+(?P<action>\w+)\s*$", re.IGNORECASE)
-_COND_RE = re.compile(r"^(?P<var>[A-Za-z_]\w*)\s+IS\s+(?P<neg>NOT\s+)?(?P<set>[A-Za-z_]\w*)$",
-                      re.IGNORECASE)
+_COND_RE = re.compile(
+    r"^(?P<var>[A-Za-z_]\w*)\s+IS\s+(?P<neg>NOT\s+)?(?P<set>[A-Za-z_]\w*)$", re.IGNORECASE
+)
 _SPLIT_RE = re.compile(r"\s+(AND|OR)\s+", re.IGNORECASE)
-_FORM = "write rules as: IF <variable> IS [NOT] <set> [AND|OR <variable> IS <set>] THEN BUY|SELL|CLOSE"
+_FORM = (
+    "write rules as: IF <variable> IS [NOT] <set> [AND|OR <variable> IS <set>] THEN BUY|SELL|CLOSE"
+)
 
 
 def parse_rule(text: str, weight: float = 1.0) -> ParsedRule:

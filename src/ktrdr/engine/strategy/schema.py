@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -59,7 +60,7 @@ class FuzzySetConfig(StrictModel):
         if self.shape == "gaussian":
             if pts[1] <= 0:
                 raise ValueError(f"gaussian sigma must be > 0, got {pts[1]}")
-        elif any(a > b for a, b in zip(pts, pts[1:], strict=False)):
+        elif any(a > b for a, b in itertools.pairwise(pts)):
             raise ValueError(f"{self.shape} points must be in increasing order: {form}")
         return self
 
@@ -127,8 +128,12 @@ class CostsConfig(StrictModel):
 
 
 class PositionSizingConfig(StrictModel):
-    fraction: float = Field(DEFAULT_POSITION_FRACTION, gt=0, le=1,
-                            description="fraction of equity committed per position")
+    fraction: float = Field(
+        DEFAULT_POSITION_FRACTION,
+        gt=0,
+        le=1,
+        description="fraction of equity committed per position",
+    )
 
 
 class Strategy(StrictModel):
@@ -140,8 +145,8 @@ class Strategy(StrictModel):
     indicators: list[IndicatorConfig] = Field(min_length=1)
     fuzzy_sets: dict[str, FuzzyVariableConfig] = Field(default_factory=dict)
     decisions: DecisionsConfig
-    costs: CostsConfig = Field(default_factory=CostsConfig)
-    position_sizing: PositionSizingConfig = Field(default_factory=PositionSizingConfig)
+    costs: CostsConfig = Field(default_factory=lambda: CostsConfig())
+    position_sizing: PositionSizingConfig = Field(default_factory=lambda: PositionSizingConfig())
     position_mode: Literal["long_only", "long_short"] = "long_only"
 
     # Filled in by the loader after the cross-reference checks pass.

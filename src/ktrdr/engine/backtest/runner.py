@@ -1,0 +1,219 @@
+"""Run a strategy over bars, in phases a caller can wrap (one span per phase):
+
+1. ``prepare_data``      — check bars, find the window (history before it is warm-up only)
+2. ``prepare_strategy``  — indicators, fuzzy memberships, decisions (strategy_init)
+3. ``simulate``          — fills at next open with costs (simulation)
+4. ``build_result``      — trades, statistics, equity curve (results)
+
+``run_backtest`` chains them, reporting ``progress(fraction, phase, message)`` and raising
+``BacktestCancelled`` when ``should_cancel()`` turns true at a checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from ktrdr.engine.backtest.result import BacktestResult, Trade
+from ktrdr.engine.backtest.simulate import SimulationOutput, simulate_fills
+from ktrdr.engine.backtest.statistics import compute_statistics
+from ktrdr.engine.data.store import to_utc
+from ktrdr.engine.data.validation import OHLCV_COLUMNS
+from ktrdr.engine.errors import BacktestCancelled, DataNotFoundError, DataValidationError
+from ktrdr.engine.signals import compute_features, decide_actions, target_positions
+from ktrdr.engine.strategy.schema import Strategy
+
+ProgressCallback = Callable[[float, str, str], None]
+CancelCheck = Callable[[], bool]
+DEFAULT_CAPITAL = 100_000.0
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """All bars (warm-up history + window) and where the window starts and ends."""
+
+    bars: pd.DataFrame
+    window_start: int  # position of the first window bar in ``bars``
+    window_end: int  # one past the last window bar
+
+    @property
+    def window(self) -> pd.DataFrame:
+        return self.bars.iloc[self.window_start : self.window_end]
+
+
+def prepare_data(
+    bars: pd.DataFrame,
+    start: str | pd.Timestamp | None = None,
+    end: str | pd.Timestamp | None = None,
+) -> PreparedData:
+    """Check ``bars`` and locate the window [start, end] (inclusive); earlier bars are
+    used only to warm indicators up, never traded."""
+    missing = [c for c in OHLCV_COLUMNS if c not in bars.columns]
+    if missing:
+        raise DataValidationError(
+            [
+                f"bars lack column(s) {', '.join(missing)}; load them "
+                "from the DataStore or provide open,high,low,close,volume"
+            ]
+        )
+    if not isinstance(bars.index, pd.DatetimeIndex) or not bars.index.is_monotonic_increasing:
+        raise DataValidationError(["bars need a sorted DatetimeIndex; sort by timestamp"])
+    start_ts = to_utc(start) if start is not None else None
+    end_ts = to_utc(end) if end is not None else None
+    if start_ts is not None and end_ts is not None and start_ts > end_ts:
+        raise ValueError(f"start {start_ts.isoformat()} is after end {end_ts.isoformat()}")
+    index = bars.index if bars.index.tz is not None else bars.index.tz_localize("UTC")
+    lo = 0 if start_ts is None else int(index.searchsorted(start_ts, side="left"))
+    hi = len(bars) if end_ts is None else int(index.searchsorted(end_ts, side="right"))
+    if hi - lo < 1:
+        raise DataNotFoundError(
+            f"no bars between {start_ts} and {end_ts}"
+            + (f"; the bars cover {index[0]} to {index[-1]}" if len(index) else "")
+            + " — choose dates inside the data"
+        )
+    return PreparedData(bars=bars.set_axis(index), window_start=lo, window_end=hi)
+
+
+def prepare_strategy(strategy: Strategy, data: PreparedData) -> npt.NDArray[np.int8]:
+    """Target side (+1/0/-1) decided at each window bar's close (indicators use all bars)."""
+    features = compute_features(strategy, data.bars)
+    actions = decide_actions(strategy, features)[data.window_start : data.window_end]
+    return target_positions(actions, strategy.position_mode)
+
+
+def simulate(
+    strategy: Strategy,
+    data: PreparedData,
+    target: npt.NDArray[np.int8],
+    *,
+    capital: float,
+    commission: float,
+    slippage: float,
+) -> SimulationOutput:
+    window = data.window
+    return simulate_fills(
+        window["open"].to_numpy(dtype=float),
+        window["close"].to_numpy(dtype=float),
+        target,
+        capital=capital,
+        fraction=strategy.position_sizing.fraction,
+        commission=commission,
+        slippage=slippage,
+    )
+
+
+def build_trades(sim: SimulationOutput, window: pd.DataFrame) -> list[Trade]:
+    index = window.index
+    opens = window["open"].to_numpy(dtype=float)
+    closes = window["close"].to_numpy(dtype=float)
+    trades = []
+    for i in range(len(sim.entry_index)):
+        e, x, side = int(sim.entry_index[i]), int(sim.exit_index[i]), int(sim.side[i])
+        size = float(sim.size[i])
+        at_end = bool(sim.closed_at_end[i])
+        raw_exit = closes[x] if at_end else opens[x]
+        gross = side * size * (raw_exit - opens[e])
+        slip = size * (abs(sim.entry_fill[i] - opens[e]) + abs(sim.exit_fill[i] - raw_exit))
+        comm = float(sim.entry_commission[i] + sim.exit_commission[i])
+        net = side * size * (sim.exit_fill[i] - sim.entry_fill[i]) - comm
+        trades.append(
+            Trade(
+                entry_time=index[e],
+                exit_time=index[x],
+                side="long" if side > 0 else "short",
+                size=size,
+                entry_price=float(sim.entry_fill[i]),
+                exit_price=float(sim.exit_fill[i]),
+                gross_pnl=float(gross),
+                slippage_cost=float(slip),
+                commission=comm,
+                net_pnl=float(net),
+                pnl_pct=float(net / (size * sim.entry_fill[i]) * 100.0),
+                bars_held=x - e,
+                exit_reason="end_of_data" if at_end else "signal",
+            )
+        )
+    return trades
+
+
+def build_result(
+    strategy: Strategy,
+    data: PreparedData,
+    sim: SimulationOutput,
+    *,
+    capital: float,
+    commission: float,
+    slippage: float,
+) -> BacktestResult:
+    window = data.window
+    trades = build_trades(sim, window)
+    equity = pd.Series(sim.equity, index=window.index, name="equity")
+    stats = compute_statistics(
+        equity,
+        sim.units,
+        window["close"].to_numpy(dtype=float),
+        trades,
+        capital=capital,
+        timeframe=strategy.data.timeframe,
+    )
+    return BacktestResult(
+        strategy_name=strategy.name,
+        symbol=strategy.data.symbol,
+        timeframe=strategy.data.timeframe,
+        commission=commission,
+        slippage=slippage,
+        statistics=stats,
+        trades=trades,
+        equity_curve=equity,
+        positions=pd.Series(sim.units, index=window.index, name="units"),
+    )
+
+
+def run_backtest(
+    strategy: Strategy,
+    bars: pd.DataFrame,
+    *,
+    start: str | pd.Timestamp | None = None,
+    end: str | pd.Timestamp | None = None,
+    capital: float = DEFAULT_CAPITAL,
+    commission: float | None = None,
+    slippage: float | None = None,
+    progress: ProgressCallback | None = None,
+    should_cancel: CancelCheck | None = None,
+) -> BacktestResult:
+    """Backtest ``strategy`` on ``bars`` over [start, end]; costs default to the strategy's.
+
+    ``bars`` may include history before ``start`` (see ``Strategy.warmup_bars``) for
+    indicator warm-up. ``progress(fraction, phase, message)`` is called at each phase;
+    ``should_cancel()`` is checked between phases (raises BacktestCancelled).
+    """
+    if capital <= 0:
+        raise ValueError(f"capital must be positive, got {capital}")
+    commission = strategy.costs.commission if commission is None else commission
+    slippage = strategy.costs.slippage if slippage is None else slippage
+
+    def checkpoint(fraction: float, phase: str, message: str) -> None:
+        if should_cancel is not None and should_cancel():
+            raise BacktestCancelled(f"backtest cancelled during {phase}")
+        if progress is not None:
+            progress(fraction, phase, message)
+
+    checkpoint(0.0, "data_loading", f"checking {len(bars)} bars")
+    data = prepare_data(bars, start, end)
+    checkpoint(0.1, "strategy_init", f"computing {len(strategy.indicators)} indicators")
+    target = prepare_strategy(strategy, data)
+    checkpoint(0.5, "simulation", f"simulating {data.window_end - data.window_start} bars")
+    sim = simulate(
+        strategy, data, target, capital=capital, commission=commission, slippage=slippage
+    )
+    checkpoint(0.9, "results", "computing statistics")
+    result = build_result(
+        strategy, data, sim, capital=capital, commission=commission, slippage=slippage
+    )
+    if progress is not None:
+        progress(1.0, "results", f"{len(result.trades)} trades")
+    return result

@@ -1,0 +1,149 @@
+"""From bars to target positions: indicator features, then signal or fuzzy-rule decisions.
+
+Everything here is vectorised and causal: the decision at bar t uses bars up to t only.
+Decisions are made at a bar's close; the backtest fills them at the next bar's open.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from ktrdr.engine import fuzzy
+from ktrdr.engine.indicators.registry import compute_indicator, get_indicator
+from ktrdr.engine.strategy.rules import Action, ParsedRule
+from ktrdr.engine.strategy.schema import FuzzySetConfig, SignalRuleConfig, Strategy
+
+FloatArray = npt.NDArray[np.float64]
+Features = dict[str, FloatArray]
+
+# Per-bar action codes; NO_ACTION keeps the previous target.
+NO_ACTION, BUY, SELL, CLOSE = 0, 1, 2, 3
+_ACTION_CODE = {Action.BUY: BUY, Action.SELL: SELL, Action.CLOSE: CLOSE}
+
+
+def compute_features(strategy: Strategy, bars: pd.DataFrame) -> Features:
+    """Every indicator output by reference name (``id`` for the first output, ``id.output``)
+    plus the price columns."""
+    out: Features = {
+        c: bars[c].to_numpy(dtype=float) for c in ("open", "high", "low", "close", "volume")
+    }
+    for ind in strategy.indicators:
+        spec = get_indicator(ind.type)
+        outputs = compute_indicator(spec, strategy.indicator_params(ind.id), bars)
+        for name, series in outputs.items():
+            out[f"{ind.id}.{name}"] = series.to_numpy(dtype=float)
+        out[ind.id] = out[f"{ind.id}.{spec.primary_output}"]
+    return out
+
+
+def membership(cfg: FuzzySetConfig, x: FloatArray) -> FloatArray:
+    p = cfg.points
+    match cfg.shape:
+        case "triangular":
+            return fuzzy.triangular(x, p[0], p[1], p[2])
+        case "trapezoidal":
+            return fuzzy.trapezoidal(x, p[0], p[1], p[2], p[3])
+        case "gaussian":
+            return fuzzy.gaussian(x, p[0], p[1])
+        case "left_shoulder":
+            return fuzzy.left_shoulder(x, p[0], p[1])
+        case _:
+            return fuzzy.right_shoulder(x, p[0], p[1])
+
+
+def _crossover(fast: FloatArray, slow: FloatArray) -> npt.NDArray[np.int8]:
+    codes = np.zeros(len(fast), dtype=np.int8)
+    with np.errstate(invalid="ignore"):
+        above, below = fast > slow, fast < slow
+    # Only cross between two bars where both lines exist; NaN compares False.
+    codes[1:][above[1:] & ~above[:-1] & ~np.isnan(fast[:-1] - slow[:-1])] = BUY
+    codes[1:][below[1:] & ~below[:-1] & ~np.isnan(fast[:-1] - slow[:-1])] = SELL
+    return codes
+
+
+def _signal_actions(
+    rules: list[SignalRuleConfig], features: Features, n: int
+) -> npt.NDArray[np.int8]:
+    wants = {BUY: np.zeros(n, bool), SELL: np.zeros(n, bool), CLOSE: np.zeros(n, bool)}
+    for rule in rules:
+        if rule.crossover is not None:
+            codes = _crossover(features[rule.crossover.fast], features[rule.crossover.slow])
+            wants[BUY] |= codes == BUY
+            wants[SELL] |= codes == SELL
+        elif rule.threshold is not None:
+            t = rule.threshold
+            x = features[t.input]
+            with np.errstate(invalid="ignore"):
+                hit = x > t.above if t.above is not None else x < float(t.below or 0.0)
+            wants[_ACTION_CODE[t.action]] |= hit
+    return _resolve(wants, n)
+
+
+def _resolve(wants: dict[int, npt.NDArray[np.bool_]], n: int) -> npt.NDArray[np.int8]:
+    """One action per bar; contradicting actions on the same bar cancel out."""
+    count = sum(w.astype(np.int8) for w in wants.values())
+    actions = np.zeros(n, dtype=np.int8)
+    for code, w in wants.items():
+        actions[w & (count == 1)] = code
+    return actions
+
+
+def rule_strengths(strategy: Strategy, features: Features) -> dict[Action, FloatArray]:
+    """Firing strength per action: AND = min, OR = max, NOT = 1 - m, times the rule's
+    weight; rules for the same action combine by max. Missing inputs give 0."""
+    n = len(features["close"])
+    memberships: dict[tuple[str, str], FloatArray] = {}
+    for var, cfg in strategy.fuzzy_sets.items():
+        x = features[cfg.input]
+        for set_name, set_cfg in cfg.sets.items():
+            memberships[(var, set_name)] = membership(set_cfg, x)
+    strengths = {a: np.zeros(n) for a in Action}
+    for rule in strategy.parsed_rules:
+        strengths[rule.action] = np.fmax(strengths[rule.action], _fire(rule, memberships))
+    return strengths
+
+
+def _fire(rule: ParsedRule, memberships: dict[tuple[str, str], FloatArray]) -> FloatArray:
+    degrees = []
+    for cond in rule.conditions:
+        m = memberships[(cond.variable, cond.fuzzy_set)]
+        degrees.append(1.0 - m if cond.negated else m)
+    combine = np.minimum.reduce if rule.connective == "AND" else np.maximum.reduce
+    return np.nan_to_num(combine(np.vstack(degrees), axis=0), nan=0.0) * rule.weight
+
+
+def _fuzzy_actions(strategy: Strategy, features: Features) -> npt.NDArray[np.int8]:
+    if strategy.decisions.fuzzy_rules is None:
+        raise ValueError("strategy has no fuzzy_rules")
+    threshold = strategy.decisions.fuzzy_rules.threshold
+    strengths = rule_strengths(strategy, features)
+    stacked = np.vstack([strengths[a] for a in Action])
+    best = stacked.argmax(axis=0)
+    top = stacked.max(axis=0)
+    # A tie between actions means no clear decision.
+    runner_up = np.sort(stacked, axis=0)[-2] if len(stacked) > 1 else np.zeros_like(top)
+    decided = (top >= threshold) & (top > runner_up)
+    codes = np.array([_ACTION_CODE[a] for a in Action], dtype=np.int8)
+    return np.where(decided, codes[best], NO_ACTION).astype(np.int8)
+
+
+def decide_actions(strategy: Strategy, features: Features) -> npt.NDArray[np.int8]:
+    """Per-bar action code (NO_ACTION, BUY, SELL, CLOSE) decided at each bar's close."""
+    n = len(features["close"])
+    if strategy.decisions.signals is not None:
+        return _signal_actions(strategy.decisions.signals, features, n)
+    return _fuzzy_actions(strategy, features)
+
+
+def target_positions(actions: npt.NDArray[np.int8], position_mode: str) -> npt.NDArray[np.int8]:
+    """Desired side after each bar's close (+1 long, 0 flat, -1 short), starting flat.
+
+    BUY goes long; SELL goes short in long_short mode and flat in long_only; CLOSE goes flat;
+    no action keeps the previous target.
+    """
+    sell_to = -1.0 if position_mode == "long_short" else 0.0
+    table = np.array([np.nan, 1.0, sell_to, 0.0])
+    desired = pd.Series(table[actions]).ffill().fillna(0.0)
+    return desired.to_numpy().astype(np.int8)
