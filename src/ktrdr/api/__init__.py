@@ -1,0 +1,1 @@
+"""The backend HTTP API (`ktrdr-api`)."""

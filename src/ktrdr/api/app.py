@@ -1,0 +1,98 @@
+"""The backend application: wiring of store, services, dispatcher and routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+from fastapi import FastAPI, Request, Response
+from prometheus_client import REGISTRY, CollectorRegistry
+
+from ktrdr import __version__
+from ktrdr.api.errors import install_error_handlers
+from ktrdr.api.routers import health, operations, starts, workers
+from ktrdr.api.state_reader import StoreStateReader
+from ktrdr.config import ApiSettings
+from ktrdr.constants import API_PREFIX
+from ktrdr.db.engine import make_engine, upgrade_schema
+from ktrdr.dispatch.dispatcher import Dispatcher
+from ktrdr.operations.service import OperationService
+from ktrdr.operations.store import Store
+from ktrdr.telemetry.metrics import PlatformMetrics
+from ktrdr.telemetry.metrics_endpoint import render_metrics
+from ktrdr.workers.service import WorkerService
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: ApiSettings, *, registry: CollectorRegistry = REGISTRY) -> FastAPI:
+    metrics = PlatformMetrics(registry=registry)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.resolved_database_url())
+        await asyncio.to_thread(upgrade_schema, engine)
+        store = Store(engine)
+        operations_service = OperationService(
+            store, max_attempts=settings.max_attempts, events=metrics
+        )
+        await asyncio.to_thread(store.refresh_all_heartbeats, operations_service.clock())
+        workers_service = WorkerService(
+            operations_service,
+            heartbeat_timeout_s=settings.heartbeat_timeout_s,
+            dispatch_grace_s=settings.dispatch_grace_s,
+        )
+        auth = {"Authorization": f"Bearer {settings.api_token}"} if settings.api_token else {}
+        async with httpx.AsyncClient(timeout=settings.dispatch_timeout_s) as client:
+            dispatcher = Dispatcher(
+                operations_service,
+                workers_service,
+                client,
+                auth_headers=auth,
+                poll_s=settings.dispatch_poll_s,
+            )
+            operations_service.on_queue_change = dispatcher.wake
+            metrics.set_state_reader(StoreStateReader(store))
+            app.state.operations = operations_service
+            app.state.workers = workers_service
+            app.state.dispatcher = dispatcher
+            task = asyncio.create_task(dispatcher.run(), name="dispatcher")
+            if not settings.api_token:
+                log.warning(
+                    "KTRDR_API_TOKEN is not set: any process can register as a worker "
+                    "(fine on one machine; set it for anything else)"
+                )
+            log.info("ktrdr-api %s ready, database %s", __version__, engine.url.render_as_string())
+            try:
+                yield
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                await dispatcher.close()
+                metrics.set_state_reader(None)
+                engine.dispose()
+
+    app = FastAPI(
+        title="ktrdr-api",
+        version=__version__,
+        description="KTRDR backend: queues backtests, training runs and data downloads "
+        "and hands them to self-registering workers.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.started_monotonic = time.monotonic()
+    install_error_handlers(app)
+    for router in (health.router, workers.router, operations.router, starts.router):
+        app.include_router(router, prefix=API_PREFIX)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics(request: Request) -> Response:
+        body, content_type = render_metrics(request.headers.get("accept"), registry)
+        return Response(body, media_type=content_type)
+
+    return app

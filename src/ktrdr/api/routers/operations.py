@@ -1,0 +1,172 @@
+"""Operations: create, list, inspect, cancel, and the worker's progress/result reports."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, BackgroundTasks, Header, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from ktrdr.api.deps import DispatcherDep, OperationsDep, WorkerAuth, WorkersDep
+from ktrdr.constants import IDEMPOTENCY_HEADER
+from ktrdr.operations.model import OperationStatus, OperationType
+from ktrdr.operations.schemas import (
+    OperationCreate,
+    OperationPublic,
+    OperationsPublic,
+    Progress,
+)
+from ktrdr.operations.service import OperationService, Outcome
+
+router = APIRouter(prefix="/operations", tags=["operations"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias=IDEMPOTENCY_HEADER,
+        max_length=200,
+        description="retrying with the same key returns the first operation instead of a new one",
+    ),
+]
+
+
+def create_operation(
+    service: OperationService,
+    op_type: OperationType,
+    params: dict[str, Any],
+    idempotency_key: str | None,
+    response: Response,
+) -> OperationPublic:
+    """Shared by the generic and the per-type start routes."""
+    operation, created = service.create(op_type, params, idempotency_key=idempotency_key)
+    response.status_code = 202 if created else 200
+    response.headers["Location"] = f"/api/v1/operations/{operation.id}"
+    return operation
+
+
+@router.post("", status_code=202, response_model=OperationPublic)
+def create(
+    body: OperationCreate, service: OperationsDep, response: Response, key: IdempotencyKey = None
+) -> OperationPublic:
+    """Queue an operation of any type; 202 with the pending operation."""
+    return create_operation(service, body.type, body.params, key, response)
+
+
+@router.get("", response_model=OperationsPublic)
+def list_operations(
+    service: OperationsDep,
+    status: Annotated[list[OperationStatus] | None, Query()] = None,
+    type: Annotated[list[OperationType] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> OperationsPublic:
+    """List operations, newest first, filtered by status and type, with the total count."""
+    items, total = service.list(statuses=status or [], types=type or [], limit=limit, offset=offset)
+    return OperationsPublic(data=items, count=total, limit=limit, offset=offset)
+
+
+@router.get("/{operation_id}", response_model=OperationPublic)
+def get_operation(operation_id: str, service: OperationsDep) -> OperationPublic:
+    """One operation with its progress, result or error."""
+    return service.get(operation_id)
+
+
+class OperationMetrics(BaseModel):
+    operation_id: str
+    type: OperationType
+    status: OperationStatus
+    attempt: int
+    queue_wait_s: float | None
+    duration_s: float | None
+    progress: Progress
+    metrics: dict[str, Any] = Field(description="type-specific figures, e.g. backtest statistics")
+
+
+@router.get("/{operation_id}/metrics", response_model=OperationMetrics)
+def get_operation_metrics(operation_id: str, service: OperationsDep) -> OperationMetrics:
+    """Timing and type-specific figures of one operation."""
+    op = service.get(operation_id)
+    queue_wait = (op.started_at - op.queued_at).total_seconds() if op.started_at else None
+    result = op.result or {}
+    metrics = result.get("metrics") or result.get("statistics") or {}
+    return OperationMetrics(
+        operation_id=op.id,
+        type=op.type,
+        status=op.status,
+        attempt=op.attempt,
+        queue_wait_s=queue_wait,
+        duration_s=op.duration_s,
+        progress=op.progress,
+        metrics=metrics if isinstance(metrics, dict) else {},
+    )
+
+
+@router.get("/{operation_id}/results")
+def get_results(operation_id: str, service: OperationsDep, response: Response) -> dict[str, Any]:
+    """The stored result of a completed operation (409 while it is not completed)."""
+    op = service.get(operation_id)
+    if op.status != OperationStatus.COMPLETED or op.result is None:
+        response.status_code = 409
+        hint = f" ({op.error})" if op.error else ""
+        return {
+            "detail": f"operation {op.id} is {op.status.value}{hint}; results exist only once "
+            f"it has completed — follow it with `ktrdr ops follow {op.id}`"
+        }
+    return op.result
+
+
+@router.post("/{operation_id}/cancel", response_model=OperationPublic)
+def cancel(
+    operation_id: str,
+    service: OperationsDep,
+    workers: WorkersDep,
+    dispatcher: DispatcherDep,
+    background: BackgroundTasks,
+) -> OperationPublic:
+    """Cancel a pending or running operation (409 if it has already ended)."""
+    before = service.get(operation_id)
+    op = service.cancel(operation_id)
+    if before.status == OperationStatus.RUNNING and before.worker_id:
+        worker = workers.store.get_worker(before.worker_id)
+        if worker is not None:
+            background.add_task(dispatcher.send_cancel, worker, operation_id)
+    return op
+
+
+class ProgressReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    worker_id: str
+    progress: Progress
+
+
+@router.post("/{operation_id}/progress", dependencies=[WorkerAuth], include_in_schema=False)
+def report_progress(
+    operation_id: str, body: ProgressReport, service: OperationsDep
+) -> dict[str, bool]:
+    """Worker → backend: progress of the operation it runs."""
+    service.get(operation_id)  # 404 for an unknown id
+    return {"accepted": service.record_progress(operation_id, body.worker_id, body.progress)}
+
+
+class ResultReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    worker_id: str
+    attempt: int = Field(ge=1)
+    outcome: Outcome
+    result: dict[str, Any] | None = None
+    error: str | None = Field(None, max_length=20_000)
+
+
+@router.post("/{operation_id}/report", dependencies=[WorkerAuth], include_in_schema=False)
+def report_result(operation_id: str, body: ResultReport, service: OperationsDep) -> OperationPublic:
+    """Worker → backend: the final outcome; repeats are harmless, stale reports get 409."""
+    return service.report(
+        operation_id,
+        worker_id=body.worker_id,
+        attempt=body.attempt,
+        outcome=body.outcome,
+        result=body.result,
+        error=body.error,
+    )

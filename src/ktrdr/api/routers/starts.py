@@ -1,0 +1,23 @@
+"""Per-type start routes (the seed's `POST /backtests/start` and its siblings)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from ktrdr.api.deps import OperationsDep
+from ktrdr.api.routers.operations import IdempotencyKey, create_operation
+from ktrdr.jobs.specs import DiagnosticParams
+from ktrdr.operations.model import OperationType
+from ktrdr.operations.schemas import OperationPublic
+
+router = APIRouter(tags=["start"])
+
+
+@router.post("/diagnostics/start", status_code=202, response_model=OperationPublic)
+def start_diagnostic(
+    body: DiagnosticParams, service: OperationsDep, response: Response, key: IdempotencyKey = None
+) -> OperationPublic:
+    """Queue a diagnostic operation (platform self-test: N steps of M ms, can fail on purpose)."""
+    return create_operation(
+        service, OperationType.DIAGNOSTIC, body.model_dump(mode="json"), key, response
+    )

@@ -1,0 +1,60 @@
+"""Worker registry endpoints, and Prometheus service discovery of live workers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Query
+
+from ktrdr.api.deps import WorkerAuth, WorkersDep
+from ktrdr.workers.schemas import (
+    Heartbeat,
+    HeartbeatReply,
+    WorkerRegistration,
+    WorkersPublic,
+)
+
+router = APIRouter(tags=["workers"])
+
+
+@router.post("/workers/register", dependencies=[WorkerAuth], response_model=HeartbeatReply)
+def register(body: WorkerRegistration, workers: WorkersDep) -> HeartbeatReply:
+    """Register (or re-register) a worker with its kinds, URL and current operation."""
+    return workers.register(body)
+
+
+@router.post(
+    "/workers/{worker_id}/heartbeat", dependencies=[WorkerAuth], response_model=HeartbeatReply
+)
+def heartbeat(worker_id: str, body: Heartbeat, workers: WorkersDep) -> HeartbeatReply:
+    """Liveness and progress; 404 tells the worker to register again."""
+    return workers.heartbeat(worker_id, body)
+
+
+@router.delete("/workers/{worker_id}", dependencies=[WorkerAuth], status_code=204)
+def deregister(worker_id: str, workers: WorkersDep) -> None:
+    """A worker leaving cleanly; its operation, if any, is re-queued."""
+    workers.deregister(worker_id)
+
+
+@router.get("/workers", response_model=WorkersPublic)
+def list_workers(
+    workers: WorkersDep, include_gone: Annotated[bool, Query()] = False
+) -> WorkersPublic:
+    """Registered workers (online ones unless include_gone=true)."""
+    items = workers.list_workers(include_gone=include_gone)
+    return WorkersPublic(data=items, count=len(items))
+
+
+@router.get("/sd/workers")
+def service_discovery(workers: WorkersDep) -> list[dict[str, Any]]:
+    """Prometheus HTTP service discovery: one target group per online worker."""
+    groups = []
+    for worker in workers.list_workers():
+        address = urlsplit(worker.url).netloc
+        kind = ",".join(sorted(k.value for k in worker.kinds))
+        groups.append(
+            {"targets": [address], "labels": {"worker_id": worker.id, "worker_kind": kind}}
+        )
+    return groups

@@ -1,0 +1,1 @@
+"""The `ktrdr` command line: talks to the API over HTTP only (plus `ktrdr up`)."""

@@ -1,0 +1,93 @@
+"""`ktrdr`: the command line. Exit codes: see ktrdr.cli.state.ExitCode."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from ktrdr.cli import ops, servers
+from ktrdr.cli.client import ApiClient, ApiError, ApiUnreachable
+from ktrdr.cli.output import console, err_console, print_json, workers_table
+from ktrdr.cli.state import DEFAULT_URL, ExitCode, JsonOption, UrlOption
+from ktrdr.cli.tracing import cli_span
+
+app = typer.Typer(
+    help="KTRDR: trading-strategy research on self-registering workers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(ops.app, name="ops")
+app.command()(servers.api)
+app.command()(servers.worker)
+app.command()(servers.up)
+
+
+@app.command("workers")
+def list_workers(
+    all: Annotated[bool, typer.Option("--all", help="include lost and offline")] = False,
+    url: UrlOption = DEFAULT_URL,
+    json: JsonOption = False,
+) -> None:
+    """List registered workers."""
+    with cli_span("workers"):
+        body = ApiClient(url).get("/workers", include_gone=str(all).lower())
+    if json:
+        print_json(body)
+    else:
+        console.print(workers_table(body["data"]))
+
+
+@app.command()
+def doctor(
+    steps: Annotated[int, typer.Option(min=0)] = 5,
+    step_ms: Annotated[int, typer.Option(min=0)] = 100,
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """Smoke-check a running platform: health, workers, and one diagnostic operation."""
+    client = ApiClient(url)
+    with cli_span("doctor") as span:
+        health = client.get("/health")
+        console.print(f"API {health['version']}: {health['status']}, database {health['database']}")
+        workers = client.get("/workers")
+        capable = [w for w in workers["data"] if "diagnostic" in w["kinds"]]
+        console.print(f"workers online: {workers['count']} ({len(capable)} run diagnostics)")
+        op = client.post("/diagnostics/start", {"steps": steps, "step_ms": step_ms})
+        if span is not None:
+            span.set_attribute("operation.id", op["id"])
+        final = ops.follow(client, op["id"])
+    raise typer.Exit(ops.exit_code_for(final))
+
+
+@app.command()
+def demo(
+    workers: Annotated[int, typer.Option(min=1, max=4)] = 2,
+    api_port: Annotated[int, typer.Option()] = 8000,
+    worker_port: Annotated[int, typer.Option()] = 5003,
+) -> None:
+    """Start the local stack, run the demo job through it, show the result, stop."""
+    from ktrdr.cli.demo import run_demo
+
+    raise typer.Exit(run_demo(workers=workers, api_port=api_port, worker_port=worker_port))
+
+
+def main() -> None:
+    """Console-script entry: API errors become one line and an exit code, not a traceback."""
+    try:
+        app()
+    except ApiUnreachable as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        sys.exit(ExitCode.UNAVAILABLE)
+    except ApiError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        code = ExitCode.REJECTED if exc.status and exc.status < 500 else ExitCode.UNAVAILABLE
+        sys.exit(code)
+    except ValueError as exc:  # settings or parameters that do not validate
+        err_console.print(f"[red]error:[/] {str(exc).splitlines()[0]}")
+        sys.exit(ExitCode.USAGE)
+
+
+if __name__ == "__main__":
+    main()

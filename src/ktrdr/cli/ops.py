@@ -1,0 +1,114 @@
+"""`ktrdr ops list | show | follow | cancel`."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ktrdr.cli.client import ApiClient
+from ktrdr.cli.output import console, operation_panel, operations_table, print_json, status_text
+from ktrdr.cli.state import DEFAULT_URL, ExitCode, JsonOption, UrlOption
+from ktrdr.cli.tracing import cli_span
+
+app = typer.Typer(help="Inspect and control operations.", no_args_is_help=True)
+
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
+@app.command("list")
+def list_operations(
+    status: Annotated[list[str] | None, typer.Option(help="filter, repeatable")] = None,
+    type: Annotated[list[str] | None, typer.Option(help="filter, repeatable")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    url: UrlOption = DEFAULT_URL,
+    json: JsonOption = False,
+) -> None:
+    """List operations, newest first."""
+    with cli_span("ops_list"):
+        page = ApiClient(url).get(
+            "/operations", status=status, type=type, limit=limit, offset=offset
+        )
+    if json:
+        print_json(page)
+    else:
+        console.print(operations_table(page["data"], page["count"]))
+
+
+@app.command("show")
+def show(operation_id: str, url: UrlOption = DEFAULT_URL, json: JsonOption = False) -> None:
+    """One operation: status, progress, worker, error, trace id."""
+    from ktrdr.config import CliSettings
+
+    with cli_span("ops_show", **{"operation.id": operation_id}):
+        op = ApiClient(url).get(f"/operations/{operation_id}")
+    if json:
+        print_json(op)
+    else:
+        console.print(operation_panel(op, CliSettings().jaeger_ui_url))
+
+
+@app.command("cancel")
+def cancel(operation_id: str, url: UrlOption = DEFAULT_URL, json: JsonOption = False) -> None:
+    """Cancel a pending or running operation."""
+    with cli_span("ops_cancel", **{"operation.id": operation_id}):
+        op = ApiClient(url).post(f"/operations/{operation_id}/cancel")
+    if json:
+        print_json(op)
+    else:
+        console.print(f"{op['id']}: {status_text(op['status'])}")
+
+
+@app.command("follow")
+def follow_command(
+    operation_id: str,
+    url: UrlOption = DEFAULT_URL,
+    json: JsonOption = False,
+    interval_s: Annotated[float, typer.Option(min=0.05)] = 0.25,
+) -> None:
+    """Follow an operation with a live progress bar until it ends; exit 1 unless completed."""
+    with cli_span("ops_follow", **{"operation.id": operation_id}):
+        op = follow(ApiClient(url), operation_id, interval_s=interval_s, quiet=json)
+    if json:
+        print_json(op)
+    raise typer.Exit(exit_code_for(op))
+
+
+def exit_code_for(op: dict[str, Any]) -> int:
+    return ExitCode.OK if op["status"] == "completed" else ExitCode.OPERATION_FAILED
+
+
+def follow(
+    client: ApiClient, operation_id: str, *, interval_s: float = 0.25, quiet: bool = False
+) -> dict[str, Any]:
+    """Poll until the operation ends, drawing a progress bar unless quiet."""
+    if quiet:
+        while (op := client.get(f"/operations/{operation_id}"))["status"] not in TERMINAL:
+            time.sleep(interval_s)
+        return op
+    columns = (
+        TextColumn("[bold]{task.fields[status]}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("", total=100, status="pending")
+        while True:
+            op = client.get(f"/operations/{operation_id}")
+            progress = op["progress"]
+            text = " ".join(filter(None, [progress.get("phase"), progress.get("message")]))
+            if op["status"] == "pending" and op.get("status_reason"):
+                text = op["status_reason"]
+            bar.update(task, completed=progress["percent"], status=op["status"], description=text)
+            if op["status"] in TERMINAL:
+                break
+            time.sleep(interval_s)
+    console.print(f"{op['id']}: {status_text(op['status'])}")
+    if op.get("error"):
+        console.print(f"[red]error:[/] {op['error']}")
+    return op

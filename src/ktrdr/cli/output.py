@@ -1,0 +1,94 @@
+"""Rendering for people (Rich) and for scripts (--json)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+STATUS_STYLE = {
+    "pending": "yellow",
+    "running": "cyan",
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "magenta",
+}
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def status_text(status: str) -> str:
+    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def short_time(value: str | None) -> str:
+    if not value:
+        return "-"
+    return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def operations_table(ops: list[dict[str, Any]], total: int) -> Table:
+    table = Table(title=f"Operations ({len(ops)} of {total})", title_justify="left")
+    for column in ("id", "type", "status", "progress", "worker", "created"):
+        table.add_column(column)
+    for op in ops:
+        table.add_row(
+            op["id"],
+            op["type"],
+            status_text(op["status"]),
+            f"{op['progress']['percent']:.0f}%",
+            op.get("worker_id") or "-",
+            short_time(op["created_at"]),
+        )
+    return table
+
+
+def workers_table(workers: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"Workers ({len(workers)})", title_justify="left")
+    for column in ("id", "kinds", "state", "running", "url", "last heartbeat"):
+        table.add_column(column)
+    for worker in workers:
+        table.add_row(
+            worker["id"],
+            ", ".join(worker["kinds"]),
+            worker["state"],
+            worker.get("current_operation_id") or "[dim]idle[/]",
+            worker["url"],
+            short_time(worker["last_heartbeat_at"]),
+        )
+    return table
+
+
+def operation_panel(op: dict[str, Any], jaeger_url: str | None) -> Table:
+    table = Table(show_header=False, box=None, title=op["id"], title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    progress = op["progress"]
+    rows = [
+        ("type", op["type"]),
+        ("status", status_text(op["status"])),
+        ("progress", f"{progress['percent']:.1f}% {progress.get('phase') or ''} "
+                     f"{progress.get('message') or ''}".rstrip()),
+        ("worker", op.get("worker_id") or "-"),
+        ("attempt", f"{op['attempt']} of {op['max_attempts']}"),
+        ("created", short_time(op["created_at"])),
+        ("started", short_time(op.get("started_at"))),
+        ("completed", short_time(op.get("completed_at"))),
+        ("reason", op.get("status_reason") or "-"),
+        ("error", op.get("error") or "-"),
+        ("trace id", op.get("trace_id") or "-"),
+    ]  # fmt: skip
+    if jaeger_url and op.get("trace_id"):
+        rows.append(("trace", f"{jaeger_url.rstrip('/')}/trace/{op['trace_id']}"))
+    for key, value in rows:
+        table.add_row(key, value)
+    return table

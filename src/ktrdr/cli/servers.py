@@ -1,0 +1,87 @@
+"""`ktrdr api`, `ktrdr worker`, `ktrdr up`: run the processes."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ktrdr.constants import DEFAULT_API_PORT, DEFAULT_WORKER_PORT
+
+
+def api(
+    host: Annotated[str, typer.Option(envvar="KTRDR_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="KTRDR_PORT")] = DEFAULT_API_PORT,
+) -> None:
+    """Run the backend API (ktrdr-api)."""
+    from ktrdr.config import ApiSettings
+    from ktrdr.serve import serve_api
+
+    serve_api(ApiSettings(host=host, port=port))
+
+
+def worker(
+    kind: Annotated[
+        list[str] | None, typer.Option(help="job kind to take, repeatable; default: all")
+    ] = None,
+    host: Annotated[str, typer.Option(envvar="KTRDR_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="KTRDR_PORT")] = DEFAULT_WORKER_PORT,
+    worker_id: Annotated[str | None, typer.Option(envvar="KTRDR_WORKER_ID")] = None,
+) -> None:
+    """Run a worker that registers with the API and takes jobs."""
+    from ktrdr.config import WorkerSettings
+    from ktrdr.serve import serve_worker
+
+    overrides: dict[str, object] = {"host": host, "port": port, "worker_id": worker_id}
+    if kind:
+        overrides["kinds"] = kind
+    serve_worker(WorkerSettings.model_validate(overrides))
+
+
+def up(
+    workers: Annotated[int, typer.Option(min=0, max=6, help="number of workers")] = 2,
+    api_port: Annotated[int, typer.Option()] = DEFAULT_API_PORT,
+    worker_port: Annotated[int, typer.Option(help="first worker port")] = DEFAULT_WORKER_PORT,
+    data_home: Annotated[Path | None, typer.Option(envvar="KTRDR_DATA_HOME")] = None,
+) -> None:
+    """Start the API and N workers as local processes; Ctrl-C stops them all."""
+    from ktrdr.cli.output import console
+    from ktrdr.config import default_data_home
+    from ktrdr.local_stack import LocalStack
+
+    home = data_home or default_data_home()
+    stack = LocalStack(
+        data_home=home,
+        api_port=api_port,
+        worker_ports=[worker_port + i for i in range(workers)],
+    )
+    console.print(f"starting ktrdr-api on :{api_port} and {workers} worker(s); data in {home}")
+    stack.start()
+    console.print(f"API       {stack.api_url}  (docs {stack.api_url}/docs)")
+    console.print(f"metrics   {stack.api_url}/metrics")
+    for process in stack.workers:
+        console.print(f"worker    {process.url}  log {process.log_path}")
+    console.print("[dim]Ctrl-C stops everything[/]")
+    stopping = False
+
+    def _stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stopping:
+            for process in [p for p in (stack.api, *stack.workers) if p is not None]:
+                if not process.running:
+                    console.print(f"[red]{process.name} exited[/]; see {process.log_path}")
+                    stopping = True
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        console.print("stopping…")
+        stack.stop()
+        console.print("stopped")

@@ -1,0 +1,26 @@
+"""Options every command shares, and the exit codes scripts can rely on."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Annotated
+
+import typer
+
+from ktrdr.constants import DEFAULT_API_URL
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    OPERATION_FAILED = 1  # the operation ended failed or cancelled
+    USAGE = 2  # bad command line (Typer's own code)
+    REJECTED = 3  # the API refused the request (4xx)
+    UNAVAILABLE = 4  # the API could not be reached or failed (5xx)
+
+
+UrlOption = Annotated[
+    str,
+    typer.Option("--url", envvar="KTRDR_API_URL", help="API base URL", show_default=True),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+DEFAULT_URL = DEFAULT_API_URL

@@ -1,0 +1,1 @@
+"""Database access: tables, engine set-up and migrations (the backend is the only writer)."""

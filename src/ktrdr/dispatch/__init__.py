@@ -1,0 +1,1 @@
+"""Hands pending operations to capable idle workers, and notices lost ones."""

@@ -1,0 +1,184 @@
+"""The dispatcher: one asyncio task in the API process.
+
+Woken whenever an operation becomes pending or a worker becomes free (and every
+`poll_s` regardless), it marks silent workers lost, then walks the queue oldest first
+and gives each operation to the least-recently-used capable idle worker. The claim is
+a compare-and-set in the store, so a second dispatcher (another API replica) can run
+beside it without ever putting two operations on one worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import httpx
+from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from ktrdr.jobs.specs import get_spec
+from ktrdr.operations.model import IllegalTransition, OperationStatus
+from ktrdr.operations.schemas import OperationPublic
+from ktrdr.operations.service import OperationService, current_trace
+from ktrdr.operations.store import OperationNotFound
+from ktrdr.workers.schemas import WorkerPublic, WorkerState
+from ktrdr.workers.service import WorkerService
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("ktrdr.dispatch")
+_propagator = TraceContextTextMapPropagator()
+
+
+def order_candidates(workers: Sequence[WorkerPublic], kind: str) -> list[WorkerPublic]:
+    """Capable idle workers, least recently used first."""
+    never = datetime.min.replace(tzinfo=UTC)
+    idle = [w for w in workers if kind in w.kinds and not w.busy]
+    return sorted(idle, key=lambda w: (w.last_assigned_at or never, w.id))
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        operations: OperationService,
+        workers: WorkerService,
+        client: httpx.AsyncClient,
+        *,
+        auth_headers: dict[str, str],
+        poll_s: float,
+    ):
+        self.operations = operations
+        self.workers = workers
+        self.client = client
+        self.auth_headers = auth_headers
+        self.poll_s = poll_s
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sends: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        """Thread-safe: called from request handlers running in the thread pool."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
+            self._wake.clear()
+            try:
+                await asyncio.to_thread(self.workers.mark_silent_workers_lost)
+                await self.dispatch_pending()
+            except Exception:  # a bad round must not stop dispatching for good
+                log.exception("dispatch round failed; retrying in %.1fs", self.poll_s)
+
+    async def dispatch_pending(self) -> int:
+        pending = await asyncio.to_thread(self.operations.store.pending_operations)
+        started = 0
+        for op in pending:
+            claimed = await asyncio.to_thread(self._select_and_claim, op)
+            if claimed is None:
+                continue
+            operation, worker, parent = claimed
+            task = asyncio.create_task(self._send(operation, worker, parent))
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
+            started += 1
+        return started
+
+    def _select_and_claim(
+        self, op: OperationPublic
+    ) -> tuple[OperationPublic, WorkerPublic, trace.Span] | None:
+        parent = _propagator.extract({"traceparent": op.traceparent} if op.traceparent else {})
+        span = tracer.start_span("operations.dispatch", context=parent)
+        span.set_attribute("operation.id", op.id)
+        span.set_attribute("operation.type", op.type.value)
+        with trace.use_span(span, end_on_exit=False):
+            chosen = self._select(op)
+        if chosen is None:
+            span.end()
+            return None
+        return chosen[0], chosen[1], span
+
+    def _select(self, op: OperationPublic) -> tuple[OperationPublic, WorkerPublic] | None:
+        with tracer.start_as_current_span("workers.select") as span:
+            online = self.workers.store.list_workers()
+            kind = op.type.value
+            capable = [w for w in online if kind in w.kinds]
+            candidates = order_candidates(online, kind)
+            span.set_attribute("worker.kind", kind)
+            span.set_attribute("workers.total", len(online))
+            span.set_attribute("workers.capable", len(capable))
+            span.set_attribute("workers.available", len(candidates))
+            for worker in candidates:
+                claimed = self.operations.store.claim(op.id, worker.id, self.operations.clock())
+                if claimed is not None:
+                    span.set_attribute("worker.selected", worker.id)
+                    span.set_attribute("outcome", "selected")
+                    return claimed, worker
+            outcome = "no_capable_workers" if not capable else "no_workers_available"
+            span.set_attribute("outcome", outcome)
+            return None
+
+    async def _send(self, op: OperationPublic, worker: WorkerPublic, span: trace.Span) -> None:
+        span.set_attribute("worker.id", worker.id)
+        span.set_attribute("operation.attempt", op.attempt)
+        try:
+            with trace.use_span(span, end_on_exit=False):
+                body = {
+                    "operation_id": op.id,
+                    "type": op.type.value,
+                    "params": op.params,
+                    "attempt": op.attempt,
+                    "traceparent": current_trace().traceparent,
+                }
+                url = worker.url + get_spec(op.type).worker_start_path
+                response = await self.client.post(url, json=body, headers=self.auth_headers)
+                response.raise_for_status()
+            wait_s = ((op.started_at or op.queued_at) - op.queued_at).total_seconds()
+            self.operations.events.operation_dispatched(
+                op.type.value, worker.id, wait_s, op.trace_id
+            )
+            log.info("dispatched to %s", worker.id, extra={"operation_id": op.id})
+        except httpx.HTTPError as exc:
+            span.record_exception(exc)
+            span.set_status(trace.StatusCode.ERROR, str(exc))
+            await asyncio.to_thread(self._dispatch_failed, op, worker, _describe(exc))
+        finally:
+            span.end()
+
+    def _dispatch_failed(self, op: OperationPublic, worker: WorkerPublic, why: str) -> None:
+        reason = f"dispatch to worker {worker.id} failed: {why}"
+        log.warning(reason, extra={"operation_id": op.id})
+        # A worker we cannot reach is treated as lost; if it is alive it gets 404 on its
+        # next heartbeat, registers again and reports what it really runs.
+        self.workers.store.mark_worker_gone(worker.id, WorkerState.LOST, reason, stale_before=None)
+        try:
+            current = self.operations.store.get_operation(op.id)
+            if current.status == OperationStatus.RUNNING and current.worker_id == worker.id:
+                self.operations.requeue_or_fail(current, reason)
+        except (IllegalTransition, OperationNotFound):
+            pass
+        self.workers.store.release_worker(worker.id, op.id)
+
+    async def send_cancel(self, worker: WorkerPublic, operation_id: str) -> None:
+        """Best effort: the heartbeat reply repeats the cancel if this one is lost."""
+        try:
+            await self.client.post(
+                f"{worker.url}/operations/{operation_id}/cancel", headers=self.auth_headers
+            )
+        except httpx.HTTPError as exc:
+            log.info("cancel of %s on %s not delivered now: %s", operation_id, worker.id, exc)
+
+    async def close(self) -> None:
+        for task in list(self._sends):
+            task.cancel()
+
+
+def _describe(exc: httpx.HTTPError) -> str:
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"HTTP {exc.response.status_code}: {exc.response.text[:200]}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -1,0 +1,89 @@
+"""Per-type parameter models and worker start paths."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ktrdr.operations.model import OperationType
+
+
+class DiagnosticParams(BaseModel):
+    """Platform self-test: `steps` steps of `step_ms` milliseconds, reporting progress."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int = Field(10, ge=0, le=100_000, description="number of steps")
+    step_ms: int = Field(100, ge=0, le=600_000, description="duration of one step, ms")
+    fail_at_step: int | None = Field(
+        None, ge=0, description="raise an error when this step is reached (tests failures)"
+    )
+    label: str | None = Field(None, max_length=200, description="free text to recognise it")
+
+
+class ParamsError(ValueError):
+    """Parameters that do not fit the operation type; the message says how to fix them."""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    op_type: OperationType
+    params_model: type[BaseModel]
+    # Worker route that starts this kind of job; `/backtests/start` is the seed's name.
+    worker_start_path: str
+
+
+_SPECS: dict[OperationType, JobSpec] = {}
+
+
+def register_spec(spec: JobSpec) -> None:
+    _SPECS[spec.op_type] = spec
+
+
+def get_spec(op_type: OperationType) -> JobSpec:
+    try:
+        return _SPECS[op_type]
+    except KeyError:
+        available = ", ".join(sorted(t.value for t in _SPECS))
+        raise ParamsError(
+            f"operation type {op_type.value!r} cannot be run by this version; "
+            f"available types: {available}"
+        ) from None
+
+
+def available_types() -> list[OperationType]:
+    return sorted(_SPECS, key=lambda t: t.value)
+
+
+def validate_params(op_type: OperationType, params: dict[str, Any]) -> dict[str, Any]:
+    """Validate and normalise parameters; raises ParamsError with every problem listed."""
+    spec = get_spec(op_type)
+    try:
+        model = spec.params_model.model_validate(params)
+    except ValidationError as exc:
+        raise ParamsError(describe_validation_error(exc, f"{op_type.value} parameters")) from exc
+    return model.model_dump(mode="json")
+
+
+def describe_validation_error(exc: ValidationError, what: str) -> str:
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            problems.append(f"{where}: unknown field, remove it")
+        else:
+            problems.append(f"{where}: {err['msg']}")
+    return f"invalid {what}: " + "; ".join(problems)
+
+
+def params_hash(op_type: OperationType, params: dict[str, Any]) -> str:
+    """Stable digest of a request, to tell a retry from a different request."""
+    canonical = json.dumps({"type": op_type.value, "params": params}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+register_spec(JobSpec(OperationType.DIAGNOSTIC, DiagnosticParams, "/diagnostics/start"))

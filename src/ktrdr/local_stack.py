@@ -1,0 +1,169 @@
+"""Start the API and N workers as local processes (used by `ktrdr up`, the demo,
+the integration tests and the benchmarks): the embedded default, no Docker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from ktrdr.constants import API_PREFIX
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    url: str
+    args: list[str]
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ktrdr.cli.main", *self.args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C in the terminal reaches only `ktrdr up`
+        )
+        log.close()
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout_s: float = 15.0) -> int | None:
+        """SIGTERM, wait, then SIGKILL: workers get to report or re-queue their job."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        return self.process.returncode
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, as the liveness tests need."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+@dataclass
+class LocalStack:
+    data_home: Path
+    api_port: int = 8000
+    worker_ports: Sequence[int] = (5003,)
+    worker_kinds: Sequence[str] = ()
+    host: str = "127.0.0.1"
+    extra_env: dict[str, str] = field(default_factory=dict)
+    api: ManagedProcess | None = None
+    workers: list[ManagedProcess] = field(default_factory=list)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.api_port}"
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({"KTRDR_DATA_HOME": str(self.data_home), "KTRDR_API_URL": self.api_url})
+        env.update(self.extra_env)
+        return env
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        self.start_api(timeout_s)
+        for port in self.worker_ports:
+            self.start_worker(port)
+        self.wait_for_workers(len(self.worker_ports), timeout_s)
+
+    def start_api(self, timeout_s: float = 30.0) -> ManagedProcess:
+        if self.api is None:
+            self.api = ManagedProcess(
+                "ktrdr-api",
+                self.api_url,
+                ["api", "--host", self.host, "--port", str(self.api_port)],
+                self._env(),
+                self.data_home / "logs" / "api.log",
+            )
+        self.api.start()
+        self._wait_ready(self.api, f"{self.api_url}{API_PREFIX}/health", timeout_s)
+        return self.api
+
+    def start_worker(self, port: int) -> ManagedProcess:
+        args = ["worker", "--host", self.host, "--port", str(port)]
+        for kind in self.worker_kinds:
+            args += ["--kind", kind]
+        worker = ManagedProcess(
+            f"worker-{port}",
+            f"http://{self.host}:{port}",
+            args,
+            self._env(),
+            self.data_home / "logs" / f"worker-{port}.log",
+        )
+        worker.start()
+        self.workers.append(worker)
+        return worker
+
+    def worker_id(self, port: int) -> str:
+        return f"{self.host}-{port}"
+
+    def wait_for_workers(self, count: int, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        online = 0
+        while time.monotonic() < deadline:
+            try:
+                body = httpx.get(f"{self.api_url}{API_PREFIX}/workers", timeout=2).json()
+                online = body["count"]
+                if online >= count:
+                    return
+            except httpx.HTTPError:
+                pass
+            for worker in self.workers:
+                if not worker.running:
+                    raise StackError(f"{worker.name} exited:\n{worker.log_tail()}")
+            time.sleep(0.1)
+        raise StackError(f"only {online} of {count} workers registered in {timeout_s:.0f}s")
+
+    @staticmethod
+    def _wait_ready(process: ManagedProcess, url: str, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not process.running:
+                raise StackError(f"{process.name} exited:\n{process.log_tail()}")
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise StackError(f"{process.name} not ready after {timeout_s:.0f}s:\n{process.log_tail()}")
+
+    def stop(self) -> None:
+        # Workers first, so they can still report to the API on the way out.
+        for worker in self.workers:
+            worker.stop()
+        if self.api is not None:
+            self.api.stop()

@@ -1,0 +1,257 @@
+"""Operation rules: create, progress, report, cancel, re-queue. No HTTP in here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from opentelemetry import trace
+
+from ktrdr.jobs.specs import params_hash, validate_params
+from ktrdr.operations.model import OperationStatus, OperationType, utcnow
+from ktrdr.operations.schemas import OperationPublic, Progress
+from ktrdr.operations.store import Store, Transition
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("ktrdr.operations")
+
+
+class LifecycleEvents(Protocol):
+    """Hooks for lifecycle metrics; implemented by ktrdr.telemetry.metrics.PlatformMetrics.
+
+    Called only by the backend, so every lifecycle event is counted exactly once.
+    """
+
+    def operation_finished(
+        self, op_type: str, status: str, duration_s: float | None, trace_id: str | None
+    ) -> None: ...
+
+    def operation_dispatched(
+        self, op_type: str, worker_id: str, queue_wait_s: float, trace_id: str | None
+    ) -> None: ...
+
+    def operation_requeued(self, op_type: str) -> None: ...
+
+    def worker_lost(self, kind: str) -> None: ...
+
+
+class NoLifecycleEvents:
+    def operation_finished(
+        self, op_type: str, status: str, duration_s: float | None, trace_id: str | None
+    ) -> None:
+        pass
+
+    def operation_dispatched(
+        self, op_type: str, worker_id: str, queue_wait_s: float, trace_id: str | None
+    ) -> None:
+        pass
+
+    def operation_requeued(self, op_type: str) -> None:
+        pass
+
+    def worker_lost(self, kind: str) -> None:
+        pass
+
+
+class Outcome(StrEnum):
+    """How a job ended on the worker. `interrupted`: the worker stopped before the end
+    (shutdown) and the work should run again elsewhere."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True)
+class CurrentTrace:
+    trace_id: str | None
+    traceparent: str | None
+
+
+def current_trace() -> CurrentTrace:
+    """The active span's ids, to store on a new operation (one trace per operation)."""
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return CurrentTrace(None, None)
+    trace_id = f"{ctx.trace_id:032x}"
+    flags = f"{int(ctx.trace_flags):02x}"
+    return CurrentTrace(trace_id, f"00-{trace_id}-{ctx.span_id:016x}-{flags}")
+
+
+class OperationService:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_attempts: int,
+        events: LifecycleEvents | None = None,
+        on_queue_change: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = utcnow,
+    ):
+        self.store = store
+        self.max_attempts = max_attempts
+        self.events: LifecycleEvents = events or NoLifecycleEvents()
+        # Wakes the dispatcher when something became pending or a worker became free.
+        self.on_queue_change = on_queue_change
+        self.clock = clock
+
+    def create(
+        self,
+        op_type: OperationType,
+        params: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+    ) -> tuple[OperationPublic, bool]:
+        """Validate, store as pending and wake the dispatcher. Returns (operation, created)."""
+        with tracer.start_as_current_span("operations.create") as span:
+            span.set_attribute("operation.type", op_type.value)
+            clean = validate_params(op_type, params)
+            ids = current_trace()
+            operation, created = self.store.create_operation(
+                op_type=op_type,
+                params=clean,
+                params_hash=params_hash(op_type, clean),
+                max_attempts=self.max_attempts,
+                now=self.clock(),
+                idempotency_key=idempotency_key,
+                trace_id=ids.trace_id,
+                traceparent=ids.traceparent,
+            )
+            span.set_attribute("operation.id", operation.id)
+            span.set_attribute("operation.created", created)
+            if created:
+                with tracer.start_as_current_span("operation.register") as reg:
+                    reg.set_attribute("operation.id", operation.id)
+                    reg.set_attribute("operation.type", op_type.value)
+                    reg.set_attribute("operation.status", operation.status.value)
+                log.info("operation created", extra={"operation_id": operation.id})
+                self.on_queue_change()
+            return operation, created
+
+    def get(self, operation_id: str) -> OperationPublic:
+        return self.store.get_operation(operation_id)
+
+    def list(
+        self,
+        *,
+        statuses: list[OperationStatus],
+        types: list[OperationType],
+        limit: int,
+        offset: int,
+    ) -> tuple[list[OperationPublic], int]:
+        with tracer.start_as_current_span("operations.list") as span:
+            items, total = self.store.list_operations(
+                statuses=statuses, types=types, limit=limit, offset=offset
+            )
+            span.set_attribute("operations.returned", len(items))
+            span.set_attribute("operations.total", total)
+            return items, total
+
+    def transition(
+        self,
+        operation_id: str,
+        target: OperationStatus,
+        *,
+        reason: str | None = None,
+        worker_id: str | None = None,
+        attempt: int | None = None,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> Transition:
+        """Every state change goes through here: span, guard, metrics, dispatcher wake-up."""
+        with tracer.start_as_current_span("operation.state_transition") as span:
+            span.set_attribute("operation.id", operation_id)
+            span.set_attribute("operation.to", target.value)
+            if reason:
+                span.set_attribute("operation.reason", reason)
+            if error:
+                span.set_attribute("operation.error", error[:500])
+            change = self.store.transition(
+                operation_id,
+                target,
+                now=self.clock(),
+                reason=reason,
+                expected_worker_id=worker_id,
+                expected_attempt=attempt,
+                result=result,
+                error=error,
+            )
+            span.set_attribute("operation.from", change.previous.value)
+            span.set_attribute("operation.changed", change.changed)
+            if change.changed:
+                self._after_transition(change)
+            return change
+
+    def _after_transition(self, change: Transition) -> None:
+        op = change.operation
+        log.info(
+            "operation %s -> %s%s",
+            change.previous.value,
+            op.status.value,
+            f" ({op.status_reason})" if op.status_reason else "",
+            extra={"operation_id": op.id},
+        )
+        if op.status.is_terminal:
+            self.events.operation_finished(
+                op.type.value, op.status.value, op.duration_s, op.trace_id
+            )
+        elif op.status == OperationStatus.PENDING:
+            self.events.operation_requeued(op.type.value)
+        self.on_queue_change()
+
+    def cancel(self, operation_id: str, reason: str = "cancelled by user") -> OperationPublic:
+        return self.transition(operation_id, OperationStatus.CANCELLED, reason=reason).operation
+
+    def record_progress(self, operation_id: str, worker_id: str, progress: Progress) -> bool:
+        return self.store.record_progress(operation_id, worker_id, progress, self.clock())
+
+    def report(
+        self,
+        operation_id: str,
+        *,
+        worker_id: str,
+        attempt: int,
+        outcome: Outcome,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> OperationPublic:
+        """A worker's final word on its job. Duplicates are no-ops; stale ones are refused."""
+        if outcome == Outcome.INTERRUPTED:
+            op = self.store.get_operation(operation_id)
+            if op.status == OperationStatus.RUNNING and op.worker_id == worker_id:
+                return self.requeue_or_fail(
+                    op, f"worker {worker_id} stopped before finishing: {error or 'shutdown'}"
+                )
+            self.store.release_worker(worker_id, operation_id)
+            self.on_queue_change()
+            return op
+        target = OperationStatus(outcome.value)
+        try:
+            change = self.transition(
+                operation_id,
+                target,
+                worker_id=worker_id,
+                attempt=attempt,
+                result=result,
+                error=error,
+                reason=error if target != OperationStatus.COMPLETED else None,
+            )
+        finally:
+            # Whatever became of the report, the worker has stopped: it is free again
+            # (a cancelled operation kept its worker until this moment).
+            if self.store.release_worker(worker_id, operation_id):
+                self.on_queue_change()
+        return change.operation
+
+    def requeue_or_fail(self, op: OperationPublic, reason: str) -> OperationPublic:
+        """After losing the worker: run it again elsewhere, or fail once attempts are spent."""
+        if op.attempt < op.max_attempts:
+            why = f"{reason}; re-queued for attempt {op.attempt + 1} of {op.max_attempts}"
+            return self.transition(op.id, OperationStatus.PENDING, reason=why).operation
+        why = f"{reason}; gave up after {op.attempt} of {op.max_attempts} attempts"
+        return self.transition(op.id, OperationStatus.FAILED, reason=why, error=why).operation

@@ -1,0 +1,490 @@
+"""The operations store and worker registry tables behind one small, race-free API.
+
+Every write that decides ownership is a compare-and-set (`UPDATE ... WHERE <expected
+state>`), so two dispatchers, or a dispatcher and a cancel, can never both win: the
+loser sees rowcount 0. This holds on SQLite (one writer at a time) and on PostgreSQL
+(row locks, WHERE re-checked after the wait).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ktrdr.db.tables import OperationRow, WorkerRow
+from ktrdr.operations.model import (
+    OperationStatus,
+    OperationType,
+    check_transition,
+    new_operation_id,
+)
+from ktrdr.operations.schemas import OperationPublic, Progress
+from ktrdr.workers.schemas import WorkerPublic, WorkerState
+
+_CAS_RETRIES = 5
+
+
+class OperationNotFound(LookupError):
+    def __init__(self, operation_id: str):
+        self.operation_id = operation_id
+        super().__init__(
+            f"no operation {operation_id!r}; list operations with `ktrdr ops list` "
+            "or GET /api/v1/operations"
+        )
+
+
+class IdempotencyConflict(ValueError):
+    """The same idempotency key was sent with different parameters."""
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What a transition call did: `changed` is False for a harmless repeat."""
+
+    operation: OperationPublic
+    previous: OperationStatus
+    changed: bool
+
+
+def to_public(row: OperationRow) -> OperationPublic:
+    return OperationPublic(
+        id=row.id,
+        type=OperationType(row.type),
+        status=OperationStatus(row.status),
+        params=row.params,
+        worker_id=row.worker_id,
+        attempt=row.attempt,
+        max_attempts=row.max_attempts,
+        created_at=row.created_at,
+        queued_at=row.queued_at,
+        started_at=row.started_at,
+        completed_at=row.completed_at,
+        updated_at=row.updated_at,
+        progress=Progress(
+            percent=row.progress_percent,
+            phase=row.progress_phase,
+            message=row.progress_message,
+            items_done=row.items_done,
+            items_total=row.items_total,
+        ),
+        result=row.result,
+        error=row.error,
+        status_reason=row.status_reason,
+        trace_id=row.trace_id,
+        traceparent=row.traceparent,
+    )
+
+
+def _worker_public(row: WorkerRow) -> WorkerPublic:
+    return WorkerPublic.model_validate(row)
+
+
+def _progress_values(progress: Progress) -> dict[str, Any]:
+    return {
+        "progress_percent": progress.percent,
+        "progress_phase": progress.phase,
+        "progress_message": progress.message,
+        "items_done": progress.items_done,
+        "items_total": progress.items_total,
+    }
+
+
+class Store:
+    """Synchronous store; the API calls it from its thread pool."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def session(self) -> Session:
+        return self._sessions()
+
+    # ---------------------------------------------------------------- operations
+
+    def create_operation(
+        self,
+        *,
+        op_type: OperationType,
+        params: dict[str, Any],
+        params_hash: str,
+        max_attempts: int,
+        now: datetime,
+        idempotency_key: str | None = None,
+        trace_id: str | None = None,
+        traceparent: str | None = None,
+    ) -> tuple[OperationPublic, bool]:
+        """Insert a pending operation; with a known idempotency key return the existing one."""
+        if idempotency_key is not None:
+            existing = self._by_idempotency_key(idempotency_key, params_hash)
+            if existing is not None:
+                return existing, False
+        row = OperationRow(
+            id=new_operation_id(op_type, now),
+            type=op_type.value,
+            status=OperationStatus.PENDING.value,
+            params=params,
+            params_hash=params_hash,
+            idempotency_key=idempotency_key,
+            attempt=0,
+            max_attempts=max_attempts,
+            created_at=now,
+            queued_at=now,
+            updated_at=now,
+            progress_percent=0.0,
+            trace_id=trace_id,
+            traceparent=traceparent,
+        )
+        try:
+            with self.session() as session, session.begin():
+                session.add(row)
+        except IntegrityError:
+            # Two requests with one key raced; the other insert won.
+            if idempotency_key is None:
+                raise
+            existing = self._by_idempotency_key(idempotency_key, params_hash)
+            if existing is None:
+                raise
+            return existing, False
+        return to_public(row), True
+
+    def _by_idempotency_key(self, key: str, params_hash: str) -> OperationPublic | None:
+        with self.session() as session:
+            row = session.scalars(
+                select(OperationRow).where(OperationRow.idempotency_key == key)
+            ).one_or_none()
+            if row is None:
+                return None
+            if row.params_hash != params_hash:
+                raise IdempotencyConflict(
+                    f"Idempotency-Key {key!r} was already used for operation {row.id} with "
+                    "different parameters; send a new key for a new request"
+                )
+            return to_public(row)
+
+    def get_operation(self, operation_id: str) -> OperationPublic:
+        with self.session() as session:
+            row = session.get(OperationRow, operation_id)
+            if row is None:
+                raise OperationNotFound(operation_id)
+            return to_public(row)
+
+    def list_operations(
+        self,
+        *,
+        statuses: Iterable[OperationStatus] = (),
+        types: Iterable[OperationType] = (),
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[OperationPublic], int]:
+        """Newest first, with the total count matching the filters."""
+        conditions = []
+        status_values = [s.value for s in statuses]
+        type_values = [t.value for t in types]
+        if status_values:
+            conditions.append(OperationRow.status.in_(status_values))
+        if type_values:
+            conditions.append(OperationRow.type.in_(type_values))
+        with self.session() as session:
+            total = session.scalar(
+                select(func.count()).select_from(OperationRow).where(*conditions)
+            )
+            rows = session.scalars(
+                select(OperationRow)
+                .where(*conditions)
+                .order_by(OperationRow.created_at.desc(), OperationRow.id.desc())
+                .limit(limit)
+                .offset(offset)
+            ).all()
+            return [to_public(r) for r in rows], int(total or 0)
+
+    def pending_operations(self, limit: int = 100) -> list[OperationPublic]:
+        """Oldest queued first: first come, first served."""
+        with self.session() as session:
+            rows = session.scalars(
+                select(OperationRow)
+                .where(OperationRow.status == OperationStatus.PENDING.value)
+                .order_by(OperationRow.queued_at, OperationRow.id)
+                .limit(limit)
+            ).all()
+            return [to_public(r) for r in rows]
+
+    def operation_counts(self) -> dict[tuple[str, str], int]:
+        """(type, status) -> count for the live states (pending, running)."""
+        live = [OperationStatus.PENDING.value, OperationStatus.RUNNING.value]
+        with self.session() as session:
+            rows = session.execute(
+                select(OperationRow.type, OperationRow.status, func.count())
+                .where(OperationRow.status.in_(live))
+                .group_by(OperationRow.type, OperationRow.status)
+            ).all()
+            return {(t, s): int(n) for t, s, n in rows}
+
+    def transition(
+        self,
+        operation_id: str,
+        target: OperationStatus,
+        *,
+        now: datetime,
+        reason: str | None = None,
+        expected_worker_id: str | None = None,
+        expected_attempt: int | None = None,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> Transition:
+        """The one place an operation changes state.
+
+        Guarded by `check_transition`; applied as a compare-and-set on the current status
+        (and, for worker reports, on the worker and attempt that own it). Repeating a final
+        state is a no-op, so a duplicate completion report is harmless.
+        """
+        for _ in range(_CAS_RETRIES):
+            with self.session() as session, session.begin():
+                row = session.get(OperationRow, operation_id)
+                if row is None:
+                    raise OperationNotFound(operation_id)
+                current = OperationStatus(row.status)
+                _check_owner(row, expected_worker_id, expected_attempt)
+                if current == target and target.is_terminal:
+                    return Transition(to_public(row), current, changed=False)
+                check_transition(operation_id, current, target)
+                values = _transition_values(row, target, now, reason, result, error)
+                outcome = session.execute(
+                    update(OperationRow)
+                    .where(OperationRow.id == operation_id, OperationRow.status == current.value)
+                    .values(**values)
+                )
+                if outcome.rowcount != 1:  # type: ignore[attr-defined]
+                    continue  # someone else moved it first: re-read and decide again
+                if current == OperationStatus.RUNNING and target != OperationStatus.CANCELLED:
+                    # A cancelled operation keeps its worker until the worker confirms it
+                    # stopped: the worker is not free while it is still computing.
+                    _release_worker(session, row.worker_id, operation_id)
+                session.flush()
+                session.refresh(row)
+                return Transition(to_public(row), current, changed=True)
+        raise RuntimeError(f"operation {operation_id} kept changing under a transition")
+
+    def record_progress(
+        self, operation_id: str, worker_id: str, progress: Progress, now: datetime
+    ) -> bool:
+        """Store progress reported by the worker that runs the operation; False if not its."""
+        with self.session() as session, session.begin():
+            outcome = session.execute(
+                update(OperationRow)
+                .where(
+                    OperationRow.id == operation_id,
+                    OperationRow.status == OperationStatus.RUNNING.value,
+                    OperationRow.worker_id == worker_id,
+                )
+                .values(updated_at=now, **_progress_values(progress))
+            )
+            return bool(outcome.rowcount == 1)  # type: ignore[attr-defined]
+
+    def claim(self, operation_id: str, worker_id: str, now: datetime) -> OperationPublic | None:
+        """Atomically give a pending operation to an idle online worker, or do nothing.
+
+        Both rows are compare-and-set in one transaction: the worker must still be idle and
+        the operation still pending. This is what rules out two operations on one worker.
+        """
+        with self.session() as session, session.begin():
+            took_worker = session.execute(
+                update(WorkerRow)
+                .where(
+                    WorkerRow.id == worker_id,
+                    WorkerRow.state == WorkerState.ONLINE.value,
+                    WorkerRow.current_operation_id.is_(None),
+                )
+                .values(current_operation_id=operation_id, last_assigned_at=now)
+            )
+            if took_worker.rowcount != 1:  # type: ignore[attr-defined]
+                session.rollback()
+                return None
+            took_operation = session.execute(
+                update(OperationRow)
+                .where(
+                    OperationRow.id == operation_id,
+                    OperationRow.status == OperationStatus.PENDING.value,
+                )
+                .values(
+                    status=OperationStatus.RUNNING.value,
+                    worker_id=worker_id,
+                    attempt=OperationRow.attempt + 1,
+                    started_at=now,
+                    updated_at=now,
+                    status_reason=None,
+                    **_progress_values(Progress()),
+                )
+            )
+            if took_operation.rowcount != 1:  # type: ignore[attr-defined]
+                session.rollback()
+                return None
+            row = session.get(OperationRow, operation_id)
+            assert row is not None  # just updated inside this transaction
+            return to_public(row)
+
+    # ------------------------------------------------------------------- workers
+
+    def register_worker(
+        self,
+        *,
+        worker_id: str,
+        kinds: Sequence[str],
+        url: str,
+        version: str | None,
+        now: datetime,
+    ) -> WorkerPublic:
+        """Insert or refresh a worker; it comes back online and keeps its assignment."""
+        with self.session() as session, session.begin():
+            row = session.get(WorkerRow, worker_id)
+            if row is None:
+                row = WorkerRow(
+                    id=worker_id,
+                    kinds=list(kinds),
+                    url=url,
+                    state=WorkerState.ONLINE.value,
+                    registered_at=now,
+                    last_heartbeat_at=now,
+                    version=version,
+                )
+                session.add(row)
+            else:
+                row.kinds = list(kinds)
+                row.url = url
+                row.state = WorkerState.ONLINE.value
+                row.registered_at = now
+                row.last_heartbeat_at = now
+                row.version = version
+                row.lost_reason = None
+            session.flush()
+            return _worker_public(row)
+
+    def heartbeat(self, worker_id: str, now: datetime) -> WorkerPublic | None:
+        """Record a beat from an online worker; None means "register again"."""
+        with self.session() as session, session.begin():
+            outcome = session.execute(
+                update(WorkerRow)
+                .where(WorkerRow.id == worker_id, WorkerRow.state == WorkerState.ONLINE.value)
+                .values(last_heartbeat_at=now)
+            )
+            if outcome.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            row = session.get(WorkerRow, worker_id)
+            return None if row is None else _worker_public(row)
+
+    def get_worker(self, worker_id: str) -> WorkerPublic | None:
+        with self.session() as session:
+            row = session.get(WorkerRow, worker_id)
+            return None if row is None else _worker_public(row)
+
+    def list_workers(self, *, include_gone: bool = False) -> list[WorkerPublic]:
+        query = select(WorkerRow).order_by(WorkerRow.id)
+        if not include_gone:
+            query = query.where(WorkerRow.state == WorkerState.ONLINE.value)
+        with self.session() as session:
+            return [_worker_public(r) for r in session.scalars(query).all()]
+
+    def set_worker_assignment(self, worker_id: str, operation_id: str | None) -> None:
+        """Reconcile the registry with what a worker says it runs (after a backend restart)."""
+        with self.session() as session, session.begin():
+            session.execute(
+                update(WorkerRow)
+                .where(WorkerRow.id == worker_id)
+                .values(current_operation_id=operation_id)
+            )
+
+    def release_worker(self, worker_id: str, operation_id: str) -> bool:
+        with self.session() as session, session.begin():
+            return _release_worker(session, worker_id, operation_id)
+
+    def stale_workers(self, cutoff: datetime) -> list[WorkerPublic]:
+        with self.session() as session:
+            rows = session.scalars(
+                select(WorkerRow).where(
+                    WorkerRow.state == WorkerState.ONLINE.value,
+                    WorkerRow.last_heartbeat_at < cutoff,
+                )
+            ).all()
+            return [_worker_public(r) for r in rows]
+
+    def mark_worker_gone(
+        self, worker_id: str, state: WorkerState, reason: str, *, stale_before: datetime | None
+    ) -> bool:
+        """online -> lost/offline; with `stale_before`, only if it is still silent."""
+        conditions = [WorkerRow.id == worker_id, WorkerRow.state == WorkerState.ONLINE.value]
+        if stale_before is not None:
+            conditions.append(WorkerRow.last_heartbeat_at < stale_before)
+        with self.session() as session, session.begin():
+            outcome = session.execute(
+                update(WorkerRow).where(*conditions).values(state=state.value, lost_reason=reason)
+            )
+            return bool(outcome.rowcount == 1)  # type: ignore[attr-defined]
+
+    def refresh_all_heartbeats(self, now: datetime) -> None:
+        """At backend start: give every online worker a full timeout to check in again,
+        so a backend restart does not mark live workers lost."""
+        with self.session() as session, session.begin():
+            session.execute(
+                update(WorkerRow)
+                .where(WorkerRow.state == WorkerState.ONLINE.value)
+                .values(last_heartbeat_at=now)
+            )
+
+
+def _check_owner(
+    row: OperationRow, expected_worker_id: str | None, expected_attempt: int | None
+) -> None:
+    if expected_worker_id is not None and row.worker_id != expected_worker_id:
+        raise StaleReport(
+            f"operation {row.id} is assigned to {row.worker_id or 'no worker'}, "
+            f"not {expected_worker_id}; this report is out of date and was ignored"
+        )
+    if expected_attempt is not None and row.attempt != expected_attempt:
+        raise StaleReport(
+            f"operation {row.id} is on attempt {row.attempt}, the report is for attempt "
+            f"{expected_attempt}; it is out of date and was ignored"
+        )
+
+
+class StaleReport(Exception):
+    """A worker reported on an operation that is no longer its own."""
+
+
+def _release_worker(session: Session, worker_id: str | None, operation_id: str) -> bool:
+    if worker_id is None:
+        return False
+    outcome = session.execute(
+        update(WorkerRow)
+        .where(WorkerRow.id == worker_id, WorkerRow.current_operation_id == operation_id)
+        .values(current_operation_id=None)
+    )
+    return bool(outcome.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def _transition_values(
+    row: OperationRow,
+    target: OperationStatus,
+    now: datetime,
+    reason: str | None,
+    result: dict[str, Any] | None,
+    error: str | None,
+) -> dict[str, Any]:
+    values: dict[str, Any] = {"status": target.value, "updated_at": now, "status_reason": reason}
+    if target == OperationStatus.PENDING:
+        # Re-queue: back of the queue is wrong for a victim of a crash; keep its place by
+        # leaving queued_at, but forget the lost worker's progress.
+        values.update(worker_id=None, started_at=None, **_progress_values(Progress()))
+    elif target.is_terminal:
+        values["completed_at"] = now
+        if result is not None:
+            values["result"] = result
+        if error is not None:
+            values["error"] = error
+        if target == OperationStatus.COMPLETED:
+            values.update(progress_percent=100.0)
+    return values

@@ -1,0 +1,56 @@
+"""Process entry points for the API and workers: telemetry once, then uvicorn."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from ktrdr.config import ApiSettings, WorkerSettings
+from ktrdr.constants import API_SERVICE_NAME, WORKER_SERVICE_PREFIX
+
+
+def serve_api(settings: ApiSettings) -> None:
+    from ktrdr.api.app import create_app
+    from ktrdr.telemetry.logs import configure_logging
+    from ktrdr.telemetry.setup import instrument_app, instrument_httpx, setup_telemetry
+
+    configure_logging(API_SERVICE_NAME, settings.log_level)
+    handle = setup_telemetry(
+        API_SERVICE_NAME,
+        instance_id=f"{settings.host}:{settings.port}",
+        otlp_endpoint=settings.otlp_endpoint,
+    )
+    instrument_httpx()
+    app = create_app(settings)
+    instrument_app(app)
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+    finally:
+        handle.shutdown()
+
+
+def serve_worker(settings: WorkerSettings) -> None:
+    from ktrdr.telemetry.logs import configure_logging
+    from ktrdr.telemetry.setup import instrument_app, instrument_httpx, setup_telemetry
+    from ktrdr.worker.app import create_worker_app, resolve_kinds
+
+    kinds = resolve_kinds(settings.kinds)
+    # One stable service name per worker kind (not per random id); the id is an attribute.
+    service = f"{WORKER_SERVICE_PREFIX}-{kinds[0].value if len(kinds) == 1 else 'general'}"
+    worker_id = settings.resolved_worker_id()
+    configure_logging(service, settings.log_level)
+    handle = setup_telemetry(
+        service,
+        instance_id=worker_id,
+        attributes={"worker.id": worker_id, "worker.kinds": ",".join(k.value for k in kinds)},
+        otlp_endpoint=settings.otlp_endpoint,
+    )
+    instrument_httpx()
+    app = create_worker_app(settings)
+    instrument_app(app)
+    logging.getLogger(__name__).info("worker %s serving %s", worker_id, [k.value for k in kinds])
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+    finally:
+        handle.shutdown()

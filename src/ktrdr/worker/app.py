@@ -1,0 +1,148 @@
+"""The worker's HTTP surface: start (one route per job kind), cancel, health, metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from prometheus_client import REGISTRY, CollectorRegistry
+from pydantic import BaseModel, ConfigDict, Field
+
+from ktrdr import __version__
+from ktrdr.api.errors import install_error_handlers
+from ktrdr.config import WorkerSettings
+from ktrdr.jobs.specs import get_spec
+from ktrdr.operations.model import OperationType
+from ktrdr.telemetry.metrics import JobMetrics
+from ktrdr.telemetry.metrics_endpoint import render_metrics
+from ktrdr.worker.backend_client import BackendClient
+from ktrdr.worker.runners import RUNNERS
+from ktrdr.worker.runtime import ShuttingDown, StartRequest, WorkerBusy, WorkerRuntime
+
+
+class StartBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    operation_id: str = Field(min_length=1, max_length=64)
+    type: OperationType
+    params: dict[str, Any]
+    attempt: int = Field(ge=1)
+    traceparent: str | None = None
+
+
+def resolve_kinds(requested: list[OperationType]) -> list[OperationType]:
+    """The kinds asked for, or every kind this build can run; refuse ones it cannot."""
+    available = list(RUNNERS)
+    if not requested:
+        return available
+    missing = [k.value for k in requested if k not in RUNNERS]
+    if missing:
+        names = ", ".join(k.value for k in available)
+        raise ValueError(f"this worker cannot run {', '.join(missing)}; it can run: {names}")
+    return list(dict.fromkeys(requested))
+
+
+def _runtime(request: Request) -> WorkerRuntime:
+    runtime: WorkerRuntime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[WorkerRuntime, Depends(_runtime)]
+
+
+def _backend_only(request: Request) -> None:
+    """Only the backend (holder of the shared token) may start or cancel jobs."""
+    token = request.app.state.settings.api_token
+    if not token:
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(given, token):
+        raise HTTPException(401, "only the KTRDR backend may start or cancel jobs here")
+
+
+def start_job(body: StartBody, runtime: RuntimeDep, response: Response) -> dict[str, Any]:
+    """Take a job from the backend (202), or refuse: 409 busy, 503 shutting down."""
+    request = StartRequest(
+        body.operation_id, body.type, body.params, body.attempt, body.traceparent
+    )
+    try:
+        accepted = runtime.start_job(request)
+    except WorkerBusy as exc:
+        raise HTTPException(409, str(exc)) from exc
+    except ShuttingDown as exc:
+        raise HTTPException(503, str(exc)) from exc
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    response.status_code = 202
+    return {"operation_id": body.operation_id, "accepted": accepted}
+
+
+def cancel_job(operation_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+    """Ask the running job to stop at its next checkpoint."""
+    if not runtime.cancel_current(operation_id, reason="cancelled by user"):
+        raise HTTPException(404, f"operation {operation_id} is not running on this worker")
+    return {"operation_id": operation_id, "cancelling": True}
+
+
+def create_worker_app(
+    settings: WorkerSettings, *, registry: CollectorRegistry = REGISTRY
+) -> FastAPI:
+    worker_id = settings.resolved_worker_id()
+    kinds = resolve_kinds(settings.kinds)
+    runtime = WorkerRuntime(
+        backend=BackendClient(settings.api_url, worker_id, settings.api_token),
+        kinds=kinds,
+        url=settings.resolved_worker_url(),
+        heartbeat_interval_s=settings.heartbeat_interval_s,
+        data_home=str(settings.data_home),
+        metrics=JobMetrics(registry=registry),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        runtime.start()
+        try:
+            yield
+        finally:
+            # SIGTERM lands here (uvicorn): finish or interrupt the job, report, deregister.
+            runtime.shutdown(settings.shutdown_grace_s)
+
+    app = FastAPI(title=f"ktrdr-worker ({worker_id})", version=__version__, lifespan=lifespan)
+    app.state.runtime = runtime
+    app.state.settings = settings
+    install_error_handlers(app)
+    backend_only = [Depends(_backend_only)]
+    for kind in kinds:
+        app.add_api_route(
+            get_spec(kind).worker_start_path,
+            start_job,
+            methods=["POST"],
+            status_code=202,
+            dependencies=backend_only,
+            summary=f"Start a {kind.value} job (backend only)",
+        )
+    app.add_api_route(
+        "/operations/{operation_id}/cancel", cancel_job, methods=["POST"], dependencies=backend_only
+    )
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        """Worker identity, registration and what it runs now."""
+        return {
+            "status": "ok",
+            "worker_id": worker_id,
+            "kinds": [k.value for k in kinds],
+            "registered": runtime.registered,
+            "current_operation_id": runtime.current_operation_id(),
+            "version": __version__,
+        }
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics(request: Request) -> Response:
+        body, content_type = render_metrics(request.headers.get("accept"), registry)
+        return Response(body, media_type=content_type)
+
+    return app

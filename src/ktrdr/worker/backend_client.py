@@ -1,0 +1,93 @@
+"""The worker's calls to the backend. Workers never touch the database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from ktrdr.constants import API_PREFIX
+from ktrdr.operations.schemas import Progress
+from ktrdr.workers.schemas import HeartbeatReply
+
+
+class NotRegistered(Exception):
+    """The backend does not know this worker (restarted, or marked it lost)."""
+
+
+class StaleOperation(Exception):
+    """The backend refused a report: the operation is no longer this worker's."""
+
+
+class BackendClient:
+    def __init__(self, api_url: str, worker_id: str, token: str | None, timeout_s: float = 5.0):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.worker_id = worker_id
+        self._http = httpx.Client(
+            base_url=api_url.rstrip("/") + API_PREFIX, headers=headers, timeout=timeout_s
+        )
+
+    def register(
+        self,
+        *,
+        kinds: list[str],
+        url: str,
+        version: str,
+        current_operation_id: str | None,
+        progress: Progress | None,
+    ) -> HeartbeatReply:
+        body: dict[str, Any] = {
+            "worker_id": self.worker_id,
+            "kinds": kinds,
+            "url": url,
+            "version": version,
+            "current_operation_id": current_operation_id,
+            "progress": progress.model_dump() if progress else None,
+        }
+        response = self._http.post("/workers/register", json=body)
+        response.raise_for_status()
+        return HeartbeatReply.model_validate(response.json())
+
+    def heartbeat(
+        self, current_operation_id: str | None, progress: Progress | None
+    ) -> HeartbeatReply:
+        body = {
+            "current_operation_id": current_operation_id,
+            "progress": progress.model_dump() if progress else None,
+        }
+        response = self._http.post(f"/workers/{self.worker_id}/heartbeat", json=body)
+        if response.status_code == 404:
+            raise NotRegistered(response.text)
+        response.raise_for_status()
+        return HeartbeatReply.model_validate(response.json())
+
+    def progress(self, operation_id: str, progress: Progress) -> None:
+        body = {"worker_id": self.worker_id, "progress": progress.model_dump()}
+        self._http.post(f"/operations/{operation_id}/progress", json=body).raise_for_status()
+
+    def report(
+        self,
+        operation_id: str,
+        *,
+        attempt: int,
+        outcome: str,
+        result: dict[str, Any] | None,
+        error: str | None,
+    ) -> None:
+        body = {
+            "worker_id": self.worker_id,
+            "attempt": attempt,
+            "outcome": outcome,
+            "result": result,
+            "error": error,
+        }
+        response = self._http.post(f"/operations/{operation_id}/report", json=body)
+        if response.status_code in (404, 409):
+            raise StaleOperation(response.text)
+        response.raise_for_status()
+
+    def deregister(self) -> None:
+        self._http.delete(f"/workers/{self.worker_id}").raise_for_status()
+
+    def close(self) -> None:
+        self._http.close()

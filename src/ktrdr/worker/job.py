@@ -1,0 +1,76 @@
+"""What a job runner sees: its parameters, progress and cancellation, phase spans."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from ktrdr.operations.model import OperationType
+from ktrdr.operations.schemas import Progress
+from ktrdr.telemetry.metrics import JobMetrics
+
+
+class JobCancelled(Exception):
+    """Raised at a checkpoint once the job was asked to stop."""
+
+
+@dataclass
+class JobContext:
+    operation_id: str
+    op_type: OperationType
+    params: dict[str, Any]
+    attempt: int
+    metrics: JobMetrics
+    data_home: str
+    on_progress: Callable[[Progress], None]
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    cancel_reason: str | None = None
+    # Stopped by a worker shutdown rather than a user: the backend re-queues it.
+    interrupted: bool = False
+    _last_progress: Progress = field(default_factory=Progress)
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def check_cancelled(self) -> None:
+        """A checkpoint: stop here if cancellation was asked for."""
+        if self.cancel_event.is_set():
+            raise JobCancelled(self.cancel_reason or "cancelled")
+
+    def progress(
+        self,
+        percent: float,
+        *,
+        phase: str | None = None,
+        message: str | None = None,
+        items_done: int | None = None,
+        items_total: int | None = None,
+    ) -> None:
+        last = self._last_progress
+        self._last_progress = Progress(
+            percent=max(0.0, min(100.0, percent)),
+            phase=phase if phase is not None else last.phase,
+            message=message if message is not None else last.message,
+            items_done=items_done,
+            items_total=items_total,
+        )
+        self.on_progress(self._last_progress)
+
+    @property
+    def last_progress(self) -> Progress:
+        return self._last_progress
+
+    @contextmanager
+    def phase(self, name: str, *, span_prefix: str) -> Iterator[Any]:
+        """Span `<span_prefix>.<name>` plus the phase-duration histogram."""
+        self.progress(self._last_progress.percent, phase=name)
+        with self.metrics.phase(self.op_type.value, name, span_prefix=span_prefix) as span:
+            span.set_attribute("operation.id", self.operation_id)
+            yield span
+
+
+Runner = Callable[[JobContext], dict[str, Any]]

@@ -1,0 +1,324 @@
+"""The worker's engine room: one job slot, a job thread, and a reporter thread.
+
+The reporter thread owns every call to the backend: it (re-)registers, heartbeats,
+pushes progress and delivers final reports, retrying until the backend answers — so a
+backend restart loses nothing and a report is never dropped on a network blip.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from ktrdr import __version__
+from ktrdr.operations.model import OperationType
+from ktrdr.operations.schemas import Progress
+from ktrdr.operations.service import Outcome
+from ktrdr.telemetry.context import operation_id_var
+from ktrdr.telemetry.metrics import JobMetrics
+from ktrdr.worker.backend_client import BackendClient, NotRegistered, StaleOperation
+from ktrdr.worker.job import JobCancelled, JobContext
+from ktrdr.worker.runners import runner_for
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("ktrdr.worker")
+_propagator = TraceContextTextMapPropagator()
+_PROGRESS_MIN_INTERVAL_S = 0.25
+
+
+class WorkerBusy(Exception):
+    pass
+
+
+class ShuttingDown(Exception):
+    pass
+
+
+@dataclass
+class StartRequest:
+    operation_id: str
+    type: OperationType
+    params: dict[str, Any]
+    attempt: int
+    traceparent: str | None = None
+
+
+@dataclass
+class FinalReport:
+    operation_id: str
+    attempt: int
+    outcome: Outcome
+    result: dict[str, Any] | None
+    error: str | None
+
+
+class WorkerRuntime:
+    def __init__(
+        self,
+        *,
+        backend: BackendClient,
+        kinds: list[OperationType],
+        url: str,
+        heartbeat_interval_s: float,
+        data_home: str,
+        metrics: JobMetrics,
+    ):
+        self.backend = backend
+        self.kinds = kinds
+        self.url = url
+        self.heartbeat_interval_s = heartbeat_interval_s
+        self.data_home = data_home
+        self.metrics = metrics
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._job: JobContext | None = None
+        self._job_thread: threading.Thread | None = None
+        self._outbox: deque[FinalReport] = deque()
+        self._progress_dirty = False
+        self._registered = False
+        self._stopping = threading.Event()
+        self._accepting = True
+        self._reporter = threading.Thread(target=self._report_loop, name="reporter", daemon=True)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self._reporter.start()
+
+    @property
+    def registered(self) -> bool:
+        return self._registered
+
+    def current_operation_id(self) -> str | None:
+        """The running job, or else the oldest one whose final report is not delivered."""
+        with self._lock:
+            return self._current_locked()
+
+    def _current_locked(self) -> str | None:
+        if self._job is not None:
+            return self._job.operation_id
+        return self._outbox[0].operation_id if self._outbox else None
+
+    def shutdown(self, grace_s: float) -> None:
+        """Stop taking jobs; let the current one finish within `grace_s`, else interrupt it
+        (the backend re-queues it); deliver reports; deregister."""
+        with self._lock:
+            self._accepting = False
+            thread = self._job_thread
+        if thread is not None:
+            thread.join(grace_s)
+            if thread.is_alive():
+                self.cancel_current(reason="worker shutting down", interrupted=True)
+                thread.join(10.0)
+        deadline = time.monotonic() + 5.0
+        while self._outbox and time.monotonic() < deadline:
+            with self._wake:
+                self._wake.notify_all()
+            time.sleep(0.05)
+        self._stopping.set()
+        with self._wake:
+            self._wake.notify_all()
+        self._reporter.join(2.0)
+        try:
+            self.backend.deregister()
+        except httpx.HTTPError as exc:
+            log.info("could not deregister (the backend will notice the silence): %s", exc)
+        self.backend.close()
+
+    # ----------------------------------------------------------------------- jobs
+
+    def start_job(self, request: StartRequest) -> bool:
+        """Accept a job; False if it is the one already running (a repeated dispatch)."""
+        runner = runner_for(request.type)
+        if runner is None or request.type not in self.kinds:
+            raise ValueError(f"this worker does not run {request.type.value} operations")
+        with self._lock:
+            if not self._accepting:
+                raise ShuttingDown("worker is shutting down")
+            if self._job is not None:
+                if self._job.operation_id == request.operation_id:
+                    return False
+                raise WorkerBusy(f"worker is busy with {self._job.operation_id}")
+            ctx = JobContext(
+                operation_id=request.operation_id,
+                op_type=request.type,
+                params=request.params,
+                attempt=request.attempt,
+                metrics=self.metrics,
+                data_home=self.data_home,
+                on_progress=self._on_progress,
+            )
+            self._job = ctx
+            self._job_thread = threading.Thread(
+                target=self._run_job,
+                args=(ctx, request.traceparent),
+                name=f"job-{request.operation_id}",
+                daemon=True,
+            )
+            self._job_thread.start()
+        return True
+
+    def cancel_current(self, operation_id: str | None = None, *, reason: str = "cancelled",
+                       interrupted: bool = False) -> bool:  # fmt: skip
+        with self._lock:
+            job = self._job
+            if job is None or (operation_id is not None and job.operation_id != operation_id):
+                return False
+            job.cancel_reason = reason
+            job.interrupted = interrupted
+            job.cancel_event.set()
+            return True
+
+    def _run_job(self, ctx: JobContext, traceparent: str | None) -> None:
+        parent = _propagator.extract({"traceparent": traceparent} if traceparent else {})
+        token = otel_context.attach(parent)
+        op_token = operation_id_var.set(ctx.operation_id)
+        runner = runner_for(ctx.op_type)
+        assert runner is not None  # checked in start_job
+        result: dict[str, Any] | None = None
+        error: str | None = None
+        try:
+            with tracer.start_as_current_span("worker.job") as span:
+                span.set_attribute("operation.id", ctx.operation_id)
+                span.set_attribute("operation.type", ctx.op_type.value)
+                span.set_attribute("operation.attempt", ctx.attempt)
+                span.set_attribute("worker.id", self.backend.worker_id)
+                try:
+                    result = runner(ctx)
+                    outcome = Outcome.COMPLETED
+                except JobCancelled as exc:
+                    outcome = Outcome.INTERRUPTED if ctx.interrupted else Outcome.CANCELLED
+                    error = str(exc)
+                except Exception as exc:
+                    log.exception("job failed", extra={"operation_id": ctx.operation_id})
+                    span.record_exception(exc)
+                    span.set_status(trace.StatusCode.ERROR, str(exc))
+                    outcome = Outcome.FAILED
+                    error = _summarise(exc)
+                span.set_attribute("operation.outcome", outcome.value)
+        finally:
+            operation_id_var.reset(op_token)
+            otel_context.detach(token)
+        with self._wake:
+            self._outbox.append(FinalReport(ctx.operation_id, ctx.attempt, outcome, result, error))
+            self._job = None
+            self._job_thread = None
+            self._wake.notify_all()
+        log.info("job ended: %s", outcome.value, extra={"operation_id": ctx.operation_id})
+
+    def _on_progress(self, _progress: Progress) -> None:
+        with self._wake:
+            self._progress_dirty = True
+            self._wake.notify_all()
+
+    # ------------------------------------------------------------------- reporting
+
+    def _report_loop(self) -> None:
+        backoff_s = 0.2
+        next_beat = 0.0
+        last_progress_push = 0.0
+        while not self._stopping.is_set():
+            try:
+                if not self._registered:
+                    self._register()
+                    next_beat = time.monotonic() + self.heartbeat_interval_s
+                self._deliver_reports()
+                now = time.monotonic()
+                if self._progress_dirty and now - last_progress_push >= _PROGRESS_MIN_INTERVAL_S:
+                    self._push_progress()
+                    last_progress_push = now
+                if now >= next_beat:
+                    self._heartbeat()
+                    next_beat = now + self.heartbeat_interval_s
+                backoff_s = 0.2
+                with self._wake:
+                    timeout = max(0.0, min(next_beat - time.monotonic(), _PROGRESS_MIN_INTERVAL_S))
+                    if not (self._outbox or self._stopping.is_set()):
+                        self._wake.wait(timeout)
+            except NotRegistered:
+                log.info("backend does not know this worker; registering again")
+                self._registered = False
+            except httpx.HTTPError as exc:
+                log.warning("backend unreachable (%s); retrying in %.1fs", exc, backoff_s)
+                self._registered = self._registered and not isinstance(exc, httpx.ConnectError)
+                self._stopping.wait(backoff_s)
+                backoff_s = min(backoff_s * 2, 2.0)
+            except Exception:
+                log.exception("reporter error; retrying")
+                self._stopping.wait(backoff_s)
+
+    def _register(self) -> None:
+        with self._lock:
+            current = self._current_locked()
+            progress = self._job.last_progress if self._job else None
+        reply = self.backend.register(
+            kinds=[k.value for k in self.kinds],
+            url=self.url,
+            version=__version__,
+            current_operation_id=current,
+            progress=progress,
+        )
+        self._registered = True
+        log.info("registered with the backend as %s (%s)", self.backend.worker_id, self.url)
+        self._apply(reply.cancel_operation_ids)
+
+    def _heartbeat(self) -> None:
+        with self._lock:
+            current = self._current_locked()
+            progress = self._job.last_progress if self._job else None
+        reply = self.backend.heartbeat(current, progress)
+        self._apply(reply.cancel_operation_ids)
+
+    def _push_progress(self) -> None:
+        with self._lock:
+            self._progress_dirty = False
+            job = self._job
+        if job is None:
+            return
+        try:
+            self.backend.progress(job.operation_id, job.last_progress)
+        except httpx.HTTPStatusError as exc:
+            log.debug("progress refused: %s", exc)
+
+    def _deliver_reports(self) -> None:
+        while True:
+            with self._lock:
+                if not self._outbox:
+                    return
+                report = self._outbox[0]
+            try:
+                self.backend.report(
+                    report.operation_id,
+                    attempt=report.attempt,
+                    outcome=report.outcome.value,
+                    result=report.result,
+                    error=report.error,
+                )
+            except StaleOperation as exc:
+                log.info("report of %s refused as out of date: %s", report.operation_id, exc)
+            with self._lock:
+                self._outbox.popleft()
+
+    def _apply(self, cancel_ids: list[str]) -> None:
+        for operation_id in cancel_ids:
+            if self.cancel_current(operation_id, reason="cancelled by the backend"):
+                log.info(
+                    "cancelling on the backend's request", extra={"operation_id": operation_id}
+                )
+
+
+def _summarise(exc: BaseException) -> str:
+    """Error text kept on the operation: the message plus the innermost frames."""
+    frames = traceback.extract_tb(exc.__traceback__)[-3:]
+    where = " <- ".join(f"{f.name} ({f.filename.rsplit('/', 1)[-1]}:{f.lineno})" for f in frames)
+    return f"{type(exc).__name__}: {exc}" + (f" [at {where}]" if where else "")

@@ -1,0 +1,67 @@
+"""Worker registration, heartbeat and listing payloads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+from ktrdr.operations.model import OperationType
+from ktrdr.operations.schemas import Progress
+
+
+class WorkerState(StrEnum):
+    ONLINE = "online"
+    LOST = "lost"  # silent past the heartbeat timeout
+    OFFLINE = "offline"  # deregistered on a clean shutdown
+
+
+class WorkerRegistration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    worker_id: str = Field(
+        min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@-]+$", description="stable id"
+    )
+    kinds: list[OperationType] = Field(min_length=1)
+    url: HttpUrl = Field(description="where the backend reaches this worker")
+    version: str | None = Field(None, max_length=32)
+    current_operation_id: str | None = Field(None, description="what it is running right now")
+    progress: Progress | None = None
+
+
+class Heartbeat(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_operation_id: str | None = None
+    progress: Progress | None = None
+
+
+class HeartbeatReply(BaseModel):
+    """What the backend wants the worker to stop doing (cancelled or re-assigned operations)."""
+
+    cancel_operation_ids: list[str] = Field(default_factory=list)
+
+
+class WorkerPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    kinds: list[OperationType]
+    url: str
+    state: WorkerState
+    current_operation_id: str | None
+    registered_at: datetime
+    last_heartbeat_at: datetime
+    last_assigned_at: datetime | None
+    version: str | None
+    lost_reason: str | None
+
+    @property
+    def busy(self) -> bool:
+        return self.current_operation_id is not None
+
+
+class WorkersPublic(BaseModel):
+    data: list[WorkerPublic]
+    count: int

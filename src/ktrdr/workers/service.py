@@ -1,0 +1,161 @@
+"""Registry rules: registration, heartbeats, reconciliation and liveness."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from opentelemetry import trace
+
+from ktrdr.operations.model import IllegalTransition, OperationStatus
+from ktrdr.operations.schemas import Progress
+from ktrdr.operations.service import OperationService
+from ktrdr.operations.store import OperationNotFound
+from ktrdr.workers.schemas import (
+    Heartbeat,
+    HeartbeatReply,
+    WorkerPublic,
+    WorkerRegistration,
+    WorkerState,
+)
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("ktrdr.workers")
+
+
+class WorkerNotRegistered(LookupError):
+    def __init__(self, worker_id: str):
+        super().__init__(
+            f"worker {worker_id!r} is not registered (or was marked lost); register again "
+            "with POST /api/v1/workers/register"
+        )
+
+
+class WorkerService:
+    def __init__(
+        self,
+        operations: OperationService,
+        *,
+        heartbeat_timeout_s: float,
+        dispatch_grace_s: float,
+    ):
+        self.operations = operations
+        self.store = operations.store
+        self.heartbeat_timeout = timedelta(seconds=heartbeat_timeout_s)
+        self.dispatch_grace = timedelta(seconds=dispatch_grace_s)
+
+    def register(self, registration: WorkerRegistration) -> HeartbeatReply:
+        """(Re-)register a worker and reconcile what it says it runs with the store."""
+        with tracer.start_as_current_span("workers.register") as span:
+            span.set_attribute("worker.id", registration.worker_id)
+            span.set_attribute("worker.kinds", [k.value for k in registration.kinds])
+            worker = self.store.register_worker(
+                worker_id=registration.worker_id,
+                kinds=[k.value for k in registration.kinds],
+                url=str(registration.url).rstrip("/"),
+                version=registration.version,
+                now=self.operations.clock(),
+            )
+            log.info("worker %s registered at %s", worker.id, worker.url)
+            reply = self._reconcile(
+                worker, registration.current_operation_id, registration.progress
+            )
+            self.operations.on_queue_change()
+            return reply
+
+    def heartbeat(self, worker_id: str, beat: Heartbeat) -> HeartbeatReply:
+        worker = self.store.heartbeat(worker_id, self.operations.clock())
+        if worker is None:
+            raise WorkerNotRegistered(worker_id)
+        return self._reconcile(worker, beat.current_operation_id, beat.progress)
+
+    def _reconcile(
+        self, worker: WorkerPublic, reported_id: str | None, progress: Progress | None
+    ) -> HeartbeatReply:
+        cancel: list[str] = []
+        if reported_id is not None:
+            if self._owns(worker.id, reported_id):
+                if worker.current_operation_id != reported_id:
+                    # The registry forgot (e.g. re-registration): the store is the truth.
+                    self.store.set_worker_assignment(worker.id, reported_id)
+                if progress is not None:
+                    self.operations.record_progress(reported_id, worker.id, progress)
+            else:
+                # Cancelled, finished, or re-queued to someone else: the worker must stop.
+                cancel.append(reported_id)
+        assigned = worker.current_operation_id
+        if assigned is not None and assigned != reported_id:
+            self._settle_missing(worker, assigned)
+        return HeartbeatReply(cancel_operation_ids=cancel)
+
+    def _owns(self, worker_id: str, operation_id: str) -> bool:
+        try:
+            op = self.store.get_operation(operation_id)
+        except OperationNotFound:
+            return False
+        return op.status == OperationStatus.RUNNING and op.worker_id == worker_id
+
+    def _settle_missing(self, worker: WorkerPublic, operation_id: str) -> None:
+        """The registry says the worker runs `operation_id`; the worker says it does not."""
+        try:
+            op = self.store.get_operation(operation_id)
+        except OperationNotFound:
+            self.store.release_worker(worker.id, operation_id)
+            return
+        if op.status.is_terminal:
+            # Its final report was handled, or it was cancelled and the worker moved on.
+            if self.store.release_worker(worker.id, operation_id):
+                self.operations.on_queue_change()
+            return
+        # A start request may still be in flight: believe "idle" only after a grace.
+        started = op.started_at or op.updated_at
+        in_grace = self.operations.clock() - started <= self.dispatch_grace
+        if op.status == OperationStatus.RUNNING and op.worker_id == worker.id and not in_grace:
+            self._requeue(op.id, f"worker {worker.id} no longer runs it (restarted?)")
+
+    def _requeue(self, operation_id: str, reason: str) -> None:
+        try:
+            op = self.store.get_operation(operation_id)
+            if op.status == OperationStatus.RUNNING:
+                self.operations.requeue_or_fail(op, reason)
+        except (IllegalTransition, OperationNotFound):
+            log.info("operation %s changed while being re-queued; left as is", operation_id)
+
+    def deregister(self, worker_id: str) -> None:
+        """A clean shutdown: gone now, not after the heartbeat timeout."""
+        worker = self.store.get_worker(worker_id)
+        if worker is None:
+            raise WorkerNotRegistered(worker_id)
+        self.store.mark_worker_gone(
+            worker_id, WorkerState.OFFLINE, "deregistered on shutdown", stale_before=None
+        )
+        if worker.current_operation_id:
+            self._requeue(worker.current_operation_id, f"worker {worker_id} shut down")
+        self.operations.on_queue_change()
+
+    def list_workers(self, *, include_gone: bool = False) -> list[WorkerPublic]:
+        with tracer.start_as_current_span("workers.list") as span:
+            workers = self.store.list_workers(include_gone=include_gone)
+            span.set_attribute("workers.count", len(workers))
+            return workers
+
+    def mark_silent_workers_lost(self) -> list[str]:
+        """Workers silent past the timeout are lost; their operations re-queued or failed."""
+        now = self.operations.clock()
+        cutoff = now - self.heartbeat_timeout
+        lost: list[str] = []
+        for worker in self.store.stale_workers(cutoff):
+            silent_s = (now - worker.last_heartbeat_at).total_seconds()
+            reason = f"worker {worker.id} lost: no heartbeat for {silent_s:.1f}s"
+            if not self.store.mark_worker_gone(
+                worker.id, WorkerState.LOST, reason, stale_before=cutoff
+            ):
+                continue  # it beat in the meantime
+            log.warning(reason)
+            lost.append(worker.id)
+            for kind in worker.kinds:
+                self.operations.events.worker_lost(kind.value)
+            if worker.current_operation_id:
+                self._requeue(worker.current_operation_id, reason)
+                self.store.release_worker(worker.id, worker.current_operation_id)
+        return lost
