@@ -198,7 +198,11 @@ def _items(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _check_indicators(raw: dict[str, Any]) -> tuple[dict[str, Params], list[str], list[str]]:
+def _check_indicators(
+    raw: dict[str, Any], opaque: set[str]
+) -> tuple[dict[str, Params], list[str], list[str]]:
+    """Params per indicator id, every valid reference name, and the problems found.
+    Ids of unknown indicator types go into ``opaque`` (their outputs can't be checked)."""
     problems: list[str] = []
     params: dict[str, Params] = {}
     refs: list[str] = list(PRICE_COLUMNS)
@@ -218,6 +222,9 @@ def _check_indicators(raw: dict[str, Any]) -> tuple[dict[str, Params], list[str]
             spec = get_indicator(ind_type)
         except ValueError as exc:
             problems.append(f"{label}: {exc}")
+            # Keep the id known so references to it don't pile up follow-on errors.
+            refs.append(ind_id)
+            opaque.add(ind_id)
             continue
         parsed, errs = parse_params(spec, _mapping(ind.get("params")))
         problems += [f"{label}: {e}" for e in errs]
@@ -228,11 +235,12 @@ def _check_indicators(raw: dict[str, Any]) -> tuple[dict[str, Params], list[str]
 
 
 def _check_references(raw: dict[str, Any]) -> tuple[dict[str, Params], list[ParsedRule], list[str]]:
-    params, refs, problems = _check_indicators(raw)
+    opaque: set[str] = set()
+    params, refs, problems = _check_indicators(raw, opaque)
     known = set(refs)
 
     def check_ref(ref: Any, where: str) -> None:
-        if isinstance(ref, str) and ref not in known:
+        if isinstance(ref, str) and ref not in known and ref.split(".")[0] not in opaque:
             problems.append(
                 f"{where}: {ref!r} is not an indicator output"
                 f"{did_you_mean(ref, refs)}; use an indicator id, "
