@@ -241,8 +241,9 @@ def test_every_example_strategy_runs_and_balances(bars_1h: pd.DataFrame) -> None
         assert result.statistics.final_equity == pytest.approx(100_000.0 + total), name
         assert all(t.commission > 0 for t in result.trades), name
         json.dumps(result.to_dict(max_equity_points=100), allow_nan=False)
-    long_short = run_backtest(load_strategy("macd_adx_long_short"),
-                              generate_synthetic_bars("4h", 3000, seed=11))
+    long_short = run_backtest(
+        load_strategy("macd_adx_long_short"), generate_synthetic_bars("4h", 3000, seed=11)
+    )
     assert {t.side for t in long_short.trades} == {"long", "short"}
 
 
@@ -278,7 +279,9 @@ def test_no_lookahead_changing_future_bars_keeps_past_decisions(
     np.testing.assert_array_equal(targets[0][: cut + 1], targets[1][: cut + 1])
     a, b = run_backtest(strategy, bars), run_backtest(strategy, changed)
     # Fills at or before bar `cut` were decided at or before `cut - 1`.
-    np.testing.assert_array_equal(a.positions.to_numpy()[: cut + 1], b.positions.to_numpy()[: cut + 1])
+    np.testing.assert_array_equal(
+        a.positions.to_numpy()[: cut + 1], b.positions.to_numpy()[: cut + 1]
+    )
     np.testing.assert_array_equal(
         a.equity_curve.to_numpy()[: cut + 1], b.equity_curve.to_numpy()[: cut + 1]
     )

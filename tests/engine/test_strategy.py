@@ -92,8 +92,10 @@ def test_validate_unknown_key_suggests_name_and_lists_allowed() -> None:
 
 
 def test_validate_nested_unknown_key_names_its_place() -> None:
-    text = GOOD.replace("{rule: IF rsi IS high THEN SELL, weight: 0.5}",
-                        "{rule: IF rsi IS high THEN SELL, wieght: 0.5}")
+    text = GOOD.replace(
+        "{rule: IF rsi IS high THEN SELL, weight: 0.5}",
+        "{rule: IF rsi IS high THEN SELL, wieght: 0.5}",
+    )
     (problem,) = _problems(text)
     assert problem.startswith("decisions.fuzzy_rules.rules[1]: unknown key 'wieght'")
     assert "did you mean 'weight'?" in problem
@@ -110,10 +112,12 @@ def test_validate_rule_names_must_exist() -> None:
 
 
 def test_validate_collects_every_problem_at_once() -> None:
-    text = (GOOD.replace("type: rsi", "type: rsl")
-            .replace("timeframe: 1h", "timeframe: 1hr")
-            .replace("input: rsi", "input: rsii")
-            .replace("THEN BUY", "THEN BYU"))
+    text = (
+        GOOD.replace("type: rsi", "type: rsl")
+        .replace("timeframe: 1h", "timeframe: 1hr")
+        .replace("input: rsi", "input: rsii")
+        .replace("THEN BUY", "THEN BYU")
+    )
     problems = _problems(text)
     joined = "\n".join(problems)
     assert "data.timeframe: unknown timeframe '1hr'" in joined

@@ -194,7 +194,8 @@ class DataStore:
         index = self._read(symbol, timeframe).index
         if len(index) < 2:
             return []
-        step = np.diff(index.asi8)
+        # asi8 is in the index's own unit (pandas 3 defaults to microseconds): use ns.
+        step = np.diff(index.as_unit("ns").asi8)
         where = np.nonzero(step > bar.value)[0]
         out = []
         for i in where:
@@ -203,7 +204,7 @@ class DataStore:
             if missing < 1:
                 continue  # off-grid spacing shorter than two bars: not a missing bar
             inner = pd.date_range(after + bar, before - bar, freq=bar)
-            weekend = bool(len(inner)) and bool((inner.dayofweek >= 5).all())
+            weekend = bool(len(inner)) and bool((inner.day_of_week >= 5).all())
             out.append(Gap(after=after, before=before, missing_bars=missing, weekend_only=weekend))
         return out
 
