@@ -35,10 +35,6 @@ from pathlib import Path
 import httpx
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))  # for tests.support (shared with the test suite)
-
-from tests.support.otlp_receiver import OtlpReceiver  # noqa: E402
-
 APP_SCRIPT = REPO_ROOT / "tests" / "telemetry" / "instrumented_app.py"
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 PACKAGES = (
@@ -66,6 +62,45 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class ReceiverProcess:
+    """The test suite's OTLP receiver in its own process.
+
+    In this process it would compete with the load-generating client for the GIL and
+    inflate the measured overhead.
+    """
+
+    _CODE = (
+        "import sys\n"
+        "from tests.support.otlp_receiver import OtlpReceiver\n"
+        "r = OtlpReceiver()\n"
+        "print(r.endpoint, flush=True)\n"
+        "sys.stdin.read()\n"
+        "print(len(r.spans()), flush=True)\n"
+    )
+
+    def __enter__(self) -> ReceiverProcess:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", self._CODE],
+            cwd=REPO_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        self.endpoint = self.process.stdout.readline().strip()
+        return self
+
+    def close(self) -> int:
+        """Stop the receiver; return how many spans it received."""
+        out, _ = self.process.communicate(timeout=30)
+        return int(out.strip() or 0)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
 
 class AppProcess:
@@ -171,7 +206,7 @@ def main() -> None:
     args = parser.parse_args()
 
     results = []
-    with OtlpReceiver() as receiver:
+    with ReceiverProcess() as receiver:
         for name in args.cases:
             case = CASES[name]
             samples: dict[str, list[float]] = {"off": [], "on": []}
@@ -192,7 +227,7 @@ def main() -> None:
             print(
                 f"{name:20s} off {off:10.1f}  on {on:10.1f} {case.unit}  overhead {overhead:+.1f}%"
             )
-        spans_received = len(receiver.spans())
+        spans_received = receiver.close()
 
     report = {
         "benchmark": "telemetry overhead",
