@@ -23,6 +23,7 @@ class JobContext:
     op_type: OperationType
     params: dict[str, Any]
     attempt: int
+    worker_id: str
     metrics: JobMetrics
     data_home: str
     on_progress: Callable[[Progress], None]

@@ -154,6 +154,7 @@ class WorkerRuntime:
                 op_type=request.type,
                 params=request.params,
                 attempt=request.attempt,
+                worker_id=self.backend.worker_id,
                 metrics=self.metrics,
                 data_home=self.data_home,
                 on_progress=self._on_progress,

@@ -20,6 +20,7 @@ class DiagnosticFailure(RuntimeError):
 def run_diagnostic(ctx: JobContext) -> dict[str, Any]:
     params = DiagnosticParams.model_validate(ctx.params)
     started = time.perf_counter()
+    started_wall = time.time()
     with ctx.phase("steps", span_prefix="diagnostic") as span:
         span.set_attribute("diagnostic.steps", params.steps)
         for step in range(params.steps):
@@ -47,4 +48,10 @@ def run_diagnostic(ctx: JobContext) -> dict[str, Any]:
             "elapsed_s": round(time.perf_counter() - started, 6),
         },
         "label": params.label,
+        # The worker's own record of when it ran the job: lets tests prove that one
+        # worker never ran two jobs at once, from the worker's side.
+        "worker_id": ctx.worker_id,
+        "attempt": ctx.attempt,
+        "started_unix_s": started_wall,
+        "ended_unix_s": time.time(),
     }

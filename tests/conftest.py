@@ -1,0 +1,56 @@
+"""Shared fixtures: free ports, a throw-away PostgreSQL database, the local stack."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from tests.support.stack import StackFactory  # noqa: E402
+
+POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _postgres_reason() -> str | None:
+    """None if the server answers, else why not (shown as the skip reason)."""
+    try:
+        import psycopg
+
+        with psycopg.connect(
+            "host=127.0.0.1 port=5432 user=postgres dbname=test", connect_timeout=3
+        ):
+            return None
+    except Exception as exc:
+        return f"PostgreSQL at 127.0.0.1:5432 (database test) not reachable: {exc}"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the machine's PostgreSQL server, dropped afterwards."""
+    reason = _postgres_reason()
+    if reason:
+        pytest.skip(reason)
+    import psycopg
+
+    name = f"ktrdr_test_{uuid.uuid4().hex[:10]}"
+    dsn = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def stack_factory(tmp_path: Path) -> Iterator[StackFactory]:
+    """Starts the real API and workers as processes on free ports; stops them after."""
+    factory = StackFactory(tmp_path)
+    yield factory
+    factory.stop_all()

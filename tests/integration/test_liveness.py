@@ -1,0 +1,83 @@
+"""kill -9 of a worker, and of the backend, on real processes."""
+
+from __future__ import annotations
+
+import time
+
+from tests.support.stack import FAST_LIVENESS, StackFactory, wait_for
+
+TIMEOUT_S = float(FAST_LIVENESS["KTRDR_HEARTBEAT_TIMEOUT_S"])
+MARGIN_S = 4.0  # monitor poll, dispatch and the other worker's start
+
+
+def _running_on(api, op_id: str) -> str:  # type: ignore[no-untyped-def]
+    op = api.wait_status(op_id, {"running"}, 15)
+    wait_for(lambda: api.op(op_id)["progress"]["percent"] > 0, 10, "progress from the worker")
+    return str(op["worker_id"])
+
+
+def test_killed_worker_operation_is_requeued_and_completes_elsewhere(
+    stack_factory: StackFactory,
+) -> None:
+    stack, api = stack_factory.start(workers=2)
+    op = api.start_diagnostic(steps=40, step_ms=100)
+    victim_id = _running_on(api, op["id"])
+    victim = next(w for w in stack.workers if victim_id.endswith(w.url.rsplit(":", 1)[1]))
+    killed_at = time.monotonic()
+    victim.kill()
+
+    requeued = wait_for(
+        lambda: (o := api.op(op["id"]))["attempt"] == 2 and o,
+        TIMEOUT_S + MARGIN_S,
+        "re-queue to the other worker",
+    )
+    assert time.monotonic() - killed_at <= TIMEOUT_S + MARGIN_S
+    assert requeued["worker_id"] != victim_id
+    done = api.wait_status(op["id"], {"completed", "failed"}, 30)
+    assert done["status"] == "completed"
+    assert done["result"]["worker_id"] != victim_id and done["attempt"] == 2
+    everyone = api.http.get("/workers", params={"include_gone": True}).json()["data"]
+    lost = next(w for w in everyone if w["id"] == victim_id)
+    assert lost["state"] == "lost" and "no heartbeat" in lost["lost_reason"]
+
+
+def test_killed_worker_with_attempts_exhausted_fails_naming_the_worker(
+    stack_factory: StackFactory,
+) -> None:
+    stack, api = stack_factory.start(workers=1, env={"KTRDR_MAX_ATTEMPTS": "1"})
+    op = api.start_diagnostic(steps=40, step_ms=100)
+    victim_id = _running_on(api, op["id"])
+    killed_at = time.monotonic()
+    stack.workers[0].kill()
+    failed = api.wait_status(op["id"], {"failed", "completed", "pending"}, TIMEOUT_S + MARGIN_S)
+    assert time.monotonic() - killed_at <= TIMEOUT_S + MARGIN_S
+    assert failed["status"] == "failed"
+    assert victim_id in failed["error"] and "lost" in failed["error"]
+    assert "1 of 1 attempts" in failed["error"]
+
+
+def test_backend_restart_loses_nothing_and_workers_reregister(
+    stack_factory: StackFactory,
+) -> None:
+    stack, api = stack_factory.start(workers=1)
+    finished = api.start_diagnostic(steps=1, step_ms=1)
+    api.wait_status(finished["id"], {"completed"}, 15)
+    long = api.start_diagnostic(steps=30, step_ms=100, label="survivor")
+    _running_on(api, long["id"])
+    queued = api.start_diagnostic(steps=1, step_ms=1, label="queued")
+    before = {o["id"]: o["status"] for o in api.http.get("/operations").json()["data"]}
+    assert before == {finished["id"]: "completed", long["id"]: "running", queued["id"]: "pending"}
+
+    assert stack.api is not None
+    stack.api.kill()
+    time.sleep(1.0)  # the worker keeps computing while the backend is gone
+    stack.start_api()
+    after = {o["id"]: o["status"] for o in api.http.get("/operations").json()["data"]}
+    assert after[finished["id"]] == "completed"
+    assert after[long["id"]] == "running"
+    wait_for(lambda: len(api.workers()) == 1, 10, "the worker to re-register by itself")
+
+    done = api.wait_status(long["id"], {"completed", "failed"}, 30)
+    assert done["status"] == "completed" and done["attempt"] == 1
+    assert done["result"]["label"] == "survivor"
+    assert api.wait_status(queued["id"], {"completed"}, 15)["result"]["label"] == "queued"

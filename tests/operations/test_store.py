@@ -1,0 +1,231 @@
+"""The store on SQLite and on the machine's real PostgreSQL server: same tests for both."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+
+from ktrdr.db.engine import make_engine, upgrade_schema
+from ktrdr.operations.model import IllegalTransition, OperationStatus, OperationType
+from ktrdr.operations.schemas import Progress
+from ktrdr.operations.store import (
+    IdempotencyConflict,
+    OperationNotFound,
+    StaleReport,
+    Store,
+)
+from ktrdr.workers.schemas import WorkerState
+
+NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
+DIAG = OperationType.DIAGNOSTIC
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'ktrdr.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    engine = make_engine(url)
+    upgrade_schema(engine)
+    # The PostgreSQL database is shared by the session: start every test from empty tables.
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM operations")
+        conn.exec_driver_sql("DELETE FROM workers")
+    yield Store(engine)
+    engine.dispose()
+
+
+def create(store: Store, key: str | None = None, params: dict | None = None, at: datetime = NOW):
+    op, _ = store.create_operation(
+        op_type=DIAG,
+        params=params or {"steps": 1},
+        params_hash=str(sorted((params or {"steps": 1}).items())),
+        max_attempts=2,
+        now=at,
+        idempotency_key=key,
+    )
+    return op
+
+
+def add_worker(store: Store, worker_id: str, kinds: tuple[str, ...] = ("diagnostic",)) -> None:
+    store.register_worker(
+        worker_id=worker_id, kinds=list(kinds), url=f"http://{worker_id}", version="t", now=NOW
+    )
+
+
+def test_upgrade_schema_twice_is_harmless(store: Store) -> None:
+    upgrade_schema(store.engine)
+    tables = set(inspect(store.engine).get_table_names())
+    assert {"operations", "workers", "alembic_version"} <= tables
+
+
+def test_create_then_get_round_trips_fields(store: Store) -> None:
+    op = create(store, params={"steps": 3, "step_ms": 5})
+    got = store.get_operation(op.id)
+    assert got.status == OperationStatus.PENDING
+    assert got.params == {"steps": 3, "step_ms": 5}
+    assert got.attempt == 0 and got.max_attempts == 2
+    assert got.created_at == NOW and got.created_at.tzinfo is not None
+    assert got.progress == Progress()
+
+
+def test_get_unknown_operation_names_the_fix(store: Store) -> None:
+    with pytest.raises(OperationNotFound, match="ktrdr ops list"):
+        store.get_operation("op_nope")
+
+
+def test_same_idempotency_key_returns_first_operation(store: Store) -> None:
+    first = create(store, key="k1")
+    again, created = store.create_operation(
+        op_type=DIAG,
+        params={"steps": 1},
+        params_hash=str(sorted({"steps": 1}.items())),
+        max_attempts=2,
+        now=NOW,
+        idempotency_key="k1",
+    )
+    assert not created and again.id == first.id
+    assert store.list_operations()[1] == 1
+
+
+def test_idempotency_key_with_other_params_is_refused(store: Store) -> None:
+    create(store, key="k2")
+    with pytest.raises(IdempotencyConflict, match="different parameters"):
+        create(store, key="k2", params={"steps": 9})
+
+
+def test_list_filters_paginates_and_counts(store: Store) -> None:
+    ids = [create(store, at=NOW + timedelta(seconds=i)).id for i in range(5)]
+    add_worker(store, "w1")
+    assert store.claim(ids[0], "w1", NOW) is not None
+    page, total = store.list_operations(limit=2, offset=1)
+    assert total == 5
+    assert [o.id for o in page] == [ids[3], ids[2]]  # newest first
+    running, count = store.list_operations(statuses=[OperationStatus.RUNNING])
+    assert count == 1 and running[0].id == ids[0]
+    _, none = store.list_operations(types=[OperationType.BACKTESTING])
+    assert none == 0
+
+
+def test_claim_is_exclusive_per_worker_and_per_operation(store: Store) -> None:
+    a, b = create(store), create(store)
+    add_worker(store, "w1")
+    add_worker(store, "w2")
+    claimed = store.claim(a.id, "w1", NOW)
+    assert claimed is not None and claimed.status == OperationStatus.RUNNING
+    assert claimed.worker_id == "w1" and claimed.attempt == 1
+    assert store.claim(b.id, "w1", NOW) is None, "w1 is busy"
+    assert store.claim(a.id, "w2", NOW) is None, "a is already running"
+    worker = store.get_worker("w1")
+    assert worker is not None and worker.current_operation_id == a.id
+    assert store.get_operation(b.id).status == OperationStatus.PENDING
+    assert store.get_worker("w2").current_operation_id is None  # type: ignore[union-attr]
+
+
+def test_concurrent_claims_never_double_book(store: Store) -> None:
+    ops = [create(store).id for _ in range(20)]
+    workers = ["w1", "w2", "w3"]
+    for w in workers:
+        add_worker(store, w)
+    wins: list[tuple[str, str]] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(8)
+
+    def hammer() -> None:
+        barrier.wait()
+        for op_id in ops:
+            for w in workers:
+                if store.claim(op_id, w, NOW) is not None:
+                    with lock:
+                        wins.append((op_id, w))
+
+    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 3, wins  # one per worker, no more
+    assert len({op for op, _ in wins}) == 3
+    assert Counter(w for _, w in wins) == Counter(workers)
+
+
+def test_transition_guard_and_duplicate_completion(store: Store) -> None:
+    op = create(store)
+    add_worker(store, "w1")
+    store.claim(op.id, "w1", NOW)
+    done = store.transition(
+        op.id, OperationStatus.COMPLETED, now=NOW, expected_worker_id="w1",
+        expected_attempt=1, result={"x": 1},
+    )  # fmt: skip
+    assert done.changed and done.operation.result == {"x": 1}
+    assert done.operation.completed_at == NOW and done.operation.progress.percent == 100
+    assert store.get_worker("w1").current_operation_id is None  # type: ignore[union-attr]
+    repeat = store.transition(op.id, OperationStatus.COMPLETED, now=NOW, expected_worker_id="w1")
+    assert not repeat.changed
+    with pytest.raises(IllegalTransition):
+        store.transition(op.id, OperationStatus.FAILED, now=NOW)
+
+
+def test_report_from_a_worker_that_lost_the_operation_is_stale(store: Store) -> None:
+    op = create(store)
+    add_worker(store, "w1")
+    add_worker(store, "w2")
+    store.claim(op.id, "w1", NOW)
+    requeued = store.transition(op.id, OperationStatus.PENDING, now=NOW, reason="w1 lost")
+    assert requeued.operation.worker_id is None and requeued.operation.attempt == 1
+    store.claim(op.id, "w2", NOW)
+    with pytest.raises(StaleReport, match="assigned to w2"):
+        store.transition(op.id, OperationStatus.COMPLETED, now=NOW, expected_worker_id="w1")
+    with pytest.raises(StaleReport, match="attempt 2"):
+        store.transition(
+            op.id, OperationStatus.COMPLETED, now=NOW, expected_worker_id="w2", expected_attempt=1
+        )
+
+
+def test_cancel_of_running_keeps_worker_until_release(store: Store) -> None:
+    op = create(store)
+    add_worker(store, "w1")
+    store.claim(op.id, "w1", NOW)
+    store.transition(op.id, OperationStatus.CANCELLED, now=NOW)
+    assert store.get_worker("w1").current_operation_id == op.id  # type: ignore[union-attr]
+    assert store.release_worker("w1", op.id)
+    assert store.get_worker("w1").current_operation_id is None  # type: ignore[union-attr]
+
+
+def test_progress_only_from_the_owning_worker(store: Store) -> None:
+    op = create(store)
+    add_worker(store, "w1")
+    store.claim(op.id, "w1", NOW)
+    assert not store.record_progress(op.id, "w2", Progress(percent=50), NOW)
+    assert store.record_progress(op.id, "w1", Progress(percent=40, phase="p", items_done=2), NOW)
+    got = store.get_operation(op.id).progress
+    assert (got.percent, got.phase, got.items_done) == (40, "p", 2)
+
+
+def test_operation_counts_by_type_and_live_status(store: Store) -> None:
+    ops = [create(store) for _ in range(3)]
+    add_worker(store, "w1")
+    store.claim(ops[0].id, "w1", NOW)
+    store.transition(ops[1].id, OperationStatus.CANCELLED, now=NOW)
+    assert store.operation_counts() == {("diagnostic", "running"): 1, ("diagnostic", "pending"): 1}
+
+
+def test_silent_workers_are_found_and_marked_once(store: Store) -> None:
+    add_worker(store, "w1")
+    add_worker(store, "w2")
+    store.heartbeat("w2", NOW + timedelta(seconds=20))
+    stale = store.stale_workers(NOW + timedelta(seconds=10))
+    assert [w.id for w in stale] == ["w1"]
+    cutoff = NOW + timedelta(seconds=10)
+    assert store.mark_worker_gone("w1", WorkerState.LOST, "silent", stale_before=cutoff)
+    assert not store.mark_worker_gone("w1", WorkerState.LOST, "silent", stale_before=cutoff)
+    assert store.heartbeat("w1", NOW) is None, "a lost worker must register again"
+    assert [w.id for w in store.list_workers()] == ["w2"]
+    assert {w.id for w in store.list_workers(include_gone=True)} == {"w1", "w2"}

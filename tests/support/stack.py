@@ -1,0 +1,116 @@
+"""The real local stack (API + workers as processes) for integration tests."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from ktrdr.local_stack import LocalStack
+
+T = TypeVar("T")
+
+# Liveness settings that keep kill -9 / restart tests short: beat every 0.3 s, lost after
+# 2 s of silence, a fresh dispatch believed for 1 s.
+FAST_LIVENESS = {
+    "KTRDR_HEARTBEAT_INTERVAL_S": "0.3",
+    "KTRDR_HEARTBEAT_TIMEOUT_S": "2",
+    "KTRDR_DISPATCH_GRACE_S": "1",
+    "KTRDR_DISPATCH_POLL_S": "0.2",
+    "KTRDR_SHUTDOWN_GRACE_S": "2",
+    "PYTHONUNBUFFERED": "1",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(
+    probe: Callable[[], T | None], timeout_s: float, what: str, interval_s: float = 0.05
+) -> T:
+    """Poll `probe` until it returns something truthy; fail with `what` on timeout."""
+    deadline = time.monotonic() + timeout_s
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; last: {last!r}")
+
+
+class Api:
+    """Thin test client for the running API."""
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url
+        self.http = httpx.Client(base_url=base_url + "/api/v1", timeout=10)
+
+    def op(self, operation_id: str) -> dict[str, Any]:
+        response = self.http.get(f"/operations/{operation_id}")
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        return body
+
+    def start_diagnostic(self, **params: Any) -> dict[str, Any]:
+        response = self.http.post("/diagnostics/start", json=params)
+        assert response.status_code == 202, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def workers(self) -> list[dict[str, Any]]:
+        data: list[dict[str, Any]] = self.http.get("/workers").json()["data"]
+        return data
+
+    def wait_status(
+        self, operation_id: str, statuses: set[str], timeout_s: float
+    ) -> dict[str, Any]:
+        return wait_for(
+            lambda: (op := self.op(operation_id))["status"] in statuses and op,
+            timeout_s,
+            f"{operation_id} to reach {sorted(statuses)}",
+        )
+
+
+class StackFactory:
+    def __init__(self, tmp_path: Path):
+        self.tmp_path = tmp_path
+        self.stacks: list[LocalStack] = []
+        self.clients: list[Api] = []
+
+    def start(
+        self,
+        workers: int = 2,
+        *,
+        env: dict[str, str] | None = None,
+        kinds: tuple[str, ...] = (),
+        data_home: Path | None = None,
+    ) -> tuple[LocalStack, Api]:
+        stack = LocalStack(
+            data_home=data_home or self.tmp_path / f"home{len(self.stacks)}",
+            api_port=free_port(),
+            worker_ports=[free_port() for _ in range(workers)],
+            worker_kinds=kinds,
+            extra_env={**FAST_LIVENESS, **(env or {})},
+        )
+        self.stacks.append(stack)
+        stack.start()
+        api = Api(stack.api_url)
+        self.clients.append(api)
+        return stack, api
+
+    def stop_all(self) -> None:
+        for api in self.clients:
+            api.http.close()
+        for stack in self.stacks:
+            for worker in stack.workers:
+                worker.kill()
+            if stack.api is not None:
+                stack.api.kill()
