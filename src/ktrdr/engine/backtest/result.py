@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 
@@ -40,6 +43,64 @@ class Trade:
         d["entry_time"] = self.entry_time.isoformat()
         d["exit_time"] = self.exit_time.isoformat()
         return {k: json_float(v) if isinstance(v, float) else v for k, v in d.items()}
+
+
+@dataclass(frozen=True)
+class TradeTable:
+    """All trades as columns (one entry per trade); cheap to build for many trades."""
+
+    entry_time: pd.DatetimeIndex
+    exit_time: pd.DatetimeIndex
+    side: npt.NDArray[np.int64]  # +1 long, -1 short
+    size: npt.NDArray[np.float64]
+    entry_price: npt.NDArray[np.float64]
+    exit_price: npt.NDArray[np.float64]
+    gross_pnl: npt.NDArray[np.float64]
+    slippage_cost: npt.NDArray[np.float64]
+    commission: npt.NDArray[np.float64]
+    net_pnl: npt.NDArray[np.float64]
+    pnl_pct: npt.NDArray[np.float64]
+    bars_held: npt.NDArray[np.int64]
+    closed_at_end: npt.NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return len(self.net_pnl)
+
+    def to_trades(self) -> list[Trade]:
+        columns = zip(
+            self.entry_time,
+            self.exit_time,
+            self.side.tolist(),
+            self.size.tolist(),
+            self.entry_price.tolist(),
+            self.exit_price.tolist(),
+            self.gross_pnl.tolist(),
+            self.slippage_cost.tolist(),
+            self.commission.tolist(),
+            self.net_pnl.tolist(),
+            self.pnl_pct.tolist(),
+            self.bars_held.tolist(),
+            self.closed_at_end.tolist(),
+            strict=True,
+        )
+        return [
+            Trade(
+                entry_time=et,
+                exit_time=xt,
+                side="long" if sd > 0 else "short",
+                size=sz,
+                entry_price=ep,
+                exit_price=xp,
+                gross_pnl=g,
+                slippage_cost=sl,
+                commission=c,
+                net_pnl=n,
+                pnl_pct=p,
+                bars_held=b,
+                exit_reason="end_of_data" if end else "signal",
+            )
+            for et, xt, sd, sz, ep, xp, g, sl, c, n, p, b, end in columns
+        ]
 
 
 @dataclass(frozen=True)
@@ -88,9 +149,14 @@ class BacktestResult:
     commission: float
     slippage: float
     statistics: Statistics
-    trades: list[Trade]
+    trade_table: TradeTable = field(repr=False)
     equity_curve: pd.Series  # equity at each bar's close, UTC index
     positions: pd.Series = field(repr=False)  # signed units held at each close
+
+    @cached_property
+    def trades(self) -> list[Trade]:
+        """The trade list (built on first use from ``trade_table``)."""
+        return self.trade_table.to_trades()
 
     def to_dict(self, *, max_equity_points: int | None = None) -> dict[str, Any]:
         """JSON-serialisable result; ``max_equity_points`` thins the curve (keeps the last)."""

@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ktrdr.engine.backtest.result import BacktestResult, Trade
+from ktrdr.engine.backtest.result import BacktestResult, TradeTable
 from ktrdr.engine.backtest.simulate import SimulationOutput, simulate_fills
 from ktrdr.engine.backtest.statistics import compute_statistics
 from ktrdr.engine.data.store import to_utc
@@ -106,38 +106,33 @@ def simulate(
     )
 
 
-def build_trades(sim: SimulationOutput, window: pd.DataFrame) -> list[Trade]:
-    index = window.index
+def build_trades(sim: SimulationOutput, window: pd.DataFrame) -> TradeTable:
+    """Trade columns from the simulation (vectorised; Trade objects are made on demand)."""
+    e, x, side, size = sim.entry_index, sim.exit_index, sim.side, sim.size
     opens = window["open"].to_numpy(dtype=float)
     closes = window["close"].to_numpy(dtype=float)
-    trades = []
-    for i in range(len(sim.entry_index)):
-        e, x, side = int(sim.entry_index[i]), int(sim.exit_index[i]), int(sim.side[i])
-        size = float(sim.size[i])
-        at_end = bool(sim.closed_at_end[i])
-        raw_exit = closes[x] if at_end else opens[x]
-        gross = side * size * (raw_exit - opens[e])
-        slip = size * (abs(sim.entry_fill[i] - opens[e]) + abs(sim.exit_fill[i] - raw_exit))
-        comm = float(sim.entry_commission[i] + sim.exit_commission[i])
-        net = side * size * (sim.exit_fill[i] - sim.entry_fill[i]) - comm
-        trades.append(
-            Trade(
-                entry_time=index[e],
-                exit_time=index[x],
-                side="long" if side > 0 else "short",
-                size=size,
-                entry_price=float(sim.entry_fill[i]),
-                exit_price=float(sim.exit_fill[i]),
-                gross_pnl=float(gross),
-                slippage_cost=float(slip),
-                commission=comm,
-                net_pnl=float(net),
-                pnl_pct=float(net / (size * sim.entry_fill[i]) * 100.0),
-                bars_held=x - e,
-                exit_reason="end_of_data" if at_end else "signal",
-            )
-        )
-    return trades
+    raw_entry = opens[e]
+    raw_exit = np.where(sim.closed_at_end, closes[x], opens[x])
+    gross = side * size * (raw_exit - raw_entry)
+    slip = size * (np.abs(sim.entry_fill - raw_entry) + np.abs(sim.exit_fill - raw_exit))
+    comm = sim.entry_commission + sim.exit_commission
+    net = side * size * (sim.exit_fill - sim.entry_fill) - comm
+    pct = net / (size * sim.entry_fill) * 100.0
+    return TradeTable(
+        entry_time=window.index[e],
+        exit_time=window.index[x],
+        side=side,
+        size=size,
+        entry_price=sim.entry_fill,
+        exit_price=sim.exit_fill,
+        gross_pnl=gross,
+        slippage_cost=slip,
+        commission=comm,
+        net_pnl=net,
+        pnl_pct=pct,
+        bars_held=x - e,
+        closed_at_end=sim.closed_at_end,
+    )
 
 
 def build_result(
@@ -167,7 +162,7 @@ def build_result(
         commission=commission,
         slippage=slippage,
         statistics=stats,
-        trades=trades,
+        trade_table=trades,
         equity_curve=equity,
         positions=pd.Series(sim.units, index=window.index, name="units"),
     )

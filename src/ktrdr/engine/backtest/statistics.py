@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ktrdr.engine.backtest.result import Statistics, Trade
+from ktrdr.engine.backtest.result import Statistics, TradeTable
 from ktrdr.engine.timeframes import SECONDS_PER_YEAR, nominal_bars_per_year
 
 FloatArray = npt.NDArray[np.float64]
@@ -34,12 +34,11 @@ def _drawdown(equity: FloatArray, capital: float) -> tuple[FloatArray, float, in
     dd = equity / peaks - 1.0
     under = dd < 0
     longest, end_at = 0, -1
-    # Run lengths of consecutive underwater bars, vectorised via cumulative counts.
     if under.any():
+        # Bars since the last bar at a peak = length of the current underwater run.
         idx = np.arange(len(under))
-        starts = np.where(under & ~np.concatenate(([False], under[:-1])), idx, 0)
-        run_start = np.maximum.accumulate(starts)
-        lengths = np.where(under, idx - run_start + 1, 0)
+        last_peak = np.maximum.accumulate(np.where(under, -1, idx))
+        lengths = idx - last_peak
         end_at = int(lengths.argmax())
         longest = int(lengths[end_at])
     return dd, float(dd.min(initial=0.0)), longest, end_at
@@ -52,8 +51,8 @@ def _profit_factor(wins: float, losses: float) -> float:
     return math.inf if wins > 0 else math.nan
 
 
-def _trade_stats(trades: list[Trade]) -> dict[str, float | int]:
-    if not trades:
+def _trade_stats(trades: TradeTable) -> dict[str, float | int]:
+    if len(trades) == 0:
         nan = float("nan")
         return {
             "num_trades": 0,
@@ -64,8 +63,7 @@ def _trade_stats(trades: list[Trade]) -> dict[str, float | int]:
             "profit_factor": nan,
             "total_commission": 0.0,
         }
-    pnl = np.array([t.net_pnl for t in trades])
-    pct = np.array([t.pnl_pct for t in trades])
+    pnl, pct = trades.net_pnl, trades.pnl_pct
     wins, losses = pnl[pnl > 0].sum(), -pnl[pnl < 0].sum()
     return {
         "num_trades": len(trades),
@@ -74,7 +72,7 @@ def _trade_stats(trades: list[Trade]) -> dict[str, float | int]:
         "worst_trade_pct": float(pct.min()),
         "avg_trade_pct": float(pct.mean()),
         "profit_factor": _profit_factor(float(wins), float(losses)),
-        "total_commission": float(sum(t.commission for t in trades)),
+        "total_commission": float(trades.commission.sum()),
     }
 
 
@@ -82,7 +80,7 @@ def compute_statistics(
     equity: pd.Series,
     units: FloatArray,
     close: FloatArray,
-    trades: list[Trade],
+    trades: TradeTable,
     *,
     capital: float,
     timeframe: str,

@@ -1,0 +1,126 @@
+"""Backtest engine benchmark (run by hand, not a test).
+
+1,000,000 synthetic 1h bars through the engine end to end (indicators, signals,
+simulation, statistics) for the SMA(10)/SMA(30) crossover and the RSI fuzzy rule base,
+beside a plain-numpy vectorised crossover computed in the same run. The engine/numpy
+ratio on the crossover is the figure that counts (target: within 3x).
+
+    .venv/bin/python bench/bench_backtest.py [--bars 1000000] [--repeat 3]
+
+Writes bench/results/backtest-<date>.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+
+import numba
+import numpy as np
+import pandas as pd
+
+from ktrdr.engine.backtest import run_backtest
+from ktrdr.engine.data import generate_synthetic_bars
+from ktrdr.engine.strategy import load_strategy
+
+COMMISSION, SLIPPAGE = 0.001, 0.0005
+
+
+def numpy_crossover(bars: pd.DataFrame) -> float:
+    """Reference: SMA(10)/SMA(30) long/flat, next-open fills, costs per change; final equity."""
+    close = bars["close"].to_numpy()
+    open_ = bars["open"].to_numpy()
+    csum = np.concatenate(([0.0], np.cumsum(close)))
+    fast = np.full(len(close), np.nan)
+    slow = np.full(len(close), np.nan)
+    fast[9:] = (csum[10:] - csum[:-10]) / 10
+    slow[29:] = (csum[30:] - csum[:-30]) / 30
+    above = fast > slow
+    cross = np.zeros(len(close))
+    cross[1:][above[1:] & ~above[:-1] & ~np.isnan(slow[:-1])] = 1.0
+    cross[1:][~above[1:] & above[:-1] & ~np.isnan(slow[1:])] = -1.0
+    # Forward-fill the last signal into a long(1)/flat(0) target, decided at close.
+    idx = np.where(cross != 0, np.arange(len(close)), 0)
+    np.maximum.accumulate(idx, out=idx)
+    target = np.where(cross[idx] > 0, 1.0, 0.0)
+    held = np.concatenate(([0.0], target[:-1]))  # filled at the next open
+    # Open-to-open returns while held, minus costs on each change of position.
+    oo = np.concatenate((open_[1:] / open_[:-1], [close[-1] / open_[-1]])) - 1.0
+    changes = np.abs(np.diff(np.concatenate(([0.0], held))))
+    growth = (1.0 + held * oo) * (1.0 - changes * (COMMISSION + SLIPPAGE))
+    return float(np.prod(growth))
+
+
+def timed(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def peak_mb(fn: Callable[[], object]) -> float:
+    tracemalloc.start()
+    fn()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak / 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bars", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    bars = generate_synthetic_bars("1h", args.bars, seed=42)
+    strategies = {name: load_strategy(name) for name in ("sma_crossover", "rsi_fuzzy")}
+    # Warm the numba kernel (compiled or loaded from cache) outside the timings.
+    run_backtest(strategies["sma_crossover"], bars.iloc[:1000])
+
+    rows = []
+    t_np, _ = timed(lambda: numpy_crossover(bars), args.repeat)
+    rows.append(("numpy reference crossover", t_np, peak_mb(lambda: numpy_crossover(bars)), None))
+    for name, strategy in strategies.items():
+        t, result = timed(lambda s=strategy: run_backtest(s, bars), args.repeat)
+        trades = result.statistics.num_trades  # type: ignore[attr-defined]
+        mem = peak_mb(lambda s=strategy: run_backtest(s, bars))
+        rows.append((f"engine {name} ({trades} trades)", t, mem, t / t_np))
+
+    lines = [
+        f"# Backtest benchmark — {dt.date.today().isoformat()}",
+        "",
+        f"{args.bars:,} synthetic 1h bars, end to end (indicators, signals, simulation,",
+        f"statistics); best of {args.repeat}; peak memory by tracemalloc in a separate run.",
+        "",
+        "| run | wall time (s) | bars/s | peak memory (MB) | ratio to numpy |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label, t, mem, ratio in rows:
+        r = "1.00" if ratio is None else f"{ratio:.2f}"
+        lines.append(f"| {label} | {t:.3f} | {args.bars / t:,.0f} | {mem:.0f} | {r} |")
+    lines += [
+        "",
+        "The numpy reference is a long/flat SMA(10)/SMA(30) crossover with next-open fills",
+        "and costs, but no trade list, equity curve or statistics.",
+        "",
+        f"- machine: {platform.platform()}, {platform.machine()}, {os.cpu_count()} CPUs",
+        f"- python {sys.version.split()[0]}, numpy {np.__version__}, pandas {pd.__version__}, "
+        f"numba {numba.__version__}",
+    ]
+    out = Path(__file__).parent / "results" / f"backtest-{dt.date.today().isoformat()}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    sys.stdout.write("\n".join(lines) + f"\n\nwritten to {out}\n")
+
+
+if __name__ == "__main__":
+    main()
