@@ -6,12 +6,14 @@ import sys
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from ktrdr.cli import ops, servers
 from ktrdr.cli.client import ApiClient, ApiError, ApiUnreachable
 from ktrdr.cli.output import console, err_console, print_json, workers_table
 from ktrdr.cli.state import DEFAULT_URL, ExitCode, JsonOption, UrlOption
 from ktrdr.cli.tracing import cli_span
+from ktrdr.jobs.specs import describe_validation_error
 
 app = typer.Typer(
     help="KTRDR: trading-strategy research on self-registering workers.",
@@ -84,7 +86,10 @@ def main() -> None:
         err_console.print(f"[red]error:[/] {exc}")
         code = ExitCode.REJECTED if exc.status and exc.status < 500 else ExitCode.UNAVAILABLE
         sys.exit(code)
-    except ValueError as exc:  # settings or parameters that do not validate
+    except ValidationError as exc:  # settings or options that do not validate
+        err_console.print(f"[red]error:[/] {describe_validation_error(exc, 'settings')}")
+        sys.exit(ExitCode.USAGE)
+    except ValueError as exc:
         err_console.print(f"[red]error:[/] {str(exc).splitlines()[0]}")
         sys.exit(ExitCode.USAGE)
 

@@ -76,7 +76,9 @@ def describe_validation_error(exc: ValidationError, what: str) -> str:
         if err["type"] == "extra_forbidden":
             problems.append(f"{where}: unknown field, remove it")
         else:
-            problems.append(f"{where}: {err['msg']}")
+            given = err.get("input")
+            shown = f" (got {given!r})" if isinstance(given, str | int | float) else ""
+            problems.append(f"{where}: {err['msg']}{shown}")
     return f"invalid {what}: " + "; ".join(problems)
 
 

@@ -1,0 +1,94 @@
+"""The `ktrdr` command as a user runs it: a subprocess against the real stack."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.stack import Api, StackFactory, free_port
+
+
+def ktrdr(
+    *args: str, url: str | None = None, timeout_s: float = 60
+) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "ktrdr.cli.main", *args]
+    if url:
+        command += ["--url", url]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+
+
+@pytest.fixture(scope="module")
+def stack_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    factory = StackFactory(tmp_path_factory.mktemp("cli"))
+    _, api = factory.start(workers=1)
+    yield api
+    factory.stop_all()
+
+
+def test_help_does_not_load_the_telemetry_sdk() -> None:
+    probe = (
+        "import sys, ktrdr.cli.main; "
+        "print(sorted(m for m in sys.modules if m.startswith(('opentelemetry.sdk', "
+        "'ktrdr.telemetry.setup', 'fastapi', 'sqlalchemy', 'numba'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    result = ktrdr("--help")
+    assert result.returncode == 0 and "ops" in result.stdout
+
+
+def test_doctor_runs_a_diagnostic_and_exits_zero(stack_api: Api) -> None:
+    result = ktrdr("doctor", "--steps", "3", "--step-ms", "10", url=stack_api.base_url)
+    assert result.returncode == 0, result.stderr
+    assert "workers online: 1" in result.stdout and "completed" in result.stdout
+
+
+def test_follow_of_failing_operation_exits_one_and_shows_error(stack_api: Api) -> None:
+    op = stack_api.start_diagnostic(steps=3, step_ms=10, fail_at_step=1)
+    result = ktrdr("ops", "follow", op["id"], url=stack_api.base_url)
+    assert result.returncode == 1
+    assert "failed" in result.stdout and "diagnostic failure requested at step 1" in result.stdout
+
+
+def test_list_and_show_json_are_machine_readable(stack_api: Api) -> None:
+    op = stack_api.start_diagnostic(steps=1, step_ms=1, label="json-me")
+    stack_api.wait_status(op["id"], {"completed"}, 15)
+    listed = json.loads(ktrdr("ops", "list", "--json", url=stack_api.base_url).stdout)
+    assert op["id"] in [o["id"] for o in listed["data"]] and listed["count"] >= 1
+    shown = ktrdr("ops", "show", op["id"], "--json", url=stack_api.base_url)
+    assert json.loads(shown.stdout)["result"]["label"] == "json-me"
+    human = ktrdr("ops", "show", op["id"], url=stack_api.base_url)
+    assert "completed" in human.stdout and "trace id" in human.stdout
+    workers = json.loads(ktrdr("workers", "--json", url=stack_api.base_url).stdout)
+    assert workers["count"] == 1
+
+
+def test_cancel_from_cli(stack_api: Api) -> None:
+    op = stack_api.start_diagnostic(steps=100, step_ms=100)
+    result = ktrdr("ops", "cancel", op["id"], url=stack_api.base_url)
+    assert result.returncode == 0 and "cancelled" in result.stdout
+    assert stack_api.op(op["id"])["status"] == "cancelled"
+
+
+def test_unknown_operation_is_one_line_and_exit_three(stack_api: Api) -> None:
+    result = ktrdr("ops", "show", "op_nope", url=stack_api.base_url)
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr
+    assert "404: no operation 'op_nope'" in result.stderr
+
+
+def test_unreachable_api_is_one_line_and_exit_four() -> None:
+    result = ktrdr("ops", "list", url=f"http://127.0.0.1:{free_port()}")
+    assert result.returncode == 4
+    assert "Traceback" not in result.stderr
+    assert "cannot reach the KTRDR API" in result.stderr and "ktrdr up" in result.stderr
+
+
+def test_worker_refuses_a_kind_it_cannot_run() -> None:
+    result = ktrdr("worker", "--kind", "astrology", "--port", str(free_port()), timeout_s=30)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "astrology" in result.stderr
