@@ -12,9 +12,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
-from tests.support.otlp_receiver import OtlpReceiver, ReceivedSpan
 
 from ktrdr.telemetry.setup import _keep_contract_http_metric_names, resolve_traces_endpoint
+from tests.support.otlp_receiver import OtlpReceiver, ReceivedSpan
 
 from .conftest import REPO_ROOT, WORKLOAD_SCRIPT, RunningApp, free_port, subprocess_env
 
