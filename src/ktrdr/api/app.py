@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from ktrdr import __version__
 from ktrdr.api.errors import install_error_handlers
-from ktrdr.api.routers import health, operations, starts, workers
+from ktrdr.api.routers import data, health, operations, starts, workers
 from ktrdr.api.state_reader import StoreStateReader
 from ktrdr.config import ApiSettings
 from ktrdr.constants import API_PREFIX
@@ -87,7 +87,7 @@ def create_app(settings: ApiSettings, *, registry: CollectorRegistry = REGISTRY)
     app.state.settings = settings
     app.state.started_monotonic = time.monotonic()
     install_error_handlers(app)
-    for router in (health.router, workers.router, operations.router, starts.router):
+    for router in (health.router, workers.router, operations.router, starts.router, data.router):
         app.include_router(router, prefix=API_PREFIX)
 
     @app.get("/metrics", include_in_schema=False)

@@ -1,12 +1,22 @@
-"""`ktrdr demo`: the README's main job on the embedded default (local processes, SQLite)."""
+"""`ktrdr demo`: the README's main job on the embedded default (local processes, SQLite).
+
+Starts the API and workers, generates synthetic EURUSD 1h bars (named synthetic: this is
+not market data) through a data_download operation, backtests the packaged SMA(10)/SMA(30)
+crossover through a backtesting operation, shows the results and stops everything.
+"""
 
 from __future__ import annotations
 
 from ktrdr.cli import ops
+from ktrdr.cli.backtest import show_result
 from ktrdr.cli.client import ApiClient
 from ktrdr.cli.output import console
 from ktrdr.config import default_data_home
 from ktrdr.local_stack import LocalStack
+
+DEMO_SYMBOL = "EURUSD"
+DEMO_TIMEFRAME = "1h"
+DEMO_STRATEGY = "sma_crossover"
 
 
 def run_demo(*, workers: int, api_port: int, worker_port: int) -> int:
@@ -16,13 +26,29 @@ def run_demo(*, workers: int, api_port: int, worker_port: int) -> int:
         api_port=api_port,
         worker_ports=[worker_port + i for i in range(workers)],
     )
-    console.print(f"starting the local stack (API :{api_port}, {workers} workers, data {home})")
+    console.print(f"starting the local stack: API :{api_port}, {workers} workers, data in {home}")
     stack.start()
     try:
         client = ApiClient(stack.api_url)
-        console.print("running a diagnostic operation through API → dispatcher → worker")
-        op = client.post("/diagnostics/start", {"steps": 20, "step_ms": 50, "label": "demo"})
+        console.print(
+            f"1/2 generating SYNTHETIC {DEMO_SYMBOL} {DEMO_TIMEFRAME} bars (not market data)"
+        )
+        download = client.post(
+            "/data/downloads/start",
+            {"symbol": DEMO_SYMBOL, "timeframe": DEMO_TIMEFRAME, "provider": "synthetic",
+             "bars": 20_000, "seed": 7},
+        )  # fmt: skip
+        if ops.follow(client, download["id"])["status"] != "completed":
+            return ops.exit_code_for(client.get(f"/operations/{download['id']}"))
+        console.print(f"2/2 backtesting the {DEMO_STRATEGY} example strategy")
+        op = client.post("/backtests/start", {"strategy": DEMO_STRATEGY, "symbol": DEMO_SYMBOL})
         final = ops.follow(client, op["id"])
+        if final["status"] == "completed":
+            show_result(final["id"], final["result"], trades=10)
+            console.print(
+                f"[dim]the stack is stopped now; `ktrdr up` keeps it running "
+                f"(then: ktrdr backtest show {final['id']} --html report.html)[/]"
+            )
         return ops.exit_code_for(final)
     finally:
         console.print("stopping the local stack")

@@ -7,22 +7,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ktrdr.operations.model import OperationType
-
-
-class DiagnosticParams(BaseModel):
-    """Platform self-test: `steps` steps of `step_ms` milliseconds, reporting progress."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    steps: int = Field(10, ge=0, le=100_000, description="number of steps")
-    step_ms: int = Field(100, ge=0, le=600_000, description="duration of one step, ms")
-    fail_at_step: int | None = Field(
-        None, ge=0, description="raise an error when this step is reached (tests failures)"
-    )
-    label: str | None = Field(None, max_length=200, description="free text to recognise it")
 
 
 class ParamsError(ValueError):
@@ -36,19 +23,38 @@ class JobSpec:
     # Worker route that starts this kind of job; `/backtests/start` is the seed's name.
     worker_start_path: str
 
+    # Backtests need stored bars: the backend checks the data catalog before queueing.
+    needs_data: bool = False
+
+
+def _build_specs() -> dict[OperationType, JobSpec]:
+    # Imported here: the parameter modules import this one for ParamsError.
+    from ktrdr.jobs.backtest import BacktestParams
+    from ktrdr.jobs.data_download import DataDownloadParams
+    from ktrdr.jobs.diagnostic import DiagnosticParams
+
+    specs = [
+        JobSpec(OperationType.DIAGNOSTIC, DiagnosticParams, "/diagnostics/start"),
+        JobSpec(OperationType.BACKTESTING, BacktestParams, "/backtests/start", needs_data=True),
+        JobSpec(OperationType.DATA_DOWNLOAD, DataDownloadParams, "/data/downloads/start"),
+    ]
+    return {spec.op_type: spec for spec in specs}
+
 
 _SPECS: dict[OperationType, JobSpec] = {}
 
 
-def register_spec(spec: JobSpec) -> None:
-    _SPECS[spec.op_type] = spec
+def _specs() -> dict[OperationType, JobSpec]:
+    if not _SPECS:
+        _SPECS.update(_build_specs())
+    return _SPECS
 
 
 def get_spec(op_type: OperationType) -> JobSpec:
     try:
-        return _SPECS[op_type]
+        return _specs()[op_type]
     except KeyError:
-        available = ", ".join(sorted(t.value for t in _SPECS))
+        available = ", ".join(sorted(t.value for t in _specs()))
         raise ParamsError(
             f"operation type {op_type.value!r} cannot be run by this version; "
             f"available types: {available}"
@@ -56,7 +62,7 @@ def get_spec(op_type: OperationType) -> JobSpec:
 
 
 def available_types() -> list[OperationType]:
-    return sorted(_SPECS, key=lambda t: t.value)
+    return sorted(_specs(), key=lambda t: t.value)
 
 
 def validate_params(op_type: OperationType, params: dict[str, Any]) -> dict[str, Any]:
@@ -86,6 +92,3 @@ def params_hash(op_type: OperationType, params: dict[str, Any]) -> str:
     """Stable digest of a request, to tell a retry from a different request."""
     canonical = json.dumps({"type": op_type.value, "params": params}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-register_spec(JobSpec(OperationType.DIAGNOSTIC, DiagnosticParams, "/diagnostics/start"))

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
 from opentelemetry import trace
 
-from ktrdr.jobs.specs import params_hash, validate_params
+from ktrdr.jobs.specs import get_spec, params_hash, validate_params
+from ktrdr.operations.catalog import require_bars
 from ktrdr.operations.model import OperationStatus, OperationType, utcnow
 from ktrdr.operations.schemas import OperationPublic, Progress
 from ktrdr.operations.store import Store, Transition
@@ -83,6 +84,13 @@ def current_trace() -> CurrentTrace:
     return CurrentTrace(trace_id, f"00-{trace_id}-{ctx.span_id:016x}-{flags}")
 
 
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 class OperationService:
     def __init__(
         self,
@@ -111,6 +119,11 @@ class OperationService:
         with tracer.start_as_current_span("operations.create") as span:
             span.set_attribute("operation.type", op_type.value)
             clean = validate_params(op_type, params)
+            if get_spec(op_type).needs_data:
+                require_bars(
+                    self.store, clean["symbol"], clean["timeframe"],
+                    _parse_time(clean.get("start")), _parse_time(clean.get("end")),
+                )  # fmt: skip
             ids = current_trace()
             operation, created = self.store.create_operation(
                 op_type=op_type,

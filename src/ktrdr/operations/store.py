@@ -214,6 +214,20 @@ class Store:
             ).all()
             return [to_public(r) for r in rows]
 
+    def completed_results(self, op_type: OperationType, limit: int = 1000) -> list[dict[str, Any]]:
+        """Results of the newest completed operations of one type, newest first."""
+        with self.session() as session:
+            rows = session.scalars(
+                select(OperationRow.result)
+                .where(
+                    OperationRow.type == op_type.value,
+                    OperationRow.status == OperationStatus.COMPLETED.value,
+                )
+                .order_by(OperationRow.completed_at.desc())
+                .limit(limit)
+            ).all()
+            return [r for r in rows if r]
+
     def operation_counts(self) -> dict[tuple[str, str], int]:
         """(type, status) -> count for the live states (pending, running)."""
         live = [OperationStatus.PENDING.value, OperationStatus.RUNNING.value]

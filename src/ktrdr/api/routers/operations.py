@@ -102,7 +102,14 @@ def get_operation_metrics(operation_id: str, service: OperationsDep) -> Operatio
 
 
 @router.get("/{operation_id}/results")
-def get_results(operation_id: str, service: OperationsDep, response: Response) -> dict[str, Any]:
+def get_results(
+    operation_id: str,
+    service: OperationsDep,
+    response: Response,
+    part: Annotated[
+        str | None, Query(description="one top-level key, e.g. statistics, trades, equity_curve")
+    ] = None,
+) -> Any:
     """The stored result of a completed operation (409 while it is not completed)."""
     op = service.get(operation_id)
     if op.status != OperationStatus.COMPLETED or op.result is None:
@@ -112,7 +119,12 @@ def get_results(operation_id: str, service: OperationsDep, response: Response) -
             "detail": f"operation {op.id} is {op.status.value}{hint}; results exist only once "
             f"it has completed — follow it with `ktrdr ops follow {op.id}`"
         }
-    return op.result
+    if part is None:
+        return op.result
+    if part not in op.result:
+        response.status_code = 404
+        return {"detail": f"result has no part {part!r}; parts: {', '.join(sorted(op.result))}"}
+    return op.result[part]
 
 
 @router.post("/{operation_id}/cancel", response_model=OperationPublic)

@@ -6,7 +6,9 @@ from fastapi import APIRouter, Response
 
 from ktrdr.api.deps import OperationsDep
 from ktrdr.api.routers.operations import IdempotencyKey, create_operation
-from ktrdr.jobs.specs import DiagnosticParams
+from ktrdr.jobs.backtest import BacktestParams
+from ktrdr.jobs.data_download import DataDownloadParams
+from ktrdr.jobs.diagnostic import DiagnosticParams
 from ktrdr.operations.model import OperationType
 from ktrdr.operations.schemas import OperationPublic
 
@@ -20,4 +22,27 @@ def start_diagnostic(
     """Queue a diagnostic operation (platform self-test: N steps of M ms, can fail on purpose)."""
     return create_operation(
         service, OperationType.DIAGNOSTIC, body.model_dump(mode="json"), key, response
+    )
+
+
+@router.post("/backtests/start", status_code=202, response_model=OperationPublic)
+def start_backtest(
+    body: BacktestParams, service: OperationsDep, response: Response, key: IdempotencyKey = None
+) -> OperationPublic:
+    """Queue a backtest; a bad strategy, date range or missing data is a 4xx at once."""
+    return create_operation(
+        service, OperationType.BACKTESTING, body.model_dump(mode="json"), key, response
+    )
+
+
+@router.post("/data/downloads/start", status_code=202, response_model=OperationPublic)
+def start_data_download(
+    body: DataDownloadParams,
+    service: OperationsDep,
+    response: Response,
+    key: IdempotencyKey = None,
+) -> OperationPublic:
+    """Queue a data download (synthetic, Yahoo, or a CSV's text) into the data store."""
+    return create_operation(
+        service, OperationType.DATA_DOWNLOAD, body.model_dump(mode="json"), key, response
     )

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from ktrdr.operations.model import OperationType
 from ktrdr.worker.job import Runner
+from ktrdr.worker.runners.backtest import run_backtest_job
+from ktrdr.worker.runners.data_download import run_data_download
 from ktrdr.worker.runners.diagnostic import run_diagnostic
 
 RUNNERS: dict[OperationType, Runner] = {
+    OperationType.BACKTESTING: run_backtest_job,
+    OperationType.DATA_DOWNLOAD: run_data_download,
     OperationType.DIAGNOSTIC: run_diagnostic,
 }
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ktrdr.jobs.specs import DiagnosticParams
+from ktrdr.jobs.diagnostic import DiagnosticParams
 from ktrdr.worker.job import JobContext
 
 

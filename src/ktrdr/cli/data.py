@@ -1,0 +1,122 @@
+"""`ktrdr data download | import | list | show`: market data through the platform."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ktrdr.cli import ops
+from ktrdr.cli.client import ApiClient
+from ktrdr.cli.output import console, print_json
+from ktrdr.cli.state import DEFAULT_URL, ExitCode, JsonOption, UrlOption
+from ktrdr.cli.tracing import cli_span
+
+app = typer.Typer(help="Market data: download, import, list.", no_args_is_help=True)
+
+
+def _submit(body: dict[str, Any], url: str, json: bool, command: str) -> None:
+    client = ApiClient(url)
+    with cli_span(command, symbol=body["symbol"]) as span:
+        op = client.post("/data/downloads/start", body)
+        if span is not None:
+            span.set_attribute("operation.id", op["id"])
+        final = ops.follow(client, op["id"], quiet=json)
+    if json:
+        print_json(final)
+    elif final["status"] == "completed":
+        dataset = final["result"]["dataset"]
+        console.print(
+            f"{dataset['symbol']} {dataset['timeframe']}: {dataset['rows']:,} bars "
+            f"from {dataset['first']} to {dataset['last']} ({dataset['source']})"
+        )
+    raise typer.Exit(ops.exit_code_for(final))
+
+
+@app.command("download")
+def download(
+    symbol: str,
+    timeframe: Annotated[str, typer.Option(help="1m 5m 15m 30m 1h 4h 1d 1w")] = "1h",
+    provider: Annotated[
+        str, typer.Option(help="synthetic (generated, offline) or yahoo (market data)")
+    ] = "synthetic",
+    start: Annotated[
+        str | None, typer.Option(help="yahoo: first day; synthetic: first bar")
+    ] = None,
+    end: Annotated[str | None, typer.Option(help="yahoo: end day (exclusive)")] = None,
+    bars: Annotated[int, typer.Option(help="synthetic: number of bars")] = 5000,
+    seed: Annotated[int, typer.Option(help="synthetic: random seed")] = 0,
+    merge: Annotated[bool, typer.Option(help="keep bars already stored")] = False,
+    url: UrlOption = DEFAULT_URL,
+    json: JsonOption = False,
+) -> None:
+    """Download (or generate synthetic) bars into the data store, as an operation."""
+    body: dict[str, Any] = {
+        "symbol": symbol, "timeframe": timeframe, "provider": provider, "start": start,
+        "end": end, "bars": bars, "seed": seed, "merge": merge,
+    }  # fmt: skip
+    _submit({k: v for k, v in body.items() if v is not None}, url, json, "data_download")
+
+
+@app.command("import")
+def import_csv(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    symbol: Annotated[str, typer.Option()],
+    timeframe: Annotated[str, typer.Option()] = "1h",
+    merge: Annotated[bool, typer.Option(help="keep bars already stored")] = False,
+    url: UrlOption = DEFAULT_URL,
+    json: JsonOption = False,
+) -> None:
+    """Import a date,open,high,low,close,volume CSV; every bad row is reported with a fix."""
+    body = {
+        "symbol": symbol, "timeframe": timeframe, "provider": "csv",
+        "csv_text": file.read_text(), "merge": merge,
+    }  # fmt: skip
+    _submit(body, url, json, "data_import")
+
+
+@app.command("list")
+def list_data(url: UrlOption = DEFAULT_URL, json: JsonOption = False) -> None:
+    """Stored series: symbol, timeframe, range, rows, source."""
+    with cli_span("data_list"):
+        body = ApiClient(url).get("/data")
+    if json:
+        print_json(body)
+        return
+    table = Table(title=f"Data ({body['count']})", title_justify="left")
+    for column in ("symbol", "timeframe", "first", "last", "rows", "source", "gaps"):
+        table.add_column(column)
+    for d in body["data"]:
+        table.add_row(
+            d["symbol"], d["timeframe"], d["first"][:16], d["last"][:16], f"{d['rows']:,}",
+            d["source"], str(d.get("gaps", "")),
+        )  # fmt: skip
+    console.print(table)
+
+
+@app.command("show")
+def show(
+    symbol: str,
+    timeframe: Annotated[str, typer.Option()] = "1h",
+    url: UrlOption = DEFAULT_URL,
+    json: JsonOption = False,
+) -> None:
+    """One stored series."""
+    with cli_span("data_show", symbol=symbol):
+        body = ApiClient(url).get("/data")
+    found = [
+        d for d in body["data"] if d["symbol"] == symbol.upper() and d["timeframe"] == timeframe
+    ]
+    if not found:
+        console.print(
+            f"no data for {symbol.upper()} {timeframe}; "
+            f"run `ktrdr data download {symbol.upper()} --timeframe {timeframe}`"
+        )
+        raise typer.Exit(ExitCode.REJECTED)
+    if json:
+        print_json(found[0])
+    else:
+        for key, value in found[0].items():
+            console.print(f"[bold]{key:>10}[/] {value}")

@@ -1,0 +1,48 @@
+"""Parameters of a data download: market data into the workers' local store."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ktrdr.engine.timeframes import TIMEFRAMES
+
+
+class Provider(StrEnum):
+    # Deterministic generated bars, clearly not market data: for offline use and tests.
+    SYNTHETIC = "synthetic"
+    YAHOO = "yahoo"  # real market data; needs network access and the `download` extra
+    CSV = "csv"  # a CSV file's text sent with the request
+
+
+class DataDownloadParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._=^-]+$")
+    timeframe: str = Field(description=f"one of {', '.join(TIMEFRAMES)}")
+    provider: Provider = Provider.SYNTHETIC
+    start: datetime | None = Field(None, description="yahoo: first day; synthetic: first bar")
+    end: datetime | None = Field(None, description="yahoo: end (exclusive)")
+    bars: int = Field(5_000, ge=10, le=5_000_000, description="synthetic: number of bars")
+    seed: int = Field(0, ge=0, description="synthetic: random seed (same seed, same bars)")
+    csv_text: str | None = Field(None, max_length=50_000_000, description="csv: the file's text")
+    merge: bool = Field(False, description="keep stored bars; new ones win at equal times")
+
+    @model_validator(mode="after")
+    def _check(self) -> DataDownloadParams:
+        self.symbol = self.symbol.strip().upper()
+        if self.timeframe not in TIMEFRAMES:
+            raise ValueError(
+                f"unknown timeframe {self.timeframe!r}; use one of {', '.join(TIMEFRAMES)}"
+            )
+        if self.provider == Provider.YAHOO and not (self.start and self.end):
+            raise ValueError("provider yahoo needs start and end dates")
+        if self.start and self.end and self.start >= self.end:
+            raise ValueError("start must be before end")
+        if self.provider == Provider.CSV and not self.csv_text:
+            raise ValueError("provider csv needs csv_text (the CLI reads the file for you)")
+        if self.provider != Provider.CSV and self.csv_text:
+            raise ValueError("csv_text is only for provider csv")
+        return self

@@ -1,0 +1,70 @@
+"""The backtest job: data_loading → strategy_init → simulation → results, one span each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ktrdr.engine.backtest import build_result, prepare_data, prepare_strategy, simulate
+from ktrdr.engine.data import DataStore
+from ktrdr.jobs.backtest import BacktestParams, resolve_strategy
+from ktrdr.worker.job import JobContext
+
+# Stored equity curves are thinned to this many points; statistics use every bar.
+MAX_STORED_EQUITY_POINTS = 5_000
+
+
+def data_store(data_home: str) -> DataStore:
+    return DataStore(Path(data_home) / "data")
+
+
+def run_backtest_job(ctx: JobContext) -> dict[str, Any]:
+    params = BacktestParams.model_validate(ctx.params)
+    symbol, timeframe = params.data_key()
+    strategy = resolve_strategy(params.strategy)
+    strategy = strategy.model_copy(
+        update={"data": strategy.data.model_copy(update={"symbol": symbol, "timeframe": timeframe})}
+    )
+    commission = strategy.costs.commission if params.commission is None else params.commission
+    slippage = strategy.costs.slippage if params.slippage is None else params.slippage
+
+    with ctx.phase("data_loading", span_prefix="backtest") as span:
+        ctx.progress(2, message=f"loading {symbol} {timeframe}")
+        bars = data_store(ctx.data_home).load(
+            symbol, timeframe, params.start, params.end, warmup_bars=strategy.warmup_bars()
+        )
+        data = prepare_data(bars, params.start, params.end)
+        window_bars = data.window_end - data.window_start
+        span.set_attribute("backtest.symbol", symbol)
+        span.set_attribute("backtest.timeframe", timeframe)
+        span.set_attribute("backtest.rows", len(bars))
+        span.set_attribute("backtest.warmup_rows", data.window_start)
+    ctx.check_cancelled()
+
+    with ctx.phase("strategy_init", span_prefix="backtest") as span:
+        ctx.progress(15, message=f"computing {len(strategy.indicators)} indicators")
+        target = prepare_strategy(strategy, data)
+        span.set_attribute("backtest.strategy", strategy.name)
+        span.set_attribute("backtest.indicators", len(strategy.indicators))
+    ctx.check_cancelled()
+
+    with ctx.phase("simulation", span_prefix="backtest") as span:
+        ctx.progress(50, message=f"simulating {window_bars} bars", items_total=window_bars)
+        sim = simulate(
+            strategy, data, target, capital=params.capital, commission=commission,
+            slippage=slippage,
+        )  # fmt: skip
+        ctx.metrics.bars_simulated(window_bars)
+        span.set_attribute("backtest.bars", window_bars)
+    ctx.check_cancelled()
+
+    with ctx.phase("results", span_prefix="backtest") as span:
+        ctx.progress(85, message="computing statistics", items_done=window_bars)
+        result = build_result(
+            strategy, data, sim, capital=params.capital, commission=commission,
+            slippage=slippage,
+        )  # fmt: skip
+        span.set_attribute("backtest.trades", len(result.trade_table))
+        payload = result.to_dict(max_equity_points=MAX_STORED_EQUITY_POINTS)
+    payload["capital"] = params.capital
+    return payload
