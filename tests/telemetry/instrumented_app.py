@@ -69,7 +69,7 @@ def build_app(port: int, telemetry: bool) -> FastAPI:
         token = operation_id_var.set(operation_id)
         try:
             with tracer.start_as_current_span("operations.lookup") as span:
-                span.set_attribute("ktrdr.operation.id", operation_id)
+                span.set_attribute("operation.id", operation_id)
                 logger.info("looking up operation")
                 reply = await request.app.state.client.get(f"/api/v1/operations/{operation_id}")
                 ctx = span.get_span_context()

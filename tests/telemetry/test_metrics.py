@@ -281,8 +281,8 @@ def test_phase_records_span_and_duration(
     assert simulation.parent is not None
     assert simulation.parent.span_id == parent.get_span_context().span_id
     assert simulation.attributes is not None
-    assert simulation.attributes["ktrdr.operation.id"] == "op_123"
-    assert simulation.attributes["ktrdr.phase"] == "simulation"
+    assert simulation.attributes["operation.id"] == "op_123"
+    assert simulation.attributes["phase"] == "simulation"
     assert simulation.attributes["bars"] == 10
     assert "download.fetch" in by_name
     count = "ktrdr_job_phase_duration_seconds_count"

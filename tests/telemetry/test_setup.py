@@ -123,7 +123,7 @@ def test_spans_reach_collector_with_parent_links(
     # Crossed an HTTP hop: the W3C traceparent header carried the client span as parent.
     assert inner.parent_span_id == client.span_id
     assert outer.service_name == "ktrdr-telemetry-test-app"
-    assert lookup.attributes["ktrdr.operation.id"] == "op-42"
+    assert lookup.attributes["operation.id"] == "op-42"
     assert outer.resource["service.version"]
     assert outer.resource["worker.id"].startswith("test-app-")
 

@@ -345,11 +345,11 @@ class JobMetrics:
         op_type, phase = _label(op_type), _label(phase)
         prefix = span_prefix or SPAN_PREFIXES.get(op_type, op_type)
         span_attrs: dict[str, AttributeValue] = {
-            "ktrdr.operation.type": op_type,
-            "ktrdr.phase": phase,
+            "operation.type": op_type,
+            "phase": phase,
         }
         if (operation_id := operation_id_var.get()) is not None:
-            span_attrs["ktrdr.operation.id"] = operation_id
+            span_attrs["operation.id"] = operation_id
         span_attrs.update(attributes or {})
         tracer = trace.get_tracer(tracer_name, tracer_provider=tracer_provider)
         start = time.perf_counter()

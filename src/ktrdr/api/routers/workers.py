@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -13,7 +14,10 @@ from ktrdr.workers.schemas import (
     HeartbeatReply,
     WorkerRegistration,
     WorkersPublic,
+    WorkerState,
 )
+
+LOST_VISIBLE = timedelta(hours=1)
 
 router = APIRouter(tags=["workers"])
 
@@ -49,12 +53,22 @@ def list_workers(
 
 @router.get("/sd/workers")
 def service_discovery(workers: WorkersDep) -> list[dict[str, Any]]:
-    """Prometheus HTTP service discovery: one target group per online worker."""
+    """Prometheus HTTP service discovery: online workers, and lost ones for an hour.
+
+    Keeping a lost worker listed for a while lets its `up` series show 0 (a red cell on
+    the health matrix) instead of silently vanishing; a clean deregistration drops it.
+    """
+    now = datetime.now(UTC)
     groups = []
-    for worker in workers.list_workers():
-        address = urlsplit(worker.url).netloc
-        kind = ",".join(sorted(k.value for k in worker.kinds))
-        groups.append(
-            {"targets": [address], "labels": {"worker_id": worker.id, "worker_kind": kind}}
-        )
+    for worker in workers.list_workers(include_gone=True):
+        if worker.state == WorkerState.OFFLINE:
+            continue
+        if worker.state == WorkerState.LOST and now - worker.last_heartbeat_at > LOST_VISIBLE:
+            continue
+        labels = {
+            "worker_id": worker.id,
+            "worker_kind": ",".join(sorted(k.value for k in worker.kinds)),
+            "worker_state": worker.state.value,
+        }
+        groups.append({"targets": [urlsplit(worker.url).netloc], "labels": labels})
     return groups
