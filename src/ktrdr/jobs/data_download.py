@@ -1,12 +1,19 @@
-"""Parameters of a data download: market data into the workers' local store."""
+"""Parameters of a data download: market data into the workers' local store.
+
+A CSV sent for import is validated here, with the engine's own CSV reader (parsing only,
+no storage), so a bad file is a 4xx naming each bad row before anything is queued."""
 
 from __future__ import annotations
 
+import io
 from datetime import datetime
 from enum import StrEnum
 
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ktrdr.engine.data.csv_import import read_ohlcv_csv
+from ktrdr.engine.errors import DataValidationError
 from ktrdr.engine.timeframes import TIMEFRAMES
 
 
@@ -45,4 +52,18 @@ class DataDownloadParams(BaseModel):
             raise ValueError("provider csv needs csv_text (the CLI reads the file for you)")
         if self.provider != Provider.CSV and self.csv_text:
             raise ValueError("csv_text is only for provider csv")
+        if self.provider == Provider.CSV:
+            _check_csv(self.csv_text or "")
         return self
+
+
+def _check_csv(text: str) -> None:
+    """Reject a bad CSV at submission (4xx), every problem with its row and a fix."""
+    try:
+        read_ohlcv_csv(io.StringIO(text))
+    except DataValidationError as exc:
+        shown = exc.problems[:20]
+        more = f"; and {len(exc.problems) - 20} more" if len(exc.problems) > 20 else ""
+        raise ValueError("CSV rejected: " + "; ".join(shown) + more) from None
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise ValueError(f"CSV rejected: cannot parse it ({exc})") from None

@@ -1,0 +1,218 @@
+"""Backtests and data downloads as operations on real processes, checked against the
+engine run directly on the same stored data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ktrdr.engine.backtest import run_backtest
+from ktrdr.engine.data import DataStore
+from ktrdr.engine.strategy import builtin_strategy_names, load_strategy
+from ktrdr.local_stack import LocalStack
+from ktrdr.worker.runners.backtest import MAX_STORED_EQUITY_POINTS
+from tests.support.stack import Api, StackFactory
+
+SYMBOL = "EURUSD"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack, Api]]:
+    factory = StackFactory(tmp_path_factory.mktemp("backtests"))
+    stack, api = factory.start(workers=2)
+    response = api.http.post(
+        "/data/downloads/start",
+        json={
+            "symbol": SYMBOL,
+            "timeframe": "1h",
+            "provider": "synthetic",
+            "bars": 4000,
+            "seed": 3,
+        },
+    )
+    assert response.status_code == 202, response.text
+    done = api.wait_status(response.json()["id"], {"completed", "failed"}, 30)
+    assert done["status"] == "completed", done["error"]
+    yield stack, api
+    factory.stop_all()
+
+
+def engine_result(stack: LocalStack, name: str, **window: Any) -> dict[str, Any]:
+    strategy = load_strategy(name)
+    strategy = strategy.model_copy(
+        update={"data": strategy.data.model_copy(update={"symbol": SYMBOL, "timeframe": "1h"})}
+    )
+    bars = DataStore(stack.data_home / "data").load(
+        SYMBOL, "1h", window.get("start"), window.get("end"), warmup_bars=strategy.warmup_bars()
+    )
+    result = run_backtest(strategy, bars, capital=50_000.0, **window)
+    payload = result.to_dict(max_equity_points=MAX_STORED_EQUITY_POINTS)
+    payload["capital"] = 50_000.0
+    return payload
+
+
+@pytest.mark.parametrize("name", builtin_strategy_names())
+def test_example_strategy_through_api_equals_engine_run_directly(
+    stack: tuple[LocalStack, Api], name: str
+) -> None:
+    local, api = stack
+    window = {"start": "2020-02-01T00:00:00+00:00", "end": "2020-05-01T00:00:00+00:00"}
+    response = api.http.post(
+        "/backtests/start",
+        json={"strategy": name, "symbol": SYMBOL, "timeframe": "1h", "capital": 50_000, **window},
+    )
+    assert response.status_code == 202, response.text
+    op = api.wait_status(response.json()["id"], {"completed", "failed"}, 60)
+    assert op["status"] == "completed", op["error"]
+    stored = api.http.get(f"/operations/{op['id']}/results").json()
+    expected = json.loads(json.dumps(engine_result(local, name, **window)))
+    assert stored == expected
+    assert stored["statistics"]["start"] == window["start"], "warm-up bars are not traded"
+    trades = api.http.get(f"/operations/{op['id']}/results", params={"part": "trades"}).json()
+    assert trades == expected["trades"]
+    metrics = api.http.get(f"/operations/{op['id']}/metrics").json()["metrics"]
+    assert metrics["num_trades"] == len(expected["trades"])
+
+
+def test_backtest_reports_its_phases_as_progress(stack: tuple[LocalStack, Api]) -> None:
+    _, api = stack
+    op = api.http.post("/backtests/start", json={"strategy": "rsi_fuzzy", "symbol": SYMBOL}).json()
+    done = api.wait_status(op["id"], {"completed"}, 60)
+    assert done["progress"]["percent"] == 100
+    assert done["progress"]["phase"] == "results"
+
+
+def test_data_catalog_lists_the_synthetic_series(stack: tuple[LocalStack, Api]) -> None:
+    _, api = stack
+    data = api.http.get("/data").json()["data"]
+    assert [(d["symbol"], d["timeframe"], d["rows"], d["source"]) for d in data] == [
+        (SYMBOL, "1h", 4000, "synthetic")
+    ]
+
+
+def _reject(api: Api, body: dict[str, Any]) -> str:
+    response = api.http.post("/backtests/start", json=body)
+    assert response.status_code == 422, response.text
+    return str(response.json()["detail"])
+
+
+STRATEGY_WITH_TYPO = """
+name: typo
+data: {symbol: EURUSD, timeframe: 1h}
+indicators:
+  - {id: fast, type: sma, params: {perod: 10}}
+  - {id: slow, type: smaa, params: {period: 30}}
+decisions:
+  signals:
+    - crossover: {fast: fast, slow: slow}
+"""
+
+
+def test_bad_backtests_are_rejected_before_queueing_with_the_fix(
+    stack: tuple[LocalStack, Api],
+) -> None:
+    _, api = stack
+    before = api.http.get("/operations", params={"type": "backtesting"}).json()["count"]
+    detail = _reject(api, {"strategy": STRATEGY_WITH_TYPO})
+    assert "did you mean 'period'" in detail and "did you mean 'sma'" in detail
+    detail = _reject(api, {"strategy": "sma_crossover", "symbol": "NOPE"})
+    assert "no data for NOPE 1h" in detail and "ktrdr data download NOPE" in detail
+    detail = _reject(api, {"strategy": "sma_crossover", "start": "2021-01-02", "end": "2021-01-01"})
+    assert "empty date range" in detail
+    detail = _reject(api, {"strategy": "sma_crossover", "start": "2031-01-01", "end": "2031-02-01"})
+    assert "stored data covers" in detail
+    detail = _reject(api, {"strategy": "sma_crosover"})
+    assert "unknown strategy 'sma_crosover'" in detail and "sma_crossover" in detail
+    after = api.http.get("/operations", params={"type": "backtesting"}).json()["count"]
+    assert after == before, "nothing was queued"
+
+
+def test_bad_csv_import_is_rejected_naming_rows(stack: tuple[LocalStack, Api]) -> None:
+    _, api = stack
+    csv = (
+        "date,open,high,low,close,volume\n"
+        "2024-01-02,1,2,0.5,1.5,10\n"
+        "2024-01-01,1,2,0.5,1.5,10\n"
+        "2024-01-01,1,2,0.5,1.5,10\n"
+    )
+    response = api.http.post(
+        "/data/downloads/start",
+        json={"symbol": "CSVX", "timeframe": "1d", "provider": "csv", "csv_text": csv},
+    )
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert "row 3" in detail and "row 4" in detail
+    assert "sort" in detail.lower() and "duplicate" in detail.lower()
+
+
+def test_cli_backtest_errors_are_one_line_with_the_fix(
+    stack: tuple[LocalStack, Api], tmp_path: Path
+) -> None:
+    local, _ = stack
+    strategy_file = tmp_path / "typo.yaml"
+    strategy_file.write_text(STRATEGY_WITH_TYPO)
+    result = subprocess.run(
+        [sys.executable, "-m", "ktrdr.cli.main", "backtest", "run", str(strategy_file),
+         "--url", local.api_url],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr and "did you mean 'period'" in result.stderr
+
+
+def test_cli_backtest_run_shows_results_and_writes_html(
+    stack: tuple[LocalStack, Api], tmp_path: Path
+) -> None:
+    local, _ = stack
+    run = subprocess.run(
+        [sys.executable, "-m", "ktrdr.cli.main", "backtest", "run", "sma_crossover",
+         "--symbol", SYMBOL, "--url", local.api_url, "--json"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    op = json.loads(run.stdout)
+    report = tmp_path / "report.html"
+    show = subprocess.run(
+        [sys.executable, "-m", "ktrdr.cli.main", "backtest", "show", op["id"],
+         "--html", str(report), "--url", local.api_url],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert show.returncode == 0, show.stderr
+    assert "Sharpe" in show.stdout and "equity" in show.stdout
+    page = report.read_text()
+    assert "<svg" in page and "sma_crossover on EURUSD 1h" in page
+    assert f"{op['result']['statistics']['num_trades']}" in page
+
+
+def test_cli_data_import_list_and_show(stack: tuple[LocalStack, Api], tmp_path: Path) -> None:
+    local, _ = stack
+    csv = tmp_path / "daily.csv"
+    rows = ["Date,Open,High,Low,Close,Volume"] + [
+        f"2024-01-{day:02d},{100 + day},{102 + day},{99 + day},{101 + day},1000"
+        for day in range(1, 21)
+    ]
+    csv.write_text("\n".join(rows) + "\n")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ktrdr.cli.main", *args, "--url", local.api_url],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    imported = cli("data", "import", str(csv), "--symbol", "csvx", "--timeframe", "1d")
+    assert imported.returncode == 0, imported.stderr
+    assert "CSVX 1d: 20 bars" in imported.stdout
+    listed = json.loads(cli("data", "list", "--json").stdout)
+    assert ("CSVX", "1d", 20, "csv") in {
+        (d["symbol"], d["timeframe"], d["rows"], d["source"]) for d in listed["data"]
+    }
+    shown = json.loads(cli("data", "show", "CSVX", "--timeframe", "1d", "--json").stdout)
+    assert shown["first"].startswith("2024-01-01") and shown["last"].startswith("2024-01-20")
+    missing = cli("data", "show", "NOPE")
+    assert missing.returncode == 3 and "ktrdr data download NOPE" in missing.stdout
