@@ -175,6 +175,7 @@ class OperationService:
         attempt: int | None = None,
         result: dict[str, Any] | None = None,
         error: str | None = None,
+        progress: Progress | None = None,
     ) -> Transition:
         """Every state change goes through here: span, guard, metrics, dispatcher wake-up."""
         with tracer.start_as_current_span("operation.state_transition") as span:
@@ -193,6 +194,7 @@ class OperationService:
                 expected_attempt=attempt,
                 result=result,
                 error=error,
+                progress=progress,
             )
             span.set_attribute("operation.from", change.previous.value)
             span.set_attribute("operation.changed", change.changed)
@@ -232,6 +234,7 @@ class OperationService:
         outcome: Outcome,
         result: dict[str, Any] | None = None,
         error: str | None = None,
+        progress: Progress | None = None,
     ) -> OperationPublic:
         """A worker's final word on its job. Duplicates are no-ops; stale ones are refused."""
         if outcome == Outcome.INTERRUPTED:
@@ -252,6 +255,7 @@ class OperationService:
                 attempt=attempt,
                 result=result,
                 error=error,
+                progress=progress,
                 reason=error if target != OperationStatus.COMPLETED else None,
             )
         finally:

@@ -250,6 +250,7 @@ class Store:
         expected_attempt: int | None = None,
         result: dict[str, Any] | None = None,
         error: str | None = None,
+        progress: Progress | None = None,
     ) -> Transition:
         """The one place an operation changes state.
 
@@ -267,7 +268,7 @@ class Store:
                 if current == target and target.is_terminal:
                     return Transition(to_public(row), current, changed=False)
                 check_transition(operation_id, current, target)
-                values = _transition_values(row, target, now, reason, result, error)
+                values = _transition_values(target, now, reason, result, error, progress)
                 outcome = session.execute(
                     update(OperationRow)
                     .where(OperationRow.id == operation_id, OperationRow.status == current.value)
@@ -481,14 +482,16 @@ def _release_worker(session: Session, worker_id: str | None, operation_id: str) 
 
 
 def _transition_values(
-    row: OperationRow,
     target: OperationStatus,
     now: datetime,
     reason: str | None,
     result: dict[str, Any] | None,
     error: str | None,
+    progress: Progress | None,
 ) -> dict[str, Any]:
     values: dict[str, Any] = {"status": target.value, "updated_at": now, "status_reason": reason}
+    if progress is not None:
+        values.update(_progress_values(progress))
     if target == OperationStatus.PENDING:
         # Re-queue: back of the queue is wrong for a victim of a crash; keep its place by
         # leaving queued_at, but forget the lost worker's progress.

@@ -73,6 +73,7 @@ class BackendClient:
         outcome: str,
         result: dict[str, Any] | None,
         error: str | None,
+        progress: Progress | None = None,
     ) -> None:
         body = {
             "worker_id": self.worker_id,
@@ -80,6 +81,7 @@ class BackendClient:
             "outcome": outcome,
             "result": result,
             "error": error,
+            "progress": progress.model_dump() if progress else None,
         }
         response = self._http.post(f"/operations/{operation_id}/report", json=body)
         if response.status_code in (404, 409):

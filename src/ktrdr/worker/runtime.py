@@ -60,6 +60,7 @@ class FinalReport:
     outcome: Outcome
     result: dict[str, Any] | None
     error: str | None
+    progress: Progress | None = None
 
 
 class WorkerRuntime:
@@ -211,7 +212,11 @@ class WorkerRuntime:
             operation_id_var.reset(op_token)
             otel_context.detach(token)
         with self._wake:
-            self._outbox.append(FinalReport(ctx.operation_id, ctx.attempt, outcome, result, error))
+            self._outbox.append(
+                FinalReport(
+                    ctx.operation_id, ctx.attempt, outcome, result, error, ctx.last_progress
+                )
+            )
             self._job = None
             self._job_thread = None
             self._wake.notify_all()
@@ -304,6 +309,7 @@ class WorkerRuntime:
                     outcome=report.outcome.value,
                     result=report.result,
                     error=report.error,
+                    progress=report.progress,
                 )
             except StaleOperation as exc:
                 log.info("report of %s refused as out of date: %s", report.operation_id, exc)

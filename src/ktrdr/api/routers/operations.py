@@ -169,6 +169,7 @@ class ResultReport(BaseModel):
     outcome: Outcome
     result: dict[str, Any] | None = None
     error: str | None = Field(None, max_length=20_000)
+    progress: Progress | None = Field(None, description="the job's last progress")
 
 
 @router.post("/{operation_id}/report", dependencies=[WorkerAuth], include_in_schema=False)
@@ -181,4 +182,5 @@ def report_result(operation_id: str, body: ResultReport, service: OperationsDep)
         outcome=body.outcome,
         result=body.result,
         error=body.error,
+        progress=body.progress,
     )
