@@ -8,6 +8,8 @@ from tests.support.stack import FAST_LIVENESS, StackFactory, wait_for
 
 TIMEOUT_S = float(FAST_LIVENESS["KTRDR_HEARTBEAT_TIMEOUT_S"])
 MARGIN_S = 4.0  # monitor poll, dispatch and the other worker's start
+# uvicorn re-raises SIGTERM after its graceful shutdown, so a clean stop reads as -15.
+CLEAN_SIGTERM_EXIT = {0, -15}
 
 
 def _running_on(api, op_id: str) -> str:  # type: ignore[no-untyped-def]
@@ -81,3 +83,33 @@ def test_backend_restart_loses_nothing_and_workers_reregister(
     assert done["status"] == "completed" and done["attempt"] == 1
     assert done["result"]["label"] == "survivor"
     assert api.wait_status(queued["id"], {"completed"}, 15)["result"]["label"] == "queued"
+
+
+def _process_of(stack, worker_id: str):  # type: ignore[no-untyped-def]
+    return next(w for w in stack.workers if worker_id.endswith(w.url.rsplit(":", 1)[1]))
+
+
+def test_sigterm_interrupts_a_long_job_which_is_requeued_not_lost(
+    stack_factory: StackFactory,
+) -> None:
+    stack, api = stack_factory.start(workers=2)  # shutdown grace: 2 s
+    op = api.start_diagnostic(steps=80, step_ms=100)
+    victim_id = _running_on(api, op["id"])
+    assert _process_of(stack, victim_id).stop() in CLEAN_SIGTERM_EXIT
+    after = api.op(op["id"])
+    assert after["attempt"] == 2 or after["status"] == "pending", "handed back at once"
+    done = api.wait_status(op["id"], {"completed", "failed"}, 30)
+    assert done["status"] == "completed" and done["attempt"] == 2
+    assert done["result"]["worker_id"] != victim_id
+    everyone = api.http.get("/workers", params={"include_gone": True}).json()["data"]
+    assert next(w for w in everyone if w["id"] == victim_id)["state"] == "offline"
+
+
+def test_sigterm_lets_a_short_job_finish(stack_factory: StackFactory) -> None:
+    stack, api = stack_factory.start(workers=1)
+    op = api.start_diagnostic(steps=10, step_ms=100)
+    worker_id = _running_on(api, op["id"])
+    assert _process_of(stack, worker_id).stop() in CLEAN_SIGTERM_EXIT
+    done = api.op(op["id"])
+    assert done["status"] == "completed" and done["attempt"] == 1
+    assert done["result"]["worker_id"] == worker_id

@@ -1,23 +1,16 @@
-"""Every error leaves the API as JSON `{"detail": "..."}` a person can act on."""
+"""The backend's domain errors and the HTTP status each one gets."""
 
 from __future__ import annotations
 
-import json
-import logging
+from fastapi import FastAPI
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
+from ktrdr import http_errors
 from ktrdr.jobs.specs import ParamsError
 from ktrdr.operations.model import IllegalTransition
 from ktrdr.operations.store import IdempotencyConflict, OperationNotFound, StaleReport
 from ktrdr.workers.service import WorkerNotRegistered
 
-log = logging.getLogger(__name__)
-
-_STATUS_BY_ERROR: dict[type[Exception], int] = {
+STATUS_BY_ERROR: dict[type[Exception], int] = {
     OperationNotFound: 404,
     WorkerNotRegistered: 404,
     ParamsError: 422,
@@ -27,49 +20,5 @@ _STATUS_BY_ERROR: dict[type[Exception], int] = {
 }
 
 
-def _describe_validation(exc: RequestValidationError) -> tuple[str, list[dict[str, str]]]:
-    problems: list[dict[str, str]] = []
-    for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ())]
-        if err.get("type") == "json_invalid":
-            ctx = err.get("ctx") or {}
-            reason = ctx.get("error", "parse error")
-            problems.append(
-                {"field": "body", "problem": f"request body is not valid JSON ({reason})"}
-            )
-            continue
-        field = ".".join(p for p in loc if p not in {"body", "query", "path", "header"}) or "body"
-        message = str(err.get("msg", "invalid"))
-        if err.get("type") == "extra_forbidden":
-            message = "unknown field; remove it (check the spelling against the API docs at /docs)"
-        problems.append({"field": field, "problem": message})
-    summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
-    return f"invalid request: {summary}", problems
-
-
 def install_error_handlers(app: FastAPI) -> None:
-    for error_type, status in _STATUS_BY_ERROR.items():
-
-        def handler(_request: Request, exc: Exception, status: int = status) -> JSONResponse:
-            return JSONResponse({"detail": str(exc)}, status_code=status)
-
-        app.add_exception_handler(error_type, handler)
-
-    @app.exception_handler(RequestValidationError)
-    def validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        detail, problems = _describe_validation(exc)
-        return JSONResponse({"detail": detail, "errors": problems}, status_code=422)
-
-    @app.exception_handler(StarletteHTTPException)
-    def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
-        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(Exception)
-    def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # Logged with the traceback; the client gets one line, not a stack.
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(
-            {"detail": f"internal error ({type(exc).__name__}); see the API log"},
-            status_code=500,
-        )
+    http_errors.install_error_handlers(app, STATUS_BY_ERROR)

@@ -49,6 +49,16 @@ _ALLOWED: dict[OperationStatus, frozenset[OperationStatus]] = {
 }
 
 
+class Outcome(StrEnum):
+    """How a job ended on the worker. `interrupted`: the worker stopped before the end
+    (shutdown) and the work should run again elsewhere."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+
+
 class IllegalTransition(Exception):
     """A state change the operation model forbids (e.g. completed -> running)."""
 

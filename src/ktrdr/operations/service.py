@@ -6,14 +6,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, Protocol
 
 from opentelemetry import trace
 
 from ktrdr.jobs.specs import get_spec, params_hash, validate_params
 from ktrdr.operations.catalog import require_bars
-from ktrdr.operations.model import OperationStatus, OperationType, utcnow
+from ktrdr.operations.model import OperationStatus, OperationType, Outcome, utcnow
 from ktrdr.operations.schemas import OperationPublic, Progress
 from ktrdr.operations.store import Store, Transition
 
@@ -56,16 +55,6 @@ class NoLifecycleEvents:
 
     def worker_lost(self, kind: str) -> None:
         pass
-
-
-class Outcome(StrEnum):
-    """How a job ended on the worker. `interrupted`: the worker stopped before the end
-    (shutdown) and the work should run again elsewhere."""
-
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,9 @@ from ktrdr.operations.model import (
     new_operation_id,
 )
 from ktrdr.operations.schemas import OperationPublic, Progress
-from ktrdr.workers.schemas import WorkerPublic, WorkerState
+from ktrdr.workers.schemas import LIVE_STATES, WorkerPublic, WorkerState
+
+_LIVE = [state.value for state in LIVE_STATES]
 
 _CAS_RETRIES = 5
 
@@ -379,13 +381,18 @@ class Store:
             session.flush()
             return _worker_public(row)
 
-    def heartbeat(self, worker_id: str, now: datetime) -> WorkerPublic | None:
-        """Record a beat from an online worker; None means "register again"."""
+    def heartbeat(
+        self, worker_id: str, now: datetime, *, draining: bool = False
+    ) -> WorkerPublic | None:
+        """Record a beat from a live worker; None means "register again"."""
+        values: dict[str, Any] = {"last_heartbeat_at": now}
+        if draining:
+            values["state"] = WorkerState.DRAINING.value
         with self.session() as session, session.begin():
             outcome = session.execute(
                 update(WorkerRow)
-                .where(WorkerRow.id == worker_id, WorkerRow.state == WorkerState.ONLINE.value)
-                .values(last_heartbeat_at=now)
+                .where(WorkerRow.id == worker_id, WorkerRow.state.in_(_LIVE))
+                .values(**values)
             )
             if outcome.rowcount != 1:  # type: ignore[attr-defined]
                 return None
@@ -400,7 +407,7 @@ class Store:
     def list_workers(self, *, include_gone: bool = False) -> list[WorkerPublic]:
         query = select(WorkerRow).order_by(WorkerRow.id)
         if not include_gone:
-            query = query.where(WorkerRow.state == WorkerState.ONLINE.value)
+            query = query.where(WorkerRow.state.in_(_LIVE))
         with self.session() as session:
             return [_worker_public(r) for r in session.scalars(query).all()]
 
@@ -421,7 +428,7 @@ class Store:
         with self.session() as session:
             rows = session.scalars(
                 select(WorkerRow).where(
-                    WorkerRow.state == WorkerState.ONLINE.value,
+                    WorkerRow.state.in_(_LIVE),
                     WorkerRow.last_heartbeat_at < cutoff,
                 )
             ).all()
@@ -430,8 +437,8 @@ class Store:
     def mark_worker_gone(
         self, worker_id: str, state: WorkerState, reason: str, *, stale_before: datetime | None
     ) -> bool:
-        """online -> lost/offline; with `stale_before`, only if it is still silent."""
-        conditions = [WorkerRow.id == worker_id, WorkerRow.state == WorkerState.ONLINE.value]
+        """live -> lost/offline; with `stale_before`, only if it is still silent."""
+        conditions = [WorkerRow.id == worker_id, WorkerRow.state.in_(_LIVE)]
         if stale_before is not None:
             conditions.append(WorkerRow.last_heartbeat_at < stale_before)
         with self.session() as session, session.begin():
@@ -445,9 +452,7 @@ class Store:
         so a backend restart does not mark live workers lost."""
         with self.session() as session, session.begin():
             session.execute(
-                update(WorkerRow)
-                .where(WorkerRow.state == WorkerState.ONLINE.value)
-                .values(last_heartbeat_at=now)
+                update(WorkerRow).where(WorkerRow.state.in_(_LIVE)).values(last_heartbeat_at=now)
             )
 
 

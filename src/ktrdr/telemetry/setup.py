@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
@@ -246,6 +246,50 @@ def instrument_app(app: FastAPI, *, excluded_urls: str | None = DEFAULT_EXCLUDED
         # The per-message ASGI send/receive spans double span volume and say nothing new.
         exclude_spans=["receive", "send"],
     )
+    # Inside the OTel middleware (user middlewares are wrapped by it), so it runs first
+    # on the way out and the metric label sees the full template.
+    app.add_middleware(_FullRouteTemplateMiddleware)
+
+
+class _FullRouteTemplateMiddleware:
+    """Put the full route template in ``scope["route"]`` for the ``http_target`` label.
+
+    FastAPI >= 0.137 nests included routers and leaves the *router's* route in
+    ``scope["route"]``, whose ``path_format`` lacks the ``include_router(prefix=...)``
+    part; the ASGI instrumentation labels metrics with that, so the API's routes showed
+    as ``/operations/{operation_id}`` instead of ``/api/v1/operations/{operation_id}``.
+    After the request, swap in FastAPI's ``RouteContext`` (full ``path_format``, every
+    other attribute delegated to the route).
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._contexts: dict[int, Any] | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            route = scope.get("route") if scope.get("type") == "http" else None
+            if route is not None:
+                context = self._route_contexts(scope.get("app")).get(id(route))
+                if context is not None:
+                    scope["route"] = context
+
+    def _route_contexts(self, app: Any) -> dict[int, Any]:
+        if self._contexts is None:  # routes are fixed once the app serves requests
+            try:
+                from fastapi.routing import iter_route_contexts
+            except ImportError:  # older FastAPI: routes are flat, templates already full
+                self._contexts = {}
+                return self._contexts
+            self._contexts = {
+                id(ctx.original_route): ctx
+                for ctx in iter_route_contexts(getattr(app, "routes", []))
+                if ctx.path_format
+                and ctx.path_format != getattr(ctx.original_route, "path_format", None)
+            }
+        return self._contexts
 
 
 def instrument_httpx(client: httpx.Client | httpx.AsyncClient | None = None) -> None:

@@ -12,8 +12,8 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field
 
 from ktrdr import __version__
-from ktrdr.api.errors import install_error_handlers
 from ktrdr.config import WorkerSettings
+from ktrdr.http_errors import install_error_handlers
 from ktrdr.jobs.specs import get_spec
 from ktrdr.operations.model import OperationType
 from ktrdr.telemetry.metrics import JobMetrics

@@ -49,11 +49,12 @@ class BackendClient:
         return HeartbeatReply.model_validate(response.json())
 
     def heartbeat(
-        self, current_operation_id: str | None, progress: Progress | None
+        self, current_operation_id: str | None, progress: Progress | None, *, draining: bool
     ) -> HeartbeatReply:
         body = {
             "current_operation_id": current_operation_id,
             "progress": progress.model_dump() if progress else None,
+            "draining": draining,
         }
         response = self._http.post(f"/workers/{self.worker_id}/heartbeat", json=body)
         if response.status_code == 404:

@@ -21,9 +21,8 @@ from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from ktrdr import __version__
-from ktrdr.operations.model import OperationType
+from ktrdr.operations.model import OperationType, Outcome
 from ktrdr.operations.schemas import Progress
-from ktrdr.operations.service import Outcome
 from ktrdr.telemetry.context import operation_id_var
 from ktrdr.telemetry.metrics import JobMetrics
 from ktrdr.worker.backend_client import BackendClient, NotRegistered, StaleOperation
@@ -116,6 +115,11 @@ class WorkerRuntime:
         with self._lock:
             self._accepting = False
             thread = self._job_thread
+        try:
+            # Say so first, so the dispatcher sends nothing more while the job ends.
+            self._heartbeat()
+        except (httpx.HTTPError, NotRegistered) as exc:
+            log.info("could not announce the shutdown: %s", exc)
         if thread is not None:
             thread.join(grace_s)
             if thread.is_alive():
@@ -282,7 +286,7 @@ class WorkerRuntime:
         with self._lock:
             current = self._current_locked()
             progress = self._job.last_progress if self._job else None
-        reply = self.backend.heartbeat(current, progress)
+        reply = self.backend.heartbeat(current, progress, draining=not self._accepting)
         self._apply(reply.cancel_operation_ids)
 
     def _push_progress(self) -> None:

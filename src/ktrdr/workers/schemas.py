@@ -13,6 +13,7 @@ from ktrdr.operations.schemas import Progress
 
 class WorkerState(StrEnum):
     ONLINE = "online"
+    DRAINING = "draining"  # shutting down: finishes its job, takes no new one
     LOST = "lost"  # silent past the heartbeat timeout
     OFFLINE = "offline"  # deregistered on a clean shutdown
 
@@ -30,11 +31,16 @@ class WorkerRegistration(BaseModel):
     progress: Progress | None = None
 
 
+# Workers that still heartbeat (and may own an operation).
+LIVE_STATES = (WorkerState.ONLINE, WorkerState.DRAINING)
+
+
 class Heartbeat(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     current_operation_id: str | None = None
     progress: Progress | None = None
+    draining: bool = Field(False, description="shutting down: send no new jobs")
 
 
 class HeartbeatReply(BaseModel):

@@ -64,7 +64,7 @@ class WorkerService:
             return reply
 
     def heartbeat(self, worker_id: str, beat: Heartbeat) -> HeartbeatReply:
-        worker = self.store.heartbeat(worker_id, self.operations.clock())
+        worker = self.store.heartbeat(worker_id, self.operations.clock(), draining=beat.draining)
         if worker is None:
             raise WorkerNotRegistered(worker_id)
         return self._reconcile(worker, beat.current_operation_id, beat.progress)
@@ -111,12 +111,13 @@ class WorkerService:
         started = op.started_at or op.updated_at
         in_grace = self.operations.clock() - started <= self.dispatch_grace
         if op.status == OperationStatus.RUNNING and op.worker_id == worker.id and not in_grace:
-            self._requeue(op.id, f"worker {worker.id} no longer runs it (restarted?)")
+            self._requeue(op.id, worker.id, f"worker {worker.id} no longer runs it (restarted?)")
 
-    def _requeue(self, operation_id: str, reason: str) -> None:
+    def _requeue(self, operation_id: str, worker_id: str, reason: str) -> None:
+        """Re-queue the operation if `worker_id` still runs it (it may have moved on)."""
         try:
             op = self.store.get_operation(operation_id)
-            if op.status == OperationStatus.RUNNING:
+            if op.status == OperationStatus.RUNNING and op.worker_id == worker_id:
                 self.operations.requeue_or_fail(op, reason)
         except (IllegalTransition, OperationNotFound):
             log.info("operation %s changed while being re-queued; left as is", operation_id)
@@ -130,7 +131,7 @@ class WorkerService:
             worker_id, WorkerState.OFFLINE, "deregistered on shutdown", stale_before=None
         )
         if worker.current_operation_id:
-            self._requeue(worker.current_operation_id, f"worker {worker_id} shut down")
+            self._requeue(worker.current_operation_id, worker_id, f"worker {worker_id} shut down")
         self.operations.on_queue_change()
 
     def list_workers(self, *, include_gone: bool = False) -> list[WorkerPublic]:
@@ -156,6 +157,6 @@ class WorkerService:
             for kind in worker.kinds:
                 self.operations.events.worker_lost(kind.value)
             if worker.current_operation_id:
-                self._requeue(worker.current_operation_id, reason)
+                self._requeue(worker.current_operation_id, worker.id, reason)
                 self.store.release_worker(worker.id, worker.current_operation_id)
         return lost

@@ -9,14 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ktrdr.api.deps import DispatcherDep, OperationsDep, WorkerAuth, WorkersDep
 from ktrdr.constants import IDEMPOTENCY_HEADER
-from ktrdr.operations.model import OperationStatus, OperationType
+from ktrdr.operations.model import OperationStatus, OperationType, Outcome
 from ktrdr.operations.schemas import (
     OperationCreate,
     OperationPublic,
     OperationsPublic,
     Progress,
 )
-from ktrdr.operations.service import OperationService, Outcome
+from ktrdr.operations.service import OperationService
 
 router = APIRouter(prefix="/operations", tags=["operations"])
 
