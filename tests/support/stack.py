@@ -107,6 +107,7 @@ class StackFactory:
         return stack, api
 
     def stop_all(self) -> None:
+        """Kill everything, then fail if any process answered a 500 along the way."""
         for api in self.clients:
             api.http.close()
         for stack in self.stacks:
@@ -114,3 +115,11 @@ class StackFactory:
                 worker.kill()
             if stack.api is not None:
                 stack.api.kill()
+        server_errors = [
+            f"{log.name}: {line[:300]}"
+            for stack in self.stacks
+            for log in sorted((stack.data_home / "logs").glob("*.log"))
+            for line in log.read_text(errors="replace").splitlines()
+            if "unhandled error" in line
+        ]
+        assert not server_errors, "a service answered 500:\n" + "\n".join(server_errors)
