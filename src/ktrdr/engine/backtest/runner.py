@@ -146,7 +146,7 @@ def build_result(
 ) -> BacktestResult:
     window = data.window
     trades = build_trades(sim, window)
-    equity = pd.Series(sim.equity, index=window.index, name="equity")
+    equity = pd.Series(sim.equity, index=window.index, name="equity", copy=False)
     stats = compute_statistics(
         equity,
         sim.units,
@@ -164,7 +164,7 @@ def build_result(
         statistics=stats,
         trade_table=trades,
         equity_curve=equity,
-        positions=pd.Series(sim.units, index=window.index, name="units"),
+        positions=pd.Series(sim.units, index=window.index, name="units", copy=False),
     )
 
 
