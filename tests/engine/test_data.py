@@ -192,8 +192,12 @@ def test_csv_missing_columns_are_named() -> None:
 
 
 def _recorded_fetch(calls: list[tuple[str, str, pd.Timestamp, pd.Timestamp]]):  # type: ignore[no-untyped-def]
-    """Serves the stored fixture, a daily `yfinance.Ticker("AAPL").history()` response
-    (columns and New York timestamps as yfinance returns them), never the network."""
+    """A mock of Yahoo Finance (a third-party service that cannot be reached from here).
+
+    It serves a stored fixture in the shape of a daily `yfinance.Ticker("AAPL").history()`
+    response (its columns, New York timestamps). The fixture was written by hand in that
+    shape, NOT recorded from the service: this machine has no network, so the real fetch
+    (`yfinance_fetch`) is untested here and the prices are not AAPL's."""
     frame = pd.read_csv(FIXTURES / "yahoo_history_AAPL_1d.csv", index_col="Date")
     frame.index = pd.to_datetime(frame.index, utc=True).tz_convert("America/New_York")
 
