@@ -37,4 +37,4 @@ def cli_span(command: str, **attributes: Any) -> Iterator[Any]:
         with tracer.start_as_current_span(f"cli.{command}", attributes=attributes) as span:
             yield span
     finally:
-        handle.shutdown()
+        handle.shutdown(timeout_s=1.0)  # a CLI must not hang on a dead collector
