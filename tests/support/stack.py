@@ -72,11 +72,11 @@ class Api:
     def wait_status(
         self, operation_id: str, statuses: set[str], timeout_s: float
     ) -> dict[str, Any]:
-        return wait_for(
-            lambda: (op := self.op(operation_id))["status"] in statuses and op,
-            timeout_s,
-            f"{operation_id} to reach {sorted(statuses)}",
-        )
+        def reached() -> dict[str, Any] | None:
+            op = self.op(operation_id)
+            return op if op["status"] in statuses else None
+
+        return wait_for(reached, timeout_s, f"{operation_id} to reach {sorted(statuses)}")
 
 
 class StackFactory:

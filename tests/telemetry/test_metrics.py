@@ -80,7 +80,7 @@ def test_lifecycle_counters_count_exactly(registry: CollectorRegistry) -> None:
     duration = "ktrdr_operation_duration_seconds_count"
     assert value(registry, duration, type="backtesting", status="completed") == 3
     # No duration known (never started): counted, but not observed in the histogram.
-    assert value(registry, duration, type="training", status="cancelled") is None
+    assert value(registry, duration, type="training", status="cancelled") == 0
     assert value(
         registry, "ktrdr_operation_duration_seconds_sum", type="backtesting", status="completed"
     ) == pytest.approx(37.5)
@@ -93,6 +93,20 @@ def test_counters_start_at_zero_for_known_types(registry: CollectorRegistry) -> 
             assert (
                 value(registry, "ktrdr_operations_finished_total", type=op_type, status=status) == 0
             )
+            assert (
+                value(registry, "ktrdr_operation_duration_seconds_count", type=op_type,
+                      status=status) == 0
+            )  # fmt: skip
+        assert value(registry, "ktrdr_operation_queue_wait_seconds_count", type=op_type) == 0
+
+
+def test_declared_phases_start_at_zero(registry: CollectorRegistry) -> None:
+    metrics = JobMetrics(registry)
+    metrics.declare_phases("backtesting", ["data_loading", "simulation"])
+    count = "ktrdr_job_phase_duration_seconds_count"
+    assert value(registry, count, type="backtesting", phase="simulation") == 0
+    assert value(registry, count, type="backtesting", phase="data_loading") == 0
+    assert value(registry, count, type="backtesting", phase="results") is None
 
 
 def test_duration_buckets_span_subsecond_to_hours(registry: CollectorRegistry) -> None:

@@ -236,10 +236,14 @@ class PlatformMetrics:
 
     def _precreate_series(self) -> None:
         # Zero-valued series from the start let increase()/rate() see the first event.
+        # Histograms too: a type that finishes once in a window would otherwise have a
+        # series of one point, and rate() over it (so every quantile panel) stays empty.
         for op_type in KNOWN_OPERATION_TYPES:
             self.requeued.labels(op_type)
+            self.queue_wait.labels(op_type)
             for status in FINAL_STATUSES:
                 self.finished.labels(op_type, status)
+                self.duration.labels(op_type, status)
         for status in FINAL_STATUSES:
             self.training_runs.labels(status)
             self.data_downloads.labels(status)
@@ -305,6 +309,11 @@ class JobMetrics:
         self.rows = Counter(
             "ktrdr_data_rows_downloaded_total", "OHLCV rows downloaded.", registry=registry
         )
+
+    def declare_phases(self, op_type: str, phases: Iterable[str]) -> None:
+        """Create a job type's phase series at zero, so the first run shows on rate()."""
+        for phase in phases:
+            self.phase_seconds.labels(_label(op_type), _label(phase))
 
     def phase_duration(
         self, op_type: str, phase: str, seconds: float, trace_id: str | None = None

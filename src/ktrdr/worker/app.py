@@ -19,7 +19,7 @@ from ktrdr.operations.model import OperationType
 from ktrdr.telemetry.metrics import JobMetrics
 from ktrdr.telemetry.metrics_endpoint import render_metrics
 from ktrdr.worker.backend_client import BackendClient
-from ktrdr.worker.runners import RUNNERS
+from ktrdr.worker.runners import PHASES, RUNNERS
 from ktrdr.worker.runtime import ShuttingDown, StartRequest, WorkerBusy, WorkerRuntime
 
 
@@ -92,13 +92,16 @@ def create_worker_app(
 ) -> FastAPI:
     worker_id = settings.resolved_worker_id()
     kinds = resolve_kinds(settings.kinds)
+    metrics = JobMetrics(registry=registry)
+    for kind in kinds:
+        metrics.declare_phases(kind.value, PHASES[kind])
     runtime = WorkerRuntime(
         backend=BackendClient(settings.api_url, worker_id, settings.api_token),
         kinds=kinds,
         url=settings.resolved_worker_url(),
         heartbeat_interval_s=settings.heartbeat_interval_s,
         data_home=str(settings.data_home),
-        metrics=JobMetrics(registry=registry),
+        metrics=metrics,
     )
 
     @contextlib.asynccontextmanager

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from ktrdr.operations.model import OperationType
 from ktrdr.worker.job import Runner
-from ktrdr.worker.runners.backtest import run_backtest_job
-from ktrdr.worker.runners.data_download import run_data_download
-from ktrdr.worker.runners.diagnostic import run_diagnostic
+from ktrdr.worker.runners import backtest, data_download, diagnostic
 
 RUNNERS: dict[OperationType, Runner] = {
-    OperationType.BACKTESTING: run_backtest_job,
-    OperationType.DATA_DOWNLOAD: run_data_download,
-    OperationType.DIAGNOSTIC: run_diagnostic,
+    OperationType.BACKTESTING: backtest.run_backtest_job,
+    OperationType.DATA_DOWNLOAD: data_download.run_data_download,
+    OperationType.DIAGNOSTIC: diagnostic.run_diagnostic,
+}
+
+# The phases each runner opens (span `<prefix>.<phase>`, phase-duration histogram).
+PHASES: dict[OperationType, tuple[str, ...]] = {
+    OperationType.BACKTESTING: backtest.PHASES,
+    OperationType.DATA_DOWNLOAD: data_download.PHASES,
+    OperationType.DIAGNOSTIC: diagnostic.PHASES,
 }
 
 

@@ -10,6 +10,7 @@ from ktrdr.engine.data import DataStore
 from ktrdr.jobs.backtest import BacktestParams, resolve_strategy
 from ktrdr.worker.job import JobContext
 
+PHASES = ("data_loading", "strategy_init", "simulation", "results")
 # Stored equity curves are thinned to this many points; statistics use every bar.
 MAX_STORED_EQUITY_POINTS = 5_000
 

@@ -19,6 +19,8 @@ from ktrdr.jobs.data_download import DataDownloadParams, Provider
 from ktrdr.worker.job import JobContext
 from ktrdr.worker.runners.backtest import data_store
 
+PHASES = ("fetch", "store")
+
 
 def _fetch(params: DataDownloadParams, ctx: JobContext) -> tuple[pd.DataFrame, str]:
     if params.provider == Provider.SYNTHETIC:

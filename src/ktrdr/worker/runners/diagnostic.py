@@ -12,6 +12,8 @@ from typing import Any
 from ktrdr.jobs.diagnostic import DiagnosticParams
 from ktrdr.worker.job import JobContext
 
+PHASES = ("steps",)
+
 
 class DiagnosticFailure(RuntimeError):
     """The failure a diagnostic operation was asked to produce."""
