@@ -262,3 +262,17 @@ def _host_path(service: dict[str, Any], container_path: str) -> Path:
     assert best is not None, f"{container_path} is not bind-mounted from the repository"
     source, target = best
     return (DEPLOY / source / container_path[len(target) :].lstrip("/")).resolve()
+
+
+def test_every_worker_service_asks_only_for_kinds_this_build_runs(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    from ktrdr.worker.runners import RUNNERS
+
+    runnable = {kind.value for kind in RUNNERS}
+    for name, service in services.items():
+        cmd = command(service)
+        if cmd[:2] != ["ktrdr", "worker"]:
+            continue
+        kinds = {cmd[i + 1] for i, arg in enumerate(cmd) if arg == "--kind"}
+        assert kinds <= runnable, f"{name} asks for {sorted(kinds - runnable)}: no runner"
