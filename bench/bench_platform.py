@@ -1,0 +1,294 @@
+"""Platform benchmark: dispatch latency and throughput of the real local stack (run by hand).
+
+    .venv/bin/python bench/bench_platform.py [--latency-ops 200] [--throughput-ops 500]
+
+Starts the API and two workers as processes (``LocalStack``, SQLite under a temporary
+data home, span export off) and measures, with zero-work diagnostic operations
+(``steps=0``), so that what is timed is the platform itself:
+
+* latency: operations submitted one after another; client-observed (before the POST to
+  the first poll that sees ``completed``; polls every ``--poll-ms``) and record-based
+  (``created_at`` -> ``completed_at`` on the operation), split into queue wait
+  (``created_at`` -> ``started_at``, i.e. until the dispatcher's claim) and run
+  (``started_at`` -> ``completed_at``: send to worker, job, report);
+* throughput: ``--throughput-ops`` submitted at once from a thread pool, timed until
+  none is pending or running (client clock), and from the records (first ``created_at``
+  to last ``completed_at``).
+
+Writes ``bench/results/platform-<UTC timestamp>.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from benchlib import (
+    REPO_ROOT,
+    RESULTS_DIR,
+    environment,
+    free_port,
+    machine_lines,
+    summary_ms,
+    timestamp,
+    without_otlp_env,
+    write_json,
+)
+from ktrdr.local_stack import LocalStack
+
+PACKAGES = ("ktrdr", "fastapi", "uvicorn", "sqlalchemy", "httpx", "pydantic")
+ZERO_WORK = {"steps": 0, "step_ms": 0}
+NOT_FINISHED = ("pending", "running")
+
+
+def _at(op: dict[str, Any], field: str) -> datetime:
+    return datetime.fromisoformat(op[field])
+
+
+def _seconds(op: dict[str, Any], start: str, end: str) -> float:
+    return (_at(op, end) - _at(op, start)).total_seconds()
+
+
+def _submit(http: httpx.Client) -> str:
+    response = http.post("/diagnostics/start", json=ZERO_WORK)
+    response.raise_for_status()
+    return str(response.json()["id"])
+
+
+def _wait_completed(
+    http: httpx.Client, op_id: str, poll_s: float, timeout_s: float = 30.0
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        op: dict[str, Any] = http.get(f"/operations/{op_id}").json()
+        if op["status"] not in NOT_FINISHED:
+            if op["status"] != "completed":
+                raise RuntimeError(f"{op_id} ended {op['status']}: {op.get('error')}")
+            return op
+        time.sleep(poll_s)
+    raise TimeoutError(f"{op_id} not completed after {timeout_s} s")
+
+
+RouteTimes = dict[str, tuple[float, float]]
+
+
+def route_times(base_url: str) -> RouteTimes:
+    """``"METHOD target" -> (requests, total server ms)`` from a process's /metrics."""
+    text = httpx.get(f"{base_url}/metrics", timeout=10).text
+    out: dict[str, list[float]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "http_server_duration_milliseconds":
+            continue
+        for sample in family.samples:
+            key = f"{sample.labels.get('http_method')} {sample.labels.get('http_target')}"
+            slot = out.setdefault(key, [0.0, 0.0])
+            if sample.name.endswith("_count"):
+                slot[0] += sample.value
+            elif sample.name.endswith("_sum"):
+                slot[1] += sample.value
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def route_breakdown(before: RouteTimes, after: RouteTimes, operations: int) -> dict[str, Any]:
+    """Per route between two snapshots: requests per operation and mean server time."""
+    rows: dict[str, Any] = {}
+    for key, (count, total_ms) in after.items():
+        count -= before.get(key, (0.0, 0.0))[0]
+        total_ms -= before.get(key, (0.0, 0.0))[1]
+        if count > 0:
+            rows[key] = {
+                "requests_per_operation": count / operations,
+                "mean_server_ms": total_ms / count,
+            }
+    return rows
+
+
+def measure_latency(http: httpx.Client, count: int, poll_s: float) -> dict[str, Any]:
+    client_s: list[float] = []
+    records: list[dict[str, Any]] = []
+    for _ in range(count):
+        started = time.perf_counter()
+        op = _wait_completed(http, _submit(http), poll_s)
+        client_s.append(time.perf_counter() - started)
+        records.append(op)
+    return {
+        "operations": count,
+        "client_observed": summary_ms(client_s),
+        "record_created_to_completed": summary_ms(
+            [_seconds(op, "created_at", "completed_at") for op in records]
+        ),
+        "record_queue_wait": summary_ms(
+            [_seconds(op, "created_at", "started_at") for op in records]
+        ),
+        "record_run": summary_ms([_seconds(op, "started_at", "completed_at") for op in records]),
+        "samples_client_s": client_s,
+    }
+
+
+def measure_throughput(http: httpx.Client, count: int, threads: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        ids = list(pool.map(lambda _: _submit(http), range(count)))
+    submitted_s = time.perf_counter() - started
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        body = http.get(
+            "/operations", params={"status": list(NOT_FINISHED), "type": "diagnostic", "limit": 1}
+        ).json()
+        if body["count"] == 0:
+            break
+        time.sleep(0.02)
+    else:
+        raise TimeoutError("throughput run did not finish in 600 s")
+    elapsed_s = time.perf_counter() - started
+    ops = [http.get(f"/operations/{op_id}").json() for op_id in ids]
+    failed = [op["id"] for op in ops if op["status"] != "completed"]
+    if failed:
+        raise RuntimeError(f"{len(failed)} operations did not complete, e.g. {failed[0]}")
+    first = min(_at(op, "created_at") for op in ops)
+    last = max(_at(op, "completed_at") for op in ops)
+    record_s = (last - first).total_seconds()
+    per_worker: dict[str, int] = {}
+    for op in ops:
+        per_worker[op["worker_id"]] = per_worker.get(op["worker_id"], 0) + 1
+    return {
+        "operations": count,
+        "submit_threads": threads,
+        "submit_s": submitted_s,
+        "client_elapsed_s": elapsed_s,
+        "client_ops_per_s": count / elapsed_s,
+        "record_elapsed_s": record_s,
+        "record_ops_per_s": count / record_s,
+        "submit_ops_per_s": count / submitted_s,
+        "per_worker": per_worker,
+        "record_queue_wait": summary_ms([_seconds(op, "created_at", "started_at") for op in ops]),
+        "record_run": summary_ms([_seconds(op, "started_at", "completed_at") for op in ops]),
+    }
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    lat, thr = report["latency"], report["throughput"]
+    rows = [
+        ("client-observed submit -> completed", lat["client_observed"]),
+        ("record created_at -> completed_at", lat["record_created_to_completed"]),
+        ("  of which queue wait (created -> started)", lat["record_queue_wait"]),
+        ("  of which run (started -> completed)", lat["record_run"]),
+    ]
+    lines = [
+        f"# Platform benchmark — {report['date']}",
+        "",
+        "Real local stack (API + 2 workers as processes, SQLite, span export off), zero-work",
+        "diagnostic operations (`steps=0`).",
+        "",
+        f"## Latency: {lat['operations']} sequential operations (client polls every "
+        f"{report['settings']['poll_ms']} ms)",
+        "",
+        "| measure | median (ms) | p95 (ms) | min (ms) | max (ms) |",
+        "|---|---:|---:|---:|---:|",
+        *(
+            f"| {name} | {s['median_ms']:.1f} | {s['p95_ms']:.1f} | {s['min_ms']:.1f} "
+            f"| {s['max_ms']:.1f} |"
+            for name, s in rows
+        ),
+        "",
+        "Server time per route during the latency run (FastAPI instrumentation's",
+        "`http_server_duration_milliseconds`, whole-ms resolution per request):",
+        "",
+        "| process | route | requests per operation | mean server time (ms) |",
+        "|---|---|---:|---:|",
+        *(
+            f"| {proc} | `{route}` | {row['requests_per_operation']:.2f} "
+            f"| {row['mean_server_ms']:.1f} |"
+            for proc, routes in lat["server_time_by_route"].items()
+            for route, row in routes.items()
+        ),
+        "",
+        f"## Throughput: {thr['operations']} submitted at once ({thr['submit_threads']} threads)",
+        "",
+        f"- client clock: {thr['client_elapsed_s']:.2f} s -> "
+        f"**{thr['client_ops_per_s']:.1f} ops/s**",
+        f"- records (first created_at -> last completed_at): {thr['record_elapsed_s']:.2f} s -> "
+        f"{thr['record_ops_per_s']:.1f} ops/s",
+        f"- submission alone: {thr['submit_s']:.2f} s ({thr['submit_ops_per_s']:.1f} submits/s)",
+        f"- per worker: {thr['per_worker']}",
+        f"- per-operation run (started -> completed): median "
+        f"{thr['record_run']['median_ms']:.1f} ms, p95 {thr['record_run']['p95_ms']:.1f} ms",
+        "",
+        "## Machine",
+        "",
+        *machine_lines(report["environment"]),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency-ops", type=int, default=200)
+    parser.add_argument("--warmup-ops", type=int, default=20)
+    parser.add_argument("--throughput-ops", type=int, default=500)
+    parser.add_argument("--threads", type=int, default=32)
+    parser.add_argument("--poll-ms", type=float, default=5.0)
+    args = parser.parse_args()
+
+    without_otlp_env()
+    with tempfile.TemporaryDirectory(prefix="ktrdr-bench-") as tmp:
+        stack = LocalStack(
+            data_home=Path(tmp),
+            api_port=free_port(),
+            worker_ports=[free_port(), free_port()],
+            extra_env={"KTRDR_LOG_LEVEL": "WARNING"},
+        )
+        stack.start()
+        try:
+            limits = httpx.Limits(
+                max_connections=args.threads, max_keepalive_connections=args.threads
+            )
+            with httpx.Client(
+                base_url=f"{stack.api_url}/api/v1", timeout=30, limits=limits
+            ) as http:
+                measure_latency(http, args.warmup_ops, args.poll_ms / 1000)
+                processes = {"api": stack.api_url, **{w.name: w.url for w in stack.workers}}
+                before = {name: route_times(url) for name, url in processes.items()}
+                latency = measure_latency(http, args.latency_ops, args.poll_ms / 1000)
+                latency["server_time_by_route"] = {
+                    name: route_breakdown(before[name], route_times(url), args.latency_ops)
+                    for name, url in processes.items()
+                }
+                throughput = measure_throughput(http, args.throughput_ops, args.threads)
+        finally:
+            stack.stop()
+
+    stamp = timestamp()
+    report: dict[str, Any] = {
+        "benchmark": "platform dispatch",
+        "date": stamp,
+        "settings": vars(args),
+        "environment": environment(PACKAGES),
+        "latency": latency,
+        "throughput": throughput,
+    }
+    out = write_json("platform", stamp, report)
+    md = RESULTS_DIR / f"platform-{stamp}.md"
+    md.write_text(_markdown(report))
+    lat = latency
+    print(
+        f"latency client median {lat['client_observed']['median_ms']:.1f} ms "
+        f"p95 {lat['client_observed']['p95_ms']:.1f} ms; record median "
+        f"{lat['record_created_to_completed']['median_ms']:.1f} ms p95 "
+        f"{lat['record_created_to_completed']['p95_ms']:.1f} ms"
+    )
+    print(f"throughput {throughput['client_ops_per_s']:.1f} ops/s (client clock)")
+    print(f"results: {out.relative_to(REPO_ROOT)}, {md.relative_to(REPO_ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
