@@ -64,13 +64,19 @@ class Dispatcher:
             self._loop.call_soon_threadsafe(self._wake.set)
 
     async def run(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
+        last_liveness_check = 0.0
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
             self._wake.clear()
             try:
-                await asyncio.to_thread(self.workers.mark_silent_workers_lost)
+                # Liveness moves on the clock, not on events: check it once per poll period
+                # rather than on every wake-up (each submission and report wakes us).
+                now = loop.time()
+                if now - last_liveness_check >= self.poll_s:
+                    last_liveness_check = now
+                    await asyncio.to_thread(self.workers.mark_silent_workers_lost)
                 await self.dispatch_pending()
             except Exception:  # a bad round must not stop dispatching for good
                 log.exception("dispatch round failed; retrying in %.1fs", self.poll_s)
