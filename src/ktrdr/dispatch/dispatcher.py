@@ -84,9 +84,15 @@ class Dispatcher:
     async def dispatch_pending(self) -> int:
         pending = await asyncio.to_thread(self.operations.store.pending_operations)
         started = 0
+        # A type that found no free worker will find none for the rest of this round:
+        # skip its other operations instead of asking the registry again for each.
+        exhausted: set[str] = set()
         for op in pending:
+            if op.type.value in exhausted:
+                continue
             claimed = await asyncio.to_thread(self._select_and_claim, op)
             if claimed is None:
+                exhausted.add(op.type.value)
                 continue
             operation, worker, parent = claimed
             task = asyncio.create_task(self._send(operation, worker, parent))
