@@ -127,9 +127,6 @@ class LocalStack:
         self.workers.append(worker)
         return worker
 
-    def worker_id(self, port: int) -> str:
-        return f"{self.host}-{port}"
-
     def wait_for_workers(self, count: int, timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s
         online = 0

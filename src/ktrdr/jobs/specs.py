@@ -61,10 +61,6 @@ def get_spec(op_type: OperationType) -> JobSpec:
         ) from None
 
 
-def available_types() -> list[OperationType]:
-    return sorted(_specs(), key=lambda t: t.value)
-
-
 def validate_params(op_type: OperationType, params: dict[str, Any]) -> dict[str, Any]:
     """Validate and normalise parameters; raises ParamsError with every problem listed."""
     spec = get_spec(op_type)

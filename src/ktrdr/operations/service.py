@@ -138,7 +138,7 @@ class OperationService:
     def get(self, operation_id: str) -> OperationPublic:
         return self.store.get_operation(operation_id)
 
-    def list(
+    def list_operations(
         self,
         *,
         statuses: list[OperationStatus],

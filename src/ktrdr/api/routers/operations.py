@@ -61,7 +61,9 @@ def list_operations(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> OperationsPublic:
     """List operations, newest first, filtered by status and type, with the total count."""
-    items, total = service.list(statuses=status or [], types=type or [], limit=limit, offset=offset)
+    items, total = service.list_operations(
+        statuses=status or [], types=type or [], limit=limit, offset=offset
+    )
     return OperationsPublic(data=items, count=total, limit=limit, offset=offset)
 
 
