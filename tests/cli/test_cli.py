@@ -6,10 +6,11 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.support.stack import Api, StackFactory, free_port
+from tests.support.stack import Api, StackFactory, free_port, wait_for
 
 
 def ktrdr(
@@ -92,3 +93,86 @@ def test_worker_refuses_a_kind_it_cannot_run() -> None:
     result = ktrdr("worker", "--kind", "astrology", "--port", str(free_port()), timeout_s=30)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "astrology" in result.stderr
+
+
+def test_up_starts_everything_prints_where_and_stops_all_on_ctrl_c(tmp_path: Path) -> None:
+    import os
+    import signal
+    import threading
+
+    import httpx
+
+    api_port, worker_port = free_port(), free_port()
+    env = {**os.environ, "KTRDR_DATA_HOME": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    up = subprocess.Popen(
+        [sys.executable, "-m", "ktrdr.cli.main", "up", "--workers", "1",
+         "--api-port", str(api_port), "--worker-port", str(worker_port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    assert up.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(up.stdout or []), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: any("Ctrl-C" in line for line in lines), 60, "ktrdr up to be ready")
+        assert _workers_online(f"http://127.0.0.1:{api_port}") == 1
+        up.send_signal(signal.SIGINT)
+        up.wait(timeout=60)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        reader.join(10)
+        up.stdout.close()
+    output = "".join(lines)
+    assert up.returncode == 0, output
+    assert f"http://127.0.0.1:{api_port}" in output and f"http://127.0.0.1:{worker_port}" in output
+    assert output.rstrip().endswith("stopped")
+    for port in (api_port, worker_port):
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+
+
+def test_ctrl_c_while_starting_leaves_nothing_running(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    import httpx
+
+    api_port, worker_port = free_port(), free_port()
+    env = {**os.environ, "KTRDR_DATA_HOME": str(tmp_path)}
+    up = subprocess.Popen(
+        [sys.executable, "-m", "ktrdr.cli.main", "up", "--workers", "1",
+         "--api-port", str(api_port), "--worker-port", str(worker_port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: _api_answers(f"http://127.0.0.1:{api_port}"), 60, "the API to come up")
+        up.send_signal(signal.SIGINT)  # the worker is still starting
+        output, _ = up.communicate(timeout=60)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.communicate()
+    assert up.returncode == 0, output
+    for port in (api_port, worker_port):
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+
+
+def _api_answers(api_url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{api_url}/api/v1/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _workers_online(api_url: str) -> int | None:
+    import httpx
+
+    try:
+        return int(httpx.get(f"{api_url}/api/v1/workers", timeout=2).json()["count"])
+    except (httpx.HTTPError, ValueError, KeyError):
+        return None

@@ -216,3 +216,21 @@ def test_cli_data_import_list_and_show(stack: tuple[LocalStack, Api], tmp_path: 
     assert shown["first"].startswith("2024-01-01") and shown["last"].startswith("2024-01-20")
     missing = cli("data", "show", "NOPE")
     assert missing.returncode == 3 and "ktrdr data download NOPE" in missing.stdout
+
+
+def test_cli_import_of_bad_csv_names_rows_and_exits_three(
+    stack: tuple[LocalStack, Api], tmp_path: Path
+) -> None:
+    local, _ = stack
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "date,open,high,low,close,volume\n2024-01-02,1,2,0.5,1.5,10\n2024-01-01,1,0.8,0.5,1.5,10\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "ktrdr.cli.main", "data", "import", str(bad), "--symbol", "BAD",
+         "--url", local.api_url],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr
+    assert "row 3" in result.stderr and "CSV rejected" in result.stderr

@@ -27,8 +27,8 @@ def run_demo(*, workers: int, api_port: int, worker_port: int) -> int:
         worker_ports=[worker_port + i for i in range(workers)],
     )
     console.print(f"starting the local stack: API :{api_port}, {workers} workers, data in {home}")
-    stack.start()
     try:
+        stack.start()
         client = ApiClient(stack.api_url)
         console.print(
             f"1/2 generating SYNTHETIC {DEMO_SYMBOL} {DEMO_TIMEFRAME} bars (not market data)"

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from ktrdr.constants import DEFAULT_API_PORT, DEFAULT_WORKER_PORT
+from ktrdr.local_stack import LocalStack
 
 
 def api(
@@ -50,7 +51,6 @@ def up(
     """Start the API and N workers as local processes; Ctrl-C stops them all."""
     from ktrdr.cli.output import console
     from ktrdr.config import default_data_home
-    from ktrdr.local_stack import LocalStack
 
     home = data_home or default_data_home()
     stack = LocalStack(
@@ -59,12 +59,6 @@ def up(
         worker_ports=[worker_port + i for i in range(workers)],
     )
     console.print(f"starting ktrdr-api on :{api_port} and {workers} worker(s); data in {home}")
-    stack.start()
-    console.print(f"API       {stack.api_url}  (docs {stack.api_url}/docs)")
-    console.print(f"metrics   {stack.api_url}/metrics")
-    for process in stack.workers:
-        console.print(f"worker    {process.url}  log {process.log_path}")
-    console.print("[dim]Ctrl-C stops everything[/]")
     stopping = False
 
     def _stop(_signum: int, _frame: object) -> None:
@@ -72,7 +66,11 @@ def up(
         stopping = True
 
     signal.signal(signal.SIGTERM, _stop)
+    # Everything inside the try: a Ctrl-C or a failure while starting must not leave
+    # half the processes running.
     try:
+        stack.start()
+        _print_where(stack)
         while not stopping:
             for process in [p for p in (stack.api, *stack.workers) if p is not None]:
                 if not process.running:
@@ -85,3 +83,13 @@ def up(
         console.print("stopping…")
         stack.stop()
         console.print("stopped")
+
+
+def _print_where(stack: LocalStack) -> None:
+    from ktrdr.cli.output import console
+
+    console.print(f"API       {stack.api_url}  (docs {stack.api_url}/docs)")
+    console.print(f"metrics   {stack.api_url}/metrics")
+    for process in stack.workers:
+        console.print(f"worker    {process.url}  log {process.log_path}")
+    console.print("[dim]Ctrl-C stops everything[/]")
