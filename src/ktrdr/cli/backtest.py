@@ -73,14 +73,18 @@ def run(
     raise typer.Exit(ops.exit_code_for(final))
 
 
-def show_result(operation_id: str, result: dict[str, Any], trades: int) -> None:
+def show_result(
+    operation_id: str, result: dict[str, Any], trades: int, *, hint: bool = True
+) -> None:
     console.print(statistics_table(result))
     values = equity_values(result)
     if values:
-        console.print(f"equity  {values[0]:,.0f} {sparkline(values)} {values[-1]:,.0f}")
+        console.print(f"equity {values[0]:,.0f} → {values[-1]:,.0f}")
+        console.print(sparkline(values, width=min(60, console.width)))
     if trades > 0:
         console.print(trades_table(result["trades"], trades))
-    console.print(f"[dim]full report: ktrdr backtest show {operation_id} --html report.html[/]")
+    if hint:
+        console.print(f"[dim]report: ktrdr backtest show {operation_id} --html report.html[/]")
 
 
 @app.command("show")

@@ -11,6 +11,7 @@ from ktrdr.cli import ops
 from ktrdr.cli.backtest import show_result
 from ktrdr.cli.client import ApiClient
 from ktrdr.cli.output import console
+from ktrdr.cli.report import html_report
 from ktrdr.config import default_data_home
 from ktrdr.local_stack import LocalStack
 
@@ -44,11 +45,11 @@ def run_demo(*, workers: int, api_port: int, worker_port: int) -> int:
         op = client.post("/backtests/start", {"strategy": DEMO_STRATEGY, "symbol": DEMO_SYMBOL})
         final = ops.follow(client, op["id"])
         if final["status"] == "completed":
-            show_result(final["id"], final["result"], trades=10)
-            console.print(
-                f"[dim]the stack is stopped now; `ktrdr up` keeps it running "
-                f"(then: ktrdr backtest show {final['id']} --html report.html)[/]"
-            )
+            show_result(final["id"], final["result"], trades=10, hint=False)
+            report = home / f"report-{final['id']}.html"
+            report.write_text(html_report(final["id"], final["result"]))
+            console.print(f"HTML report with the equity curve: {report}")
+            console.print("[dim]`ktrdr up` keeps a stack running for your own backtests[/]")
         return ops.exit_code_for(final)
     finally:
         console.print("stopping the local stack")

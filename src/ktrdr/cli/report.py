@@ -72,18 +72,21 @@ def statistics_table(result: dict[str, Any]) -> Table:
 
 def trades_table(trades: list[dict[str, Any]], limit: int) -> Table:
     shown = trades[:limit]
+    # Times never wrap or truncate: they are what a reader looks up. Fill prices are in
+    # the HTML report, which has the room.
     table = Table(title=f"Trades ({len(shown)} of {len(trades)})", title_justify="left")
-    for column in ("entry", "exit", "side", "entry price", "exit price", "net P&L", "P&L %"):
-        table.add_column(column, justify="right")
+    table.add_column("entry (UTC)", no_wrap=True, min_width=16)
+    table.add_column("exit (UTC)", no_wrap=True, min_width=16)
+    table.add_column("side")
+    table.add_column("net P&L", justify="right")
+    table.add_column("P&L %", justify="right")
     for t in shown:
         pnl = t.get("net_pnl") or 0.0
         style = "green" if pnl > 0 else "red"
         table.add_row(
-            t["entry_time"][:16],
-            t["exit_time"][:16],
+            t["entry_time"][:16].replace("T", " "),
+            t["exit_time"][:16].replace("T", " "),
             t["side"],
-            fmt(t["entry_price"], "{:.4f}"),
-            fmt(t["exit_price"], "{:.4f}"),
             f"[{style}]{fmt(pnl, '{:,.2f}')}[/]",
             fmt(t.get("pnl_pct"), "{:.2f}%"),
         )
