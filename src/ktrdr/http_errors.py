@@ -12,26 +12,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ktrdr.validation_messages import field_problems, summarise
+
 log = logging.getLogger(__name__)
-
-
-def describe_request_errors(exc: RequestValidationError) -> tuple[str, list[dict[str, str]]]:
-    problems: list[dict[str, str]] = []
-    for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ())]
-        if err.get("type") == "json_invalid":
-            reason = (err.get("ctx") or {}).get("error", "parse error")
-            problems.append(
-                {"field": "body", "problem": f"request body is not valid JSON ({reason})"}
-            )
-            continue
-        field = ".".join(p for p in loc if p not in {"body", "query", "path", "header"}) or "body"
-        message = str(err.get("msg", "invalid"))
-        if err.get("type") == "extra_forbidden":
-            message = "unknown field; remove it (check the spelling against the API docs at /docs)"
-        problems.append({"field": field, "problem": message})
-    summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
-    return f"invalid request: {summary}", problems
 
 
 def install_error_handlers(
@@ -47,8 +30,10 @@ def install_error_handlers(
 
     @app.exception_handler(RequestValidationError)
     def validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        detail, problems = describe_request_errors(exc)
-        return JSONResponse({"detail": detail, "errors": problems}, status_code=422)
+        problems = field_problems(exc.errors())
+        return JSONResponse(
+            {"detail": summarise("request", problems), "errors": problems}, status_code=422
+        )
 
     @app.exception_handler(StarletteHTTPException)
     def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ktrdr.operations.model import OperationType
+from ktrdr.validation_messages import field_problems, summarise
 
 
 class ParamsError(ValueError):
@@ -72,16 +73,7 @@ def validate_params(op_type: OperationType, params: dict[str, Any]) -> dict[str,
 
 
 def describe_validation_error(exc: ValidationError, what: str) -> str:
-    problems = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            problems.append(f"{where}: unknown field, remove it")
-        else:
-            given = err.get("input")
-            shown = f" (got {given!r})" if isinstance(given, str | int | float) else ""
-            problems.append(f"{where}: {err['msg']}{shown}")
-    return f"invalid {what}: " + "; ".join(problems)
+    return summarise(what, field_problems(exc.errors()))
 
 
 def params_hash(op_type: OperationType, params: dict[str, Any]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Header, Query, Response
+from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ktrdr.api.deps import DispatcherDep, OperationsDep, WorkerAuth, WorkersDep
@@ -107,7 +107,6 @@ def get_operation_metrics(operation_id: str, service: OperationsDep) -> Operatio
 def get_results(
     operation_id: str,
     service: OperationsDep,
-    response: Response,
     part: Annotated[
         str | None, Query(description="one top-level key, e.g. statistics, trades, equity_curve")
     ] = None,
@@ -115,17 +114,17 @@ def get_results(
     """The stored result of a completed operation (409 while it is not completed)."""
     op = service.get(operation_id)
     if op.status != OperationStatus.COMPLETED or op.result is None:
-        response.status_code = 409
         hint = f" ({op.error})" if op.error else ""
-        return {
-            "detail": f"operation {op.id} is {op.status.value}{hint}; results exist only once "
-            f"it has completed — follow it with `ktrdr ops follow {op.id}`"
-        }
+        raise HTTPException(
+            409,
+            f"operation {op.id} is {op.status.value}{hint}; results exist only once it has "
+            f"completed — follow it with `ktrdr ops follow {op.id}`",
+        )
     if part is None:
         return op.result
     if part not in op.result:
-        response.status_code = 404
-        return {"detail": f"result has no part {part!r}; parts: {', '.join(sorted(op.result))}"}
+        parts = ", ".join(sorted(op.result))
+        raise HTTPException(404, f"result has no part {part!r}; parts: {parts}")
     return op.result[part]
 
 
