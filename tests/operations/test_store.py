@@ -229,3 +229,14 @@ def test_silent_workers_are_found_and_marked_once(store: Store) -> None:
     assert store.heartbeat("w1", NOW) is None, "a lost worker must register again"
     assert [w.id for w in store.list_workers()] == ["w2"]
     assert {w.id for w in store.list_workers(include_gone=True)} == {"w1", "w2"}
+
+
+def test_migrations_build_exactly_the_tables_the_code_declares(store: Store) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from ktrdr.db.tables import Base
+
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Float, Integer, String, Text, TypeDecorator
+from sqlalchemy import JSON, DateTime, Float, Index, Integer, String, Text, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -40,6 +40,10 @@ class Base(DeclarativeBase):
 
 class OperationRow(Base):
     __tablename__ = "operations"
+    __table_args__ = (
+        Index("ix_operations_created_at", "created_at"),
+        Index("ix_operations_status_queued_at", "status", "queued_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     type: Mapped[str] = mapped_column(String(32), index=True)
