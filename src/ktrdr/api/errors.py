@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 
 from ktrdr import http_errors
 from ktrdr.jobs.specs import ParamsError
 from ktrdr.operations.model import IllegalTransition
 from ktrdr.operations.store import IdempotencyConflict, OperationNotFound, StaleReport
 from ktrdr.workers.service import WorkerNotRegistered
+
+log = logging.getLogger(__name__)
 
 STATUS_BY_ERROR: dict[type[Exception], int] = {
     OperationNotFound: 404,
@@ -22,3 +28,13 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
 
 def install_error_handlers(app: FastAPI) -> None:
     http_errors.install_error_handlers(app, STATUS_BY_ERROR)
+
+    @app.exception_handler(OperationalError)
+    def database_down(request: Request, exc: OperationalError) -> JSONResponse:
+        # Not the client's fault and not a bug: say so, and that a retry will do.
+        log.error("database error on %s %s: %s", request.method, request.url.path, exc.orig)
+        return JSONResponse(
+            {"detail": "the operations database is unreachable; retry shortly (see the API log)"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
