@@ -247,10 +247,26 @@ def test_cli_backtest_is_one_trace_from_cli_root_to_worker_phases(workload: Work
     assert job.attributes["operation.id"] == op["id"]
     assert job.attributes["operation.outcome"] == "completed"
     worker_server = [
-        s for s in spans if s.service_name == "ktrdr-worker-general" and s.name.startswith("POST")
+        s for s in spans if s.service_name == "ktrdr-worker-general" and s.name.startswith("POST /")
     ]
     assert len(worker_server) == 1 and worker_server[0].name == "POST /backtests/start"
     assert by_id[worker_server[0].parent_span_id or ""].service_name == "ktrdr-api"
+
+    # The worker's final report is sent inside the job's span, so the completion — the
+    # API's report handler and its state transition — belongs to this trace too.
+    report_server = [
+        s for s in spans
+        if s.service_name == "ktrdr-api"
+        and s.attributes.get("http.route") == "/api/v1/operations/{operation_id}/report"
+    ]  # fmt: skip
+    assert len(report_server) == 1
+    report_client = by_id[report_server[0].parent_span_id or ""]
+    assert report_client.service_name == "ktrdr-worker-general"
+    assert report_client.parent_span_id == job.span_id
+    transitions = [s for s in spans if s.name == "operation.state_transition"]
+    completed = [s for s in transitions if s.attributes.get("operation.to") == "completed"]
+    assert len(completed) == 1
+    assert completed[0].attributes["operation.from"] == "running"
 
     # Every phase: child of worker.job, tagged with the operation, chain ends at the CLI.
     expected_chain = ["worker.job", "operations.dispatch", "operations.create"]

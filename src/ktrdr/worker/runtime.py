@@ -60,6 +60,9 @@ class FinalReport:
     result: dict[str, Any] | None
     error: str | None
     progress: Progress | None = None
+    # The job's span: the report is sent inside it, so the completion (and its state
+    # transition on the backend) lands in the operation's own trace.
+    span_context: trace.SpanContext | None = None
 
 
 class WorkerRuntime:
@@ -193,8 +196,10 @@ class WorkerRuntime:
         assert runner is not None  # checked in start_job
         result: dict[str, Any] | None = None
         error: str | None = None
+        span_context: trace.SpanContext | None = None
         try:
             with tracer.start_as_current_span("worker.job") as span:
+                span_context = span.get_span_context()
                 span.set_attribute("operation.id", ctx.operation_id)
                 span.set_attribute("operation.type", ctx.op_type.value)
                 span.set_attribute("operation.attempt", ctx.attempt)
@@ -218,7 +223,13 @@ class WorkerRuntime:
         with self._wake:
             self._outbox.append(
                 FinalReport(
-                    ctx.operation_id, ctx.attempt, outcome, result, error, ctx.last_progress
+                    ctx.operation_id,
+                    ctx.attempt,
+                    outcome,
+                    result,
+                    error,
+                    ctx.last_progress,
+                    span_context,
                 )
             )
             self._job = None
@@ -306,6 +317,8 @@ class WorkerRuntime:
                 if not self._outbox:
                     return
                 report = self._outbox[0]
+            job_span = trace.NonRecordingSpan(report.span_context or trace.INVALID_SPAN_CONTEXT)
+            token = otel_context.attach(trace.set_span_in_context(job_span))
             try:
                 self.backend.report(
                     report.operation_id,
@@ -317,6 +330,8 @@ class WorkerRuntime:
                 )
             except StaleOperation as exc:
                 log.info("report of %s refused as out of date: %s", report.operation_id, exc)
+            finally:
+                otel_context.detach(token)
             with self._lock:
                 self._outbox.popleft()
 
