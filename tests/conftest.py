@@ -31,9 +31,7 @@ def _postgres_reason() -> str | None:
         return f"PostgreSQL at 127.0.0.1:5432 (database test) not reachable: {exc}"
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh database on the machine's PostgreSQL server, dropped afterwards."""
+def _scratch_database() -> Iterator[str]:
     reason = _postgres_reason()
     if reason:
         pytest.skip(reason)
@@ -46,6 +44,19 @@ def postgres_url() -> Iterator[str]:
     yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database on the machine's PostgreSQL server for the session, dropped afterwards.
+    Shared: store tests empty its tables first."""
+    yield from _scratch_database()
+
+
+@pytest.fixture
+def fresh_postgres_url() -> Iterator[str]:
+    """A database of its own for one test (a stack must not meet another's workers)."""
+    yield from _scratch_database()
 
 
 @pytest.fixture

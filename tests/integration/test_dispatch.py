@@ -17,7 +17,7 @@ def test_fifty_concurrent_operations_each_complete_once_one_at_a_time_per_worker
 ) -> None:
     env = {}
     if database == "postgresql":
-        env["KTRDR_DATABASE_URL"] = request.getfixturevalue("postgres_url")
+        env["KTRDR_DATABASE_URL"] = request.getfixturevalue("fresh_postgres_url")
     stack, api = stack_factory.start(workers=2, env=env)
 
     def submit(i: int) -> str:
