@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from itertools import pairwise
 
 import httpx
 import pytest
 
-from tests.support.stack import StackFactory, free_port, wait_for
+from tests.support.stack import (
+    StackFactory,
+    assert_one_job_at_a_time_per_worker,
+    free_port,
+    wait_for,
+)
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
@@ -44,17 +48,8 @@ def test_fifty_concurrent_operations_each_complete_once_one_at_a_time_per_worker
     assert all(o["attempt"] == 1 for o in ops), "each ran exactly once"
     labels = sorted(o["result"]["label"] for o in ops)
     assert labels == sorted(f"n{i}" for i in range(50))
-    by_worker: dict[str, list[tuple[float, float]]] = {}
-    for o in ops:
-        assert o["result"]["worker_id"] == o["worker_id"]
-        by_worker.setdefault(o["worker_id"], []).append(
-            (o["result"]["started_unix_s"], o["result"]["ended_unix_s"])
-        )
-    assert len(by_worker) == 2, "both workers took work"
-    for worker_id, spans in by_worker.items():
-        spans.sort()
-        for (_, end), (start, _) in pairwise(spans):
-            assert start >= end, f"{worker_id} ran two operations at once"
+    per_worker = assert_one_job_at_a_time_per_worker(ops)
+    assert len(per_worker) == 2, "both workers took work"
     leftovers = api.http.get("/operations", params={"status": ["pending", "running"]}).json()
     assert leftovers["count"] == 0
     assert all(w["current_operation_id"] is None for w in api.workers())

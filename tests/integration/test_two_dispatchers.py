@@ -4,13 +4,18 @@ workers must still never put two operations on one worker."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from itertools import pairwise
 
 import httpx
 import pytest
 
 from ktrdr.local_stack import LocalStack
-from tests.support.stack import FAST_LIVENESS, StackFactory, free_port, wait_for
+from tests.support.stack import (
+    FAST_LIVENESS,
+    StackFactory,
+    assert_one_job_at_a_time_per_worker,
+    free_port,
+    wait_for,
+)
 
 
 def test_two_apis_share_the_queue_without_double_booking(
@@ -49,15 +54,6 @@ def test_two_apis_share_the_queue_without_double_booking(
         assert second.api is not None
         second.api.kill()
     assert all(o["attempt"] == 1 for o in ops)
-    runs: dict[str, list[tuple[float, float]]] = {}
-    for o in ops:
-        runs.setdefault(o["result"]["worker_id"], []).append(
-            (o["result"]["started_unix_s"], o["result"]["ended_unix_s"])
-        )
-    assert len(runs) == 2
-    for worker_id, spans in runs.items():
-        spans.sort()
-        for (_, end), (start, _) in pairwise(spans):
-            assert start >= end, f"{worker_id} ran two operations at once"
+    assert len(assert_one_job_at_a_time_per_worker(ops)) == 2
     second_log = second.data_home / "logs" / "api.log"
     assert "dispatched to" in second_log.read_text(), "the second API dispatched too"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,6 +45,22 @@ def wait_for(
             return last
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; last: {last!r}")
+
+
+def assert_one_job_at_a_time_per_worker(ops: list[dict[str, Any]]) -> dict[str, int]:
+    """From the workers' own records (diagnostic results): no worker ran two operations
+    at once, and each result names the worker the backend assigned. Returns jobs/worker."""
+    runs: dict[str, list[tuple[float, float]]] = {}
+    for op in ops:
+        assert op["result"]["worker_id"] == op["worker_id"]
+        runs.setdefault(op["worker_id"], []).append(
+            (op["result"]["started_unix_s"], op["result"]["ended_unix_s"])
+        )
+    for worker_id, spans in runs.items():
+        spans.sort()
+        for (_, end), (start, _) in pairwise(spans):
+            assert start >= end, f"{worker_id} ran two operations at once"
+    return {worker_id: len(spans) for worker_id, spans in runs.items()}
 
 
 class Api:
