@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import uvicorn
+from fastapi import FastAPI
 
 from ktrdr.config import ApiSettings, WorkerSettings
 from ktrdr.constants import API_SERVICE_NAME, WORKER_SERVICE_PREFIX
@@ -25,7 +26,7 @@ def serve_api(settings: ApiSettings) -> None:
     app = create_app(settings)
     instrument_app(app)
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+        _run(app, settings.host, settings.port)
     finally:
         handle.shutdown()
 
@@ -51,6 +52,22 @@ def serve_worker(settings: WorkerSettings) -> None:
     instrument_app(app)
     logging.getLogger(__name__).info("worker %s serving %s", worker_id, [k.value for k in kinds])
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+        _run(app, settings.host, settings.port)
     finally:
         handle.shutdown()
+
+
+def _run(app: FastAPI, host: str, port: int) -> None:
+    # reset_contextvars: every request starts from an empty context. Without it, on
+    # asyncio a request whose body exceeds uvicorn's 64 KiB read buffer (a worker's final
+    # report with trades and equity curve) leaves its server span current on the
+    # keep-alive connection, and the next untraced request there (a heartbeat) joins that
+    # operation's trace (CPython #140947; the flag exists since uvicorn 0.45).
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        reset_contextvars=True,
+    )

@@ -286,6 +286,53 @@ def test_cli_backtest_is_one_trace_from_cli_root_to_worker_phases(workload: Work
     assert {s.service_name for s in spans} == {"ktrdr-cli", "ktrdr-api", "ktrdr-worker-general"}
 
 
+def test_a_request_without_trace_context_starts_its_own_trace(workload: Workload) -> None:
+    """A large traced request must not leave its span current on the keep-alive connection.
+
+    Reading a body over 64 KiB makes uvicorn pause and resume the socket from inside the
+    request's task, and on asyncio the next request on that connection then inherits the
+    finished request's context (CPython #140947) -- so an untraced heartbeat would join an
+    unrelated operation's trace. The servers start every request from an empty context.
+    """
+    trace_id, parent_id = "5" * 32, "6" * 16
+    listing_route = "/api/v1/workers"
+
+    def listings(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
+        return [s for s in spans if s.attributes.get("http.route") == listing_route]
+
+    listings_before = len(listings(workload.receiver.spans()))
+    big = {"steps": 1, "step_ms": 1, "padding": "x" * 200_000}
+    with httpx.Client(base_url=workload.api.http.base_url, timeout=10) as client:
+        traced = client.post(
+            "/diagnostics/start", json=big, headers={"traceparent": f"00-{trace_id}-{parent_id}-01"}
+        )
+        assert traced.status_code == 422, traced.text  # "padding" is not a diagnostic field
+        # The same keep-alive connection, no trace context.
+        assert client.get("/workers").status_code == 200
+
+    def both_arrived(spans: list[ReceivedSpan]) -> bool:
+        return bool(trace_of(spans, trace_id)) and len(listings(spans)) > listings_before
+
+    spans = workload.receiver.wait_for(both_arrived, timeout_s=15)
+    traced = [s for s in trace_of(spans, trace_id) if s.name == "POST /api/v1/diagnostics/start"]
+    assert [s.parent_span_id for s in traced] == [parent_id]
+    untraced = listings(spans)[listings_before:]
+    assert len(untraced) == 1
+    assert untraced[0].parent_span_id is None, "the untraced request joined another trace"
+    assert untraced[0].trace_id != trace_id
+    # Nor did any worker heartbeat (its trace starts at the worker's client span) join
+    # another request's trace: the only API spans in its trace are its own.
+    heartbeat = "POST /api/v1/workers/{worker_id}/heartbeat"
+    beats = [s for s in spans if s.name == heartbeat]
+    assert beats
+    for beat in beats:
+        others = {
+            s.name for s in trace_of(spans, beat.trace_id)
+            if s.service_name == "ktrdr-api" and not s.name.startswith(heartbeat)
+        }  # fmt: skip
+        assert not others, f"a heartbeat joined the trace of {others}"
+
+
 def test_failing_job_marks_its_spans_as_errors(workload: Workload) -> None:
     op = workload.failed_diagnostic
     assert "diagnostic failure requested at step 1" in op["error"]
