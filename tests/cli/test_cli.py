@@ -30,6 +30,21 @@ def stack_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     factory.stop_all()
 
 
+@pytest.fixture
+def ctrl_c_reaches_children() -> Iterator[None]:
+    """Let a SIGINT sent to a child become KeyboardInterrupt, as it does in a terminal.
+
+    A test run started in the background of a shell script inherits SIGINT as ignored,
+    children inherit that, and Python then keeps ignoring it; a Python-level handler here
+    is reset to the default across exec, so the child gets Python's usual Ctrl-C.
+    """
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def test_help_does_not_load_the_telemetry_sdk() -> None:
     probe = (
         "import sys, ktrdr.cli.main; "
@@ -95,6 +110,7 @@ def test_worker_refuses_a_kind_it_cannot_run() -> None:
     assert "Traceback" not in result.stderr and "astrology" in result.stderr
 
 
+@pytest.mark.usefixtures("ctrl_c_reaches_children")
 def test_up_starts_everything_prints_where_and_stops_all_on_ctrl_c(tmp_path: Path) -> None:
     import os
     import signal
@@ -133,6 +149,7 @@ def test_up_starts_everything_prints_where_and_stops_all_on_ctrl_c(tmp_path: Pat
             httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
 
 
+@pytest.mark.usefixtures("ctrl_c_reaches_children")
 def test_ctrl_c_while_starting_leaves_nothing_running(tmp_path: Path) -> None:
     import os
     import signal
