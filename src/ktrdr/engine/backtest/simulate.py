@@ -41,6 +41,51 @@ class SimulationOutput:
     closed_at_end: npt.NDArray[np.bool_]
 
 
+# Fields of the kernel's trade table, one float64 row per field and one column per trade
+# (indices and sides are exact in float64 far beyond any bar count); one table keeps the
+# kernel's signature short and each field contiguous for the caller.
+_ENTRY_I = 0
+_EXIT_I = 1
+_SIDE = 2
+_SIZE = 3
+_ENTRY_FILL = 4
+_EXIT_FILL = 5
+_ENTRY_COMM = 6
+_EXIT_COMM = 7
+_AT_END = 8
+_TRADE_FIELDS = 9
+
+
+@njit(cache=True)
+def _close_position(
+    trades: FloatArray,
+    k: int,
+    exit_i: int,
+    price: float,
+    at_end: bool,
+    side: int,
+    units: float,
+    entry_i: int,
+    entry_fill: float,
+    entry_comm: float,
+    commission: float,
+    slippage: float,
+) -> float:
+    """Record trade ``k`` closed at ``price`` (slippage against the trader); return cash freed."""
+    fill = price * (1.0 - slippage * side)
+    comm = commission * abs(units) * fill
+    trades[_ENTRY_I, k] = entry_i
+    trades[_EXIT_I, k] = exit_i
+    trades[_SIDE, k] = side
+    trades[_SIZE, k] = abs(units)
+    trades[_ENTRY_FILL, k] = entry_fill
+    trades[_EXIT_FILL, k] = fill
+    trades[_ENTRY_COMM, k] = entry_comm
+    trades[_EXIT_COMM, k] = comm
+    trades[_AT_END, k] = 1.0 if at_end else 0.0
+    return units * fill - comm
+
+
 @njit(cache=True)
 def _kernel(
     open_: FloatArray,
@@ -50,32 +95,11 @@ def _kernel(
     commission: float,
     slippage: float,
     capital: float,
-) -> tuple[
-    FloatArray,
-    FloatArray,
-    IntArray,
-    IntArray,
-    IntArray,
-    FloatArray,
-    FloatArray,
-    FloatArray,
-    FloatArray,
-    FloatArray,
-    npt.NDArray[np.bool_],
-    int,
-]:
+) -> tuple[FloatArray, FloatArray, FloatArray, int]:
     n = len(close)
     equity = np.empty(n)
     held = np.empty(n)
-    t_entry = np.empty(n + 1, np.int64)
-    t_exit = np.empty(n + 1, np.int64)
-    t_side = np.empty(n + 1, np.int64)
-    t_size = np.empty(n + 1)
-    t_efill = np.empty(n + 1)
-    t_xfill = np.empty(n + 1)
-    t_ecomm = np.empty(n + 1)
-    t_xcomm = np.empty(n + 1)
-    t_end = np.zeros(n + 1, np.bool_)
+    trades = np.empty((_TRADE_FIELDS, n + 1))
     k = 0
     cash = capital
     units = 0.0
@@ -87,17 +111,10 @@ def _kernel(
         if t > 0 and target[t - 1] != side:
             want = target[t - 1]
             if side != 0:
-                fill = open_[t] * (1.0 - slippage * side)
-                comm = commission * abs(units) * fill
-                cash += units * fill - comm
-                t_entry[k] = entry_i
-                t_exit[k] = t
-                t_side[k] = side
-                t_size[k] = abs(units)
-                t_efill[k] = entry_fill
-                t_xfill[k] = fill
-                t_ecomm[k] = entry_comm
-                t_xcomm[k] = comm
+                cash += _close_position(
+                    trades, k, t, open_[t], False, side, units, entry_i, entry_fill,
+                    entry_comm, commission, slippage,
+                )  # fmt: skip
                 k += 1
                 units = 0.0
                 side = 0
@@ -116,34 +133,13 @@ def _kernel(
         equity[t] = cash + units * close[t]
     if side != 0:
         last = n - 1
-        fill = close[last] * (1.0 - slippage * side)
-        comm = commission * abs(units) * fill
-        cash += units * fill - comm
-        t_entry[k] = entry_i
-        t_exit[k] = last
-        t_side[k] = side
-        t_size[k] = abs(units)
-        t_efill[k] = entry_fill
-        t_xfill[k] = fill
-        t_ecomm[k] = entry_comm
-        t_xcomm[k] = comm
-        t_end[k] = True
+        cash += _close_position(
+            trades, k, last, close[last], True, side, units, entry_i, entry_fill,
+            entry_comm, commission, slippage,
+        )  # fmt: skip
         k += 1
         equity[last] = cash
-    return (
-        equity,
-        held,
-        t_entry,
-        t_exit,
-        t_side,
-        t_size,
-        t_efill,
-        t_xfill,
-        t_ecomm,
-        t_xcomm,
-        t_end,
-        k,
-    )
+    return equity, held, trades, k
 
 
 def simulate_fills(
@@ -170,17 +166,18 @@ def simulate_fills(
         float(slippage),
         float(capital),
     )
-    k = out[-1]
+    equity, held, table, k = out
+    trades = np.ascontiguousarray(table[:, :k])
     return SimulationOutput(
-        equity=out[0],
-        units=out[1],
-        entry_index=out[2][:k],
-        exit_index=out[3][:k],
-        side=out[4][:k],
-        size=out[5][:k],
-        entry_fill=out[6][:k],
-        exit_fill=out[7][:k],
-        entry_commission=out[8][:k],
-        exit_commission=out[9][:k],
-        closed_at_end=out[10][:k],
+        equity=equity,
+        units=held,
+        entry_index=trades[_ENTRY_I].astype(np.int64),
+        exit_index=trades[_EXIT_I].astype(np.int64),
+        side=trades[_SIDE].astype(np.int64),
+        size=trades[_SIZE],
+        entry_fill=trades[_ENTRY_FILL],
+        exit_fill=trades[_EXIT_FILL],
+        entry_commission=trades[_ENTRY_COMM],
+        exit_commission=trades[_EXIT_COMM],
+        closed_at_end=trades[_AT_END] == 1.0,
     )
