@@ -171,6 +171,11 @@ def test_csv_nan_price_is_named_with_fix() -> None:
     assert problems == ["row 2: missing (NaN) price; fill in open/high/low/close or delete the row"]
 
 
+def test_csv_non_numeric_price_is_named_once_with_fix() -> None:
+    problems = _csv_problems("2024-01-01,1,2,0.5,1.5,1\n2024-01-02,1,2,0.5,1.5O,1\n")
+    assert problems == ["row 3: close is not a number; write it like 1.2345"]
+
+
 def test_csv_collects_every_problem() -> None:
     problems = _csv_problems(
         "2024-01-03,1,2,0.5,1.5,1\n"  # row 2 ok

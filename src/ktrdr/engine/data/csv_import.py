@@ -47,21 +47,24 @@ def read_ohlcv_csv(
     problems: list[str] = []
     stamps = pd.to_datetime(raw[date_col], errors="coerce", utc=True, format="mixed")
     bars = pd.DataFrame(index=pd.DatetimeIndex(stamps, name="timestamp"))
+    # Rows already reported (a cell or the date that does not parse) are left out of the
+    # checks below, so each problem is named once.
+    bad_date = np.array(bars.index.isna())  # a copy: pandas caches the mask it returns
+    reported = bad_date.copy()
     for col in OHLCV_COLUMNS:
         text = raw[lower[col]]
         values = pd.to_numeric(text, errors="coerce")
-        bad = values.isna() & text.notna() & (text.str.strip().str.lower() != "nan")
-        for line in lines[bad.to_numpy()][:20]:
+        bad = (values.isna() & text.notna() & (text.str.strip().str.lower() != "nan")).to_numpy()
+        for line in lines[bad][:20]:
             problems.append(f"row {line}: {col} is not a number; write it like 1.2345")
+        reported |= bad
         bars[col] = values.to_numpy(dtype=float)
-    if bars.index.hasnans:
-        for line in lines[np.asarray(bars.index.isna())][:20]:
-            problems.append(
-                f"row {line}: date {raw[date_col].iloc[line - _FIRST_DATA_LINE]!r} is not a "
-                "date; use ISO format like 2024-01-31 or 2024-01-31T13:00:00Z"
-            )
-        keep = ~np.asarray(bars.index.isna())
-        bars, lines = bars[keep], lines[keep]
+    for line in lines[bad_date][:20]:
+        problems.append(
+            f"row {line}: date {raw[date_col].iloc[line - _FIRST_DATA_LINE]!r} is not a "
+            "date; use ISO format like 2024-01-31 or 2024-01-31T13:00:00Z"
+        )
+    bars, lines = bars[~reported], lines[~reported]
     bars["volume"] = bars["volume"].fillna(0.0)
     problems += validate_ohlcv(bars, row_numbers=lines)
     if problems:
