@@ -189,6 +189,27 @@ def test_report_from_a_worker_that_lost_the_operation_is_stale(store: Store) -> 
         )
 
 
+def test_requeued_operation_keeps_its_place_but_waits_only_from_the_requeue(
+    store: Store,
+) -> None:
+    op = create(store, at=NOW)
+    later = create(store, at=NOW + timedelta(seconds=1))
+    add_worker(store, "w1")
+    add_worker(store, "w2")
+    first = store.claim(op.id, "w1", NOW + timedelta(seconds=2))
+    assert first is not None and first.queue_wait_s == 2.0
+    lost_at = NOW + timedelta(seconds=600)  # the first attempt ran 598 s, then w1 went silent
+    store.transition(op.id, OperationStatus.PENDING, now=lost_at, reason="w1 lost")
+    requeued = store.get_operation(op.id)
+    assert (requeued.queued_at, requeued.pending_since) == (NOW, lost_at)
+    assert requeued.queue_wait_s is None
+    # Still ahead of the operation created after it...
+    assert [o.id for o in store.pending_operations()][:2] == [op.id, later.id]
+    # ...and its second wait is the 5 s since the re-queue, not the 605 s since creation.
+    second = store.claim(op.id, "w2", lost_at + timedelta(seconds=5))
+    assert second is not None and second.attempt == 2 and second.queue_wait_s == 5.0
+
+
 def test_cancel_of_running_keeps_worker_until_release(store: Store) -> None:
     op = create(store)
     add_worker(store, "w1")

@@ -258,7 +258,7 @@ def build() -> Dashboard:
                         exemplar=True,
                     ),
                 ),
-                description="Time from submission until a worker took the operation.",
+                description="Time from submission (or re-queue) until a worker took the operation.",
                 unit="s",
                 width=12,
                 expectation=FILLED,

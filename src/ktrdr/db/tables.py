@@ -55,7 +55,10 @@ class OperationRow(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # queued_at is the place in the queue (kept on a re-queue); pending_since is when the
+    # operation last became pending, so a queue wait never includes an earlier attempt.
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    pending_since: Mapped[datetime] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -150,9 +150,8 @@ class Dispatcher:
                 url = worker.url + get_spec(op.type).worker_start_path
                 response = await self.client.post(url, json=body, headers=self.auth_headers)
                 response.raise_for_status()
-            wait_s = ((op.started_at or op.queued_at) - op.queued_at).total_seconds()
             self.operations.events.operation_dispatched(
-                op.type.value, worker.id, wait_s, op.trace_id
+                op.type.value, worker.id, op.queue_wait_s or 0.0, op.trace_id
             )
             log.info("dispatched to %s", worker.id, extra={"operation_id": op.id})
         except httpx.HTTPError as exc:

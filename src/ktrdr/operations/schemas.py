@@ -33,7 +33,8 @@ class OperationPublic(BaseModel):
     attempt: int
     max_attempts: int
     created_at: datetime
-    queued_at: datetime
+    queued_at: datetime = Field(description="place in the queue; kept when re-queued")
+    pending_since: datetime = Field(description="when it last became pending")
     started_at: datetime | None
     completed_at: datetime | None
     updated_at: datetime
@@ -44,6 +45,13 @@ class OperationPublic(BaseModel):
     trace_id: str | None
     # W3C context of the creating request: continues the operation's trace at dispatch.
     traceparent: str | None = Field(None, exclude=True)
+
+    @property
+    def queue_wait_s(self) -> float | None:
+        """Time the current attempt waited for a worker (None until it starts)."""
+        if self.started_at is None:
+            return None
+        return max((self.started_at - self.pending_since).total_seconds(), 0.0)
 
     @property
     def duration_s(self) -> float | None:

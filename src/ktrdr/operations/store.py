@@ -65,6 +65,7 @@ def to_public(row: OperationRow) -> OperationPublic:
         max_attempts=row.max_attempts,
         created_at=row.created_at,
         queued_at=row.queued_at,
+        pending_since=row.pending_since,
         started_at=row.started_at,
         completed_at=row.completed_at,
         updated_at=row.updated_at,
@@ -137,6 +138,7 @@ class Store:
             max_attempts=max_attempts,
             created_at=now,
             queued_at=now,
+            pending_since=now,
             updated_at=now,
             progress_percent=0.0,
             trace_id=trace_id,
@@ -500,7 +502,9 @@ def _transition_values(
     if target == OperationStatus.PENDING:
         # Re-queue: back of the queue is wrong for a victim of a crash; keep its place by
         # leaving queued_at, but forget the lost worker's progress.
-        values.update(worker_id=None, started_at=None, **_progress_values(Progress()))
+        values.update(
+            worker_id=None, started_at=None, pending_since=now, **_progress_values(Progress())
+        )
     elif target.is_terminal:
         values["completed_at"] = now
         if result is not None:

@@ -218,7 +218,7 @@ class PlatformMetrics:
         )
         self.queue_wait = Histogram(
             "ktrdr_operation_queue_wait_seconds",
-            "Time from submission to dispatch (exemplar: trace_id).",
+            "Time from becoming pending (submission or re-queue) to dispatch (exemplar: trace_id).",
             ["type"],
             buckets=QUEUE_WAIT_BUCKETS_S,
             registry=registry,

@@ -88,7 +88,6 @@ class OperationMetrics(BaseModel):
 def get_operation_metrics(operation_id: str, service: OperationsDep) -> OperationMetrics:
     """Timing and type-specific figures of one operation."""
     op = service.get(operation_id)
-    queue_wait = (op.started_at - op.queued_at).total_seconds() if op.started_at else None
     result = op.result or {}
     metrics = result.get("metrics") or result.get("statistics") or {}
     return OperationMetrics(
@@ -96,7 +95,7 @@ def get_operation_metrics(operation_id: str, service: OperationsDep) -> Operatio
         type=op.type,
         status=op.status,
         attempt=op.attempt,
-        queue_wait_s=queue_wait,
+        queue_wait_s=op.queue_wait_s,
         duration_s=op.duration_s,
         progress=op.progress,
         metrics=metrics if isinstance(metrics, dict) else {},
