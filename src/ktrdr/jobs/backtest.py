@@ -1,43 +1,13 @@
-"""Parameters of a backtest, validated before anything is queued.
-
-The backend may import the strategy *schema* (not the engine's computation) so that a bad
-strategy file is a 4xx at submission rather than a failed operation later.
-"""
+"""Parameters of a backtest, validated before anything is queued."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from pydantic import Field
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from ktrdr.engine.errors import StrategyError
-from ktrdr.engine.strategy import Strategy, builtin_strategy_names, load_strategy
-from ktrdr.engine.strategy.loader import validate_strategy_text
+from ktrdr.jobs.strategy_run import StrategyRunParams
 
 
-def resolve_strategy(strategy: str) -> Strategy:
-    """A packaged example by name, or the YAML text of a strategy file."""
-    if "\n" not in strategy and strategy.strip() in builtin_strategy_names():
-        return load_strategy(strategy.strip())
-    if "\n" not in strategy and ":" not in strategy:
-        names = ", ".join(builtin_strategy_names())
-        raise ValueError(
-            f"unknown strategy {strategy!r}: give the YAML text of a strategy file "
-            f"(the CLI reads the file for you) or one of the examples: {names}"
-        )
-    return validate_strategy_text(strategy)
-
-
-class BacktestParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    strategy: str = Field(
-        min_length=1, max_length=200_000, description="example name or strategy YAML text"
-    )
-    symbol: str | None = Field(None, description="default: the strategy's data.symbol")
-    timeframe: str | None = Field(None, description="default: the strategy's data.timeframe")
-    start: datetime | None = Field(None, description="first bar (inclusive), UTC")
-    end: datetime | None = Field(None, description="last bar (inclusive), UTC")
+class BacktestParams(StrategyRunParams):
     capital: float = Field(100_000.0, gt=0, description="initial equity")
     commission: float | None = Field(
         None, ge=0, lt=0.1, description="fraction of notional per side; default: strategy's"
@@ -45,27 +15,3 @@ class BacktestParams(BaseModel):
     slippage: float | None = Field(
         None, ge=0, lt=0.1, description="fraction of price per side; default: strategy's"
     )
-
-    @model_validator(mode="after")
-    def _check(self) -> BacktestParams:
-        try:
-            strategy = resolve_strategy(self.strategy)
-        except StrategyError as exc:
-            raise ValueError("; ".join(exc.problems)) from None
-        self.symbol = (self.symbol or strategy.data.symbol).strip().upper()
-        self.timeframe = self.timeframe or strategy.data.timeframe
-        with_timeframe = {**strategy.data.model_dump(), "timeframe": self.timeframe}
-        try:
-            type(strategy.data).model_validate(with_timeframe)
-        except ValueError as exc:
-            raise ValueError(f"timeframe: {exc}") from None
-        if self.start and self.end and self.start > self.end:
-            raise ValueError(
-                f"empty date range: start {self.start.isoformat()} is after end "
-                f"{self.end.isoformat()}; swap them or widen the range"
-            )
-        return self
-
-    def data_key(self) -> tuple[str, str]:
-        assert self.symbol and self.timeframe  # filled by the validator
-        return self.symbol, self.timeframe

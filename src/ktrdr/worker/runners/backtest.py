@@ -7,7 +7,7 @@ from typing import Any
 
 from ktrdr.engine.backtest import build_result, prepare_data, prepare_strategy, simulate
 from ktrdr.engine.data import DataStore
-from ktrdr.jobs.backtest import BacktestParams, resolve_strategy
+from ktrdr.jobs.backtest import BacktestParams
 from ktrdr.worker.job import JobContext
 
 PHASES = ("data_loading", "strategy_init", "simulation", "results")
@@ -22,10 +22,7 @@ def data_store(data_home: str) -> DataStore:
 def run_backtest_job(ctx: JobContext) -> dict[str, Any]:
     params = BacktestParams.model_validate(ctx.params)
     symbol, timeframe = params.data_key()
-    strategy = resolve_strategy(params.strategy)
-    strategy = strategy.model_copy(
-        update={"data": strategy.data.model_copy(update={"symbol": symbol, "timeframe": timeframe})}
-    )
+    strategy = params.run_strategy()
     commission = strategy.costs.commission if params.commission is None else params.commission
     slippage = strategy.costs.slippage if params.slippage is None else params.slippage
 
