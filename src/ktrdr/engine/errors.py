@@ -33,3 +33,15 @@ class StrategyError(EngineError):
 
 class BacktestCancelled(EngineError):
     """The caller's ``should_cancel`` callback asked the backtest to stop."""
+
+
+class TrainingCancelled(EngineError):
+    """The caller's ``should_stop`` callback asked the training run to stop."""
+
+
+class TrainingUnavailable(EngineError):
+    """PyTorch is not installed, so models can be neither trained nor used."""
+
+
+class ModelNotFoundError(EngineError):
+    """No trained model with the requested name/version (or no model store was given)."""

@@ -1,4 +1,5 @@
-"""From bars to target positions: indicator features, then signal or fuzzy-rule decisions.
+"""From bars to target positions: indicator features, then signal, fuzzy-rule or model
+decisions.
 
 Everything here is vectorised and causal: the decision at bar t uses bars up to t only.
 Decisions are made at a bar's close; the backtest fills them at the next bar's open.
@@ -6,14 +7,25 @@ Decisions are made at a bar's close; the backtest fills them at the next bar's o
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
 from ktrdr.engine import fuzzy
+from ktrdr.engine.errors import ModelNotFoundError, StrategyError
 from ktrdr.engine.indicators.registry import compute_indicator, get_indicator
 from ktrdr.engine.strategy.rules import Action, ParsedRule
-from ktrdr.engine.strategy.schema import FuzzySetConfig, SignalRuleConfig, Strategy
+from ktrdr.engine.strategy.schema import (
+    MODEL_CLASSES,
+    FuzzySetConfig,
+    SignalRuleConfig,
+    Strategy,
+)
+
+if TYPE_CHECKING:  # the model store needs PyTorch only when a model is loaded
+    from ktrdr.engine.training.store import ModelStore
 
 FloatArray = npt.NDArray[np.float64]
 Features = dict[str, FloatArray]
@@ -90,15 +102,33 @@ def _resolve(wants: dict[int, npt.NDArray[np.bool_]], n: int) -> npt.NDArray[np.
     return actions
 
 
+def fuzzy_memberships(strategy: Strategy, features: Features) -> dict[tuple[str, str], FloatArray]:
+    """Membership degree per (variable, set), in strategy order; NaN where the input is."""
+    return {
+        (var, set_name): membership(set_cfg, features[cfg.input])
+        for var, cfg in strategy.fuzzy_sets.items()
+        for set_name, set_cfg in cfg.sets.items()
+    }
+
+
+def membership_matrix(
+    strategy: Strategy, features: Features
+) -> tuple[list[str], npt.NDArray[np.float32]]:
+    """Every fuzzy membership as a model feature: names ``"<variable>.<set>"`` and an
+    (n_bars, n_features) float32 matrix, columns in strategy order."""
+    memberships = fuzzy_memberships(strategy, features)
+    names = [f"{var}.{set_name}" for var, set_name in memberships]
+    n = len(features["close"])
+    if not memberships:
+        return names, np.empty((n, 0), dtype=np.float32)
+    return names, np.column_stack(list(memberships.values())).astype(np.float32)
+
+
 def rule_strengths(strategy: Strategy, features: Features) -> dict[Action, FloatArray]:
     """Firing strength per action: AND = min, OR = max, NOT = 1 - m, times the rule's
     weight; rules for the same action combine by max. Missing inputs give 0."""
     n = len(features["close"])
-    memberships: dict[tuple[str, str], FloatArray] = {}
-    for var, cfg in strategy.fuzzy_sets.items():
-        x = features[cfg.input]
-        for set_name, set_cfg in cfg.sets.items():
-            memberships[(var, set_name)] = membership(set_cfg, x)
+    memberships = fuzzy_memberships(strategy, features)
     strengths = {a: np.zeros(n) for a in Action}
     for rule in strategy.parsed_rules:
         strengths[rule.action] = np.fmax(strengths[rule.action], _fire(rule, memberships))
@@ -129,11 +159,58 @@ def _fuzzy_actions(strategy: Strategy, features: Features) -> npt.NDArray[np.int
     return np.where(decided, codes[best], NO_ACTION).astype(np.int8)
 
 
-def decide_actions(strategy: Strategy, features: Features) -> npt.NDArray[np.int8]:
-    """Per-bar action code (NO_ACTION, BUY, SELL, CLOSE) decided at each bar's close."""
+# Model class index -> action code; HOLD is no action (keeps the target).
+_CLASS_ACTION = np.array(
+    [_ACTION_CODE[Action(c)] if c != "HOLD" else NO_ACTION for c in MODEL_CLASSES], dtype=np.int8
+)
+
+
+def _model_actions(
+    strategy: Strategy, features: Features, models: ModelStore | None
+) -> npt.NDArray[np.int8]:
+    cfg = strategy.decisions.model
+    if cfg is None:
+        raise ValueError("strategy has no model decisions")
+    name = strategy.model_name
+    if models is None:
+        raise ModelNotFoundError(
+            f"strategy {strategy.name!r} decides with the trained model {name!r}: pass the "
+            "model store (models=ModelStore(<models dir>)); train the model with: "
+            f"ktrdr train run {strategy.name}"
+        )
+    model = models.load(name, cfg.version)
+    names, matrix = membership_matrix(strategy, features)
+    if names != model.feature_names:
+        raise StrategyError(
+            [
+                f"model {name} v{model.info.version} was trained on features "
+                f"{model.feature_names}, the strategy gives {names}; retrain it "
+                f"(ktrdr train run {strategy.name}) or fix fuzzy_sets to match"
+            ]
+        )
+    # Each row is one bar's own memberships, so a decision at bar t sees bar t only.
+    valid = ~np.isnan(matrix).any(axis=1)
+    actions = np.full(len(matrix), NO_ACTION, dtype=np.int8)
+    if valid.any():
+        proba = model.predict_proba(matrix[valid])
+        best = proba.argmax(axis=1)
+        sure = proba.max(axis=1) >= cfg.min_confidence
+        actions[valid] = np.where(sure, _CLASS_ACTION[best], NO_ACTION)
+    return actions
+
+
+def decide_actions(
+    strategy: Strategy, features: Features, models: ModelStore | None = None
+) -> npt.NDArray[np.int8]:
+    """Per-bar action code (NO_ACTION, BUY, SELL, CLOSE) decided at each bar's close.
+
+    ``models`` is needed only by strategies that decide with a trained model.
+    """
     n = len(features["close"])
     if strategy.decisions.signals is not None:
         return _signal_actions(strategy.decisions.signals, features, n)
+    if strategy.decisions.model is not None:
+        return _model_actions(strategy, features, models)
     return _fuzzy_actions(strategy, features)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +27,9 @@ from ktrdr.engine.data.validation import OHLCV_COLUMNS
 from ktrdr.engine.errors import BacktestCancelled, DataNotFoundError, DataValidationError
 from ktrdr.engine.signals import compute_features, decide_actions, target_positions
 from ktrdr.engine.strategy.schema import Strategy
+
+if TYPE_CHECKING:  # the model store needs PyTorch only when a model is loaded
+    from ktrdr.engine.training.store import ModelStore
 
 ProgressCallback = Callable[[float, str, str], None]
 CancelCheck = Callable[[], bool]
@@ -78,10 +82,15 @@ def prepare_data(
     return PreparedData(bars=bars.set_axis(index), window_start=lo, window_end=hi)
 
 
-def prepare_strategy(strategy: Strategy, data: PreparedData) -> npt.NDArray[np.int8]:
-    """Target side (+1/0/-1) decided at each window bar's close (indicators use all bars)."""
+def prepare_strategy(
+    strategy: Strategy, data: PreparedData, models: ModelStore | None = None
+) -> npt.NDArray[np.int8]:
+    """Target side (+1/0/-1) decided at each window bar's close (indicators use all bars).
+
+    ``models`` holds the trained models; only strategies with ``decisions.model`` need it.
+    """
     features = compute_features(strategy, data.bars)
-    actions = decide_actions(strategy, features)[data.window_start : data.window_end]
+    actions = decide_actions(strategy, features, models)[data.window_start : data.window_end]
     return target_positions(actions, strategy.position_mode)
 
 
@@ -179,12 +188,14 @@ def run_backtest(
     slippage: float | None = None,
     progress: ProgressCallback | None = None,
     should_cancel: CancelCheck | None = None,
+    models: ModelStore | None = None,
 ) -> BacktestResult:
     """Backtest ``strategy`` on ``bars`` over [start, end]; costs default to the strategy's.
 
     ``bars`` may include history before ``start`` (see ``Strategy.warmup_bars``) for
     indicator warm-up. ``progress(fraction, phase, message)`` is called at each phase;
-    ``should_cancel()`` is checked between phases (raises BacktestCancelled).
+    ``should_cancel()`` is checked between phases (raises BacktestCancelled). ``models``
+    is the model store a strategy with ``decisions.model`` loads its trained model from.
     """
     if capital <= 0:
         raise ValueError(f"capital must be positive, got {capital}")
@@ -200,7 +211,7 @@ def run_backtest(
     checkpoint(0.0, "data_loading", f"checking {len(bars)} bars")
     data = prepare_data(bars, start, end)
     checkpoint(0.1, "strategy_init", f"computing {len(strategy.indicators)} indicators")
-    target = prepare_strategy(strategy, data)
+    target = prepare_strategy(strategy, data, models)
     checkpoint(0.5, "simulation", f"simulating {data.window_end - data.window_start} bars")
     sim = simulate(
         strategy, data, target, capital=capital, commission=commission, slippage=slippage

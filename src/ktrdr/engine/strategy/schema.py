@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
@@ -15,6 +15,11 @@ from ktrdr.engine.timeframes import TIMEFRAMES, check_timeframe
 DEFAULT_COMMISSION = 0.001  # fraction of traded notional, per side
 DEFAULT_SLIPPAGE = 0.0005  # fraction of price, per side, against the trader
 DEFAULT_POSITION_FRACTION = 1.0
+# A trained model's output classes, by index: labels in training and decisions in backtests
+# both follow this order. HOLD means "no action" (the current position is kept).
+MODEL_CLASSES = ("SELL", "HOLD", "BUY")
+# A model's name becomes a directory name in the model store.
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
 
 FuzzyShape = Literal["triangular", "trapezoidal", "gaussian", "left_shoulder", "right_shoulder"]
 SHAPE_POINTS: dict[str, tuple[int, str]] = {
@@ -111,14 +116,65 @@ class FuzzyRulesConfig(StrictModel):
     threshold: float = Field(0.5, gt=0, le=1, description="minimum firing strength to act")
 
 
+class ModelDecisionConfig(StrictModel):
+    """Decide with a trained model (see ``ktrdr.engine.training``) on the fuzzy memberships."""
+
+    name: str | None = Field(
+        None, pattern=MODEL_NAME_PATTERN, description="trained model's name; default: strategy's"
+    )
+    version: int | None = Field(None, ge=1, description="model version; default: the newest")
+    min_confidence: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="act only when the predicted class's probability is at least this",
+    )
+
+
 class DecisionsConfig(StrictModel):
     signals: list[SignalRuleConfig] | None = None
     fuzzy_rules: FuzzyRulesConfig | None = None
+    model: ModelDecisionConfig | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> DecisionsConfig:
-        if (self.signals is None) == (self.fuzzy_rules is None):
-            raise ValueError("decisions needs exactly one of 'signals' or 'fuzzy_rules'")
+        given = [k for k in ("signals", "fuzzy_rules", "model") if getattr(self, k) is not None]
+        if len(given) != 1:
+            got = f" (got {' and '.join(given)})" if given else ""
+            raise ValueError(
+                f"decisions needs exactly one of 'signals', 'fuzzy_rules' or 'model'{got}"
+            )
+        return self
+
+
+class TrainingConfig(StrictModel):
+    """How ``ktrdr.engine.training`` labels, splits and fits a model for this strategy."""
+
+    label_horizon: int = Field(12, ge=1, le=10_000, description="bars ahead the label looks")
+    label_threshold: float = Field(
+        0.002, gt=0, lt=1, description="forward return (fraction) below which the label is HOLD"
+    )
+    validation_fraction: float = Field(0.15, gt=0, lt=0.5)
+    test_fraction: float = Field(0.15, gt=0, lt=0.5)
+    hidden_layers: list[Annotated[int, Field(ge=1, le=1024)]] = Field(
+        default_factory=lambda: [32, 16], min_length=1, max_length=5
+    )
+    epochs: int = Field(30, ge=1, le=1000)
+    batch_size: int = Field(256, ge=1, le=1_000_000)
+    learning_rate: float = Field(1e-3, gt=0, le=1)
+    early_stopping_patience: int = Field(
+        5, ge=0, le=1000, description="epochs without a better validation loss; 0 = off"
+    )
+    seed: int = Field(7, ge=0, le=2**32 - 1)
+
+    @model_validator(mode="after")
+    def _training_part_left(self) -> TrainingConfig:
+        held_out = self.validation_fraction + self.test_fraction
+        if held_out >= 0.8:
+            raise ValueError(
+                f"validation_fraction + test_fraction is {held_out:g}; keep it below 0.8 so "
+                "enough bars are left to train on"
+            )
         return self
 
 
@@ -148,10 +204,26 @@ class Strategy(StrictModel):
     costs: CostsConfig = Field(default_factory=lambda: CostsConfig())
     position_sizing: PositionSizingConfig = Field(default_factory=lambda: PositionSizingConfig())
     position_mode: Literal["long_only", "long_short"] = "long_only"
+    training: TrainingConfig = Field(default_factory=lambda: TrainingConfig())
 
     # Filled in by the loader after the cross-reference checks pass.
     _params: dict[str, Params] = PrivateAttr(default_factory=dict)
     _rules: list[ParsedRule] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="after")
+    def _model_has_features(self) -> Strategy:
+        if self.decisions.model is not None and not self.fuzzy_sets:
+            raise ValueError(
+                "decisions.model decides from the fuzzy memberships, and this strategy has no "
+                "fuzzy_sets; define at least one fuzzy variable with sets under fuzzy_sets"
+            )
+        return self
+
+    @property
+    def model_name(self) -> str:
+        """Name of the trained model this strategy uses or trains (default: its own name)."""
+        model = self.decisions.model
+        return model.name if model is not None and model.name is not None else self.name
 
     def indicator_params(self, indicator_id: str) -> Params:
         return self._params[indicator_id]

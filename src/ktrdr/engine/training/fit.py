@@ -1,0 +1,150 @@
+"""Fit the MLP on the training rows, early-stopping on the validation loss.
+
+Deterministic for a given seed on CPU: weights are initialised under ``torch.manual_seed``
+(inside ``fork_rng``, so the caller's global RNG is left as it was) and batches are drawn
+with a local ``torch.Generator``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from ktrdr.engine.errors import TrainingCancelled
+from ktrdr.engine.strategy.schema import TrainingConfig
+from ktrdr.engine.training.dataset import TrainingData
+from ktrdr.engine.training.labels import CLASS_NAMES
+from ktrdr.engine.training.network import build_mlp, predict_proba, require_torch
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """Losses after one epoch (``epoch`` counts from 1 up to ``epochs``)."""
+
+    epoch: int
+    epochs: int
+    train_loss: float
+    val_loss: float
+    val_accuracy: float
+
+
+@dataclass
+class FittedModel:
+    """A trained network with the weights of its best validation epoch."""
+
+    module: torch.nn.Module
+    feature_names: list[str]
+    config: TrainingConfig
+    epochs_run: int
+    best_epoch: int
+    history: list[EpochReport] = field(default_factory=list)
+
+    def predict_proba(self, X: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """Class probabilities (n, 3), columns in ``CLASS_NAMES`` order."""
+        return predict_proba(self.module, X)
+
+
+def class_weights(y: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+    """Weights inversely proportional to each class's frequency (mean 1 over the rows), so a
+    common class such as HOLD does not dominate the loss; absent classes get 0."""
+    counts = np.bincount(y, minlength=len(CLASS_NAMES)).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(len(CLASS_NAMES))
+    weights[present] = len(y) / (present.sum() * counts[present])
+    return weights.astype(np.float32)
+
+
+def fit_model(
+    data: TrainingData,
+    config: TrainingConfig,
+    *,
+    on_epoch: Callable[[EpochReport], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> FittedModel:
+    """Train on ``data.train``, early-stop on ``data.validation`` and keep the best weights.
+
+    ``on_epoch`` gets an EpochReport after every epoch; ``should_stop()`` is checked before
+    every epoch and raises TrainingCancelled when it returns true.
+    """
+    require_torch()
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        module = build_mlp(len(data.feature_names), config.hidden_layers)
+    generator = torch.Generator().manual_seed(config.seed)
+    X_train = torch.from_numpy(data.X[data.train])
+    y_train = torch.from_numpy(data.y[data.train])
+    X_val = torch.from_numpy(data.X[data.validation])
+    y_val = torch.from_numpy(data.y[data.validation])
+    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.from_numpy(class_weights(data.y[data.train])))
+    optimizer = torch.optim.Adam(module.parameters(), lr=config.learning_rate)
+
+    history: list[EpochReport] = []
+    best_loss, best_epoch, best_state = float("inf"), 0, _copy_state(module)
+    for epoch in range(1, config.epochs + 1):
+        if should_stop is not None and should_stop():
+            raise TrainingCancelled(f"training cancelled before epoch {epoch}/{config.epochs}")
+        module.train()
+        train_loss = _train_epoch(module, X_train, y_train, loss_fn, optimizer, config, generator)
+        module.eval()
+        with torch.no_grad():
+            logits = module(X_val)
+            val_loss = float(loss_fn(logits, y_val))
+            val_accuracy = float((logits.argmax(dim=1) == y_val).float().mean())
+        report = EpochReport(epoch, config.epochs, train_loss, val_loss, val_accuracy)
+        history.append(report)
+        if on_epoch is not None:
+            on_epoch(report)
+        if val_loss < best_loss:
+            best_loss, best_epoch, best_state = val_loss, epoch, _copy_state(module)
+        elif (
+            config.early_stopping_patience and epoch - best_epoch >= config.early_stopping_patience
+        ):
+            break
+    module.load_state_dict(best_state)
+    module.eval()
+    return FittedModel(
+        module=module,
+        feature_names=list(data.feature_names),
+        config=config,
+        epochs_run=len(history),
+        best_epoch=best_epoch,
+        history=history,
+    )
+
+
+def _train_epoch(
+    module: torch.nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    config: TrainingConfig,
+    generator: torch.Generator,
+) -> float:
+    """One pass over the rows in seeded random batches; returns the mean batch loss
+    weighted by batch size."""
+    import torch
+
+    order = torch.randperm(len(X), generator=generator)
+    total = 0.0
+    for begin in range(0, len(X), config.batch_size):
+        batch = order[begin : begin + config.batch_size]
+        optimizer.zero_grad()
+        loss = loss_fn(module(X[batch]), y[batch])
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(batch)
+    return total / len(X)
+
+
+def _copy_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
