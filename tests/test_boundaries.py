@@ -17,9 +17,10 @@ def loaded_after(import_line: str, packages: tuple[str, ...]) -> list[str]:
     return out.stdout.split()
 
 
-def test_backend_never_imports_runners_or_the_backtest_engine() -> None:
+def test_backend_never_imports_runners_or_the_engines() -> None:
     loaded = loaded_after(
-        "import ktrdr.api.app", ("ktrdr.worker", "ktrdr.engine.backtest", "numba")
+        "import ktrdr.api.app",
+        ("ktrdr.worker", "ktrdr.engine.backtest", "ktrdr.engine.training", "numba", "torch"),
     )
     assert loaded == []
 
@@ -27,7 +28,7 @@ def test_backend_never_imports_runners_or_the_backtest_engine() -> None:
 def test_engine_imports_no_http_database_or_telemetry() -> None:
     loaded = loaded_after(
         "import ktrdr.engine.backtest, ktrdr.engine.data, ktrdr.engine.strategy, "
-        "ktrdr.engine.fuzzy, ktrdr.engine.indicators",
+        "ktrdr.engine.fuzzy, ktrdr.engine.indicators, ktrdr.engine.training",
         ("fastapi", "sqlalchemy", "httpx", "opentelemetry", "ktrdr.telemetry", "ktrdr.api"),
     )
     assert loaded == []
@@ -35,4 +36,14 @@ def test_engine_imports_no_http_database_or_telemetry() -> None:
 
 def test_worker_never_imports_the_store() -> None:
     loaded = loaded_after("import ktrdr.worker.app", ("sqlalchemy", "ktrdr.db", "alembic"))
+    assert loaded == []
+
+
+def test_torch_loads_only_when_a_model_is_trained_or_used() -> None:
+    # PyTorch is an optional extra and costs seconds to import: workers, backtests with
+    # rule-based strategies and the CLI must start without it.
+    loaded = loaded_after(
+        "import ktrdr.worker.app, ktrdr.engine.backtest, ktrdr.engine.training, ktrdr.cli.main",
+        ("torch",),
+    )
     assert loaded == []

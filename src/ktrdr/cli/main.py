@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from ktrdr.cli import backtest, data, ops, servers
+from ktrdr.cli import backtest, data, ops, servers, train
 from ktrdr.cli.client import ApiClient, ApiError, ApiUnreachable
 from ktrdr.cli.output import console, err_console, print_json, workers_table
 from ktrdr.cli.state import DEFAULT_URL, ExitCode, JsonOption, UrlOption
@@ -24,6 +24,7 @@ app = typer.Typer(
 app.add_typer(ops.app, name="ops")
 app.add_typer(backtest.app, name="backtest")
 app.add_typer(data.app, name="data")
+app.add_typer(train.app, name="train")
 app.command()(servers.api)
 app.command()(servers.worker)
 app.command()(servers.up)

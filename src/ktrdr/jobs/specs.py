@@ -24,7 +24,8 @@ class JobSpec:
     # Worker route that starts this kind of job; `/backtests/start` is the seed's name.
     worker_start_path: str
 
-    # Backtests need stored bars: the backend checks the data catalog before queueing.
+    # Backtests and training runs need stored bars: the backend checks the data catalog
+    # before queueing.
     needs_data: bool = False
 
 
@@ -33,11 +34,13 @@ def _build_specs() -> dict[OperationType, JobSpec]:
     from ktrdr.jobs.backtest import BacktestParams
     from ktrdr.jobs.data_download import DataDownloadParams
     from ktrdr.jobs.diagnostic import DiagnosticParams
+    from ktrdr.jobs.training import TrainingParams
 
     specs = [
         JobSpec(OperationType.DIAGNOSTIC, DiagnosticParams, "/diagnostics/start"),
         JobSpec(OperationType.BACKTESTING, BacktestParams, "/backtests/start", needs_data=True),
         JobSpec(OperationType.DATA_DOWNLOAD, DataDownloadParams, "/data/downloads/start"),
+        JobSpec(OperationType.TRAINING, TrainingParams, "/training/start", needs_data=True),
     ]
     return {spec.op_type: spec for spec in specs}
 

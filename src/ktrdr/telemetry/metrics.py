@@ -309,6 +309,9 @@ class JobMetrics:
         self.rows = Counter(
             "ktrdr_data_rows_downloaded_total", "OHLCV rows downloaded.", registry=registry
         )
+        self.epochs = Counter(
+            "ktrdr_training_epochs_total", "Epochs trained by training runs.", registry=registry
+        )
 
     def declare_phases(self, op_type: str, phases: Iterable[str]) -> None:
         """Create a job type's phase series at zero, so the first run shows on rate()."""
@@ -327,6 +330,9 @@ class JobMetrics:
 
     def rows_downloaded(self, n: int) -> None:
         self.rows.inc(n)
+
+    def epochs_trained(self, n: int) -> None:
+        self.epochs.inc(n)
 
     @contextmanager
     def phase(

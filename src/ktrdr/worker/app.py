@@ -19,7 +19,7 @@ from ktrdr.operations.model import OperationType
 from ktrdr.telemetry.metrics import JobMetrics
 from ktrdr.telemetry.metrics_endpoint import render_metrics
 from ktrdr.worker.backend_client import BackendClient
-from ktrdr.worker.runners import PHASES, RUNNERS
+from ktrdr.worker.runners import PHASES, RUNNERS, missing_extra
 from ktrdr.worker.runtime import ShuttingDown, StartRequest, WorkerBusy, WorkerRuntime
 
 
@@ -34,10 +34,13 @@ class StartBody(BaseModel):
 
 
 def resolve_kinds(requested: list[OperationType]) -> list[OperationType]:
-    """The kinds asked for, or every kind this build can run; refuse ones it cannot."""
-    available = list(RUNNERS)
+    """The kinds asked for, or every kind this install can run; refuse ones it cannot."""
+    available = [k for k in RUNNERS if missing_extra(k) is None]
     if not requested:
         return available
+    for kind in requested:
+        if kind in RUNNERS and (how := missing_extra(kind)) is not None:
+            raise ValueError(f"this worker cannot run {how}")
     missing = [k.value for k in requested if k not in RUNNERS]
     if missing:
         names = ", ".join(k.value for k in available)

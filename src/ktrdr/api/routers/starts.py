@@ -9,6 +9,7 @@ from ktrdr.api.routers.operations import IdempotencyKey, create_operation
 from ktrdr.jobs.backtest import BacktestParams
 from ktrdr.jobs.data_download import DataDownloadParams
 from ktrdr.jobs.diagnostic import DiagnosticParams
+from ktrdr.jobs.training import TrainingParams
 from ktrdr.operations.model import OperationType
 from ktrdr.operations.schemas import OperationPublic
 
@@ -45,4 +46,14 @@ def start_data_download(
     """Queue a data download (synthetic, Yahoo, or a CSV's text) into the data store."""
     return create_operation(
         service, OperationType.DATA_DOWNLOAD, body.model_dump(mode="json"), key, response
+    )
+
+
+@router.post("/training/start", status_code=202, response_model=OperationPublic)
+def start_training(
+    body: TrainingParams, service: OperationsDep, response: Response, key: IdempotencyKey = None
+) -> OperationPublic:
+    """Queue a training run: a model on the strategy's fuzzy memberships, saved versioned."""
+    return create_operation(
+        service, OperationType.TRAINING, body.model_dump(mode="json"), key, response
     )

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 from ktrdr.operations.model import OperationType
 from ktrdr.worker.job import Runner
-from ktrdr.worker.runners import backtest, data_download, diagnostic
+from ktrdr.worker.runners import backtest, data_download, diagnostic, training
 
 RUNNERS: dict[OperationType, Runner] = {
     OperationType.BACKTESTING: backtest.run_backtest_job,
     OperationType.DATA_DOWNLOAD: data_download.run_data_download,
     OperationType.DIAGNOSTIC: diagnostic.run_diagnostic,
+    OperationType.TRAINING: training.run_training_job,
 }
 
 # The phases each runner opens (span `<prefix>.<phase>`, phase-duration histogram).
@@ -17,8 +20,26 @@ PHASES: dict[OperationType, tuple[str, ...]] = {
     OperationType.BACKTESTING: backtest.PHASES,
     OperationType.DATA_DOWNLOAD: data_download.PHASES,
     OperationType.DIAGNOSTIC: diagnostic.PHASES,
+    OperationType.TRAINING: training.PHASES,
 }
 
 
 def runner_for(op_type: OperationType) -> Runner | None:
     return RUNNERS.get(op_type)
+
+
+# Kinds whose runner needs an optional extra, and how to install it.
+_NEEDS: dict[OperationType, tuple[str, str]] = {
+    OperationType.TRAINING: (
+        "torch",
+        "pip install 'ktrdr[ml]' (CPU build: pip install torch==2.13.0)",
+    ),
+}
+
+
+def missing_extra(op_type: OperationType) -> str | None:
+    """How to install what ``op_type``'s runner lacks here, or None when it can run."""
+    need = _NEEDS.get(op_type)
+    if need is None or importlib.util.find_spec(need[0]) is not None:
+        return None
+    return f"{op_type.value} needs {need[0]}: {need[1]}"

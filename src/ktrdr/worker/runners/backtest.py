@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from ktrdr.engine.backtest import build_result, prepare_data, prepare_strategy, simulate
-from ktrdr.engine.data import DataStore
 from ktrdr.jobs.backtest import BacktestParams
 from ktrdr.worker.job import JobContext
+from ktrdr.worker.runners.stores import data_store, model_store
 
 PHASES = ("data_loading", "strategy_init", "simulation", "results")
 # Stored equity curves are thinned to this many points; statistics use every bar.
 MAX_STORED_EQUITY_POINTS = 5_000
-
-
-def data_store(data_home: str) -> DataStore:
-    return DataStore(Path(data_home) / "data")
 
 
 def run_backtest_job(ctx: JobContext) -> dict[str, Any]:
@@ -41,7 +36,7 @@ def run_backtest_job(ctx: JobContext) -> dict[str, Any]:
 
     with ctx.phase("strategy_init", span_prefix="backtest") as span:
         ctx.progress(15, message=f"computing {len(strategy.indicators)} indicators")
-        target = prepare_strategy(strategy, data)
+        target = prepare_strategy(strategy, data, models=model_store(ctx.data_home))
         span.set_attribute("backtest.strategy", strategy.name)
         span.set_attribute("backtest.indicators", len(strategy.indicators))
     ctx.check_cancelled()

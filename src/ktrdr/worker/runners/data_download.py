@@ -17,7 +17,7 @@ from ktrdr.engine.data.csv_import import CSV_SOURCE
 from ktrdr.engine.data.yahoo import YAHOO_SOURCE
 from ktrdr.jobs.data_download import DataDownloadParams, Provider
 from ktrdr.worker.job import JobContext
-from ktrdr.worker.runners.backtest import data_store
+from ktrdr.worker.runners.stores import data_store
 
 PHASES = ("fetch", "store")
 

@@ -1,0 +1,112 @@
+"""`ktrdr train run | list`: models on a strategy's fuzzy features, trained on workers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ktrdr.cli import ops
+from ktrdr.cli.backtest import strategy_argument
+from ktrdr.cli.client import ApiClient
+from ktrdr.cli.output import console, print_json
+from ktrdr.cli.state import DEFAULT_URL, JsonOption, UrlOption
+from ktrdr.cli.tracing import cli_span
+
+app = typer.Typer(help="Train models for model-driven strategies.", no_args_is_help=True)
+
+
+@app.command("run")
+def run(
+    strategy: Annotated[str, typer.Argument(help="strategy YAML file, or an example name")],
+    symbol: Annotated[str | None, typer.Option(help="default: the strategy's")] = None,
+    timeframe: Annotated[str | None, typer.Option(help="default: the strategy's")] = None,
+    start: Annotated[str | None, typer.Option(help="first bar, e.g. 2020-03-01")] = None,
+    end: Annotated[str | None, typer.Option(help="last bar (inclusive)")] = None,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, max=1000, help="default: the strategy's training.epochs")
+    ] = None,
+    url: UrlOption = DEFAULT_URL,
+    json: JsonOption = False,
+) -> None:
+    """Queue a training run, follow it epoch by epoch, then show how the model did."""
+    body: dict[str, Any] = {
+        "strategy": strategy_argument(strategy),
+        "symbol": symbol,
+        "timeframe": timeframe,
+        "start": start,
+        "end": end,
+        "epochs": epochs,
+    }
+    client = ApiClient(url)
+    with cli_span("train_run", strategy=strategy) as span:
+        op = client.post("/training/start", {k: v for k, v in body.items() if v is not None})
+        if span is not None:
+            span.set_attribute("operation.id", op["id"])
+        if not json:
+            console.print(f"queued {op['id']}")
+        final = ops.follow(client, op["id"], quiet=json)
+    if json:
+        print_json(final)
+    elif final["status"] == "completed":
+        show_evaluation(final["result"])
+    raise typer.Exit(ops.exit_code_for(final))
+
+
+@app.command("list")
+def list_models(url: UrlOption = DEFAULT_URL, json: JsonOption = False) -> None:
+    """Models from completed training runs, newest first."""
+    with cli_span("train_list"):
+        page = ApiClient(url).get("/operations", type=["training"], status=["completed"], limit=500)
+    rows = [_model_row(op) for op in page["data"]]
+    if json:
+        print_json(rows)
+        return
+    table = Table(title=f"{len(rows)} trained model(s)")
+    for column in ("model", "version", "symbol", "timeframe", "test acc.", "baseline"):
+        table.add_column(column)
+    table.add_column("operation", no_wrap=True)
+    for row in rows:
+        table.add_row(
+            row["model"], str(row["version"]), row["symbol"], row["timeframe"],
+            f"{row['test_accuracy']:.1%}", f"{row['baseline_accuracy']:.1%}", row["operation_id"],
+        )  # fmt: skip
+    console.print(table)
+
+
+def _model_row(op: dict[str, Any]) -> dict[str, Any]:
+    result = op["result"] or {}
+    return {
+        "model": result["model"]["name"],
+        "version": result["model"]["version"],
+        "symbol": result["symbol"],
+        "timeframe": result["timeframe"],
+        "test_accuracy": result["metrics"]["test_accuracy"],
+        "baseline_accuracy": result["metrics"]["baseline_accuracy"],
+        "operation_id": op["id"],
+    }
+
+
+def show_evaluation(result: dict[str, Any]) -> None:
+    """Test-split accuracy against always guessing the commonest class, then per class."""
+    metrics, model = result["metrics"], result["model"]
+    console.print(
+        f"test accuracy {metrics['test_accuracy']:.1%} (always the commonest class: "
+        f"{metrics['baseline_accuracy']:.1%}); best epoch {metrics['best_epoch']} "
+        f"of {metrics['epochs_run']}"
+    )
+    table = Table()
+    for column in ("class", "precision", "recall", "support"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, figures in result["evaluation"]["per_class"].items():
+        table.add_row(
+            name, f"{figures['precision']:.1%}", f"{figures['recall']:.1%}",
+            str(figures["support"]),
+        )  # fmt: skip
+    console.print(table)
+    console.print(
+        f"saved model {model['name']} v{model['version']}: strategies whose decisions say "
+        f"'model: {{name: {model['name']}}}' trade on it (e.g. ktrdr backtest run "
+        f"{result['strategy']})"
+    )

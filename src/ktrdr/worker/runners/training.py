@@ -1,0 +1,96 @@
+"""The training job: data_loading → feature_engineering → training → evaluation → results.
+
+One span and one phase-duration observation per phase; progress moves with every epoch,
+and a cancel stops the training at the next epoch boundary.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ktrdr.engine.errors import TrainingCancelled
+from ktrdr.engine.training import EpochReport, evaluate, fit_model, prepare_training_data
+from ktrdr.jobs.training import TrainingParams
+from ktrdr.worker.job import JobContext
+from ktrdr.worker.runners.stores import data_store, model_store
+
+PHASES = ("data_loading", "feature_engineering", "training", "evaluation", "results")
+# Progress: the training phase spans 20 % → 85 %, one step per epoch.
+_TRAINING_FROM, _TRAINING_TO = 20.0, 85.0
+
+
+def run_training_job(ctx: JobContext) -> dict[str, Any]:
+    params = TrainingParams.model_validate(ctx.params)
+    symbol, timeframe = params.data_key()
+    strategy = params.run_strategy()
+    config = strategy.training
+    if params.epochs is not None:
+        config = config.model_copy(update={"epochs": params.epochs})
+
+    with ctx.phase("data_loading", span_prefix="training") as span:
+        ctx.progress(2, message=f"loading {symbol} {timeframe}")
+        bars = data_store(ctx.data_home).load(
+            symbol, timeframe, params.start, params.end, warmup_bars=strategy.warmup_bars()
+        )
+        span.set_attribute("training.symbol", symbol)
+        span.set_attribute("training.timeframe", timeframe)
+        span.set_attribute("training.rows", len(bars))
+    ctx.check_cancelled()
+
+    with ctx.phase("feature_engineering", span_prefix="training") as span:
+        ctx.progress(10, message="fuzzy features and forward-return labels")
+        data = prepare_training_data(strategy, bars, params.start, params.end)
+        span.set_attribute("training.strategy", strategy.name)
+        span.set_attribute("training.features", len(data.feature_names))
+        span.set_attribute("training.samples", len(data.y))
+    ctx.check_cancelled()
+
+    def on_epoch(report: EpochReport) -> None:
+        ctx.metrics.epochs_trained(1)
+        done = report.epoch / report.epochs
+        ctx.progress(
+            _TRAINING_FROM + (_TRAINING_TO - _TRAINING_FROM) * done,
+            message=f"epoch {report.epoch}/{report.epochs}: validation loss "
+            f"{report.val_loss:.4f}, accuracy {report.val_accuracy:.1%}",
+            items_done=report.epoch,
+            items_total=report.epochs,
+        )
+
+    with ctx.phase("training", span_prefix="training") as span:
+        ctx.progress(_TRAINING_FROM, message=f"training for up to {config.epochs} epochs")
+        try:
+            fitted = fit_model(data, config, on_epoch=on_epoch, should_stop=lambda: ctx.cancelled)
+        except TrainingCancelled:
+            ctx.check_cancelled()  # raises JobCancelled with the reason
+            raise
+        span.set_attribute("training.epochs", fitted.epochs_run)
+        span.set_attribute("training.best_epoch", fitted.best_epoch)
+
+    with ctx.phase("evaluation", span_prefix="training") as span:
+        ctx.progress(_TRAINING_TO, message="evaluating on the held-out test split")
+        evaluation = evaluate(fitted, data)
+        span.set_attribute("training.test_accuracy", float(evaluation["accuracy"]))
+    ctx.check_cancelled()
+
+    with ctx.phase("results", span_prefix="training") as span:
+        ctx.progress(95, message="saving the model")
+        info = model_store(ctx.data_home).save(
+            fitted, strategy=strategy, symbol=symbol, timeframe=timeframe,
+            metrics=evaluation, data=data,
+        )  # fmt: skip
+        span.set_attribute("training.model", info.name)
+        span.set_attribute("training.model_version", info.version)
+    return {
+        "model": {"name": info.name, "version": info.version, "path": str(info.path)},
+        # The numbers GET /operations/{id}/metrics serves.
+        "metrics": {
+            "test_accuracy": evaluation["accuracy"],
+            "baseline_accuracy": evaluation["baseline_accuracy"],
+            "epochs_run": fitted.epochs_run,
+            "best_epoch": fitted.best_epoch,
+        },
+        "evaluation": evaluation,
+        "symbol": symbol,
+        "timeframe": timeframe,
+        "strategy": strategy.name,
+    }

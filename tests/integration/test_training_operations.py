@@ -1,0 +1,241 @@
+"""Training runs as operations on real processes: a model trained on a worker, saved as a
+versioned artifact, then loaded by a backtest -- checked against the engine run directly.
+
+The in-test OTLP receiver stands in for Jaeger (which cannot run here) for the trace check.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from ktrdr.engine.backtest import run_backtest
+from ktrdr.engine.data import DataStore
+from ktrdr.engine.strategy import load_strategy
+from ktrdr.engine.strategy.loader import builtin_strategy_text
+from ktrdr.engine.training import ModelStore, evaluate, fit_model, prepare_training_data
+from ktrdr.local_stack import LocalStack
+from ktrdr.worker.runners.backtest import MAX_STORED_EQUITY_POINTS
+from ktrdr.worker.runners.training import PHASES
+from tests.support.otlp_receiver import OtlpReceiver
+from tests.support.stack import Api, StackFactory, wait_for
+
+pytestmark = pytest.mark.integration
+
+SYMBOL = "EURUSD"
+STRATEGY = "fuzzy_nn"
+EPOCHS = 3
+WINDOW = {"start": "2020-02-01T00:00:00+00:00", "end": "2020-06-30T00:00:00+00:00"}
+
+
+@dataclass
+class TrainingStack:
+    local: LocalStack
+    api: Api
+    receiver: OtlpReceiver
+    first: dict[str, Any]  # the first completed training run
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainingStack]:
+    receiver = OtlpReceiver()
+    factory = StackFactory(tmp_path_factory.mktemp("training"))
+    try:
+        local, api = factory.start(
+            workers=1,
+            env={
+                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+                "OTEL_BSP_SCHEDULE_DELAY": "100",
+            },
+        )
+        response = api.http.post(
+            "/data/downloads/start",
+            json={"symbol": SYMBOL, "timeframe": "1h", "provider": "synthetic", "bars": 6000},
+        )
+        assert response.status_code == 202, response.text
+        api.wait_status(response.json()["id"], {"completed"}, 60)
+        first = start_training(api, epochs=EPOCHS)
+        first = api.wait_status(first["id"], {"completed", "failed"}, 90)
+        assert first["status"] == "completed", first["error"]
+        yield TrainingStack(local, api, receiver, first)
+    finally:
+        factory.stop_all()
+        receiver.close()
+
+
+def start_training(api: Api, **overrides: Any) -> dict[str, Any]:
+    body = {"strategy": STRATEGY, "symbol": SYMBOL, "timeframe": "1h", **WINDOW, **overrides}
+    response = api.http.post("/training/start", json=body)
+    assert response.status_code == 202, response.text
+    op: dict[str, Any] = response.json()
+    return op
+
+
+def strategy_for_run() -> Any:
+    strategy = load_strategy(STRATEGY)
+    data = strategy.data.model_copy(update={"symbol": SYMBOL, "timeframe": "1h"})
+    return strategy.model_copy(update={"data": data})
+
+
+def test_training_run_stores_a_versioned_model_and_matches_the_engine(
+    trained: TrainingStack,
+) -> None:
+    op = trained.first
+    result = op["result"]
+    assert result["model"]["name"] == STRATEGY and result["model"]["version"] == 1
+    assert op["progress"]["percent"] == 100.0
+    # The same training run directly on the same stored bars: same model quality, to the
+    # last digit (CPU training is deterministic for one seed).
+    strategy = strategy_for_run()
+    config = strategy.training.model_copy(update={"epochs": EPOCHS})
+    bars = DataStore(trained.local.data_home / "data").load(
+        SYMBOL, "1h", WINDOW["start"], WINDOW["end"], warmup_bars=strategy.warmup_bars()
+    )
+    data = prepare_training_data(strategy, bars, WINDOW["start"], WINDOW["end"])
+    fitted = fit_model(data, config)
+    expected = json.loads(json.dumps(evaluate(fitted, data)))
+    assert result["evaluation"] == expected
+    assert result["metrics"]["test_accuracy"] == expected["accuracy"]
+    assert result["metrics"]["epochs_run"] == fitted.epochs_run <= EPOCHS
+    # The artifact is on the worker's disk, loadable, with the features it was trained on.
+    loaded = ModelStore(trained.local.data_home / "models").load(STRATEGY, 1)
+    assert loaded.metadata["feature_names"] == data.feature_names
+    metrics = trained.api.http.get(f"/operations/{op['id']}/metrics").json()
+    assert metrics["metrics"]["test_accuracy"] == expected["accuracy"]
+
+
+def test_backtest_with_the_trained_model_equals_the_engine_run_directly(
+    trained: TrainingStack,
+) -> None:
+    response = trained.api.http.post(
+        "/backtests/start",
+        json={"strategy": STRATEGY, "symbol": SYMBOL, "timeframe": "1h", "capital": 50_000,
+              **WINDOW},
+    )  # fmt: skip
+    assert response.status_code == 202, response.text
+    op = trained.api.wait_status(response.json()["id"], {"completed", "failed"}, 60)
+    assert op["status"] == "completed", op["error"]
+    stored = trained.api.http.get(f"/operations/{op['id']}/results").json()
+
+    strategy = strategy_for_run()
+    bars = DataStore(trained.local.data_home / "data").load(
+        SYMBOL, "1h", WINDOW["start"], WINDOW["end"], warmup_bars=strategy.warmup_bars()
+    )
+    models = ModelStore(trained.local.data_home / "models")
+    result = run_backtest(strategy, bars, capital=50_000.0, models=models, **WINDOW)
+    expected = result.to_dict(max_equity_points=MAX_STORED_EQUITY_POINTS)
+    expected["capital"] = 50_000.0
+    assert stored == json.loads(json.dumps(expected))
+
+
+def test_training_is_one_trace_with_every_phase_on_the_worker(trained: TrainingStack) -> None:
+    op = trained.first
+    names = {f"training.{phase}" for phase in PHASES} | {"worker.job", "operations.dispatch"}
+
+    def arrived(spans: list[Any]) -> bool:
+        return names <= {s.name for s in spans if s.trace_id == op["trace_id"]}
+
+    spans = [s for s in trained.receiver.wait_for(arrived, 15) if s.trace_id == op["trace_id"]]
+    job = next(s for s in spans if s.name == "worker.job")
+    for phase in PHASES:
+        [span] = [s for s in spans if s.name == f"training.{phase}"]
+        assert span.parent_span_id == job.span_id
+        assert span.attributes["operation.id"] == op["id"]
+    training = next(s for s in spans if s.name == "training.training")
+    assert training.attributes["training.epochs"] == op["result"]["metrics"]["epochs_run"]
+    results = next(s for s in spans if s.name == "training.results")
+    assert results.attributes["training.model_version"] == 1
+
+
+def test_cancelled_training_stops_at_an_epoch_and_frees_the_worker(
+    trained: TrainingStack,
+) -> None:
+    api = trained.api
+    # Early stopping off, so the run would really go on for 1000 epochs.
+    endless = builtin_strategy_text(STRATEGY).replace(
+        "early_stopping_patience: 5", "early_stopping_patience: 0"
+    )
+    assert "early_stopping_patience: 0" in endless
+    op = start_training(api, strategy=endless, epochs=1000)
+
+    def training_epochs() -> dict[str, Any] | None:
+        current = api.op(op["id"])
+        done = current["progress"].get("items_done") or 0
+        return current if current["progress"]["phase"] == "training" and done >= 1 else None
+
+    running = wait_for(training_epochs, 60, "the training to reach its first epoch")
+    assert running["progress"]["items_total"] == 1000
+    response = api.http.post(f"/operations/{op['id']}/cancel")
+    assert response.status_code == 200, response.text
+    cancelled = api.wait_status(op["id"], {"cancelled"}, 20)
+    assert cancelled["progress"]["items_done"] < 1000
+    # The worker takes the next run, which saves the next version.
+    second = api.wait_status(start_training(api, epochs=1)["id"], {"completed"}, 60)
+    assert second["result"]["model"]["version"] == 2
+
+    fams = {
+        f.name: f
+        for f in text_string_to_metric_families(httpx.get(f"{trained.local.api_url}/metrics").text)
+    }
+    runs = {s.labels["status"]: s.value for s in fams["ktrdr_training_runs"].samples
+            if s.name == "ktrdr_training_runs_total"}  # fmt: skip
+    assert (runs["completed"], runs["cancelled"], runs["failed"]) == (2, 1, 0)
+    worker = trained.local.workers[0].url
+    worker_fams = {
+        f.name: f for f in text_string_to_metric_families(httpx.get(f"{worker}/metrics").text)
+    }
+    [epochs] = [s.value for s in worker_fams["ktrdr_training_epochs"].samples
+                if s.name == "ktrdr_training_epochs_total"]  # fmt: skip
+    first_epochs = trained.first["result"]["metrics"]["epochs_run"]
+    cancelled_epochs = epochs - first_epochs - 1
+    # The cancelled run trained on past the progress last stored before the cancel (pushes
+    # are throttled; epochs here take milliseconds), and stopped far short of its 1000.
+    assert cancelled["progress"]["items_done"] <= cancelled_epochs < 500
+
+
+def test_training_a_strategy_without_fuzzy_sets_is_refused_before_queueing(
+    trained: TrainingStack,
+) -> None:
+    before = trained.api.http.get("/operations", params={"type": "training"}).json()["count"]
+    response = trained.api.http.post(
+        "/training/start", json={"strategy": "sma_crossover", "symbol": SYMBOL}
+    )
+    assert response.status_code == 422
+    assert "has no fuzzy_sets" in response.text and "fuzzy_nn" in response.text
+    after = trained.api.http.get("/operations", params={"type": "training"}).json()["count"]
+    assert after == before
+
+
+def test_cli_train_run_shows_the_evaluation_and_train_list_the_models(
+    trained: TrainingStack,
+) -> None:
+    url = trained.local.api_url
+    run = subprocess.run(
+        [sys.executable, "-m", "ktrdr.cli.main", "train", "run", STRATEGY, "--symbol", SYMBOL,
+         "--start", WINDOW["start"], "--end", WINDOW["end"], "--epochs", "2", "--url", url],
+        capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "test accuracy" in run.stdout and "HOLD" in run.stdout and "precision" in run.stdout
+    assert f"saved model {STRATEGY} v" in run.stdout
+    listed = subprocess.run(
+        [sys.executable, "-m", "ktrdr.cli.main", "train", "list", "--json", "--url", url],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    models = json.loads(listed.stdout)
+    completed = trained.api.http.get(
+        "/operations", params={"type": "training", "status": "completed"}
+    ).json()
+    assert len(models) == completed["count"] >= 2
+    assert [m["version"] for m in models] == sorted((m["version"] for m in models), reverse=True)
+    assert {m["model"] for m in models} == {STRATEGY}
+    assert all(0.0 <= m["test_accuracy"] <= 1.0 for m in models)
