@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 
+from ktrdr.engine.training.network import TORCH_MISSING
 from ktrdr.operations.model import OperationType
 from ktrdr.worker.job import Runner
 from ktrdr.worker.runners import backtest, data_download, diagnostic, training
@@ -28,12 +29,9 @@ def runner_for(op_type: OperationType) -> Runner | None:
     return RUNNERS.get(op_type)
 
 
-# Kinds whose runner needs an optional extra, and how to install it.
+# Kinds whose runner needs an optional extra: the module, and what to say when it is missing.
 _NEEDS: dict[OperationType, tuple[str, str]] = {
-    OperationType.TRAINING: (
-        "torch",
-        "pip install 'ktrdr[ml]' (CPU build: pip install torch==2.13.0)",
-    ),
+    OperationType.TRAINING: ("torch", TORCH_MISSING),
 }
 
 
@@ -42,4 +40,4 @@ def missing_extra(op_type: OperationType) -> str | None:
     need = _NEEDS.get(op_type)
     if need is None or importlib.util.find_spec(need[0]) is not None:
         return None
-    return f"{op_type.value} needs {need[0]}: {need[1]}"
+    return f"{op_type.value}: {need[1]}"
