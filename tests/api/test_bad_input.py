@@ -41,11 +41,10 @@ def test_unknown_type_is_422_listing_valid_types(api: Api) -> None:
     assert "type" in detail(response) and "'diagnostic'" in detail(response)
 
 
-def test_type_without_runner_is_422_naming_available_types(api: Api) -> None:
+def test_generic_create_checks_the_types_parameters(api: Api) -> None:
     response = api.http.post("/operations", json={"type": "training", "params": {}})
     assert response.status_code == 422
-    assert "cannot be run by this version" in detail(response)
-    assert "diagnostic" in detail(response)
+    assert detail(response) == "invalid training parameters: strategy: Field required"
 
 
 def test_malformed_json_is_422_saying_so(api: Api) -> None:

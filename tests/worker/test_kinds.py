@@ -32,3 +32,11 @@ def test_without_pytorch_training_is_not_offered_and_asking_for_it_says_what_to_
     with pytest.raises(ValueError, match=r"cannot run training: PyTorch is not installed") as exc:
         resolve_kinds([OperationType.BACKTESTING, OperationType.TRAINING])
     assert "pip install 'ktrdr[ml]'" in str(exc.value)
+
+
+def test_every_operation_type_has_a_job_spec_and_a_runner() -> None:
+    from ktrdr.jobs.specs import get_spec
+
+    for op_type in OperationType:
+        assert get_spec(op_type).op_type == op_type
+        assert op_type in RUNNERS, op_type
