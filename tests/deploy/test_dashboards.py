@@ -75,6 +75,7 @@ CONTRACT_METRICS = {
     "ktrdr_job_phase_duration_seconds",
     "ktrdr_backtest_bars_simulated_total",
     "ktrdr_data_rows_downloaded_total",
+    "ktrdr_training_epochs_total",
 }
 
 

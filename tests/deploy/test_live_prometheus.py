@@ -57,6 +57,7 @@ ALSO_FILLED_HERE = {
     "Data rows downloaded per worker",
     "Data downloads (window)",
     "Training runs (window)",
+    "Training epochs per worker",
 }
 
 # Recording rules the workload fills (no 5xx happen, so the 5xx rate and ratio stay empty).

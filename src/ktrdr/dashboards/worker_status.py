@@ -247,7 +247,21 @@ def build() -> Dashboard:
                     ),
                 ),
                 unit="short",
-                width=24,
+                width=12,
+            ),
+            Panel(
+                "Training epochs per worker",
+                PanelType.TIMESERIES,
+                (
+                    Target(
+                        "sum by (worker_id) (rate(ktrdr_training_epochs_total"
+                        f"{{{WORKER_SCOPE}}}[$__rate_interval]))",
+                        "{{worker_id}}",
+                    ),
+                ),
+                description="Epochs per second trained by training runs on each worker.",
+                unit="short",
+                width=12,
             ),
         ),
     )
