@@ -58,14 +58,9 @@ def run(
         "commission": commission,
         "slippage": slippage,
     }
-    client = ApiClient(url)
-    with cli_span("backtest_run", strategy=strategy) as span:
-        op = client.post("/backtests/start", {k: v for k, v in body.items() if v is not None})
-        if span is not None:
-            span.set_attribute("operation.id", op["id"])
-        if not json:
-            console.print(f"queued {op['id']}")
-        final = ops.follow(client, op["id"], quiet=json)
+    final = ops.submit_and_follow(
+        ApiClient(url), "backtest_run", "/backtests/start", body, quiet=json, strategy=strategy
+    )
     if json:
         print_json(final)
     elif final["status"] == "completed":

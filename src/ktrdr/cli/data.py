@@ -18,12 +18,9 @@ app = typer.Typer(help="Market data: download, import, list.", no_args_is_help=T
 
 
 def _submit(body: dict[str, Any], url: str, json: bool, command: str) -> None:
-    client = ApiClient(url)
-    with cli_span(command, symbol=body["symbol"]) as span:
-        op = client.post("/data/downloads/start", body)
-        if span is not None:
-            span.set_attribute("operation.id", op["id"])
-        final = ops.follow(client, op["id"], quiet=json)
+    final = ops.submit_and_follow(
+        ApiClient(url), command, "/data/downloads/start", body, quiet=json, symbol=body["symbol"]
+    )
     if json:
         print_json(final)
     elif final["status"] == "completed":

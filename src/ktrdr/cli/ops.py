@@ -77,6 +77,26 @@ def follow_command(
     raise typer.Exit(exit_code_for(op))
 
 
+def submit_and_follow(
+    client: ApiClient,
+    command: str,
+    path: str,
+    body: dict[str, Any],
+    *,
+    quiet: bool,
+    **span_attributes: str,
+) -> dict[str, Any]:
+    """Start an operation (fields left as None are not sent) and follow it to its end,
+    all inside the command's span, which then carries the operation id."""
+    with cli_span(command, **span_attributes) as span:
+        op = client.post(path, {k: v for k, v in body.items() if v is not None})
+        if span is not None:
+            span.set_attribute("operation.id", op["id"])
+        if not quiet:
+            console.print(f"queued {op['id']}")
+        return follow(client, op["id"], quiet=quiet)
+
+
 def exit_code_for(op: dict[str, Any]) -> int:
     return ExitCode.OK if op["status"] == "completed" else ExitCode.OPERATION_FAILED
 

@@ -39,14 +39,9 @@ def run(
         "end": end,
         "epochs": epochs,
     }
-    client = ApiClient(url)
-    with cli_span("train_run", strategy=strategy) as span:
-        op = client.post("/training/start", {k: v for k, v in body.items() if v is not None})
-        if span is not None:
-            span.set_attribute("operation.id", op["id"])
-        if not json:
-            console.print(f"queued {op['id']}")
-        final = ops.follow(client, op["id"], quiet=json)
+    final = ops.submit_and_follow(
+        ApiClient(url), "train_run", "/training/start", body, quiet=json, strategy=strategy
+    )
     if json:
         print_json(final)
     elif final["status"] == "completed":
