@@ -17,7 +17,17 @@ from ktrdr.cli.report import (
     statistics_table,
     trades_table,
 )
-from ktrdr.cli.state import DEFAULT_URL, ExitCode, JsonOption, UrlOption
+from ktrdr.cli.state import (
+    DEFAULT_URL,
+    EndOption,
+    ExitCode,
+    JsonOption,
+    StartOption,
+    StrategyArgument,
+    SymbolOption,
+    TimeframeOption,
+    UrlOption,
+)
 from ktrdr.cli.tracing import cli_span
 
 app = typer.Typer(help="Run backtests and look at their results.", no_args_is_help=True)
@@ -35,11 +45,11 @@ def strategy_argument(strategy: str) -> str:
 
 @app.command("run")
 def run(
-    strategy: Annotated[str, typer.Argument(help="strategy YAML file, or an example name")],
-    symbol: Annotated[str | None, typer.Option(help="default: the strategy's")] = None,
-    timeframe: Annotated[str | None, typer.Option(help="default: the strategy's")] = None,
-    start: Annotated[str | None, typer.Option(help="first bar, e.g. 2020-03-01")] = None,
-    end: Annotated[str | None, typer.Option(help="last bar (inclusive)")] = None,
+    strategy: StrategyArgument,
+    symbol: SymbolOption = None,
+    timeframe: TimeframeOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
     capital: Annotated[float, typer.Option(min=0.01)] = 100_000.0,
     commission: Annotated[float | None, typer.Option(help="fraction per side")] = None,
     slippage: Annotated[float | None, typer.Option(help="fraction per side")] = None,

@@ -24,3 +24,10 @@ UrlOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 DEFAULT_URL = DEFAULT_API_URL
+
+# What `backtest run` and `train run` share: a strategy and the bars to run it on.
+StrategyArgument = Annotated[str, typer.Argument(help="strategy YAML file, or an example name")]
+SymbolOption = Annotated[str | None, typer.Option(help="default: the strategy's")]
+TimeframeOption = Annotated[str | None, typer.Option(help="default: the strategy's")]
+StartOption = Annotated[str | None, typer.Option(help="first bar, e.g. 2020-03-01")]
+EndOption = Annotated[str | None, typer.Option(help="last bar (inclusive)")]

@@ -11,7 +11,16 @@ from ktrdr.cli import ops
 from ktrdr.cli.backtest import strategy_argument
 from ktrdr.cli.client import ApiClient
 from ktrdr.cli.output import console, print_json
-from ktrdr.cli.state import DEFAULT_URL, JsonOption, UrlOption
+from ktrdr.cli.state import (
+    DEFAULT_URL,
+    EndOption,
+    JsonOption,
+    StartOption,
+    StrategyArgument,
+    SymbolOption,
+    TimeframeOption,
+    UrlOption,
+)
 from ktrdr.cli.tracing import cli_span
 
 app = typer.Typer(help="Train models for model-driven strategies.", no_args_is_help=True)
@@ -19,11 +28,11 @@ app = typer.Typer(help="Train models for model-driven strategies.", no_args_is_h
 
 @app.command("run")
 def run(
-    strategy: Annotated[str, typer.Argument(help="strategy YAML file, or an example name")],
-    symbol: Annotated[str | None, typer.Option(help="default: the strategy's")] = None,
-    timeframe: Annotated[str | None, typer.Option(help="default: the strategy's")] = None,
-    start: Annotated[str | None, typer.Option(help="first bar, e.g. 2020-03-01")] = None,
-    end: Annotated[str | None, typer.Option(help="last bar (inclusive)")] = None,
+    strategy: StrategyArgument,
+    symbol: SymbolOption = None,
+    timeframe: TimeframeOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
     epochs: Annotated[
         int | None, typer.Option(min=1, max=1000, help="default: the strategy's training.epochs")
     ] = None,
