@@ -226,6 +226,14 @@ def test_cli_train_run_shows_the_evaluation_and_train_list_the_models(
     assert run.returncode == 0, run.stderr
     assert "test accuracy" in run.stdout and "HOLD" in run.stdout and "precision" in run.stdout
     assert f"saved model {STRATEGY} v" in run.stdout
+    operation_id = trained.first["id"]
+    shown = subprocess.run(
+        [sys.executable, "-m", "ktrdr.cli.main", "train", "show", operation_id, "--url", url],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    accuracy = trained.first["result"]["metrics"]["test_accuracy"]
+    assert f"test accuracy {accuracy:.1%}" in shown.stdout and f"{STRATEGY} v1" in shown.stdout
     listed = subprocess.run(
         [sys.executable, "-m", "ktrdr.cli.main", "train", "list", "--json", "--url", url],
         capture_output=True, text=True, timeout=60,

@@ -14,6 +14,7 @@ from ktrdr.cli.output import console, print_json
 from ktrdr.cli.state import (
     DEFAULT_URL,
     EndOption,
+    ExitCode,
     JsonOption,
     StartOption,
     StrategyArgument,
@@ -56,6 +57,20 @@ def run(
     elif final["status"] == "completed":
         show_evaluation(final["result"])
     raise typer.Exit(ops.exit_code_for(final))
+
+
+@app.command("show")
+def show(operation_id: str, url: UrlOption = DEFAULT_URL, json: JsonOption = False) -> None:
+    """How a finished training run's model did on its test split, and where it is saved."""
+    with cli_span("train_show", **{"operation.id": operation_id}):
+        result = ApiClient(url).get(f"/operations/{operation_id}/results")
+    if json:
+        print_json(result)
+        return
+    if "evaluation" not in result:
+        console.print(f"{operation_id} is not a training run")
+        raise typer.Exit(ExitCode.REJECTED)
+    show_evaluation(result)
 
 
 @app.command("list")
