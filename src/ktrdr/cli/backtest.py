@@ -71,11 +71,9 @@ def run(
     final = ops.submit_and_follow(
         ApiClient(url), "backtest_run", "/backtests/start", body, quiet=json, strategy=strategy
     )
-    if json:
-        print_json(final)
-    elif final["status"] == "completed":
-        show_result(final["id"], final["result"], trades)
-    raise typer.Exit(ops.exit_code_for(final))
+    ops.print_outcome_and_exit(
+        final, json=json, show=lambda op: show_result(op["id"], op["result"], trades)
+    )
 
 
 def show_result(

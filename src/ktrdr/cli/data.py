@@ -21,15 +21,15 @@ def _submit(body: dict[str, Any], url: str, json: bool, command: str) -> None:
     final = ops.submit_and_follow(
         ApiClient(url), command, "/data/downloads/start", body, quiet=json, symbol=body["symbol"]
     )
-    if json:
-        print_json(final)
-    elif final["status"] == "completed":
-        dataset = final["result"]["dataset"]
-        console.print(
-            f"{dataset['symbol']} {dataset['timeframe']}: {dataset['rows']:,} bars "
-            f"from {dataset['first']} to {dataset['last']} ({dataset['source']})"
-        )
-    raise typer.Exit(ops.exit_code_for(final))
+    ops.print_outcome_and_exit(final, json=json, show=_print_dataset)
+
+
+def _print_dataset(op: dict[str, Any]) -> None:
+    dataset = op["result"]["dataset"]
+    console.print(
+        f"{dataset['symbol']} {dataset['timeframe']}: {dataset['rows']:,} bars "
+        f"from {dataset['first']} to {dataset['last']} ({dataset['source']})"
+    )
 
 
 @app.command("download")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -95,6 +96,18 @@ def submit_and_follow(
         if not quiet:
             console.print(f"queued {op['id']}")
         return follow(client, op["id"], quiet=quiet)
+
+
+def print_outcome_and_exit(
+    final: dict[str, Any], *, json: bool, show: Callable[[dict[str, Any]], None]
+) -> NoReturn:
+    """The end of every submit-and-follow command: the operation as JSON, or ``show`` of a
+    completed one; then the exit code its status calls for."""
+    if json:
+        print_json(final)
+    elif final["status"] == "completed":
+        show(final)
+    raise typer.Exit(exit_code_for(final))
 
 
 def exit_code_for(op: dict[str, Any]) -> int:

@@ -52,11 +52,7 @@ def run(
     final = ops.submit_and_follow(
         ApiClient(url), "train_run", "/training/start", body, quiet=json, strategy=strategy
     )
-    if json:
-        print_json(final)
-    elif final["status"] == "completed":
-        show_evaluation(final["result"])
-    raise typer.Exit(ops.exit_code_for(final))
+    ops.print_outcome_and_exit(final, json=json, show=lambda op: show_evaluation(op["result"]))
 
 
 @app.command("show")
