@@ -20,7 +20,7 @@ from ktrdr.operations.store import (
     StaleReport,
     Store,
 )
-from ktrdr.workers.schemas import WorkerState
+from ktrdr.registry.schemas import WorkerState
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 DIAG = OperationType.DIAGNOSTIC

@@ -22,9 +22,9 @@ from ktrdr.db.engine import make_engine, upgrade_schema
 from ktrdr.dispatch.dispatcher import Dispatcher
 from ktrdr.operations.service import OperationService
 from ktrdr.operations.store import Store
+from ktrdr.registry.service import WorkerService
 from ktrdr.telemetry.metrics import PlatformMetrics
 from ktrdr.telemetry.metrics_endpoint import render_metrics
-from ktrdr.workers.service import WorkerService
 
 log = logging.getLogger(__name__)
 

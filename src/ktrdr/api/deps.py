@@ -10,7 +10,7 @@ from fastapi import Depends, HTTPException, Request
 from ktrdr.config import ApiSettings
 from ktrdr.dispatch.dispatcher import Dispatcher
 from ktrdr.operations.service import OperationService
-from ktrdr.workers.service import WorkerService
+from ktrdr.registry.service import WorkerService
 
 
 def _operations(request: Request) -> OperationService:

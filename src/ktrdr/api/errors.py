@@ -12,7 +12,7 @@ from ktrdr import http_errors
 from ktrdr.jobs.specs import ParamsError
 from ktrdr.operations.model import IllegalTransition
 from ktrdr.operations.store import IdempotencyConflict, OperationNotFound, StaleReport
-from ktrdr.workers.service import WorkerNotRegistered
+from ktrdr.registry.service import WorkerNotRegistered
 
 log = logging.getLogger(__name__)
 

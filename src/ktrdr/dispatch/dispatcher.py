@@ -24,8 +24,8 @@ from ktrdr.operations.model import IllegalTransition, OperationStatus
 from ktrdr.operations.schemas import OperationPublic
 from ktrdr.operations.service import OperationService, current_trace
 from ktrdr.operations.store import OperationNotFound
-from ktrdr.workers.schemas import WorkerPublic, WorkerState
-from ktrdr.workers.service import WorkerService
+from ktrdr.registry.schemas import WorkerPublic, WorkerState
+from ktrdr.registry.service import WorkerService
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("ktrdr.dispatch")

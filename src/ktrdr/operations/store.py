@@ -25,7 +25,7 @@ from ktrdr.operations.model import (
     new_operation_id,
 )
 from ktrdr.operations.schemas import OperationPublic, Progress
-from ktrdr.workers.schemas import LIVE_STATES, WorkerPublic, WorkerState
+from ktrdr.registry.schemas import LIVE_STATES, WorkerPublic, WorkerState
 
 _LIVE = [state.value for state in LIVE_STATES]
 

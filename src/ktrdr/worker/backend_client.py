@@ -8,7 +8,7 @@ import httpx
 
 from ktrdr.constants import API_PREFIX
 from ktrdr.operations.schemas import Progress
-from ktrdr.workers.schemas import HeartbeatReply
+from ktrdr.registry.schemas import HeartbeatReply
 
 
 class NotRegistered(Exception):

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Query
 
 from ktrdr.api.deps import WorkerAuth, WorkersDep
-from ktrdr.workers.schemas import (
+from ktrdr.registry.schemas import (
     Heartbeat,
     HeartbeatReply,
     WorkerRegistration,

@@ -11,7 +11,7 @@ from ktrdr.operations.model import IllegalTransition, OperationStatus
 from ktrdr.operations.schemas import Progress
 from ktrdr.operations.service import OperationService
 from ktrdr.operations.store import OperationNotFound
-from ktrdr.workers.schemas import (
+from ktrdr.registry.schemas import (
     Heartbeat,
     HeartbeatReply,
     WorkerPublic,
@@ -20,7 +20,7 @@ from ktrdr.workers.schemas import (
 )
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer("ktrdr.workers")
+tracer = trace.get_tracer("ktrdr.registry")
 
 
 class WorkerNotRegistered(LookupError):
