@@ -15,7 +15,7 @@ import pytest
 from ktrdr.engine.backtest import prepare_data, prepare_strategy, run_backtest
 from ktrdr.engine.data import generate_synthetic_bars
 from ktrdr.engine.errors import DataValidationError, StrategyError
-from ktrdr.engine.signals import compute_features, membership_matrix
+from ktrdr.engine.features import compute_features, membership_matrix
 from ktrdr.engine.strategy import Strategy, load_strategy, validate_strategy_text
 from ktrdr.engine.training import (
     BUY_CLASS,

@@ -7,62 +7,19 @@ Decisions are made at a bar's close; the backtest fills them at the next bar's o
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ktrdr.engine import fuzzy
 from ktrdr.engine.errors import ModelNotFoundError, StrategyError
-from ktrdr.engine.indicators.registry import compute_indicator, get_indicator
+from ktrdr.engine.features import Features, FloatArray, fuzzy_memberships, membership_matrix
+from ktrdr.engine.models import ModelSource
 from ktrdr.engine.strategy.rules import Action, ParsedRule
-from ktrdr.engine.strategy.schema import (
-    MODEL_CLASSES,
-    FuzzySetConfig,
-    SignalRuleConfig,
-    Strategy,
-)
-
-if TYPE_CHECKING:  # the model store needs PyTorch only when a model is loaded
-    from ktrdr.engine.training.store import ModelStore
-
-FloatArray = npt.NDArray[np.float64]
-Features = dict[str, FloatArray]
+from ktrdr.engine.strategy.schema import MODEL_CLASSES, SignalRuleConfig, Strategy
 
 # Per-bar action codes; NO_ACTION keeps the previous target.
 NO_ACTION, BUY, SELL, CLOSE = 0, 1, 2, 3
 _ACTION_CODE = {Action.BUY: BUY, Action.SELL: SELL, Action.CLOSE: CLOSE}
-
-
-def compute_features(strategy: Strategy, bars: pd.DataFrame) -> Features:
-    """Every indicator output by reference name (``id`` for the first output, ``id.output``)
-    plus the price columns."""
-    out: Features = {
-        c: bars[c].to_numpy(dtype=float) for c in ("open", "high", "low", "close", "volume")
-    }
-    for ind in strategy.indicators:
-        spec = get_indicator(ind.type)
-        outputs = compute_indicator(spec, strategy.indicator_params(ind.id), bars)
-        for name, series in outputs.items():
-            out[f"{ind.id}.{name}"] = series.to_numpy(dtype=float)
-        out[ind.id] = out[f"{ind.id}.{spec.primary_output}"]
-    return out
-
-
-def membership(cfg: FuzzySetConfig, x: FloatArray) -> FloatArray:
-    p = cfg.points
-    match cfg.shape:
-        case "triangular":
-            return fuzzy.triangular(x, p[0], p[1], p[2])
-        case "trapezoidal":
-            return fuzzy.trapezoidal(x, p[0], p[1], p[2], p[3])
-        case "gaussian":
-            return fuzzy.gaussian(x, p[0], p[1])
-        case "left_shoulder":
-            return fuzzy.left_shoulder(x, p[0], p[1])
-        case _:
-            return fuzzy.right_shoulder(x, p[0], p[1])
 
 
 def _crossover(fast: FloatArray, slow: FloatArray) -> npt.NDArray[np.int8]:
@@ -100,28 +57,6 @@ def _resolve(wants: dict[int, npt.NDArray[np.bool_]], n: int) -> npt.NDArray[np.
     for code, w in wants.items():
         actions[w & (count == 1)] = code
     return actions
-
-
-def fuzzy_memberships(strategy: Strategy, features: Features) -> dict[tuple[str, str], FloatArray]:
-    """Membership degree per (variable, set), in strategy order; NaN where the input is."""
-    return {
-        (var, set_name): membership(set_cfg, features[cfg.input])
-        for var, cfg in strategy.fuzzy_sets.items()
-        for set_name, set_cfg in cfg.sets.items()
-    }
-
-
-def membership_matrix(
-    strategy: Strategy, features: Features
-) -> tuple[list[str], npt.NDArray[np.float32]]:
-    """Every fuzzy membership as a model feature: names ``"<variable>.<set>"`` and an
-    (n_bars, n_features) float32 matrix, columns in strategy order."""
-    memberships = fuzzy_memberships(strategy, features)
-    names = [f"{var}.{set_name}" for var, set_name in memberships]
-    n = len(features["close"])
-    if not memberships:
-        return names, np.empty((n, 0), dtype=np.float32)
-    return names, np.column_stack(list(memberships.values())).astype(np.float32)
 
 
 def rule_strengths(strategy: Strategy, features: Features) -> dict[Action, FloatArray]:
@@ -166,7 +101,7 @@ _CLASS_ACTION = np.array(
 
 
 def _model_actions(
-    strategy: Strategy, features: Features, models: ModelStore | None
+    strategy: Strategy, features: Features, models: ModelSource | None
 ) -> npt.NDArray[np.int8]:
     cfg = strategy.decisions.model
     if cfg is None:
@@ -200,7 +135,7 @@ def _model_actions(
 
 
 def decide_actions(
-    strategy: Strategy, features: Features, models: ModelStore | None = None
+    strategy: Strategy, features: Features, models: ModelSource | None = None
 ) -> npt.NDArray[np.int8]:
     """Per-bar action code (NO_ACTION, BUY, SELL, CLOSE) decided at each bar's close.
 

@@ -3,15 +3,14 @@
 from ktrdr.engine.backtest.result import BacktestResult, Statistics, Trade
 from ktrdr.engine.backtest.runner import (
     DEFAULT_CAPITAL,
-    PreparedData,
     build_result,
-    prepare_data,
     prepare_strategy,
     run_backtest,
     simulate,
 )
 from ktrdr.engine.backtest.simulate import simulate_fills
 from ktrdr.engine.backtest.statistics import bars_per_year, compute_statistics
+from ktrdr.engine.data.window import PreparedData, prepare_data
 from ktrdr.engine.errors import BacktestCancelled
 
 __all__ = [

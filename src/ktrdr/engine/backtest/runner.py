@@ -12,8 +12,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -22,68 +20,20 @@ import pandas as pd
 from ktrdr.engine.backtest.result import BacktestResult, TradeTable
 from ktrdr.engine.backtest.simulate import SimulationOutput, simulate_fills
 from ktrdr.engine.backtest.statistics import compute_statistics
-from ktrdr.engine.data.store import to_utc
-from ktrdr.engine.data.validation import OHLCV_COLUMNS
-from ktrdr.engine.errors import BacktestCancelled, DataNotFoundError, DataValidationError
-from ktrdr.engine.signals import compute_features, decide_actions, target_positions
+from ktrdr.engine.data.window import PreparedData, prepare_data
+from ktrdr.engine.errors import BacktestCancelled
+from ktrdr.engine.features import compute_features
+from ktrdr.engine.models import ModelSource
+from ktrdr.engine.signals import decide_actions, target_positions
 from ktrdr.engine.strategy.schema import Strategy
-
-if TYPE_CHECKING:  # the model store needs PyTorch only when a model is loaded
-    from ktrdr.engine.training.store import ModelStore
 
 ProgressCallback = Callable[[float, str, str], None]
 CancelCheck = Callable[[], bool]
 DEFAULT_CAPITAL = 100_000.0
 
 
-@dataclass(frozen=True)
-class PreparedData:
-    """All bars (warm-up history + window) and where the window starts and ends."""
-
-    bars: pd.DataFrame
-    window_start: int  # position of the first window bar in ``bars``
-    window_end: int  # one past the last window bar
-
-    @property
-    def window(self) -> pd.DataFrame:
-        return self.bars.iloc[self.window_start : self.window_end]
-
-
-def prepare_data(
-    bars: pd.DataFrame,
-    start: str | pd.Timestamp | None = None,
-    end: str | pd.Timestamp | None = None,
-) -> PreparedData:
-    """Check ``bars`` and locate the window [start, end] (inclusive); earlier bars are
-    used only to warm indicators up, never traded."""
-    missing = [c for c in OHLCV_COLUMNS if c not in bars.columns]
-    if missing:
-        raise DataValidationError(
-            [
-                f"bars lack column(s) {', '.join(missing)}; load them "
-                "from the DataStore or provide open,high,low,close,volume"
-            ]
-        )
-    if not isinstance(bars.index, pd.DatetimeIndex) or not bars.index.is_monotonic_increasing:
-        raise DataValidationError(["bars need a sorted DatetimeIndex; sort by timestamp"])
-    start_ts = to_utc(start) if start is not None else None
-    end_ts = to_utc(end) if end is not None else None
-    if start_ts is not None and end_ts is not None and start_ts > end_ts:
-        raise ValueError(f"start {start_ts.isoformat()} is after end {end_ts.isoformat()}")
-    index = bars.index if bars.index.tz is not None else bars.index.tz_localize("UTC")
-    lo = 0 if start_ts is None else int(index.searchsorted(start_ts, side="left"))
-    hi = len(bars) if end_ts is None else int(index.searchsorted(end_ts, side="right"))
-    if hi - lo < 1:
-        raise DataNotFoundError(
-            f"no bars between {start_ts} and {end_ts}"
-            + (f"; the bars cover {index[0]} to {index[-1]}" if len(index) else "")
-            + " — choose dates inside the data"
-        )
-    return PreparedData(bars=bars.set_axis(index), window_start=lo, window_end=hi)
-
-
 def prepare_strategy(
-    strategy: Strategy, data: PreparedData, models: ModelStore | None = None
+    strategy: Strategy, data: PreparedData, models: ModelSource | None = None
 ) -> npt.NDArray[np.int8]:
     """Target side (+1/0/-1) decided at each window bar's close (indicators use all bars).
 
@@ -188,7 +138,7 @@ def run_backtest(
     slippage: float | None = None,
     progress: ProgressCallback | None = None,
     should_cancel: CancelCheck | None = None,
-    models: ModelStore | None = None,
+    models: ModelSource | None = None,
 ) -> BacktestResult:
     """Backtest ``strategy`` on ``bars`` over [start, end]; costs default to the strategy's.
 

@@ -13,9 +13,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ktrdr.engine.backtest.runner import prepare_data
+from ktrdr.engine.data.window import prepare_data
 from ktrdr.engine.errors import DataValidationError, StrategyError
-from ktrdr.engine.signals import compute_features, membership_matrix
+from ktrdr.engine.features import compute_features, membership_matrix
 from ktrdr.engine.strategy.schema import Strategy
 from ktrdr.engine.training.labels import LabelArray, class_counts, forward_labels
 
