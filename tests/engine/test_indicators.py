@@ -1,4 +1,6 @@
-"""Indicators against the `ta` library (test-only oracle) on a synthetic series."""
+"""Indicators TA-Lib lacks, against the `ta` library or by hand; flat-window behaviour of
+every indicator; the registry's parameter checks. (TA-Lib comparisons are in
+test_indicators_talib.py.)"""
 
 from __future__ import annotations
 
@@ -10,8 +12,7 @@ import ta
 from ktrdr.engine.indicators import INDICATORS, get_indicator, parse_params
 from ktrdr.engine.indicators import functions as f
 
-# Recursive indicators (Wilder's RSI/ADX seeded differently by `ta`) agree once the seed
-# has faded; compare after this many bars.
+# Recursive indicators seeded differently by `ta` agree once the seed has faded.
 SETTLED = 300
 
 
@@ -21,78 +22,151 @@ def _close(a: pd.Series, b: pd.Series, start: int = 0, tol: float = 1e-9) -> Non
     np.testing.assert_allclose(x, y, rtol=tol, atol=tol, equal_nan=True)
 
 
-def test_sma_ema_match_ta(bars_1h: pd.DataFrame) -> None:
-    c = bars_1h["close"]
-    _close(f.sma(c, 10), ta.trend.SMAIndicator(c, 10).sma_indicator())
-    _close(f.ema(c, 10), ta.trend.EMAIndicator(c, 10).ema_indicator())
-
-
-def test_rsi_matches_ta_after_seed_fades(bars_1h: pd.DataFrame) -> None:
-    c = bars_1h["close"]
-    ours = f.rsi(c, 14)
-    assert ours.iloc[:14].isna().all() and ours.iloc[14:].notna().all()
-    _close(ours, ta.momentum.RSIIndicator(c, 14).rsi(), SETTLED, 1e-7)
-    assert ((ours.dropna() >= 0) & (ours.dropna() <= 100)).all()
-
-
-def test_macd_matches_ta(bars_1h: pd.DataFrame) -> None:
-    c = bars_1h["close"]
-    ours, ref = f.macd(c, 12, 26, 9), ta.trend.MACD(c, 26, 12, 9)
-    _close(ours["macd"], ref.macd())
-    _close(ours["signal"], ref.macd_signal())
-    _close(ours["histogram"], ref.macd_diff())
-
-
-def test_bollinger_matches_ta(bars_1h: pd.DataFrame) -> None:
-    c = bars_1h["close"]
-    ours, ref = f.bollinger(c, 20, 2.0), ta.volatility.BollingerBands(c, 20, 2)
-    _close(ours["upper"], ref.bollinger_hband())
-    _close(ours["middle"], ref.bollinger_mavg())
-    _close(ours["lower"], ref.bollinger_lband())
-    _close(ours["percent_b"], ref.bollinger_pband())
-    _close(ours["bandwidth"] * 100, ref.bollinger_wband())
-
-
-def test_atr_matches_ta(bars_1h: pd.DataFrame) -> None:
-    h, lo, c = bars_1h["high"], bars_1h["low"], bars_1h["close"]
-    ref = ta.volatility.AverageTrueRange(h, lo, c, 14).average_true_range()
-    _close(f.atr(h, lo, c, 14), ref, 13)
-
-
-def test_adx_matches_ta(bars_1h: pd.DataFrame) -> None:
-    h, lo, c = bars_1h["high"], bars_1h["low"], bars_1h["close"]
-    ours, ref = f.adx(h, lo, c, 14), ta.trend.ADXIndicator(h, lo, c, 14)
-    # `ta` leaves its last value at 0 (a loop bound quirk), so stop one bar early.
-    end = len(c) - 1
-    _close(ours["adx"][:end], ref.adx()[:end], SETTLED, 1e-7)
-    _close(ours["plus_di"][:end], ref.adx_pos()[:end], SETTLED, 1e-7)
-    _close(ours["minus_di"][:end], ref.adx_neg()[:end], SETTLED, 1e-7)
-
-
-def test_oscillators_match_ta(bars_1h: pd.DataFrame) -> None:
+def test_channels_match_ta(bars_1h: pd.DataFrame) -> None:
     h, lo, c, v = bars_1h["high"], bars_1h["low"], bars_1h["close"], bars_1h["volume"]
-    _close(f.roc(c, 10), ta.momentum.ROCIndicator(c, 10).roc())
-    stoch, ref = f.stochastic(h, lo, c, 14, 3), ta.momentum.StochasticOscillator(h, lo, c, 14, 3)
-    _close(stoch["k"], ref.stoch())
-    _close(stoch["d"], ref.stoch_signal())
-    _close(f.williams_r(h, lo, c, 14), ta.momentum.WilliamsRIndicator(h, lo, c, 14).williams_r())
-    _close(f.cci(h, lo, c, 20, 0.015), ta.trend.CCIIndicator(h, lo, c, 20, 0.015).cci())
+    ref = ta.volatility.DonchianChannel(h, lo, c, 20)
+    ours = f.donchian(h, lo, 20)
+    _close(ours["upper"], ref.donchian_channel_hband())
+    _close(ours["lower"], ref.donchian_channel_lband())
+    _close(ours["middle"], ref.donchian_channel_mband())
+    kelt = ta.volatility.KeltnerChannel(h, lo, c, 20, 10, original_version=False, multiplier=2)
+    ours = f.keltner(h, lo, c, 20, 10, 2.0)
+    _close(ours["upper"], kelt.keltner_channel_hband(), SETTLED, 1e-7)
+    _close(ours["lower"], kelt.keltner_channel_lband(), SETTLED, 1e-7)
     ref_vwap = ta.volume.VolumeWeightedAveragePrice(h, lo, c, v, 14)
     _close(f.vwap(h, lo, c, v, 14), ref_vwap.volume_weighted_average_price())
 
 
-def test_obv_matches_ta_up_to_its_first_bar_convention(bars_1h: pd.DataFrame) -> None:
-    c, v = bars_1h["close"], bars_1h["volume"]
-    ref = ta.volume.OnBalanceVolumeIndicator(c, v).on_balance_volume()
-    # `ta` counts the first bar's volume as a rise; we start at 0.
-    _close(f.obv(c, v) + v.iloc[0], ref)
-    assert f.obv(c, v).iloc[0] == 0.0
+def test_ichimoku_spans_are_ta_values_displaced_forward(bars_1h: pd.DataFrame) -> None:
+    h, lo = bars_1h["high"], bars_1h["low"]
+    ref = ta.trend.IchimokuIndicator(h, lo, 9, 26, 52, visual=False)
+    ours = f.ichimoku(h, lo, 9, 26, 52)
+    _close(ours["conversion"], ref.ichimoku_conversion_line())
+    _close(ours["base"], ref.ichimoku_base_line())
+    # What ta shows at bar t-26 is what stands at bar t here: no value from the future.
+    # (ta fills its spans' first bars from partial windows; compare once both are full.)
+    _close(ours["span_a"], ref.ichimoku_a().shift(26), 52 + 26)
+    _close(ours["span_b"], ref.ichimoku_b().shift(26), 52 + 26)
+
+
+def test_zscore_volatility_and_slope_by_hand(bars_1h: pd.DataFrame) -> None:
+    c = bars_1h["close"]
+    window = c.iloc[80:100].to_numpy()
+    assert f.zscore(c, 20).iloc[99] == pytest.approx((window[-1] - window.mean()) / window.std())
+    returns = np.diff(np.log(c.iloc[79:100].to_numpy()))
+    expected = returns.std(ddof=1) * np.sqrt(8760)
+    assert f.volatility(c, 20, 8760).iloc[99] == pytest.approx(expected, rel=1e-12)
+    slope = np.polyfit(np.arange(14), c.iloc[86:100].to_numpy(), 1)[0]
+    assert f.linreg_slope(c, 14).iloc[99] == pytest.approx(slope, rel=1e-9)
+
+
+def test_session_vwap_restarts_each_day() -> None:
+    idx = pd.date_range("2024-01-01 22:00", periods=4, freq="1h", tz="UTC")
+    px = pd.Series([10.0, 20.0, 30.0, 40.0], index=idx)
+    vol = pd.Series([1.0, 3.0, 1.0, 1.0], index=idx)
+    out = f.vwap(px, px, px, vol, 3, anchor="day")
+    # 22:00, 23:00 on Jan 1, then a new session at 00:00 on Jan 2.
+    np.testing.assert_allclose(out, [10.0, (10 + 60) / 4, 30.0, 35.0])
+
+
+def test_supertrend_flips_when_the_close_crosses_its_band() -> None:
+    idx = pd.date_range("2024-01-01", periods=40, freq="1D", tz="UTC")
+    up = np.linspace(100, 140, 20)
+    down = np.linspace(139, 90, 20)
+    close = pd.Series(np.r_[up, down], index=idx)
+    out = f.supertrend(close + 1, close - 1, close, 5, 2.0)
+    direction = out["direction"].to_numpy()
+    assert np.isnan(direction[:5]).all()
+    assert (direction[5:20] == 1).all()
+    flip = int(np.argmax(direction[20:] == -1)) + 20
+    assert (direction[flip:] == -1).all()
+    # Up-trend: the line is the (ratcheting) lower band, below every close.
+    line = out["value"].to_numpy()
+    assert (line[5:flip] < close.to_numpy()[5:flip]).all()
+    assert (np.diff(line[5:20]) >= 0).all()
+    assert (line[flip:] > close.to_numpy()[flip:]).all()
+
+
+# Exact readings on a perfectly flat market (price 1.1 for 400 bars): averages and bands
+# sit on the price, deviations and differences are exactly 0, and 0/0 ratios are NaN —
+# never rounding noise with a sign (CCI read ±66.67 here before).
+FLAT_LEVEL = 1.1
+FLAT_EXPECTED = {
+    "level": {"sma", "ema", "wma", "dema", "tema", "trima", "kama", "bbands.upper",
+              "bbands.middle", "bbands.lower", "keltner.middle", "keltner.upper",
+              "keltner.lower", "donchian.upper", "donchian.lower", "donchian.middle",
+              "supertrend.value", "psar", "ichimoku.conversion", "ichimoku.base",
+              "ichimoku.span_a", "ichimoku.span_b", "vwap"},
+    0.0: {"macd.macd", "macd.signal", "macd.histogram", "roc", "rocp", "momentum", "trix",
+          "cci", "aroon.oscillator", "atr", "natr", "adx.adx", "adx.plus_di", "adx.minus_di",
+          "bbands.bandwidth", "stddev", "volatility", "linreg_slope", "ad"},
+    "nan": {"rsi", "cmo", "stochastic.k", "stochastic.d", "stochastic_slow.k",
+            "stochastic_slow.d", "stoch_rsi.k", "stoch_rsi.d", "williams_r", "mfi", "bop",
+            "bbands.percent_b", "zscore"},
+    1.0: {"rocr", "supertrend.direction"},
+    100.0: {"aroon.up", "aroon.down"},
+    1000.0: {"obv"},
+}  # fmt: skip
+
+
+def _flat_bars(level: float = FLAT_LEVEL) -> pd.DataFrame:
+    idx = pd.date_range("2024-01-01", periods=400, freq="1h", tz="UTC")
+    return pd.DataFrame(
+        {"open": level, "high": level, "low": level, "close": level, "volume": 1000.0},
+        index=idx,
+    )
+
+
+def test_every_indicator_reads_exactly_on_a_flat_market() -> None:
+    bars = _flat_bars()
+    seen = set()
+    for name, spec in INDICATORS.items():
+        params, _ = parse_params(spec, {})
+        for output, series in spec.compute(bars, params).items():
+            key = name if output == "value" and len(spec.outputs) == 1 else f"{name}.{output}"
+            seen.add(key)
+            tail = series.to_numpy()[-100:]
+            expected = next(v for v, keys in FLAT_EXPECTED.items() if key in keys)
+            if expected == "nan":
+                assert np.isnan(tail).all(), key
+            else:
+                target = FLAT_LEVEL if expected == "level" else float(expected)
+                np.testing.assert_allclose(tail, target, rtol=1e-14, atol=0, err_msg=key)
+                if target == 0.0:
+                    assert (tail == 0.0).all(), f"{key}: rounding noise {tail[tail != 0][:3]}"
+    assert seen == set().union(*FLAT_EXPECTED.values())
+
+
+def test_cci_is_zero_on_a_flat_window_and_near_flat_noise() -> None:
+    # The independent check's case: a constant price gave ±66.67.
+    for level in (1.1, 0.3, 123.456, 1e-5):
+        bars = _flat_bars(level)
+        out = f.cci(bars["high"], bars["low"], bars["close"], 20, 0.015)
+        assert (out.iloc[19:] == 0.0).all(), level
+    # A real move after the flat run reads as a real move.
+    bars = _flat_bars()
+    bars.iloc[-1, :4] = FLAT_LEVEL * 1.001
+    out = f.cci(bars["high"], bars["low"], bars["close"], 20, 0.015)
+    window = np.r_[np.full(19, FLAT_LEVEL), FLAT_LEVEL * 1.001]
+    mad = np.abs(window - window.mean()).mean()
+    assert out.iloc[-1] == pytest.approx((window[-1] - window.mean()) / (0.015 * mad))
+    assert out.iloc[-1] == pytest.approx(10 / 0.015)  # one bar out of 20: (19/20)/(38/400)
+
+
+def test_sma_crossover_does_not_fire_on_rounding_noise() -> None:
+    from ktrdr.engine.signals import _crossover
+
+    bars = _flat_bars()
+    fast, slow = f.sma(bars["close"], 10), f.sma(bars["close"], 30)
+    codes = _crossover(fast.to_numpy(), slow.to_numpy())
+    assert (codes == 0).all()
 
 
 def test_rsi_and_obv_on_hand_series() -> None:
     c = pd.Series([1.0, 2.0, 3.0, 2.0, 2.0, 4.0])
     v = pd.Series([10.0, 10.0, 20.0, 5.0, 7.0, 1.0])
-    np.testing.assert_allclose(f.obv(c, v), [0, 10, 30, 25, 25, 26])
+    # OBV starts at the first bar's volume (TA-Lib's convention).
+    np.testing.assert_allclose(f.obv(c, v), [10, 20, 40, 35, 35, 36])
     # period 2: first avg gain (1+1)/2=1, loss 0 -> RSI 100; then gain (1*1+0)/2=.5,
     # loss (0+1)/2=.5 -> 50; then .25/.25 -> 50; then (0.25+2)/2=1.125, .125 -> 90.
     np.testing.assert_allclose(f.rsi(c, 2).to_numpy()[2:], [100.0, 50.0, 50.0, 90.0])

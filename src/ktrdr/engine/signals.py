@@ -22,10 +22,17 @@ NO_ACTION, BUY, SELL, CLOSE = 0, 1, 2, 3
 _ACTION_CODE = {Action.BUY: BUY, Action.SELL: SELL, Action.CLOSE: CLOSE}
 
 
+# Relative gap below which two lines count as equal (rounding noise, not a cross).
+_CROSS_EPS = 1e-12
+
+
 def _crossover(fast: FloatArray, slow: FloatArray) -> npt.NDArray[np.int8]:
     codes = np.zeros(len(fast), dtype=np.int8)
     with np.errstate(invalid="ignore"):
-        above, below = fast > slow, fast < slow
+        # Two averages of one flat price differ only by rounding: that is no crossing.
+        gap = fast - slow
+        tol = _CROSS_EPS * np.fmax(np.abs(fast), np.abs(slow))
+        above, below = gap > tol, gap < -tol
     # Only cross between two bars where both lines exist; NaN compares False.
     codes[1:][above[1:] & ~above[:-1] & ~np.isnan(fast[:-1] - slow[:-1])] = BUY
     codes[1:][below[1:] & ~below[:-1] & ~np.isnan(fast[:-1] - slow[:-1])] = SELL

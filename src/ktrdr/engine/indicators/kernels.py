@@ -39,3 +39,176 @@ def rolling_mean(values: npt.NDArray[np.float64], period: int) -> npt.NDArray[np
             total = 0.0  # an all-NaN window: restart clean rather than carry rounding
             compensation = 0.0
     return out
+
+
+@njit(cache=True)
+def kama_kernel(
+    values: npt.NDArray[np.float64], period: int, fast_sc: float, slow_sc: float
+) -> npt.NDArray[np.float64]:
+    """Kaufman's adaptive moving average (see ``averages.kama``)."""
+    n = len(values)
+    out = np.full(n, np.nan)
+    if n <= period:
+        return out
+    noise = 0.0
+    for k in range(1, period + 1):
+        noise += abs(values[k] - values[k - 1])
+    prev = values[period - 1]
+    for t in range(period, n):
+        if t > period:
+            old = abs(values[t - period] - values[t - period - 1])
+            noise += abs(values[t] - values[t - 1]) - old
+        change = abs(values[t] - values[t - period])
+        # No movement at all is as efficient as a straight line (TA-Lib: ratio 1).
+        ratio = 1.0 if noise <= change or noise == 0.0 else change / noise
+        sc = (ratio * (fast_sc - slow_sc) + slow_sc) ** 2
+        prev = prev + sc * (values[t] - prev)
+        out[t] = prev
+    return out
+
+
+@njit(cache=True)
+def directional_kernel(
+    high: npt.NDArray[np.float64],
+    low: npt.NDArray[np.float64],
+    close: npt.NDArray[np.float64],
+    period: int,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Wilder's +DI, -DI and ADX with TA-Lib's running sums: the sums start over the first
+    ``period - 1`` moves, then S = S - S/period + move; +DI/-DI from bar ``period``, ADX
+    (the mean of the first ``period`` DX values, then Wilder-smoothed) from ``2·period-1``."""
+    n = len(close)
+    plus_di = np.full(n, np.nan)
+    minus_di = np.full(n, np.nan)
+    adx = np.full(n, np.nan)
+    if n <= period:
+        return plus_di, minus_di, adx
+    s_plus = 0.0
+    s_minus = 0.0
+    s_tr = 0.0
+    dx_sum = 0.0
+    dx_count = 0
+    prev_adx = 0.0
+    for t in range(1, n):
+        up = high[t] - high[t - 1]
+        down = low[t - 1] - low[t]
+        p = up if (up > 0 and up > down) else 0.0
+        m = down if (down > 0 and down > up) else 0.0
+        tr = max(high[t] - low[t], abs(high[t] - close[t - 1]), abs(low[t] - close[t - 1]))
+        if t < period:
+            s_plus += p
+            s_minus += m
+            s_tr += tr
+            continue
+        s_plus = s_plus - s_plus / period + p
+        s_minus = s_minus - s_minus / period + m
+        s_tr = s_tr - s_tr / period + tr
+        pdi = 100.0 * s_plus / s_tr if s_tr != 0.0 else 0.0
+        mdi = 100.0 * s_minus / s_tr if s_tr != 0.0 else 0.0
+        plus_di[t] = pdi
+        minus_di[t] = mdi
+        total = pdi + mdi
+        dx = 100.0 * abs(pdi - mdi) / total if total != 0.0 else 0.0
+        if dx_count < period:
+            dx_sum += dx
+            dx_count += 1
+            if dx_count == period:
+                prev_adx = dx_sum / period
+                adx[t] = prev_adx
+        else:
+            prev_adx = (prev_adx * (period - 1) + dx) / period
+            adx[t] = prev_adx
+    return plus_di, minus_di, adx
+
+
+@njit(cache=True)
+def psar_kernel(
+    high: npt.NDArray[np.float64],
+    low: npt.NDArray[np.float64],
+    acceleration: float,
+    maximum: float,
+) -> npt.NDArray[np.float64]:
+    """Wilder's parabolic SAR as TA-Lib computes it: the first trend is short when the
+    second bar's low falls more than its high rises, long otherwise; output from bar 1."""
+    n = len(high)
+    out = np.full(n, np.nan)
+    if n < 2:
+        return out
+    down_move = low[0] - low[1]
+    up_move = high[1] - high[0]
+    is_long = not (down_move > 0 and down_move > up_move)
+    af = acceleration
+    if is_long:
+        ep = high[1]
+        sar = low[0]
+    else:
+        ep = low[1]
+        sar = high[0]
+    new_low = low[1]
+    new_high = high[1]
+    for t in range(1, n):
+        prev_low = new_low
+        prev_high = new_high
+        new_low = low[t]
+        new_high = high[t]
+        if is_long:
+            if new_low <= sar:
+                is_long = False
+                sar = max(ep, prev_high, new_high)
+                out[t] = sar
+                af = acceleration
+                ep = new_low
+                sar = max(sar + af * (ep - sar), prev_high, new_high)
+            else:
+                out[t] = sar
+                if new_high > ep:
+                    ep = new_high
+                    af = min(af + acceleration, maximum)
+                sar = min(sar + af * (ep - sar), prev_low, new_low)
+        elif new_high >= sar:
+            is_long = True
+            sar = min(ep, prev_low, new_low)
+            out[t] = sar
+            af = acceleration
+            ep = new_high
+            sar = min(sar + af * (ep - sar), prev_low, new_low)
+        else:
+            out[t] = sar
+            if new_low < ep:
+                ep = new_low
+                af = min(af + acceleration, maximum)
+            sar = max(sar + af * (ep - sar), prev_high, new_high)
+    return out
+
+
+@njit(cache=True)
+def supertrend_kernel(
+    close: npt.NDArray[np.float64],
+    upper_basic: npt.NDArray[np.float64],
+    lower_basic: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """SuperTrend line and direction (+1 up, -1 down) from the basic ATR bands: a band only
+    tightens while price stays on its side; the trend flips when the close crosses it."""
+    n = len(close)
+    line = np.full(n, np.nan)
+    direction = np.full(n, np.nan)
+    upper = np.nan
+    lower = np.nan
+    trend = 1.0
+    for t in range(n):
+        if np.isnan(upper_basic[t]) or np.isnan(lower_basic[t]):
+            continue
+        if np.isnan(upper):
+            upper, lower = upper_basic[t], lower_basic[t]
+            trend = 1.0 if close[t] > upper else -1.0 if close[t] < lower else 1.0
+        else:
+            prev_close = close[t - 1]
+            upper = upper_basic[t] if (upper_basic[t] < upper or prev_close > upper) else upper
+            lower = lower_basic[t] if (lower_basic[t] > lower or prev_close < lower) else lower
+            if trend < 0 and close[t] > upper:
+                trend = 1.0
+            elif trend > 0 and close[t] < lower:
+                trend = -1.0
+        direction[t] = trend
+        line[t] = lower if trend > 0 else upper
+    return line, direction
