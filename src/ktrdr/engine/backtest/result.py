@@ -11,6 +11,15 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+# Why a trade ended (the trade table's exit_reason code; names in EXIT_REASONS).
+EXIT_SIGNAL = 0
+EXIT_END_OF_DATA = 1
+EXIT_STOP_LOSS = 2
+EXIT_TAKE_PROFIT = 3
+EXIT_TRAILING_STOP = 4
+EXIT_TIME_STOP = 5
+EXIT_REASONS = ("signal", "end_of_data", "stop_loss", "take_profit", "trailing_stop", "time_stop")
+
 
 def json_float(value: float) -> float | None:
     """A float JSON can carry: NaN and ±inf become None."""
@@ -62,6 +71,7 @@ class TradeTable:
     pnl_pct: npt.NDArray[np.float64]
     bars_held: npt.NDArray[np.int64]
     closed_at_end: npt.NDArray[np.bool_]
+    exit_reason: npt.NDArray[np.int8]  # codes into simulate.EXIT_REASONS
 
     def __len__(self) -> int:
         return len(self.net_pnl)
@@ -80,7 +90,7 @@ class TradeTable:
             self.net_pnl.tolist(),
             self.pnl_pct.tolist(),
             self.bars_held.tolist(),
-            self.closed_at_end.tolist(),
+            self.exit_reason.tolist(),
             strict=True,
         )
         return [
@@ -97,9 +107,9 @@ class TradeTable:
                 net_pnl=n,
                 pnl_pct=p,
                 bars_held=b,
-                exit_reason="end_of_data" if end else "signal",
+                exit_reason=EXIT_REASONS[reason],
             )
-            for et, xt, sd, sz, ep, xp, g, sl, c, n, p, b, end in columns
+            for et, xt, sd, sz, ep, xp, g, sl, c, n, p, b, reason in columns
         ]
 
 

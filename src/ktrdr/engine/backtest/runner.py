@@ -18,14 +18,15 @@ import numpy.typing as npt
 import pandas as pd
 
 from ktrdr.engine.backtest.result import BacktestResult, TradeTable
-from ktrdr.engine.backtest.simulate import SimulationOutput, simulate_fills
-from ktrdr.engine.backtest.statistics import compute_statistics
+from ktrdr.engine.backtest.simulate import Exits, SimulationOutput, simulate_fills
+from ktrdr.engine.backtest.statistics import compute_statistics, nominal_bars_per_year
 from ktrdr.engine.data.window import PreparedData, prepare_data
 from ktrdr.engine.errors import BacktestCancelled
 from ktrdr.engine.features import compute_features
+from ktrdr.engine.indicators.volatility import atr, volatility
 from ktrdr.engine.models import ModelSource
 from ktrdr.engine.signals import decide_actions, target_positions
-from ktrdr.engine.strategy.schema import Strategy
+from ktrdr.engine.strategy.schema import ExitsConfig, PriceDistance, Strategy
 
 ProgressCallback = Callable[[float, str, str], None]
 CancelCheck = Callable[[], bool]
@@ -54,15 +55,52 @@ def simulate(
     slippage: float,
 ) -> SimulationOutput:
     window = data.window
+    sizing = strategy.position_sizing
     return simulate_fills(
         window["open"].to_numpy(dtype=float),
         window["close"].to_numpy(dtype=float),
         target,
         capital=capital,
-        fraction=strategy.position_sizing.fraction,
+        fraction=position_fractions(strategy, data),
+        fixed_units=sizing.units if sizing.method == "fixed_units" else None,
         commission=commission,
         slippage=slippage,
+        high=window["high"].to_numpy(dtype=float),
+        low=window["low"].to_numpy(dtype=float),
+        exits=exit_levels(strategy.exits, data),
     )
+
+
+def position_fractions(strategy: Strategy, data: PreparedData) -> float | npt.NDArray[np.float64]:
+    """Share of equity per entry: fixed, or target σ / realised σ (decided at each bar's
+    close from the bars up to it), capped at ``max_fraction``."""
+    sizing = strategy.position_sizing
+    if sizing.method != "volatility_target":
+        return min(sizing.fraction, sizing.max_fraction)
+    per_year = nominal_bars_per_year(strategy.data.timeframe)
+    sigma = volatility(data.bars["close"], sizing.volatility_period, per_year)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        wanted = float(sizing.target_volatility or 0.0) / sigma.to_numpy()
+    wanted[~np.isfinite(wanted)] = np.nan  # σ = 0 or not yet known: no entry
+    return np.minimum(wanted, sizing.max_fraction)[data.window_start : data.window_end]
+
+
+def exit_levels(exits: ExitsConfig, data: PreparedData) -> Exits:
+    """The strategy's exits as the kernel wants them: fractions, or ATR distances per bar."""
+    bars = data.bars
+
+    def parts(d: PriceDistance | None) -> tuple[float, npt.NDArray[np.float64] | None]:
+        if d is None:
+            return np.nan, None
+        if d.fraction is not None:
+            return d.fraction, None
+        atr_values = atr(bars["high"], bars["low"], bars["close"], d.atr_period).to_numpy()
+        return np.nan, float(d.atr or 0.0) * atr_values[data.window_start : data.window_end]
+
+    (sf, sd), (tf, td), (rf, rd) = (
+        parts(exits.stop_loss), parts(exits.take_profit), parts(exits.trailing_stop)
+    )  # fmt: skip
+    return Exits(sf, tf, rf, sd, td, rd, exits.time_stop_bars or 0)
 
 
 def build_trades(sim: SimulationOutput, window: pd.DataFrame) -> TradeTable:
@@ -91,6 +129,7 @@ def build_trades(sim: SimulationOutput, window: pd.DataFrame) -> TradeTable:
         pnl_pct=pct,
         bars_held=x - e,
         closed_at_end=sim.closed_at_end,
+        exit_reason=sim.exit_reason,
     )
 
 

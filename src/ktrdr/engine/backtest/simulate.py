@@ -10,6 +10,15 @@ Rules (see ``simulate_fills``):
 - Reversals close the old position and open the new one at the same open.
 - A position still open after the last bar is closed at the last bar's CLOSE (with
   slippage and commission), so the final equity and every trade are realised.
+- Stops and targets (optional, see ``Exits``) are levels set at entry from the entry
+  bar's raw open. Inside a bar they are checked against its low/high; a bar that touches
+  both the stop and the target exits at the stop (the path between them is unknown, so
+  the worse is assumed); a bar that opens beyond a level exits at that open (a gap fills
+  at the first price, not at the level). A trailing stop follows the best price up to
+  the current bar's open: as a fraction of that best price, or at the ATR distance known
+  at entry. After a stop, target or time exit the strategy stays flat until
+  its target position changes; a time stop exits at the open ``time_stop_bars`` bars after
+  the entry. Shorts mirror every rule.
 """
 
 from __future__ import annotations
@@ -19,6 +28,15 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from numba import njit
+
+from ktrdr.engine.backtest.result import (
+    EXIT_END_OF_DATA,
+    EXIT_SIGNAL,
+    EXIT_STOP_LOSS,
+    EXIT_TAKE_PROFIT,
+    EXIT_TIME_STOP,
+    EXIT_TRAILING_STOP,
+)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -39,6 +57,7 @@ class SimulationOutput:
     entry_commission: FloatArray
     exit_commission: FloatArray
     closed_at_end: npt.NDArray[np.bool_]
+    exit_reason: npt.NDArray[np.int8]  # codes into EXIT_REASONS
 
 
 # Fields of the kernel's trade table, one float64 row per field and one column per trade
@@ -53,7 +72,8 @@ _EXIT_FILL = 5
 _ENTRY_COMM = 6
 _EXIT_COMM = 7
 _AT_END = 8
-_TRADE_FIELDS = 9
+_REASON = 9
+_TRADE_FIELDS = 10
 
 
 @njit(cache=True)
@@ -87,15 +107,78 @@ def _close_position(
 
 
 @njit(cache=True)
+def _level(frac: float, dist: FloatArray, t: int, ref: float) -> float:
+    """An exit's distance from the entry price: a fraction of it, or the ATR-based
+    distance decided at the previous bar's close; NaN when the exit is not used."""
+    if not np.isnan(frac):
+        return frac * ref
+    return dist[t - 1] if t > 0 else np.nan
+
+
+@njit(cache=True)
+def _exit_at_open(
+    side: int, want: int, held_bars: int, time_bars: int, open_: float,
+    stop: float, tp: float, peak: float, trail: float,
+) -> int:  # fmt: skip
+    """Exit reason at a bar's open (-1: none): the last close's decision, a time stop, or
+    a gap through the stop or the target (filled at the open, the first price there)."""
+    eff = _effective_stop(side, stop, peak, trail)
+    if want != side:
+        return EXIT_SIGNAL
+    if time_bars > 0 and held_bars >= time_bars:
+        return EXIT_TIME_STOP
+    if not np.isnan(eff) and side * (open_ - eff) <= 0:
+        return _stop_kind(side, stop, peak, trail)
+    if not np.isnan(tp) and side * (open_ - tp) >= 0:
+        return EXIT_TAKE_PROFIT
+    return -1
+
+
+@njit(cache=True)
+def _exit_inside(
+    side: int, high: float, low: float, stop: float, tp: float, peak: float, trail: float
+) -> tuple[int, float]:
+    """Exit reason and level inside a bar (-1: none). The stop first when the bar touches
+    both (the path between high and low is unknown, so the worse is assumed); the trailing
+    stop trails the best price up to this bar's open."""
+    eff = _effective_stop(side, stop, peak, trail)
+    against, favour = (low, high) if side > 0 else (high, low)
+    if not np.isnan(eff) and side * (against - eff) <= 0:
+        return _stop_kind(side, stop, peak, trail), eff
+    if not np.isnan(tp) and side * (favour - tp) >= 0:
+        return EXIT_TAKE_PROFIT, tp
+    return -1, 0.0
+
+
+@njit(cache=True)
+def _entry_size(
+    cash: float, fill: float, fraction: float, fixed_units: float, commission: float
+) -> tuple[float, float]:
+    """(units, notional) of a new position; cash never goes negative."""
+    if np.isnan(fixed_units):
+        if np.isnan(fraction) or fraction <= 0.0:
+            return 0.0, 0.0  # e.g. volatility sizing before its window is full
+        notional = fraction * cash / (1.0 + commission)
+        return notional / fill, notional
+    # Fixed units, capped at what the cash pays for (no leverage).
+    size = min(fixed_units, cash / (fill * (1.0 + commission)))
+    return size, size * fill
+
+
+@njit(cache=True)
 def _kernel(
-    open_: FloatArray,
-    close: FloatArray,
+    bars: FloatArray,
     target: npt.NDArray[np.int8],
-    fraction: float,
+    size_frac: FloatArray,
+    fixed_units: float,
+    exit_frac: FloatArray,
+    exit_dist: FloatArray,
+    time_bars: int,
     commission: float,
     slippage: float,
     capital: float,
 ) -> tuple[FloatArray, FloatArray, FloatArray, int]:
+    open_, high, low, close = bars[0], bars[1], bars[2], bars[3]
     n = len(close)
     equity = np.empty(n)
     held = np.empty(n)
@@ -104,24 +187,38 @@ def _kernel(
     cash = capital
     units = 0.0
     side = 0
+    blocked = 0  # side left by a stop: not re-entered until the target changes
     entry_i = 0
     entry_fill = 0.0
     entry_comm = 0.0
+    stop = tp = trail = peak = np.nan
     for t in range(n):
-        if t > 0 and target[t - 1] != side:
-            want = target[t - 1]
-            if side != 0:
-                cash += _close_position(
-                    trades, k, t, open_[t], False, side, units, entry_i, entry_fill,
-                    entry_comm, commission, slippage,
-                )  # fmt: skip
-                k += 1
-                units = 0.0
-                side = 0
-            if want != 0 and cash > 0.0:
-                fill = open_[t] * (1.0 + slippage * want)
-                notional = fraction * cash / (1.0 + commission)
-                size = notional / fill
+        reason = -1
+        price = 0.0
+        if side != 0 and t > 0:
+            # The open is the first price of the bar: the best price so far includes it.
+            peak = max(peak, open_[t]) if side > 0 else min(peak, open_[t])
+            reason = _exit_at_open(
+                side, int(target[t - 1]), t - entry_i, time_bars, open_[t], stop, tp, peak, trail
+            )
+            price = open_[t]
+        if reason >= 0:
+            cash += _close_position(
+                trades, k, t, price, False, side, units, entry_i, entry_fill,
+                entry_comm, commission, slippage,
+            )  # fmt: skip
+            trades[_REASON, k] = reason
+            k += 1
+            blocked = side if reason != EXIT_SIGNAL else 0
+            units = 0.0
+            side = 0
+        if t > 0 and blocked != 0 and target[t - 1] != blocked:
+            blocked = 0
+        want = target[t - 1] if t > 0 else 0
+        if side == 0 and want != 0 and want != blocked and cash > 0.0:
+            fill = open_[t] * (1.0 + slippage * want)
+            size, notional = _entry_size(cash, fill, size_frac[t - 1], fixed_units, commission)
+            if size > 0.0:
                 comm = commission * notional
                 cash -= want * size * fill + comm
                 units = want * size
@@ -129,6 +226,32 @@ def _kernel(
                 entry_i = t
                 entry_fill = fill
                 entry_comm = comm
+                ref = open_[t]
+                stop = ref - side * _level(exit_frac[0], exit_dist[0], t, ref)
+                tp = ref + side * _level(exit_frac[1], exit_dist[1], t, ref)
+                # A fractional trail follows the best price; an ATR trail keeps the
+                # distance known at entry.
+                trail = -exit_frac[2] if not np.isnan(exit_frac[2]) else exit_dist[2, t - 1]
+                peak = ref
+        if side != 0:
+            # Inside the bar: the stop first when the bar touches both (the path between
+            # high and low is unknown, so assume the worse); the trailing stop trails the
+            # best price up to this bar's open.
+            reason, price = _exit_inside(side, high[t], low[t], stop, tp, peak, trail)
+            if reason >= 0:
+                cash += _close_position(
+                    trades, k, t, price, False, side, units, entry_i, entry_fill,
+                    entry_comm, commission, slippage,
+                )  # fmt: skip
+                trades[_REASON, k] = reason
+                k += 1
+                blocked = side
+                units = 0.0
+                side = 0
+            elif side > 0:
+                peak = max(peak, high[t])
+            else:
+                peak = min(peak, low[t])
         held[t] = units
         equity[t] = cash + units * close[t]
     if side != 0:
@@ -137,9 +260,66 @@ def _kernel(
             trades, k, last, close[last], True, side, units, entry_i, entry_fill,
             entry_comm, commission, slippage,
         )  # fmt: skip
+        trades[_REASON, k] = EXIT_END_OF_DATA
         k += 1
         equity[last] = cash
     return equity, held, trades, k
+
+
+@njit(cache=True)
+def _trailing(side: int, peak: float, trail: float) -> float:
+    """The trailing stop's level: ``trail`` > 0 is a distance in price, < 0 a fraction of
+    the best price (stored negated), NaN none."""
+    if trail < 0:
+        return peak * (1.0 + side * trail)
+    return peak - side * trail
+
+
+@njit(cache=True)
+def _effective_stop(side: int, stop: float, peak: float, trail: float) -> float:
+    """The tighter of the fixed stop and the trailing stop (NaN when neither is set)."""
+    trailing = _trailing(side, peak, trail)
+    if np.isnan(stop):
+        return trailing
+    if np.isnan(trailing):
+        return stop
+    return max(stop, trailing) if side > 0 else min(stop, trailing)
+
+
+@njit(cache=True)
+def _stop_kind(side: int, stop: float, peak: float, trail: float) -> int:
+    trailing = _trailing(side, peak, trail)
+    if np.isnan(trailing) or (not np.isnan(stop) and side * (stop - trailing) >= 0):
+        return EXIT_STOP_LOSS
+    return EXIT_TRAILING_STOP
+
+
+@dataclass(frozen=True)
+class Exits:
+    """Stop-loss, take-profit and trailing-stop distances, and a time stop.
+
+    Each distance is either a fraction of the entry price (``*_fraction``) or an absolute
+    price distance per bar (``*_distance``, e.g. 2 × ATR), the value of the bar before the
+    entry being used; NaN/None switches the exit off.
+    """
+
+    stop_fraction: float = np.nan
+    take_profit_fraction: float = np.nan
+    trailing_fraction: float = np.nan
+    stop_distance: FloatArray | None = None
+    take_profit_distance: FloatArray | None = None
+    trailing_distance: FloatArray | None = None
+    time_stop_bars: int = 0
+
+    @property
+    def active(self) -> bool:
+        fractions = (self.stop_fraction, self.take_profit_fraction, self.trailing_fraction)
+        distances = (self.stop_distance, self.take_profit_distance, self.trailing_distance)
+        return (
+            not all(np.isnan(f) for f in fractions)
+            or any(d is not None for d in distances)
+            or self.time_stop_bars > 0
+        )
 
 
 def simulate_fills(
@@ -148,20 +328,50 @@ def simulate_fills(
     target: npt.NDArray[np.int8],
     *,
     capital: float,
-    fraction: float,
+    fraction: float | FloatArray,
     commission: float,
     slippage: float,
+    high: FloatArray | None = None,
+    low: FloatArray | None = None,
+    exits: Exits | None = None,
+    fixed_units: float | None = None,
 ) -> SimulationOutput:
-    """Run the fill rules above over one window; ``target`` is the desired side per bar."""
-    if not (len(open_) == len(close) == len(target)):
+    """Run the fill rules above over one window; ``target`` is the desired side per bar.
+
+    ``fraction`` is the share of equity a new position commits — one number, or one per
+    bar (decided at that bar's close, used by an entry at the next open); ``fixed_units``
+    trades that many units instead. Stops need ``high`` and ``low``.
+    """
+    n = len(close)
+    if not (len(open_) == n == len(target)):
         raise ValueError("open, close and target must have the same length")
-    if len(close) == 0:
+    if n == 0:
         raise ValueError("cannot simulate an empty window")
+    exits = exits or Exits()
+    if exits.active and (high is None or low is None):
+        raise ValueError("stops and targets need the bars' high and low")
+    bars = np.vstack(
+        [
+            np.asarray(open_, dtype=np.float64),
+            np.asarray(open_ if high is None else high, dtype=np.float64),
+            np.asarray(open_ if low is None else low, dtype=np.float64),
+            np.asarray(close, dtype=np.float64),
+        ]
+    )
+    size_frac = np.broadcast_to(np.asarray(fraction, dtype=np.float64), (n,))
+    off = np.full(n, np.nan)
+    distances = [
+        off if d is None else np.asarray(d, dtype=np.float64)
+        for d in (exits.stop_distance, exits.take_profit_distance, exits.trailing_distance)
+    ]
     out = _kernel(
-        np.ascontiguousarray(open_, dtype=np.float64),
-        np.ascontiguousarray(close, dtype=np.float64),
+        bars,
         np.ascontiguousarray(target, dtype=np.int8),
-        float(fraction),
+        np.ascontiguousarray(size_frac),
+        np.nan if fixed_units is None else float(fixed_units),
+        np.array([exits.stop_fraction, exits.take_profit_fraction, exits.trailing_fraction]),
+        np.vstack(distances),
+        int(exits.time_stop_bars),
         float(commission),
         float(slippage),
         float(capital),
@@ -180,4 +390,5 @@ def simulate_fills(
         entry_commission=trades[_ENTRY_COMM],
         exit_commission=trades[_EXIT_COMM],
         closed_at_end=trades[_AT_END] == 1.0,
+        exit_reason=trades[_REASON].astype(np.int8),
     )

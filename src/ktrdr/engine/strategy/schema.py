@@ -184,12 +184,66 @@ class CostsConfig(StrictModel):
 
 
 class PositionSizingConfig(StrictModel):
+    """How big a new position is: a share of equity, a fixed number of units, or the
+    share that targets an annualised volatility — never more than ``max_fraction``."""
+
+    method: Literal["fixed_fraction", "fixed_units", "volatility_target"] = "fixed_fraction"
     fraction: float = Field(
         DEFAULT_POSITION_FRACTION,
         gt=0,
         le=1,
-        description="fraction of equity committed per position",
+        description="fixed_fraction: fraction of equity committed per position",
     )
+    units: float | None = Field(None, gt=0, le=1e12, description="fixed_units: units per trade")
+    target_volatility: float | None = Field(
+        None, gt=0, le=10, description="volatility_target: annualised σ, e.g. 0.10 for 10%"
+    )
+    volatility_period: int = Field(20, ge=2, le=10_000, description="bars in the σ estimate")
+    max_fraction: float = Field(1.0, gt=0, le=1, description="cap on the equity committed")
+
+    @model_validator(mode="after")
+    def _method_has_its_inputs(self) -> PositionSizingConfig:
+        if self.method == "fixed_units" and self.units is None:
+            raise ValueError("method fixed_units needs 'units' (e.g. units: 100)")
+        if self.method == "volatility_target" and self.target_volatility is None:
+            raise ValueError(
+                "method volatility_target needs 'target_volatility' (annualised, e.g. 0.1)"
+            )
+        if self.units is not None and self.method != "fixed_units":
+            raise ValueError("'units' is only used with method: fixed_units")
+        if self.target_volatility is not None and self.method != "volatility_target":
+            raise ValueError("'target_volatility' is only used with method: volatility_target")
+        return self
+
+
+class PriceDistance(StrictModel):
+    """How far an exit sits from the entry price: a fraction of it, or a multiple of ATR."""
+
+    fraction: float | None = Field(None, gt=0, lt=1, description="e.g. 0.02 for 2%")
+    atr: float | None = Field(None, gt=0, le=100, description="multiple of ATR(atr_period)")
+    atr_period: int = Field(14, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _one_reference(self) -> PriceDistance:
+        if (self.fraction is None) == (self.atr is None):
+            raise ValueError(
+                "give exactly one price reference: 'fraction' (of the entry price, e.g. "
+                "0.02) or 'atr' (a multiple of the average true range, e.g. 2)"
+            )
+        return self
+
+
+class ExitsConfig(StrictModel):
+    """Exits besides the decisions: checked against each bar's high and low."""
+
+    stop_loss: PriceDistance | None = None
+    take_profit: PriceDistance | None = None
+    trailing_stop: PriceDistance | None = None
+    time_stop_bars: int | None = Field(None, ge=1, le=1_000_000, description="exit after N bars")
+
+    def atr_periods(self) -> list[int]:
+        return [d.atr_period for d in (self.stop_loss, self.take_profit, self.trailing_stop)
+                if d is not None and d.atr is not None]  # fmt: skip
 
 
 class Strategy(StrictModel):
@@ -203,6 +257,7 @@ class Strategy(StrictModel):
     decisions: DecisionsConfig
     costs: CostsConfig = Field(default_factory=lambda: CostsConfig())
     position_sizing: PositionSizingConfig = Field(default_factory=lambda: PositionSizingConfig())
+    exits: ExitsConfig = Field(default_factory=lambda: ExitsConfig())
     position_mode: Literal["long_only", "long_short"] = "long_only"
     training: TrainingConfig = Field(default_factory=lambda: TrainingConfig())
 
@@ -234,7 +289,9 @@ class Strategy(StrictModel):
 
     def warmup_bars(self) -> int:
         """Bars of history to load before the backtest window so indicators are warm."""
-        return 1 + max(
-            (get_indicator(i.type).warmup(self._params[i.id]) for i in self.indicators),
-            default=0,
-        )
+        needs = [get_indicator(i.type).warmup(self._params[i.id]) for i in self.indicators]
+        # ATR-based exits and volatility sizing look back too (ATR is Wilder-smoothed).
+        needs += [5 * period for period in self.exits.atr_periods()]
+        if self.position_sizing.method == "volatility_target":
+            needs.append(self.position_sizing.volatility_period + 1)
+        return 1 + max(needs, default=0)
