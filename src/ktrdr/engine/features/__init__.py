@@ -12,6 +12,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from ktrdr.engine import fuzzy
+from ktrdr.engine.data.resample import join_closed, resample_bars
 from ktrdr.engine.indicators.registry import compute_indicator, get_indicator
 from ktrdr.engine.strategy.schema import FuzzySetConfig, Strategy
 
@@ -21,13 +22,24 @@ Features = dict[str, FloatArray]
 
 def compute_features(strategy: Strategy, bars: pd.DataFrame) -> Features:
     """Every indicator output by reference name (``id`` for the first output, ``id.output``)
-    plus the price columns."""
+    plus the price columns. An indicator on a higher timeframe runs on bars resampled from
+    ``bars`` and is joined back only once each of its bars has closed."""
     out: Features = {
         c: bars[c].to_numpy(dtype=float) for c in ("open", "high", "low", "close", "volume")
     }
+    resampled: dict[str, pd.DataFrame] = {}
     for ind in strategy.indicators:
         spec = get_indicator(ind.type)
-        outputs = compute_indicator(spec, strategy.indicator_params(ind.id), bars)
+        params = strategy.indicator_params(ind.id)
+        higher = ind.timeframe if ind.timeframe not in (None, strategy.data.timeframe) else None
+        if higher is None:
+            outputs = compute_indicator(spec, params, bars)
+        else:
+            if higher not in resampled:
+                resampled[higher] = resample_bars(bars, higher)
+            computed = compute_indicator(spec, params, resampled[higher])
+            joined = join_closed(pd.DataFrame(computed), higher, pd.DatetimeIndex(bars.index))
+            outputs = {name: joined[name] for name in computed}
         for name, series in outputs.items():
             out[f"{ind.id}.{name}"] = series.to_numpy(dtype=float)
         out[ind.id] = out[f"{ind.id}.{spec.primary_output}"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Annotated, Any, Literal
 
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from ktrdr.engine.indicators.registry import Params, get_indicator
@@ -50,6 +51,18 @@ class IndicatorConfig(StrictModel):
     id: str = Field(pattern=r"^[a-z_][a-z0-9_]*$", description="name rules and sets refer to")
     type: str = Field(description="indicator name, e.g. sma, rsi, macd")
     params: dict[str, Any] = Field(default_factory=dict)
+    timeframe: str | None = Field(
+        None,
+        description="a higher timeframe to run on (e.g. 1d on 1h bars); its values are "
+        "seen once its bar has closed",
+    )
+
+    @field_validator("timeframe")
+    @classmethod
+    def _known_timeframe(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_timeframe(value)
+        return value
 
 
 class FuzzySetConfig(StrictModel):
@@ -266,6 +279,33 @@ class Strategy(StrictModel):
     _rules: list[ParsedRule] = PrivateAttr(default_factory=list)
 
     @model_validator(mode="after")
+    def _higher_timeframes_fit(self) -> Strategy:
+        base = check_timeframe(self.data.timeframe)
+        for ind in self.indicators:
+            if ind.timeframe is None or ind.timeframe == self.data.timeframe:
+                continue
+            higher = check_timeframe(ind.timeframe)
+            above = [t for t, d in TIMEFRAMES.items() if d > base and d % base == pd.Timedelta(0)]
+            if higher < base:
+                raise ValueError(
+                    f"indicator {ind.id!r} runs on {ind.timeframe}, below the strategy's "
+                    f"{self.data.timeframe} bars; use the base timeframe or a higher one "
+                    f"({', '.join(above)})"
+                )
+            if higher % base != pd.Timedelta(0):
+                raise ValueError(
+                    f"indicator {ind.id!r}: {ind.timeframe} is not a whole number of "
+                    f"{self.data.timeframe} bars; use one of {', '.join(above)}"
+                )
+        return self
+
+    def bars_per(self, timeframe: str | None) -> int:
+        """Base bars in one bar of ``timeframe`` (1 for the base timeframe itself)."""
+        if timeframe is None:
+            return 1
+        return int(check_timeframe(timeframe) / check_timeframe(self.data.timeframe))
+
+    @model_validator(mode="after")
     def _model_has_features(self) -> Strategy:
         if self.decisions.model is not None and not self.fuzzy_sets:
             raise ValueError(
@@ -289,7 +329,14 @@ class Strategy(StrictModel):
 
     def warmup_bars(self) -> int:
         """Bars of history to load before the backtest window so indicators are warm."""
-        needs = [get_indicator(i.type).warmup(self._params[i.id]) for i in self.indicators]
+        needs = [
+            # A higher-timeframe indicator warms up in its own bars, plus the bar that must
+            # close before its first value is seen.
+            (get_indicator(i.type).warmup(self._params[i.id]) + 1) * self.bars_per(i.timeframe)
+            if i.timeframe
+            else get_indicator(i.type).warmup(self._params[i.id])
+            for i in self.indicators
+        ]
         # ATR-based exits and volatility sizing look back too (ATR is Wilder-smoothed).
         needs += [5 * period for period in self.exits.atr_periods()]
         if self.position_sizing.method == "volatility_target":
