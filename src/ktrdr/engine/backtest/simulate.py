@@ -165,7 +165,7 @@ def _entry_size(
     return size, size * fill
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _kernel(
     bars: FloatArray,
     target: npt.NDArray[np.int8],
