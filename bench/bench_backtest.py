@@ -2,8 +2,10 @@
 
 1,000,000 synthetic 1h bars through the engine end to end (indicators, signals,
 simulation, statistics) for the SMA(10)/SMA(30) crossover and the RSI fuzzy rule base,
-beside a plain-numpy vectorised crossover computed in the same run. The engine/numpy
-ratio on the crossover is the figure that counts (target: within 3x).
+beside a plain-numpy vectorised crossover computed in the same run; the same at 100,000
+bars. Then the breadth cases, each as bars/s against the crossover's in the same run
+(goal: within 3x): stops and volatility sizing (trend_stops), a 1d filter on 1h bars
+(rsi_daily_trend), a 20-symbol universe and a 20-symbol portfolio of 100,000 bars each.
 
     .venv/bin/python bench/bench_backtest.py [--bars 1000000] [--repeat 3]
 
@@ -28,6 +30,7 @@ import pandas as pd
 
 from ktrdr.engine.backtest import run_backtest
 from ktrdr.engine.data import generate_synthetic_bars
+from ktrdr.engine.portfolio import run_portfolio, run_universe
 from ktrdr.engine.strategy import load_strategy
 
 COMMISSION, SLIPPAGE = 0.001, 0.0005
@@ -87,13 +90,31 @@ def main() -> None:
     run_backtest(strategies["sma_crossover"], bars.iloc[:1000])
 
     rows = []
-    t_np, _ = timed(lambda: numpy_crossover(bars), args.repeat)
-    rows.append(("numpy reference crossover", t_np, peak_mb(lambda: numpy_crossover(bars)), None))
-    for name, strategy in strategies.items():
+    for n in (args.bars, 100_000):
+        sub = bars.iloc[:n]
+        t_np, _ = timed(lambda b=sub: numpy_crossover(b), args.repeat)
+        rows.append((f"numpy reference crossover, {n:,} bars", n, t_np,
+                     peak_mb(lambda b=sub: numpy_crossover(b)), None))  # fmt: skip
+        for name, strategy in strategies.items():
+            t, result = timed(lambda s=strategy, b=sub: run_backtest(s, b), args.repeat)
+            trades = result.statistics.num_trades  # type: ignore[attr-defined]
+            mem = peak_mb(lambda s=strategy, b=sub: run_backtest(s, b))
+            rows.append((f"engine {name} ({trades} trades), {n:,} bars", n, t, mem, t / t_np))
+
+    crossover_rate = args.bars / next(r[2] for r in rows if "sma_crossover" in r[0])
+    breadth = []
+    for name in ("trend_stops", "rsi_daily_trend"):
+        strategy = load_strategy(name)
+        run_backtest(strategy, bars.iloc[:5000])
         t, result = timed(lambda s=strategy: run_backtest(s, bars), args.repeat)
         trades = result.statistics.num_trades  # type: ignore[attr-defined]
-        mem = peak_mb(lambda s=strategy: run_backtest(s, bars))
-        rows.append((f"engine {name} ({trades} trades)", t, mem, t / t_np))
+        breadth.append((f"{name} ({trades} trades), {args.bars:,} bars", args.bars, t))
+    universe = {f"S{i:02d}": generate_synthetic_bars("1h", 100_000, seed=i) for i in range(20)}
+    cross = strategies["sma_crossover"]
+    t, _ = timed(lambda: run_universe(cross, universe), args.repeat)
+    breadth.append(("sma_crossover universe, 20 × 100,000 bars", 2_000_000, t))
+    t, _ = timed(lambda: run_portfolio(cross, universe, rebalance_every=24), args.repeat)
+    breadth.append(("sma_crossover portfolio, 20 × 100,000 bars, daily rebalance", 2_000_000, t))
 
     lines = [
         f"# Backtest benchmark — {dt.date.today().isoformat()}",
@@ -104,9 +125,18 @@ def main() -> None:
         "| run | wall time (s) | bars/s | peak memory (MB) | ratio to numpy |",
         "|---|---:|---:|---:|---:|",
     ]
-    for label, t, mem, ratio in rows:
+    for label, n, t, mem, ratio in rows:
         r = "1.00" if ratio is None else f"{ratio:.2f}"
-        lines.append(f"| {label} | {t:.3f} | {args.bars / t:,.0f} | {mem:.0f} | {r} |")
+        lines.append(f"| {label} | {t:.3f} | {n / t:,.0f} | {mem:.0f} | {r} |")
+    lines += [
+        "",
+        "Breadth (bars/s against the 1M-bar crossover's in this run; goal: at most 3x slower):",
+        "",
+        "| run | wall time (s) | bars/s | crossover bars/s ÷ these |",
+        "|---|---:|---:|---:|",
+    ]
+    for label, n, t in breadth:
+        lines.append(f"| {label} | {t:.3f} | {n / t:,.0f} | {crossover_rate / (n / t):.2f} |")
     lines += [
         "",
         "The numpy reference is a long/flat SMA(10)/SMA(30) crossover with next-open fills",
