@@ -42,7 +42,7 @@ def test_forged_reports_for_another_workers_operation_are_refused(
 ) -> None:
     _, api = stack_factory.start(workers=1, env={"KTRDR_API_TOKEN": TOKEN})
     [victim] = api.workers()
-    op = api.start_diagnostic(steps=60, step_ms=100)
+    op = api.start_diagnostic(steps=80, step_ms=100)
     running = api.wait_status(op["id"], {"running"}, 15)
     assert running["worker_id"] == victim["id"]
 
