@@ -9,6 +9,7 @@ is refused and the operation's record does not change; the real worker then comp
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -37,10 +38,17 @@ def record(op: dict[str, Any]) -> dict[str, Any]:
     return {key: op[key] for key in keys}
 
 
-def test_forged_reports_for_another_workers_operation_are_refused(
-    stack_factory: StackFactory,
-) -> None:
-    _, api = stack_factory.start(workers=1, env={"KTRDR_API_TOKEN": TOKEN})
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """One API and one real worker for the module; one attempt per operation, so that
+    re-queueing a predecessor's attempt ends it, deterministically."""
+    factory = StackFactory(tmp_path_factory.mktemp("identity"))
+    _, api = factory.start(workers=1, env={"KTRDR_API_TOKEN": TOKEN, "KTRDR_MAX_ATTEMPTS": "1"})
+    yield api
+    factory.stop_all()
+
+
+def test_forged_reports_for_another_workers_operation_are_refused(api: Api) -> None:
     [victim] = api.workers()
     op = api.start_diagnostic(steps=80, step_ms=100)
     running = api.wait_status(op["id"], {"running"}, 15)
@@ -113,14 +121,10 @@ def test_forged_reports_for_another_workers_operation_are_refused(
     )
 
 
-def test_registering_under_a_busy_workers_id_cannot_adopt_its_operation(
-    stack_factory: StackFactory,
-) -> None:
+def test_registering_under_a_busy_workers_id_cannot_adopt_its_operation(api: Api) -> None:
     """Re-registering rotates the credential; a new instance's claim is not believed and
-    the predecessor's attempt is re-queued at once, so no forged report can complete it."""
-    # One attempt: the re-queue of the predecessor's attempt ends it, deterministically.
-    env = {"KTRDR_API_TOKEN": TOKEN, "KTRDR_MAX_ATTEMPTS": "1"}
-    _, api = stack_factory.start(workers=1, env=env)
+    the predecessor's attempt is re-queued at once, so no forged report can complete it.
+    (Runs last: it leaves the real worker superseded.)"""
     [victim] = api.workers()
     op = api.start_diagnostic(steps=100, step_ms=100)
     api.wait_status(op["id"], {"running"}, 15)
