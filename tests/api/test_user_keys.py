@@ -137,6 +137,12 @@ def test_start_and_cancel_need_the_operate_scope(keyed: Keyed) -> None:
 
 
 def test_health_and_metrics_stay_open_for_prometheus(keyed: Keyed) -> None:
+    spec = httpx.get(f"{keyed.base_url}/openapi.json").json()
+    assert set(spec["components"]["securitySchemes"]) == {"UserApiKey", "WorkerCredential"}
+    paths = spec["paths"]
+    assert paths["/api/v1/operations"]["get"]["security"] == [{"UserApiKey": []}]
+    assert paths["/api/v1/backtests/start"]["post"]["security"] == [{"UserApiKey": []}]
+    assert "security" not in paths["/api/v1/health"]["get"]
     assert keyed.raw.get("/health").json()["status"] == "ok"
     assert httpx.get(f"{keyed.base_url}/metrics").status_code == 200
     assert httpx.get(f"{keyed.base_url}/api/v1/sd/workers").status_code == 200

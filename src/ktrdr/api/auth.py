@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ktrdr.config import ApiSettings
 from ktrdr.credentials import ApiKeyEntry, Scope, hash_secret
@@ -31,6 +32,21 @@ log = logging.getLogger(__name__)
 audit_log = logging.getLogger("ktrdr.audit")
 
 _BEARER = {"WWW-Authenticate": "Bearer"}
+
+# Declared for the OpenAPI document (the "Authorize" button in /docs says which routes need
+# what); the header itself is read by `bearer` so the error messages stay ours.
+_user_key_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="UserApiKey",
+    description="a user API key (`ktrdr keys new`); scopes read / operate",
+)
+_worker_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="WorkerCredential",
+    description="registration: KTRDR_API_TOKEN; afterwards the instance's worker_credential",
+)
+SchemeDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_user_key_scheme)]
+WorkerSchemeDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_worker_scheme)]
 
 
 def bearer(request: Request) -> str | None:
@@ -44,7 +60,7 @@ def bearer(request: Request) -> str | None:
 # ----------------------------------------------------------------------- workers
 
 
-def require_worker_token(request: Request) -> None:
+def require_worker_token(request: Request, _scheme: WorkerSchemeDep) -> None:
     """Only holders of the shared token may register workers."""
     settings: ApiSettings = request.app.state.settings
     if not settings.api_token:
@@ -61,7 +77,7 @@ def require_worker_token(request: Request) -> None:
 WorkerAuth = Depends(require_worker_token)
 
 
-def _worker_credential(request: Request) -> str:
+def _worker_credential(request: Request, _scheme: WorkerSchemeDep) -> str:
     credential = bearer(request)
     if credential is None:
         raise HTTPException(
@@ -120,8 +136,8 @@ class Keyring:
         return self._by_hash.get(hash_secret(key))
 
 
-def _require(scope: Scope) -> Callable[[Request], Principal]:
-    def dependency(request: Request) -> Principal:
+def _require(scope: Scope) -> Callable[..., Principal]:
+    def dependency(request: Request, _scheme: SchemeDep) -> Principal:
         keyring: Keyring = request.app.state.keyring
         if not keyring.enabled:
             return ANONYMOUS
