@@ -9,13 +9,16 @@ is refused and the operation's record does not change; the real worker then comp
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.stack import Api, StackFactory
+from ktrdr.credentials import hash_secret
+from ktrdr.local_stack import LocalStack
+from tests.support.stack import Api, StackFactory, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -39,13 +42,23 @@ def record(op: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack, Api]]:
     """One API and one real worker for the module; one attempt per operation, so that
     re-queueing a predecessor's attempt ends it, deterministically."""
     factory = StackFactory(tmp_path_factory.mktemp("identity"))
-    _, api = factory.start(workers=1, env={"KTRDR_API_TOKEN": TOKEN, "KTRDR_MAX_ATTEMPTS": "1"})
-    yield api
+    yield factory.start(workers=1, env={"KTRDR_API_TOKEN": TOKEN, "KTRDR_MAX_ATTEMPTS": "1"})
     factory.stop_all()
+
+
+@pytest.fixture
+def api(stack: tuple[LocalStack, Api]) -> Api:
+    return stack[1]
+
+
+def stored_hashes(stack: tuple[LocalStack, Api]) -> dict[str, str | None]:
+    """The workers table as the API keeps it (SQLite in the stack's data home)."""
+    with sqlite3.connect(stack[0].data_home / "ktrdr.db") as db:
+        return dict(db.execute("SELECT id, credential_hash FROM workers").fetchall())
 
 
 def test_forged_reports_for_another_workers_operation_are_refused(api: Api) -> None:
@@ -121,11 +134,35 @@ def test_forged_reports_for_another_workers_operation_are_refused(api: Api) -> N
     )
 
 
-def test_registering_under_a_busy_workers_id_cannot_adopt_its_operation(api: Api) -> None:
+def test_a_worker_without_a_stored_credential_registers_again_and_gets_one(
+    stack: tuple[LocalStack, Api],
+) -> None:
+    """A row from before credentials existed (or a lost hash): heartbeats get 401 and the
+    worker re-registers, as it does on 404, receiving a fresh credential."""
+    api = stack[1]
+    [worker] = api.workers()
+    before = stored_hashes(stack)[worker["id"]]
+    assert before is not None and len(before) == 64  # a SHA-256, never the credential
+    with sqlite3.connect(stack[0].data_home / "ktrdr.db") as db:
+        db.execute("UPDATE workers SET credential_hash = NULL WHERE id = ?", (worker["id"],))
+    rotated = wait_for(
+        lambda: stored_hashes(stack)[worker["id"]], 15, "the worker to register again"
+    )
+    assert rotated != before
+    assert [w["state"] for w in api.workers()] == ["online"]
+    op = api.start_diagnostic(steps=2, step_ms=1)
+    assert api.wait_status(op["id"], {"completed"}, 20)["worker_id"] == worker["id"]
+
+
+def test_registering_under_a_busy_workers_id_cannot_adopt_its_operation(
+    stack: tuple[LocalStack, Api],
+) -> None:
     """Re-registering rotates the credential; a new instance's claim is not believed and
     the predecessor's attempt is re-queued at once, so no forged report can complete it.
     (Runs last: it leaves the real worker superseded.)"""
+    api = stack[1]
     [victim] = api.workers()
+    victims_hash = stored_hashes(stack)[victim["id"]]
     op = api.start_diagnostic(steps=100, step_ms=100)
     api.wait_status(op["id"], {"running"}, 15)
 
@@ -133,6 +170,8 @@ def test_registering_under_a_busy_workers_id_cannot_adopt_its_operation(api: Api
     assert takeover.status_code == 200, takeover.text
     assert takeover.json()["cancel_operation_ids"] == [op["id"]]
     stolen = takeover.json()["worker_credential"]
+    # Rotated: only the new instance's credential (as a hash) is on record now.
+    assert stored_hashes(stack)[victim["id"]] == hash_secret(stolen) != victims_hash
     ended = api.op(op["id"])
     assert ended["status"] == "failed" and ended["result"] is None
     assert ended["error"] == (
