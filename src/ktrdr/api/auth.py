@@ -28,7 +28,6 @@ from ktrdr.config import ApiSettings
 from ktrdr.credentials import ApiKeyEntry, Scope, hash_secret
 from ktrdr.registry.service import WorkerService
 
-log = logging.getLogger(__name__)
 audit_log = logging.getLogger("ktrdr.audit")
 
 _BEARER = {"WWW-Authenticate": "Bearer"}
