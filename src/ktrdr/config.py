@@ -4,16 +4,49 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import ClassVar
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ktrdr import constants
+from ktrdr.credentials import ApiKeyEntry, parse_api_keys
 from ktrdr.operations.model import OperationType
+
+LOCAL = "local"
+# Secrets that are written in public files (docs, examples, old compose defaults) or are
+# someone's first guess: never accepted, in any environment.
+PLACEHOLDER_SECRETS = frozenset(
+    {"changeme", "secret", "token", "password", "admin", "ktrdr", "postgres",
+     "ktrdr-compose-dev-token"}
+)  # fmt: skip
+MIN_SECRET_LENGTH = 16  # outside local; token_urlsafe(32) gives 43
+GENERATE_HINT = "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
 def default_data_home() -> Path:
     return Path.home() / ".ktrdr"
+
+
+def check_secret(
+    variable: str, value: str | None, environment: str, *, placeholder_ok_locally: bool = False
+) -> None:
+    """One rule for every secret: real outside local development, never a placeholder."""
+    tolerated = placeholder_ok_locally and environment == LOCAL
+    if value is not None and value.lower() in PLACEHOLDER_SECRETS and not tolerated:
+        raise ValueError(f"{variable} is a publicly known placeholder; {GENERATE_HINT}")
+    if environment == LOCAL:
+        return
+    if not value:
+        raise ValueError(
+            f"{variable} must be set when KTRDR_ENVIRONMENT={environment!r}; {GENERATE_HINT}"
+        )
+    if len(value) < MIN_SECRET_LENGTH:
+        raise ValueError(
+            f"{variable} is too short ({len(value)} characters, at least {MIN_SECRET_LENGTH} "
+            f"outside local development); {GENERATE_HINT}"
+        )
 
 
 class CommonSettings(BaseSettings):
@@ -25,15 +58,15 @@ class CommonSettings(BaseSettings):
     log_level: str = "INFO"
     otlp_endpoint: str | None = Field(None, description="OTLP/HTTP base URL, e.g. Jaeger :4318")
 
+    # The API and workers share the worker token; the CLI never needs it (it sends a user
+    # key, KTRDR_API_KEY, which is a different credential).
+    needs_worker_token: ClassVar[bool] = True
+
     @model_validator(mode="after")
     def _token_required_outside_local(self) -> CommonSettings:
         # Open workers are a convenience for one machine, never for a deployment.
-        if self.environment != "local" and not self.api_token:
-            raise ValueError(
-                f"KTRDR_API_TOKEN must be set when KTRDR_ENVIRONMENT={self.environment!r}"
-            )
-        if self.api_token in {"changeme", "secret", "token"}:
-            raise ValueError("KTRDR_API_TOKEN is a placeholder; set a real secret")
+        if self.needs_worker_token:
+            check_secret("KTRDR_API_TOKEN", self.api_token, self.environment)
         return self
 
 
@@ -50,6 +83,44 @@ class ApiSettings(CommonSettings):
     dispatch_poll_s: float = Field(0.5, gt=0)
     dispatch_timeout_s: float = Field(10.0, gt=0)
     jaeger_ui_url: str | None = None
+    api_keys: str | None = Field(
+        None, description="user API keys, NAME:SCOPES:sha256=HEX separated by commas or lines"
+    )
+    api_keys_file: Path | None = Field(None, description="a file of such entries, one a line")
+
+    @model_validator(mode="after")
+    def _secrets_real_outside_local(self) -> ApiSettings:
+        keys = self.user_api_keys()  # a bad entry stops the start, with where it is
+        if self.environment != LOCAL and not keys:
+            raise ValueError(
+                f"KTRDR_API_KEYS (or KTRDR_API_KEYS_FILE) must name at least one user API key "
+                f"when KTRDR_ENVIRONMENT={self.environment!r}; `ktrdr keys new NAME` makes one"
+            )
+        # urllib, not SQLAlchemy's URL parser: workers share this module and must not load
+        # the database stack (tests/test_boundaries.py).
+        url = urlsplit(self.database_url or "")
+        if url.scheme and not url.scheme.startswith("sqlite"):
+            # A developer's own PostgreSQL often says postgres/postgres: fine locally.
+            check_secret(
+                "the password in KTRDR_DATABASE_URL",
+                unquote(url.password) if url.password is not None else None,
+                self.environment,
+                placeholder_ok_locally=True,
+            )
+        return self
+
+    def user_api_keys(self) -> list[ApiKeyEntry]:
+        """Keys from KTRDR_API_KEYS and KTRDR_API_KEYS_FILE (names unique across both)."""
+        text, sources = "", []
+        if self.api_keys:
+            text, sources = self.api_keys, ["KTRDR_API_KEYS"]
+        if self.api_keys_file is not None:
+            try:
+                text += "\n" + self.api_keys_file.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ValueError(f"KTRDR_API_KEYS_FILE {self.api_keys_file}: {exc}") from exc
+            sources.append(f"KTRDR_API_KEYS_FILE {self.api_keys_file}")
+        return parse_api_keys(text, " + ".join(sources)) if sources else []
 
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -89,5 +160,6 @@ class WorkerSettings(CommonSettings):
 
 
 class CliSettings(CommonSettings):
+    needs_worker_token: ClassVar[bool] = False
     api_url: str = constants.DEFAULT_API_URL
     jaeger_ui_url: str | None = None

@@ -132,8 +132,9 @@ class LocalStack:
         online = 0
         while time.monotonic() < deadline:
             try:
-                body = httpx.get(f"{self.api_url}{API_PREFIX}/workers", timeout=2).json()
-                online = body["count"]
+                # /health, not /workers: it needs no user API key when keys are configured.
+                body = httpx.get(f"{self.api_url}{API_PREFIX}/health", timeout=2).json()
+                online = body["workers_online"]
                 if online >= count:
                     return
             except httpx.HTTPError:

@@ -100,12 +100,26 @@ def test_illegal_transition_is_409_explaining_why(api: Api) -> None:
     response = api.http.post(f"/operations/{op['id']}/cancel")
     assert response.status_code == 409
     assert "is completed and cannot become cancelled" in detail(response)
+    # A registered worker (its own credential) reporting on an operation it does not own.
+    registration = {
+        "worker_id": "someone-else",
+        "kinds": ["diagnostic"],
+        "url": "http://127.0.0.1:9",
+    }
+    registered = api.http.post(
+        "/workers/register", json=registration, headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    credential = registered.json()["worker_credential"]
     stale = api.http.post(
         f"/operations/{op['id']}/report",
         json={"worker_id": "someone-else", "attempt": 1, "outcome": "failed", "error": "x"},
-        headers={"Authorization": f"Bearer {TOKEN}"},
+        headers={"Authorization": f"Bearer {credential}"},
     )
     assert stale.status_code == 409 and "out of date" in detail(stale)
+    gone = api.http.delete(
+        "/workers/someone-else", headers={"Authorization": f"Bearer {credential}"}
+    )
+    assert gone.status_code == 204  # so the dispatcher never picks the unreachable worker
     assert api.op(op["id"])["status"] == "completed"
 
 

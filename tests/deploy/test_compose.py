@@ -12,10 +12,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import yaml
 
 from ktrdr.constants import API_PREFIX, DEFAULT_API_PORT, DEFAULT_WORKER_PORT
 from ktrdr.dashboards.constants import API_JOB, JAEGER_DATASOURCE_UID, PROMETHEUS_DATASOURCE_UID
 from tests.deploy.conftest import (
+    COMPOSE_FILE,
     DASHBOARD_PROVIDERS_FILE,
     DATASOURCES_FILE,
     DEPLOY,
@@ -57,7 +59,9 @@ def published_or_exposed(service: dict[str, Any]) -> set[int]:
 
 
 def expand_defaults(text: str) -> str:
-    """``${VAR:-default}`` -> ``default`` (what compose uses when VAR is unset)."""
+    """``${VAR:-default}`` -> ``default`` (what compose uses when VAR is unset), and a
+    required ``${VAR:?message}`` -> ``VAR`` (compose refuses to start without it)."""
+    text = re.sub(r"\$\{([A-Z0-9_]+):\?[^}]*\}", r"\1", text)
     return re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", text)
 
 
@@ -228,8 +232,11 @@ def test_grafana_datasources_point_at_compose_services(
 
 def test_dockerfile_builds_the_package_on_python_311_slim() -> None:
     dockerfile = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
-    assert re.search(r"^FROM python:3\.11-slim\s*$", dockerfile, re.MULTILINE)
-    assert "pip install ." in dockerfile or 'pip install ".[' in dockerfile
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11\.\d+-slim-\w+\s*$", dockerfile, re.M)
+    assert re.search(r"^FROM \$\{PYTHON_IMAGE\}\s*$", dockerfile, re.MULTILINE)
+    assert 'pip install -c deploy/constraints.txt ".${KTRDR_EXTRAS:+[$KTRDR_EXTRAS]}"' in (
+        dockerfile
+    )
     build = pytest.importorskip("tomllib").loads(
         (REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8")
     )
@@ -276,3 +283,168 @@ def test_every_worker_service_asks_only_for_kinds_this_build_runs(
             continue
         kinds = {cmd[i + 1] for i, arg in enumerate(cmd) if arg == "--kind"}
         assert kinds <= runnable, f"{name} asks for {sorted(kinds - runnable)}: no runner"
+
+
+# ----------------------------------------------------------------- issue 17 (hygiene)
+
+SECRETS = {
+    "KTRDR_API_TOKEN": ("api", "worker", "worker-training"),
+    "KTRDR_API_KEYS": ("api",),
+    "POSTGRES_PASSWORD": ("postgres",),
+    "GF_SECURITY_ADMIN_PASSWORD": ("grafana",),
+}
+REQUIRED = re.compile(r"^\$\{(?P<var>[A-Z0-9_]+):\?(?P<message>[^}]+)\}$")
+
+
+def test_no_secret_has_a_default_and_each_names_its_variable(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for key, names in SECRETS.items():
+        for name in names:
+            value = env(services[name])[key]
+            match = REQUIRED.match(value)
+            assert match, f"{name}.{key} = {value!r}: must be ${{VAR:?message}}, no default"
+            assert match["var"] in match["message"], f"{name}.{key}: message must name it"
+    # The database password inside the API's URL is required the same way.
+    url = env(services["api"])["KTRDR_DATABASE_URL"]
+    assert "${KTRDR_POSTGRES_PASSWORD:?" in url and ":-" not in url
+    # No ${VAR:-default} anywhere supplies something secret-looking.
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    for var in re.findall(r"\$\{([A-Z0-9_]+):-[^}]*\}", text):
+        assert not re.search("TOKEN|PASSWORD|SECRET|KEY", var), f"{var} has a default"
+    for placeholder in ("ktrdr-compose-dev-token", ":-admin}", ":-ktrdr}"):
+        assert placeholder not in text
+    # And outside local the services refuse to start without them (ktrdr.config).
+    assert env(services["api"])["KTRDR_ENVIRONMENT"] == "${KTRDR_ENVIRONMENT:-staging}"
+
+
+def test_docs_say_how_to_generate_every_secret() -> None:
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    docs = (REPO_ROOT / "docs" / "observability.md").read_text(encoding="utf-8")
+    generate = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    assert generate in text and generate in docs
+    for var in ("KTRDR_API_TOKEN", "KTRDR_POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD"):
+        assert var in docs
+    assert "ktrdr keys new" in docs and "KTRDR_API_KEYS" in docs
+
+
+def _build_args(service: dict[str, Any]) -> dict[str, str]:
+    return {k: str(v) for k, v in service["build"].get("args", {}).items()}
+
+
+def test_training_image_builds_cpu_pytorch_by_default() -> None:
+    dockerfile = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
+    cpu = "https://download.pytorch.org/whl/cpu"
+    assert f"ARG TORCH_INDEX_URL={cpu}\n" in dockerfile
+    assert '--index-url "$TORCH_INDEX_URL"' in dockerfile
+    services = load_yaml(COMPOSE_FILE)["services"]
+    args = _build_args(services["worker-training"])
+    assert args["KTRDR_EXTRAS"] == "ml"
+    assert args["TORCH_INDEX_URL"] == "${KTRDR_TORCH_INDEX_URL:-" + cpu + "}"
+    docs = (REPO_ROOT / "docs" / "observability.md").read_text(encoding="utf-8")
+    assert "KTRDR_TORCH_INDEX_URL" in docs and "not measured" in docs
+
+
+def test_api_port_needs_user_keys_and_observability_ports_bind_to_localhost(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    assert REQUIRED.match(env(services["api"])["KTRDR_API_KEYS"])
+    for name in ("prometheus", "grafana", "jaeger"):
+        for port in services[name]["ports"]:
+            host = expand_defaults(str(port)).split(":")[0]
+            assert host == "127.0.0.1", f"{name} publishes {port} beyond this host"
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            bind = expand_defaults(str(port))
+            assert bind.count(":") == 2, f"{name}: {port} names no bind address"
+
+
+def test_images_are_pinned_in_one_place(compose: dict[str, Any]) -> None:
+    images = compose["x-images"]
+    for name, image in images.items():
+        repo, _, tag = str(image).rpartition(":")
+        assert repo and re.search(r"\d+\.\d+", tag) and tag != "latest", f"{name}: {image}"
+    pinned = set(images.values())
+    for name, service in compose["services"].items():
+        if "build" in service:
+            assert _build_args(service)["PYTHON_IMAGE"] == images["python"], name
+            assert service["image"].startswith("ktrdr"), name  # our own build
+        else:
+            assert service["image"] in pinned, f"{name}: {service['image']} not in x-images"
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    service_text = text[text.index("\nservices:") :]
+    assert not re.search(r"^\s+image: (?!\*|ktrdr)", service_text, re.M), "inline image tag"
+    dockerfile = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
+    assert f"ARG PYTHON_IMAGE={images['python']}\n" in dockerfile
+
+
+def test_constraints_pin_every_runtime_requirement_exactly() -> None:
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    lines = (DEPLOY / "constraints.txt").read_text(encoding="utf-8").splitlines()
+    pins = dict(line.split("==") for line in lines if line and not line.startswith("#"))
+    pins = {canonicalize_name(k): v for k, v in pins.items()}
+    for text in project["dependencies"] + project["optional-dependencies"]["ml"]:
+        req = Requirement(text)
+        name = canonicalize_name(req.name)
+        assert name in pins, f"{name} is not pinned in deploy/constraints.txt"
+        assert req.specifier.contains(pins[name]), f"{name}=={pins[name]} breaks {req}"
+    ignore = (DEPLOY / "Dockerfile.dockerignore").read_text(encoding="utf-8").splitlines()
+    assert "!deploy/constraints.txt" in ignore  # in the build context
+
+
+def test_images_run_as_a_non_root_user_on_a_read_only_root(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    dockerfile = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
+    users = re.findall(r"^USER\s+(\S+)", dockerfile, re.MULTILINE)
+    assert users, "the image runs as root"
+    user = users[-1].split(":")[0]
+    assert user not in {"root", "0"}
+    assert f"--uid {user}" in dockerfile or re.search(rf"useradd .*{user}", dockerfile)
+    for name, service in services.items():
+        if "build" in service:
+            assert service.get("user") in (None, user), name
+            assert service["read_only"] is True, name
+            assert "/tmp" in service["tmpfs"], name
+            assert "ALL" in service["cap_drop"], name
+    assert services["prometheus"]["read_only"] is True
+
+
+def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
+    """Debian's docker-compose (1.29, installed by ./run test) as a second parser: it checks
+    the schema, the anchors and that the required variables really are required."""
+    import os
+    import shutil
+    import subprocess
+
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        pytest.skip("docker-compose not installed: Debian's package (./run test installs it)")
+    # 1.29 predates the top-level `name:` key; everything else is checked as written.
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    copy = tmp_path / "docker-compose.yml"
+    copy.write_text(re.sub(r"^name: .*\n", "", text, flags=re.M), encoding="utf-8")
+    base = {k: v for k, v in os.environ.items() if k not in SECRETS}
+    args = [binary, "--project-directory", str(DEPLOY), "-f", str(copy), "config"]
+    secrets_env = {
+        "KTRDR_API_TOKEN": "t" * 43,
+        "KTRDR_POSTGRES_PASSWORD": "p" * 43,
+        "GRAFANA_ADMIN_PASSWORD": "g" * 43,
+        "KTRDR_API_KEYS": "ci:read:sha256=x",
+    }
+    ok = subprocess.run(args, env={**base, **secrets_env}, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    rendered = yaml.safe_load(ok.stdout)["services"]
+    assert rendered["api"]["environment"]["KTRDR_API_TOKEN"] == "t" * 43
+    build = rendered["worker-training"]["build"]["args"]
+    assert build["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
+    # One missing secret is enough to see the ${VAR:?} semantics (the parse test above
+    # checks that every secret uses it); the user keys are the newest requirement.
+    partial = {k: v for k, v in secrets_env.items() if k != "KTRDR_API_KEYS"}
+    refused = subprocess.run(args, env={**base, **partial}, capture_output=True, text=True)
+    assert refused.returncode != 0, "compose starts without KTRDR_API_KEYS"
+    assert "set KTRDR_API_KEYS to the lines printed by ktrdr keys new NAME" in refused.stderr

@@ -66,9 +66,10 @@ def assert_one_job_at_a_time_per_worker(ops: list[dict[str, Any]]) -> dict[str, 
 class Api:
     """Thin test client for the running API."""
 
-    def __init__(self, base_url: str):
+    def __init__(self, base_url: str, api_key: str | None = None):
         self.base_url = base_url
-        self.http = httpx.Client(base_url=base_url + "/api/v1", timeout=10)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.http = httpx.Client(base_url=base_url + "/api/v1", headers=headers, timeout=10)
 
     def op(self, operation_id: str) -> dict[str, Any]:
         response = self.http.get(f"/operations/{operation_id}")
@@ -109,7 +110,10 @@ class StackFactory:
         env: dict[str, str] | None = None,
         kinds: tuple[str, ...] = (),
         data_home: Path | None = None,
+        api_key: str | None = None,
     ) -> tuple[LocalStack, Api]:
+        """`env` reaches the API and workers (e.g. KTRDR_API_TOKEN, KTRDR_API_KEYS);
+        `api_key` is the user key the returned client sends."""
         stack = LocalStack(
             data_home=data_home or self.tmp_path / f"home{len(self.stacks)}",
             api_port=free_port(),
@@ -119,7 +123,7 @@ class StackFactory:
         )
         self.stacks.append(stack)
         stack.start()
-        api = Api(stack.api_url)
+        api = Api(stack.api_url, api_key)
         self.clients.append(api)
         return stack, api
 

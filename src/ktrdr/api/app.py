@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from ktrdr import __version__
+from ktrdr.api.auth import Keyring
 from ktrdr.api.errors import install_error_handlers
 from ktrdr.api.routers import data, health, operations, starts, workers
 from ktrdr.api.state_reader import StoreStateReader
@@ -66,6 +67,14 @@ def create_app(settings: ApiSettings, *, registry: CollectorRegistry = REGISTRY)
                     "KTRDR_API_TOKEN is not set: any process can register as a worker "
                     "(fine on one machine; set it for anything else)"
                 )
+            if not app.state.keyring.enabled:
+                log.warning(
+                    "no user API keys configured (KTRDR_API_KEYS / KTRDR_API_KEYS_FILE): "
+                    "anyone who reaches %s:%s can start, cancel and read operations "
+                    "(fine on one machine; configure keys for anything else)",
+                    settings.host,
+                    settings.port,
+                )
             log.info("ktrdr-api %s ready, database %s", __version__, engine.url.render_as_string())
             try:
                 yield
@@ -85,6 +94,7 @@ def create_app(settings: ApiSettings, *, registry: CollectorRegistry = REGISTRY)
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.keyring = Keyring(settings.user_api_keys())
     app.state.started_monotonic = time.monotonic()
     install_error_handlers(app)
     for router in (health.router, workers.router, operations.router, starts.router, data.router):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 
+from ktrdr.api import auth
 from ktrdr.config import ApiSettings
 from ktrdr.dispatch.dispatcher import Dispatcher
 from ktrdr.operations.service import OperationService
@@ -39,19 +39,5 @@ DispatcherDep = Annotated[Dispatcher, Depends(_dispatcher)]
 SettingsDep = Annotated[ApiSettings, Depends(_settings)]
 
 
-def require_worker_token(request: Request) -> None:
-    """Only holders of the shared token may register workers or report on operations."""
-    settings: ApiSettings = request.app.state.settings
-    if not settings.api_token:
-        return  # local mode, warned about at start-up
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(token, settings.api_token):
-        raise HTTPException(
-            status_code=401,
-            detail="missing or wrong worker token: send 'Authorization: Bearer <KTRDR_API_TOKEN>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-
-
-WorkerAuth = Depends(require_worker_token)
+# Credentials live in one module; re-exported here where the routes have always found it.
+WorkerAuth = auth.WorkerAuth

@@ -12,13 +12,19 @@ from ktrdr import http_errors
 from ktrdr.jobs.specs import ParamsError
 from ktrdr.operations.model import IllegalTransition
 from ktrdr.operations.store import IdempotencyConflict, OperationNotFound, StaleReport
-from ktrdr.registry.service import WorkerNotRegistered
+from ktrdr.registry.service import (
+    WorkerCredentialRequired,
+    WorkerNotRegistered,
+    WrongWorkerCredential,
+)
 
 log = logging.getLogger(__name__)
 
 STATUS_BY_ERROR: dict[type[Exception], int] = {
     OperationNotFound: 404,
     WorkerNotRegistered: 404,
+    WorkerCredentialRequired: 401,
+    WrongWorkerCredential: 403,
     ParamsError: 422,
     IllegalTransition: 409,
     IdempotencyConflict: 409,

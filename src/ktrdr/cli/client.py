@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import httpx
 
 from ktrdr.constants import API_PREFIX, IDEMPOTENCY_HEADER
+
+API_KEY_ENV = "KTRDR_API_KEY"
 
 
 class ApiError(Exception):
@@ -28,10 +31,24 @@ def _inject_trace_headers(headers: dict[str, str]) -> None:
     propagate.inject(headers)
 
 
+# The user API key for this process: `ktrdr --api-key` (or KTRDR_API_KEY) sets it once for
+# every command. It is not KTRDR_API_TOKEN, the workers' shared registration secret.
+_api_key: str | None = None
+
+
+def use_api_key(key: str | None) -> None:
+    global _api_key
+    _api_key = key or None
+
+
 class ApiClient:
-    def __init__(self, base_url: str, timeout_s: float = 30.0):
+    def __init__(self, base_url: str, timeout_s: float = 30.0, *, api_key: str | None = None):
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url + API_PREFIX, timeout=timeout_s)
+        key = api_key or _api_key or os.environ.get(API_KEY_ENV) or None
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._http = httpx.Client(
+            base_url=self.base_url + API_PREFIX, headers=headers, timeout=timeout_s
+        )
 
     def request(
         self,
@@ -54,7 +71,10 @@ class ApiClient:
                 "start it with `ktrdr up` or point --url / KTRDR_API_URL at it"
             ) from exc
         if response.status_code >= 400:
-            raise ApiError(_error_text(response), response.status_code)
+            message = _error_text(response)
+            if response.status_code == 401:
+                message += f" — pass --api-key or set {API_KEY_ENV} (ask the operator for a key)"
+            raise ApiError(message, response.status_code)
         return response.json() if response.content else None
 
     def get(self, path: str, **params: Any) -> Any:

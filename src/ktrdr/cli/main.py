@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from ktrdr.cli import backtest, data, ops, servers, train
-from ktrdr.cli.client import ApiClient, ApiError, ApiUnreachable
+from ktrdr.cli import backtest, data, keys, ops, servers, train
+from ktrdr.cli.client import API_KEY_ENV, ApiClient, ApiError, ApiUnreachable, use_api_key
 from ktrdr.cli.output import console, err_console, print_json, workers_table
 from ktrdr.cli.state import DEFAULT_URL, ExitCode, JsonOption, UrlOption
 from ktrdr.cli.tracing import cli_span
@@ -25,6 +25,25 @@ app.add_typer(ops.app, name="ops")
 app.add_typer(backtest.app, name="backtest")
 app.add_typer(data.app, name="data")
 app.add_typer(train.app, name="train")
+app.add_typer(keys.app, name="keys")
+
+
+@app.callback()
+def global_options(
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar=API_KEY_ENV,
+            help="user API key sent to the API (not KTRDR_API_TOKEN, the workers' secret)",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """KTRDR: trading-strategy research on self-registering workers."""
+    use_api_key(api_key)
+
+
 app.command()(servers.api)
 app.command()(servers.worker)
 app.command()(servers.up)

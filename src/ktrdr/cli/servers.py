@@ -5,12 +5,15 @@ from __future__ import annotations
 import signal
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ktrdr.constants import DEFAULT_API_PORT, DEFAULT_WORKER_PORT
 from ktrdr.local_stack import LocalStack
+
+if TYPE_CHECKING:
+    from ktrdr.local_observability import ObservabilityFiles
 
 
 def api(
@@ -51,6 +54,7 @@ def up(
     """Start the API and N workers as local processes; Ctrl-C stops them all."""
     from ktrdr.cli.output import console
     from ktrdr.config import default_data_home
+    from ktrdr.local_observability import write_local_observability
 
     home = data_home or default_data_home()
     stack = LocalStack(
@@ -59,6 +63,10 @@ def up(
         worker_ports=[worker_port + i for i in range(workers)],
     )
     console.print(f"starting ktrdr-api on :{api_port} and {workers} worker(s); data in {home}")
+    # Written before anything starts, so a Prometheus can be pointed at it at once.
+    files = write_local_observability(
+        home / "observability", f"{stack.host}:{api_port}", jaeger_url=_jaeger_url()
+    )
     stopping = False
 
     def _stop(_signum: int, _frame: object) -> None:
@@ -70,7 +78,7 @@ def up(
     # half the processes running.
     try:
         stack.start()
-        _print_where(stack)
+        _print_where(stack, files)
         while not stopping:
             for process in [p for p in (stack.api, *stack.workers) if p is not None]:
                 if not process.running:
@@ -85,11 +93,29 @@ def up(
         console.print("stopped")
 
 
-def _print_where(stack: LocalStack) -> None:
+def _jaeger_url() -> str:
+    from ktrdr.config import CliSettings
+    from ktrdr.local_observability import DEFAULT_JAEGER_URL
+
+    return CliSettings().jaeger_ui_url or DEFAULT_JAEGER_URL
+
+
+def _print_where(stack: LocalStack, files: ObservabilityFiles) -> None:
     from ktrdr.cli.output import console
 
     console.print(f"API       {stack.api_url}  (docs {stack.api_url}/docs)")
     console.print(f"metrics   {stack.api_url}/metrics")
     for process in stack.workers:
         console.print(f"worker    {process.url}  log {process.log_path}")
+    config = files.prometheus_config
+    console.print(
+        f"prometheus --config.file={config} --enable-feature=exemplar-storage "
+        f"--storage.tsdb.path={config.parent / 'prometheus-data'}",
+        soft_wrap=True,
+    )
+    if files.grafana_provisioning is not None:
+        console.print(
+            f"grafana   GF_PATHS_PROVISIONING={files.grafana_provisioning} grafana-server …",
+            soft_wrap=True,
+        )
     console.print("[dim]Ctrl-C stops everything[/]")

@@ -87,3 +87,6 @@ class WorkerRow(Base):
     last_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     version: Mapped[str | None] = mapped_column(String(32))
     lost_reason: Mapped[str | None] = mapped_column(Text)
+    # SHA-256 of the credential issued to the instance that registered last (see
+    # ktrdr.credentials); rotated on every registration, never returned by the API.
+    credential_hash: Mapped[str | None] = mapped_column(String(64))

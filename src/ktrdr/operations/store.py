@@ -357,8 +357,10 @@ class Store:
         url: str,
         version: str | None,
         now: datetime,
+        credential_hash: str | None = None,
     ) -> WorkerPublic:
-        """Insert or refresh a worker; it comes back online and keeps its assignment."""
+        """Insert or refresh a worker; it comes back online and keeps its assignment.
+        `credential_hash` replaces the previous instance's credential (rotation)."""
         with self.session() as session, session.begin():
             row = session.get(WorkerRow, worker_id)
             if row is None:
@@ -370,9 +372,11 @@ class Store:
                     registered_at=now,
                     last_heartbeat_at=now,
                     version=version,
+                    credential_hash=credential_hash,
                 )
                 session.add(row)
             else:
+                row.credential_hash = credential_hash
                 row.kinds = list(kinds)
                 row.url = url
                 row.state = WorkerState.ONLINE.value
@@ -400,6 +404,12 @@ class Store:
                 return None
             row = session.get(WorkerRow, worker_id)
             return None if row is None else _worker_public(row)
+
+    def worker_credential_hash(self, worker_id: str) -> tuple[bool, str | None]:
+        """(is the worker known, the hash of its current instance's credential)."""
+        with self.session() as session:
+            row = session.get(WorkerRow, worker_id)
+            return (False, None) if row is None else (True, row.credential_hash)
 
     def get_worker(self, worker_id: str) -> WorkerPublic | None:
         with self.session() as session:

@@ -29,6 +29,12 @@ class WorkerRegistration(BaseModel):
     version: str | None = Field(None, max_length=32)
     current_operation_id: str | None = Field(None, description="what it is running right now")
     progress: Progress | None = None
+    credential: str | None = Field(
+        None,
+        max_length=200,
+        description="the credential this instance got at its last registration, if any: "
+        "only then does the backend believe what it says it runs",
+    )
 
 
 # Workers that still heartbeat (and may own an operation).
@@ -47,6 +53,15 @@ class HeartbeatReply(BaseModel):
     """What the backend wants the worker to stop doing (cancelled or re-assigned operations)."""
 
     cancel_operation_ids: list[str] = Field(default_factory=list)
+
+
+class RegistrationReply(HeartbeatReply):
+    """Registration also issues this instance's own credential (rotated every time)."""
+
+    worker_credential: str = Field(
+        description="send as 'Authorization: Bearer <credential>' on heartbeats, progress, "
+        "reports and deregistration; the shared worker token only admits registration"
+    )
 
 
 class WorkerPublic(BaseModel):

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from opentelemetry import trace
 
+from ktrdr.credentials import hash_secret, new_secret, secret_matches
 from ktrdr.operations.model import IllegalTransition, OperationStatus
 from ktrdr.operations.schemas import Progress
 from ktrdr.operations.service import OperationService
@@ -14,6 +15,7 @@ from ktrdr.operations.store import OperationNotFound
 from ktrdr.registry.schemas import (
     Heartbeat,
     HeartbeatReply,
+    RegistrationReply,
     WorkerPublic,
     WorkerRegistration,
     WorkerState,
@@ -31,6 +33,27 @@ class WorkerNotRegistered(LookupError):
         )
 
 
+class WorkerCredentialRequired(PermissionError):
+    """No usable credential for this worker: it must (re-)register to get one (401)."""
+
+    def __init__(self, worker_id: str):
+        super().__init__(
+            f"worker {worker_id!r} has no credential on record; register again with "
+            "POST /api/v1/workers/register to get one"
+        )
+
+
+class WrongWorkerCredential(PermissionError):
+    """A credential that is not the one issued to this worker's current instance (403)."""
+
+    def __init__(self, worker_id: str):
+        super().__init__(
+            f"this credential does not belong to the current instance of worker "
+            f"{worker_id!r} (an impersonation, or an instance superseded by a newer "
+            "registration); nothing was changed"
+        )
+
+
 class WorkerService:
     def __init__(
         self,
@@ -44,24 +67,71 @@ class WorkerService:
         self.heartbeat_timeout = timedelta(seconds=heartbeat_timeout_s)
         self.dispatch_grace = timedelta(seconds=dispatch_grace_s)
 
-    def register(self, registration: WorkerRegistration) -> HeartbeatReply:
-        """(Re-)register a worker and reconcile what it says it runs with the store."""
+    def register(self, registration: WorkerRegistration) -> RegistrationReply:
+        """(Re-)register a worker, issue its instance a fresh credential, and reconcile
+        what it says it runs with the store."""
         with tracer.start_as_current_span("workers.register") as span:
             span.set_attribute("worker.id", registration.worker_id)
             span.set_attribute("worker.kinds", [k.value for k in registration.kinds])
+            known, previous = self.store.worker_credential_hash(registration.worker_id)
+            # Only the instance that holds the current credential (or the first one, or one
+            # registered before credentials existed) may claim a running operation: a new
+            # process cannot be running its predecessor's job, and anyone else with the
+            # shared token could otherwise register under a busy worker's id and adopt it.
+            same_instance = (
+                not known or previous is None or secret_matches(registration.credential, previous)
+            )
+            credential = new_secret()
             worker = self.store.register_worker(
                 worker_id=registration.worker_id,
                 kinds=[k.value for k in registration.kinds],
                 url=str(registration.url).rstrip("/"),
                 version=registration.version,
                 now=self.operations.clock(),
+                credential_hash=hash_secret(credential),
             )
             log.info("worker %s registered at %s", worker.id, worker.url)
-            reply = self._reconcile(
-                worker, registration.current_operation_id, registration.progress
-            )
+            claimed, progress = registration.current_operation_id, registration.progress
+            refused: list[str] = []
+            if not same_instance:
+                worker = self._forget_predecessor(worker)
+                if claimed is not None:
+                    log.warning(
+                        "worker %s: a new instance claims %s without its predecessor's "
+                        "credential; not believed",
+                        worker.id,
+                        claimed,
+                    )
+                    refused, claimed, progress = [claimed], None, None
+            reply = self._reconcile(worker, claimed, progress)
             self.operations.on_queue_change()
-            return reply
+            return RegistrationReply(
+                cancel_operation_ids=refused + reply.cancel_operation_ids,
+                worker_credential=credential,
+            )
+
+    def _forget_predecessor(self, worker: WorkerPublic) -> WorkerPublic:
+        """A new instance replaced the one that held the assignment: that job is not
+        running here, and no grace is due (the dispatch grace covers a start request in
+        flight to the *same* instance). Re-queue it now, so a report signed with the new
+        credential cannot complete the predecessor's attempt."""
+        held = worker.current_operation_id
+        if held is None:
+            return worker
+        self._requeue(held, worker.id, f"worker {worker.id} restarted (a new instance registered)")
+        self.store.release_worker(worker.id, held)  # the ids are captured before the change
+        return worker.model_copy(update={"current_operation_id": None})
+
+    def authenticate(self, worker_id: str, credential: str) -> None:
+        """The caller must hold the credential issued to `worker_id`'s current instance."""
+        known, stored = self.store.worker_credential_hash(worker_id)
+        if not known:
+            raise WorkerNotRegistered(worker_id)
+        if stored is None:
+            raise WorkerCredentialRequired(worker_id)
+        if not secret_matches(credential, stored):
+            log.warning("refused a call for worker %s: wrong credential", worker_id)
+            raise WrongWorkerCredential(worker_id)
 
     def heartbeat(self, worker_id: str, beat: Heartbeat) -> HeartbeatReply:
         worker = self.store.heartbeat(worker_id, self.operations.clock(), draining=beat.draining)

@@ -8,24 +8,31 @@ import httpx
 
 from ktrdr.constants import API_PREFIX
 from ktrdr.operations.schemas import Progress
-from ktrdr.registry.schemas import HeartbeatReply
+from ktrdr.registry.schemas import HeartbeatReply, RegistrationReply
 
 
 class NotRegistered(Exception):
-    """The backend does not know this worker (restarted, or marked it lost)."""
+    """The backend does not know this worker (restarted, or marked it lost), or holds no
+    credential for it (401): register again."""
 
 
 class StaleOperation(Exception):
-    """The backend refused a report: the operation is no longer this worker's."""
+    """The backend refused a report: the operation is no longer this worker's (409/404),
+    or a newer instance registered under this worker's id (403)."""
 
 
 class BackendClient:
+    """Registration shows the shared worker token; every later call shows the credential
+    that registration issued to this instance (rotated by each registration)."""
+
     def __init__(self, api_url: str, worker_id: str, token: str | None, timeout_s: float = 5.0):
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.worker_id = worker_id
-        self._http = httpx.Client(
-            base_url=api_url.rstrip("/") + API_PREFIX, headers=headers, timeout=timeout_s
-        )
+        self._token = token
+        self.credential: str | None = None
+        self._http = httpx.Client(base_url=api_url.rstrip("/") + API_PREFIX, timeout=timeout_s)
+
+    def _as_instance(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.credential}"} if self.credential else {}
 
     def register(
         self,
@@ -43,10 +50,16 @@ class BackendClient:
             "version": version,
             "current_operation_id": current_operation_id,
             "progress": progress.model_dump() if progress else None,
+            # Proves this is the same instance (e.g. after being marked lost): only then
+            # does the backend believe what it says it is running.
+            "credential": self.credential,
         }
-        response = self._http.post("/workers/register", json=body)
+        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        response = self._http.post("/workers/register", json=body, headers=headers)
         response.raise_for_status()
-        return HeartbeatReply.model_validate(response.json())
+        reply = RegistrationReply.model_validate(response.json())
+        self.credential = reply.worker_credential
+        return reply
 
     def heartbeat(
         self, current_operation_id: str | None, progress: Progress | None, *, draining: bool
@@ -56,15 +69,19 @@ class BackendClient:
             "progress": progress.model_dump() if progress else None,
             "draining": draining,
         }
-        response = self._http.post(f"/workers/{self.worker_id}/heartbeat", json=body)
-        if response.status_code == 404:
+        response = self._http.post(
+            f"/workers/{self.worker_id}/heartbeat", json=body, headers=self._as_instance()
+        )
+        if response.status_code in (401, 404):
             raise NotRegistered(response.text)
         response.raise_for_status()
         return HeartbeatReply.model_validate(response.json())
 
     def progress(self, operation_id: str, progress: Progress) -> None:
         body = {"worker_id": self.worker_id, "progress": progress.model_dump()}
-        self._http.post(f"/operations/{operation_id}/progress", json=body).raise_for_status()
+        self._http.post(
+            f"/operations/{operation_id}/progress", json=body, headers=self._as_instance()
+        ).raise_for_status()
 
     def report(
         self,
@@ -84,13 +101,19 @@ class BackendClient:
             "error": error,
             "progress": progress.model_dump() if progress else None,
         }
-        response = self._http.post(f"/operations/{operation_id}/report", json=body)
-        if response.status_code in (404, 409):
+        response = self._http.post(
+            f"/operations/{operation_id}/report", json=body, headers=self._as_instance()
+        )
+        if response.status_code == 401:
+            raise NotRegistered(response.text)  # registers, then delivers the report again
+        if response.status_code in (403, 404, 409):
             raise StaleOperation(response.text)
         response.raise_for_status()
 
     def deregister(self) -> None:
-        self._http.delete(f"/workers/{self.worker_id}").raise_for_status()
+        self._http.delete(
+            f"/workers/{self.worker_id}", headers=self._as_instance()
+        ).raise_for_status()
 
     def close(self) -> None:
         self._http.close()

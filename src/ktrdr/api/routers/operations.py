@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Query, Response
+from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ktrdr.api.deps import DispatcherDep, OperationsDep, WorkerAuth, WorkersDep
+from ktrdr.api.auth import (
+    Operator,
+    Principal,
+    ReadAccess,
+    WorkerCredential,
+    audit,
+    authenticate_worker,
+)
+from ktrdr.api.deps import DispatcherDep, OperationsDep, WorkersDep
 from ktrdr.constants import IDEMPOTENCY_HEADER
 from ktrdr.operations.model import OperationStatus, OperationType, Outcome
 from ktrdr.operations.schemas import (
@@ -36,9 +44,11 @@ def create_operation(
     params: dict[str, Any],
     idempotency_key: str | None,
     response: Response,
+    principal: Principal,
 ) -> OperationPublic:
     """Shared by the generic and the per-type start routes."""
     operation, created = service.create(op_type, params, idempotency_key=idempotency_key)
+    audit(principal, "start", operation_id=operation.id, type=op_type.value, created=created)
     response.status_code = 202 if created else 200
     response.headers["Location"] = f"/api/v1/operations/{operation.id}"
     return operation
@@ -46,13 +56,17 @@ def create_operation(
 
 @router.post("", status_code=202, response_model=OperationPublic)
 def create(
-    body: OperationCreate, service: OperationsDep, response: Response, key: IdempotencyKey = None
+    body: OperationCreate,
+    service: OperationsDep,
+    response: Response,
+    who: Operator,
+    key: IdempotencyKey = None,
 ) -> OperationPublic:
     """Queue an operation of any type; 202 with the pending operation."""
-    return create_operation(service, body.type, body.params, key, response)
+    return create_operation(service, body.type, body.params, key, response, who)
 
 
-@router.get("", response_model=OperationsPublic)
+@router.get("", dependencies=[ReadAccess], response_model=OperationsPublic)
 def list_operations(
     service: OperationsDep,
     status: Annotated[list[OperationStatus] | None, Query()] = None,
@@ -67,7 +81,7 @@ def list_operations(
     return OperationsPublic(data=items, count=total, limit=limit, offset=offset)
 
 
-@router.get("/{operation_id}", response_model=OperationPublic)
+@router.get("/{operation_id}", dependencies=[ReadAccess], response_model=OperationPublic)
 def get_operation(operation_id: str, service: OperationsDep) -> OperationPublic:
     """One operation with its progress, result or error."""
     return service.get(operation_id)
@@ -84,7 +98,7 @@ class OperationMetrics(BaseModel):
     metrics: dict[str, Any] = Field(description="type-specific figures, e.g. backtest statistics")
 
 
-@router.get("/{operation_id}/metrics", response_model=OperationMetrics)
+@router.get("/{operation_id}/metrics", dependencies=[ReadAccess], response_model=OperationMetrics)
 def get_operation_metrics(operation_id: str, service: OperationsDep) -> OperationMetrics:
     """Timing and type-specific figures of one operation."""
     op = service.get(operation_id)
@@ -102,7 +116,7 @@ def get_operation_metrics(operation_id: str, service: OperationsDep) -> Operatio
     )
 
 
-@router.get("/{operation_id}/results")
+@router.get("/{operation_id}/results", dependencies=[ReadAccess])
 def get_results(
     operation_id: str,
     service: OperationsDep,
@@ -134,10 +148,12 @@ def cancel(
     workers: WorkersDep,
     dispatcher: DispatcherDep,
     background: BackgroundTasks,
+    who: Operator,
 ) -> OperationPublic:
     """Cancel a pending or running operation (409 if it has already ended)."""
     before = service.get(operation_id)
     op = service.cancel(operation_id)
+    audit(who, "cancel", operation_id=operation_id, type=op.type.value, was=before.status.value)
     if before.status == OperationStatus.RUNNING and before.worker_id:
         worker = workers.store.get_worker(before.worker_id)
         if worker is not None:
@@ -152,11 +168,16 @@ class ProgressReport(BaseModel):
     progress: Progress
 
 
-@router.post("/{operation_id}/progress", dependencies=[WorkerAuth], include_in_schema=False)
+@router.post("/{operation_id}/progress", include_in_schema=False)
 def report_progress(
-    operation_id: str, body: ProgressReport, service: OperationsDep
+    operation_id: str,
+    body: ProgressReport,
+    service: OperationsDep,
+    request: Request,
+    credential: WorkerCredential,
 ) -> dict[str, bool]:
     """Worker → backend: progress of the operation it runs."""
+    authenticate_worker(request, body.worker_id, credential)
     service.get(operation_id)  # 404 for an unknown id
     return {"accepted": service.record_progress(operation_id, body.worker_id, body.progress)}
 
@@ -172,9 +193,16 @@ class ResultReport(BaseModel):
     progress: Progress | None = Field(None, description="the job's last progress")
 
 
-@router.post("/{operation_id}/report", dependencies=[WorkerAuth], include_in_schema=False)
-def report_result(operation_id: str, body: ResultReport, service: OperationsDep) -> OperationPublic:
+@router.post("/{operation_id}/report", include_in_schema=False)
+def report_result(
+    operation_id: str,
+    body: ResultReport,
+    service: OperationsDep,
+    request: Request,
+    credential: WorkerCredential,
+) -> OperationPublic:
     """Worker → backend: the final outcome; repeats are harmless, stale reports get 409."""
+    authenticate_worker(request, body.worker_id, credential)
     return service.report(
         operation_id,
         worker_id=body.worker_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
+from ktrdr.api.auth import Operator
 from ktrdr.api.deps import OperationsDep
 from ktrdr.api.routers.operations import IdempotencyKey, create_operation
 from ktrdr.jobs.backtest import BacktestParams
@@ -18,21 +19,29 @@ router = APIRouter(tags=["start"])
 
 @router.post("/diagnostics/start", status_code=202, response_model=OperationPublic)
 def start_diagnostic(
-    body: DiagnosticParams, service: OperationsDep, response: Response, key: IdempotencyKey = None
+    body: DiagnosticParams,
+    service: OperationsDep,
+    response: Response,
+    who: Operator,
+    key: IdempotencyKey = None,
 ) -> OperationPublic:
     """Queue a diagnostic operation (platform self-test: N steps of M ms, can fail on purpose)."""
     return create_operation(
-        service, OperationType.DIAGNOSTIC, body.model_dump(mode="json"), key, response
+        service, OperationType.DIAGNOSTIC, body.model_dump(mode="json"), key, response, who
     )
 
 
 @router.post("/backtests/start", status_code=202, response_model=OperationPublic)
 def start_backtest(
-    body: BacktestParams, service: OperationsDep, response: Response, key: IdempotencyKey = None
+    body: BacktestParams,
+    service: OperationsDep,
+    response: Response,
+    who: Operator,
+    key: IdempotencyKey = None,
 ) -> OperationPublic:
     """Queue a backtest; a bad strategy, date range or missing data is a 4xx at once."""
     return create_operation(
-        service, OperationType.BACKTESTING, body.model_dump(mode="json"), key, response
+        service, OperationType.BACKTESTING, body.model_dump(mode="json"), key, response, who
     )
 
 
@@ -41,19 +50,24 @@ def start_data_download(
     body: DataDownloadParams,
     service: OperationsDep,
     response: Response,
+    who: Operator,
     key: IdempotencyKey = None,
 ) -> OperationPublic:
     """Queue a data download (synthetic, Yahoo, or a CSV's text) into the data store."""
     return create_operation(
-        service, OperationType.DATA_DOWNLOAD, body.model_dump(mode="json"), key, response
+        service, OperationType.DATA_DOWNLOAD, body.model_dump(mode="json"), key, response, who
     )
 
 
 @router.post("/training/start", status_code=202, response_model=OperationPublic)
 def start_training(
-    body: TrainingParams, service: OperationsDep, response: Response, key: IdempotencyKey = None
+    body: TrainingParams,
+    service: OperationsDep,
+    response: Response,
+    who: Operator,
+    key: IdempotencyKey = None,
 ) -> OperationPublic:
     """Queue a training run: a model on the strategy's fuzzy memberships, saved versioned."""
     return create_operation(
-        service, OperationType.TRAINING, body.model_dump(mode="json"), key, response
+        service, OperationType.TRAINING, body.model_dump(mode="json"), key, response, who
     )

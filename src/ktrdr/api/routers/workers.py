@@ -8,10 +8,12 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query
 
+from ktrdr.api.auth import ReadAccess, WorkerInstanceAuth
 from ktrdr.api.deps import WorkerAuth, WorkersDep
 from ktrdr.registry.schemas import (
     Heartbeat,
     HeartbeatReply,
+    RegistrationReply,
     WorkerRegistration,
     WorkersPublic,
     WorkerState,
@@ -22,27 +24,29 @@ LOST_VISIBLE = timedelta(hours=1)
 router = APIRouter(tags=["workers"])
 
 
-@router.post("/workers/register", dependencies=[WorkerAuth], response_model=HeartbeatReply)
-def register(body: WorkerRegistration, workers: WorkersDep) -> HeartbeatReply:
-    """Register (or re-register) a worker with its kinds, URL and current operation."""
+@router.post("/workers/register", dependencies=[WorkerAuth], response_model=RegistrationReply)
+def register(body: WorkerRegistration, workers: WorkersDep) -> RegistrationReply:
+    """Register (or re-register) a worker; the reply carries this instance's credential."""
     return workers.register(body)
 
 
 @router.post(
-    "/workers/{worker_id}/heartbeat", dependencies=[WorkerAuth], response_model=HeartbeatReply
+    "/workers/{worker_id}/heartbeat",
+    dependencies=[WorkerInstanceAuth],
+    response_model=HeartbeatReply,
 )
 def heartbeat(worker_id: str, body: Heartbeat, workers: WorkersDep) -> HeartbeatReply:
-    """Liveness and progress; 404 tells the worker to register again."""
+    """Liveness and progress; 401/404 tell the worker to register again."""
     return workers.heartbeat(worker_id, body)
 
 
-@router.delete("/workers/{worker_id}", dependencies=[WorkerAuth], status_code=204)
+@router.delete("/workers/{worker_id}", dependencies=[WorkerInstanceAuth], status_code=204)
 def deregister(worker_id: str, workers: WorkersDep) -> None:
     """A worker leaving cleanly; its operation, if any, is re-queued."""
     workers.deregister(worker_id)
 
 
-@router.get("/workers", response_model=WorkersPublic)
+@router.get("/workers", dependencies=[ReadAccess], response_model=WorkersPublic)
 def list_workers(
     workers: WorkersDep, include_gone: Annotated[bool, Query()] = False
 ) -> WorkersPublic:
