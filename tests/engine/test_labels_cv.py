@@ -12,6 +12,7 @@ from ktrdr.engine.training.cv import purged_kfold, uniqueness_weights
 from ktrdr.engine.training.labels import (
     BUY_CLASS,
     HOLD_CLASS,
+    NO_LABEL,
     SELL_CLASS,
     triple_barrier_labels,
     zigzag_labels,
@@ -57,8 +58,8 @@ def test_triple_barrier_scales_barriers_by_volatility() -> None:
     sigma3 = returns[1:4].std(ddof=1)  # returns of bars 2..4, known at bar 4
     assert (close[6] / close[4] - 1) >= sigma3  # so bar 4 is a BUY, reached at bar 6
     # Bars 0..2 have no σ yet (3 returns are needed: bars 1..3); labels start at bar 3.
-    assert len(labels) == len(close) - 2 - 3
-    assert labels[1] == B and end[1] == 6
+    assert labels[:3].tolist() == [NO_LABEL] * 3 and len(labels) == len(close) - 2
+    assert labels[4] == B and end[4] == 6
 
 
 def test_uniqueness_weights_by_hand() -> None:

@@ -179,6 +179,30 @@ class TrainingConfig(StrictModel):
         5, ge=0, le=1000, description="epochs without a better validation loss; 0 = off"
     )
     seed: int = Field(7, ge=0, le=2**32 - 1)
+    model: Literal["mlp", "lstm", "gru"] = Field(
+        "mlp",
+        description="mlp: one bar's memberships; lstm/gru: the last sequence_length bars' "
+        "(hidden size hidden_layers[0], one recurrent layer per entry of hidden_layers)",
+    )
+    sequence_length: int = Field(16, ge=2, le=1024, description="bars an lstm/gru looks back")
+    labels: Literal["forward", "zigzag", "triple_barrier"] = Field(
+        "forward",
+        description="forward: return label_horizon bars ahead beyond label_threshold; "
+        "zigzag: the swing leg a bar is on; triple_barrier: first of take-profit, stop-loss "
+        "or max bars",
+    )
+    zigzag_threshold: float = Field(0.01, gt=0, lt=1, description="reversal that makes a swing")
+    barrier_take_profit: float = Field(
+        2.0, gt=0, le=100, description="upper barrier in σ (fraction if no volatility window)"
+    )
+    barrier_stop_loss: float = Field(2.0, gt=0, le=100, description="lower barrier, same units")
+    barrier_max_bars: int = Field(24, ge=1, le=100_000, description="the vertical barrier")
+    barrier_volatility_window: int | None = Field(
+        50, ge=2, le=100_000, description="bars of returns in σ; null: fixed fractions"
+    )
+    sample_weights: Literal["none", "uniqueness"] = Field(
+        "none", description="uniqueness: overlapping labels weigh less (López de Prado ch. 4)"
+    )
 
     @model_validator(mode="after")
     def _training_part_left(self) -> TrainingConfig:

@@ -17,7 +17,8 @@ from ktrdr.engine.data.window import prepare_data
 from ktrdr.engine.errors import DataValidationError, StrategyError
 from ktrdr.engine.features import compute_features, membership_matrix
 from ktrdr.engine.strategy.schema import Strategy
-from ktrdr.engine.training.labels import LabelArray, class_counts, forward_labels
+from ktrdr.engine.training.cv import uniqueness_weights
+from ktrdr.engine.training.labels import NO_LABEL, LabelArray, class_counts, make_labels
 
 # Fewer rows than this in any part makes losses and accuracies mostly noise.
 MIN_SPLIT_ROWS = 20
@@ -39,8 +40,9 @@ class TrainingData:
     train: slice
     validation: slice
     test: slice
-    label_horizon: int
+    label_horizon: int  # the purge gap: the longest look-ahead of any label, in rows
     label_threshold: float
+    sample_weight: npt.NDArray[np.float32]
 
     def part(self, split: str) -> slice:
         """The slice of ``split`` (one of SPLITS)."""
@@ -104,16 +106,18 @@ def prepare_training_data(
     data = prepare_data(bars, start, end)
     names, matrix = membership_matrix(strategy, compute_features(strategy, data.bars))
     window = slice(data.window_start, data.window_end)
-    labels = forward_labels(
-        data.window["close"].to_numpy(dtype=float), cfg.label_horizon, cfg.label_threshold
-    )
-    # The last label_horizon window bars have no label; drop them with the feature rows.
+    labels, label_end = make_labels(cfg, data.window["close"].to_numpy(dtype=float))
+    # The last window bars have no label (their look-ahead runs past the data); drop them
+    # with the feature rows, and rows whose features are still warming up.
     X = matrix[window][: len(labels)]
     stamps = data.window.index[: len(labels)]
-    complete = ~np.isnan(X).any(axis=1)
-    X, y, stamps = X[complete], labels[complete], stamps[complete]
+    complete = ~np.isnan(X).any(axis=1) & (labels != NO_LABEL)
+    bars = np.flatnonzero(complete)
+    X, y, stamps, label_end = X[complete], labels[complete], stamps[complete], label_end[complete]
+    # Purge gap: the longest look-ahead of any label (label_horizon for forward labels).
+    gap = int((label_end - bars).max()) if len(bars) else cfg.label_horizon
     train, validation, test = chronological_split(
-        len(X), cfg.validation_fraction, cfg.test_fraction, cfg.label_horizon
+        len(X), cfg.validation_fraction, cfg.test_fraction, gap
     )
     smallest = min(p.stop - p.start for p in (train, validation, test))
     if smallest < MIN_SPLIT_ROWS:
@@ -121,6 +125,11 @@ def prepare_training_data(
             [_too_few_rows(len(X), data.window_end - data.window_start, len(labels), strategy)],
             source="training data",
         )
+    weights = (
+        uniqueness_weights(bars, label_end)
+        if cfg.sample_weights == "uniqueness"
+        else np.ones(len(y))
+    )
     return TrainingData(
         X=np.ascontiguousarray(X, dtype=np.float32),
         y=y,
@@ -129,8 +138,9 @@ def prepare_training_data(
         train=train,
         validation=validation,
         test=test,
-        label_horizon=cfg.label_horizon,
+        label_horizon=gap,
         label_threshold=cfg.label_threshold,
+        sample_weight=weights.astype(np.float32),
     )
 
 

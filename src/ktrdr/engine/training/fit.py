@@ -18,7 +18,7 @@ from ktrdr.engine.errors import TrainingCancelled
 from ktrdr.engine.strategy.schema import TrainingConfig
 from ktrdr.engine.training.dataset import TrainingData
 from ktrdr.engine.training.labels import CLASS_NAMES
-from ktrdr.engine.training.network import build_mlp, predict_proba, require_torch
+from ktrdr.engine.training.network import build_network, predict_proba, require_torch
 
 if TYPE_CHECKING:
     import torch
@@ -78,13 +78,13 @@ def fit_model(
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        module = build_mlp(len(data.feature_names), config.hidden_layers)
+        module = build_network(
+            config.model, len(data.feature_names), config.hidden_layers, config.sequence_length
+        )
     generator = torch.Generator().manual_seed(config.seed)
-    X_train = torch.from_numpy(data.X[data.train])
-    y_train = torch.from_numpy(data.y[data.train])
-    X_val = torch.from_numpy(data.X[data.validation])
-    y_val = torch.from_numpy(data.y[data.validation])
-    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.from_numpy(class_weights(data.y[data.train])))
+    X_train, y_train, w_train = _inputs(data, data.train, config)
+    X_val, y_val, _ = _inputs(data, data.validation, config)
+    loss_fn = _WeightedLoss(torch.from_numpy(class_weights(data.y[data.train])))
     optimizer = torch.optim.Adam(module.parameters(), lr=config.learning_rate)
 
     history: list[EpochReport] = []
@@ -93,11 +93,13 @@ def fit_model(
         if should_stop is not None and should_stop():
             raise TrainingCancelled(f"training cancelled before epoch {epoch}/{config.epochs}")
         module.train()
-        train_loss = _train_epoch(module, X_train, y_train, loss_fn, optimizer, config, generator)
+        train_loss = _train_epoch(
+            module, X_train, y_train, w_train, loss_fn, optimizer, config, generator
+        )
         module.eval()
         with torch.no_grad():
             logits = module(X_val)
-            val_loss = float(loss_fn(logits, y_val))
+            val_loss = float(loss_fn(logits, y_val, None))
             val_accuracy = float((logits.argmax(dim=1) == y_val).float().mean())
         report = EpochReport(epoch, config.epochs, train_loss, val_loss, val_accuracy)
         history.append(report)
@@ -121,11 +123,51 @@ def fit_model(
     )
 
 
+class _WeightedLoss:
+    """Class-weighted cross-entropy, optionally times a weight per sample (uniqueness)."""
+
+    def __init__(self, class_weight: torch.Tensor) -> None:
+        import torch
+
+        self._loss = torch.nn.CrossEntropyLoss(weight=class_weight, reduction="none")
+        self._class_weight = class_weight
+
+    def __call__(
+        self, logits: torch.Tensor, y: torch.Tensor, sample: torch.Tensor | None
+    ) -> torch.Tensor:
+        per_row = self._loss(logits, y)
+        # As CrossEntropyLoss's mean: normalised by the weights that were applied.
+        weight = self._class_weight[y] if sample is None else self._class_weight[y] * sample
+        if sample is not None:
+            per_row = per_row * sample
+        return per_row.sum() / weight.sum()
+
+
+def _inputs(
+    data: TrainingData, part: slice, config: TrainingConfig
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Features, labels and sample weights of one part; for a sequence model each row
+    comes with the rows before it (from earlier parts too: features are causal)."""
+    import torch
+
+    from ktrdr.engine.training.network import sequence_windows
+
+    rows = np.arange(part.start, part.stop)
+    if config.model != "mlp":
+        rows = rows[rows >= config.sequence_length - 1]
+        windows = sequence_windows(torch.from_numpy(data.X), config.sequence_length)
+        X = windows[rows - (config.sequence_length - 1)]
+    else:
+        X = torch.from_numpy(data.X[rows])
+    return X, torch.from_numpy(data.y[rows]), torch.from_numpy(data.sample_weight[rows])
+
+
 def _train_epoch(
     module: torch.nn.Module,
     X: torch.Tensor,
     y: torch.Tensor,
-    loss_fn: torch.nn.Module,
+    w: torch.Tensor,
+    loss_fn: _WeightedLoss,
     optimizer: torch.optim.Optimizer,
     config: TrainingConfig,
     generator: torch.Generator,
@@ -136,10 +178,11 @@ def _train_epoch(
 
     order = torch.randperm(len(X), generator=generator)
     total = 0.0
+    weighted = config.sample_weights != "none"
     for begin in range(0, len(X), config.batch_size):
         batch = order[begin : begin + config.batch_size]
         optimizer.zero_grad()
-        loss = loss_fn(module(X[batch]), y[batch])
+        loss = loss_fn(module(X[batch]), y[batch], w[batch] if weighted else None)
         loss.backward()
         optimizer.step()
         total += loss.item() * len(batch)

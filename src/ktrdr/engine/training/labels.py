@@ -11,11 +11,13 @@ import itertools
 import numpy as np
 import numpy.typing as npt
 
-from ktrdr.engine.strategy.schema import MODEL_CLASSES
+from ktrdr.engine.strategy.schema import MODEL_CLASSES, TrainingConfig
 
 SELL_CLASS, HOLD_CLASS, BUY_CLASS = (MODEL_CLASSES.index(c) for c in ("SELL", "HOLD", "BUY"))
 CLASS_NAMES: tuple[str, ...] = MODEL_CLASSES
 LabelArray = npt.NDArray[np.int64]
+# A bar that cannot be labelled (its look-ahead or its volatility is not known).
+NO_LABEL = -1
 
 
 def forward_labels(close: npt.ArrayLike, horizon: int, threshold: float) -> LabelArray:
@@ -102,7 +104,7 @@ def triple_barrier_labels(
     reaches ``close[t]·(1 − stop_loss·σ_t)`` first, HOLD if neither within ``max_bars``
     bars (the vertical barrier). σ_t is 1 (fixed fractions) or, with
     ``volatility_window``, the standard deviation of the last that many one-bar returns up
-    to t (so the barriers scale with the market; bars before it is known get no label).
+    to t (so the barriers scale with the market; bars before it is known get NO_LABEL).
     Touches are judged on closes; the last ``max_bars`` bars have no full horizon and get
     no label. ``end[i]`` is the bar of the first touch (or the vertical barrier)."""
     if max_bars < 1 or take_profit <= 0 or stop_loss <= 0:
@@ -130,5 +132,24 @@ def triple_barrier_labels(
     labels[buy], labels[sell] = BUY_CLASS, SELL_CLASS
     touched = buy | sell
     end[touched] = np.arange(n)[touched] + 1 + np.minimum(first_up, first_down)[touched]
-    known = ~np.isnan(sigma[:n])
-    return labels[known], end[known]
+    labels[np.isnan(sigma[:n])] = NO_LABEL  # σ not known yet at these bars
+    return labels, end
+
+
+def make_labels(
+    config: TrainingConfig, close: npt.ArrayLike
+) -> tuple[LabelArray, npt.NDArray[np.int64]]:
+    """The labels ``config.labels`` names, with each label's last bar (for purging)."""
+    prices = np.asarray(close, dtype=float)
+    if config.labels == "zigzag":
+        return zigzag_labels(prices, config.zigzag_threshold)
+    if config.labels == "triple_barrier":
+        return triple_barrier_labels(
+            prices,
+            take_profit=config.barrier_take_profit,
+            stop_loss=config.barrier_stop_loss,
+            max_bars=config.barrier_max_bars,
+            volatility_window=config.barrier_volatility_window,
+        )
+    labels = forward_labels(prices, config.label_horizon, config.label_threshold)
+    return labels, np.arange(len(labels), dtype=np.int64) + config.label_horizon

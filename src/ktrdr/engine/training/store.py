@@ -26,7 +26,7 @@ from ktrdr.engine.timeframes import did_you_mean
 from ktrdr.engine.training.dataset import TrainingData
 from ktrdr.engine.training.fit import FittedModel
 from ktrdr.engine.training.labels import CLASS_NAMES
-from ktrdr.engine.training.network import build_mlp, predict_proba, require_torch
+from ktrdr.engine.training.network import build_network, predict_proba, require_torch
 
 if TYPE_CHECKING:
     import torch
@@ -150,7 +150,12 @@ class ModelStore:
         import torch
 
         info = self._find(name, version)
-        module = build_mlp(len(info.feature_names), list(info.metadata["hidden_layers"]))
+        module = build_network(
+            info.metadata.get("model", "mlp"),
+            len(info.feature_names),
+            list(info.metadata["hidden_layers"]),
+            int(info.metadata.get("sequence_length", 0)),
+        )
         state = torch.load(info.path / MODEL_FILE, weights_only=True, map_location="cpu")
         module.load_state_dict(state)
         module.eval()
@@ -227,6 +232,8 @@ def _metadata(
         "feature_names": list(fitted.feature_names),
         "classes": list(CLASS_NAMES),
         "hidden_layers": list(fitted.config.hidden_layers),
+        "model": fitted.config.model,
+        "sequence_length": fitted.config.sequence_length,
         "labels": {
             "horizon_bars": data.label_horizon,
             "threshold": data.label_threshold,
