@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from ktrdr.engine.errors import TrainingCancelled
 from ktrdr.engine.strategy.schema import TrainingConfig
+from ktrdr.engine.training.checkpoint import CheckpointState, CheckpointStore
 from ktrdr.engine.training.dataset import TrainingData
 from ktrdr.engine.training.labels import CLASS_NAMES
 from ktrdr.engine.training.network import build_network, predict_proba, require_torch
@@ -67,11 +68,16 @@ def fit_model(
     *,
     on_epoch: Callable[[EpochReport], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    checkpoints: CheckpointStore | None = None,
+    checkpoint_every: int = 5,
+    on_resume: Callable[[int], None] | None = None,
 ) -> FittedModel:
     """Train on ``data.train``, early-stop on ``data.validation`` and keep the best weights.
 
     ``on_epoch`` gets an EpochReport after every epoch; ``should_stop()`` is checked before
-    every epoch and raises TrainingCancelled when it returns true.
+    every epoch and raises TrainingCancelled when it returns true. With ``checkpoints``
+    the run starts from the newest valid checkpoint there (``on_resume(epoch)`` is told),
+    saves one every ``checkpoint_every`` epochs and before it stops on a cancel.
     """
     require_torch()
     import torch
@@ -89,8 +95,35 @@ def fit_model(
 
     history: list[EpochReport] = []
     best_loss, best_epoch, best_state = float("inf"), 0, _copy_state(module)
-    for epoch in range(1, config.epochs + 1):
+    first = 1
+    restored = checkpoints.latest() if checkpoints is not None else None
+    if restored is not None:
+        module.load_state_dict(restored.model)
+        optimizer.load_state_dict(restored.optimizer)
+        generator.set_state(restored.generator)
+        best_loss, best_epoch, best_state = (
+            restored.best_loss, restored.best_epoch, restored.best_model
+        )  # fmt: skip
+        history = [EpochReport(**h) for h in restored.history]
+        first = restored.epoch + 1
+        if on_resume is not None:
+            on_resume(restored.epoch)
+
+    def save(epoch: int) -> None:
+        if checkpoints is not None and epoch >= first:
+            checkpoints.save(
+                CheckpointState(
+                    epoch, _copy_state(module), optimizer.state_dict(), generator.get_state(),
+                    best_loss, best_epoch, best_state, [h.__dict__ for h in history],
+                )
+            )  # fmt: skip
+
+    stopped_early = restored is not None and _patience_spent(config, first - 1, best_epoch)
+    for epoch in range(first, config.epochs + 1):
+        if stopped_early:
+            break
         if should_stop is not None and should_stop():
+            save(epoch - 1)
             raise TrainingCancelled(f"training cancelled before epoch {epoch}/{config.epochs}")
         module.train()
         train_loss = _train_epoch(
@@ -107,9 +140,9 @@ def fit_model(
             on_epoch(report)
         if val_loss < best_loss:
             best_loss, best_epoch, best_state = val_loss, epoch, _copy_state(module)
-        elif (
-            config.early_stopping_patience and epoch - best_epoch >= config.early_stopping_patience
-        ):
+        if epoch % checkpoint_every == 0:
+            save(epoch)
+        if _patience_spent(config, epoch, best_epoch):
             break
     module.load_state_dict(best_state)
     module.eval()
@@ -187,6 +220,12 @@ def _train_epoch(
         optimizer.step()
         total += loss.item() * len(batch)
     return total / len(X)
+
+
+def _patience_spent(config: TrainingConfig, epoch: int, best_epoch: int) -> bool:
+    """Early stopping: that many epochs without a better validation loss."""
+    patience = config.early_stopping_patience
+    return bool(patience) and epoch > best_epoch and epoch - best_epoch >= patience
 
 
 def _copy_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
