@@ -247,3 +247,57 @@ def test_cli_train_run_shows_the_evaluation_and_train_list_the_models(
     assert [m["version"] for m in models] == sorted((m["version"] for m in models), reverse=True)
     assert {m["model"] for m in models} == {STRATEGY}
     assert all(0.0 <= m["test_accuracy"] <= 1.0 for m in models)
+
+
+def test_a_cancelled_run_resumed_through_the_api_equals_an_uninterrupted_run(
+    trained: TrainingStack,
+) -> None:
+    api = trained.api
+    epochs = 150
+    steady = builtin_strategy_text(STRATEGY).replace(
+        "early_stopping_patience: 5", "early_stopping_patience: 0"
+    )
+    op = start_training(api, strategy=steady, epochs=epochs, checkpoint_every=1)
+
+    def a_few_epochs_in() -> dict[str, Any] | None:
+        current = api.op(op["id"])
+        done = current["progress"].get("items_done") or 0
+        return current if current["progress"]["phase"] == "training" and done >= 2 else None
+
+    wait_for(a_few_epochs_in, 60, "the training to pass its second epoch")
+    assert api.http.post(f"/operations/{op['id']}/cancel").status_code == 200
+    cancelled = api.wait_status(op["id"], {"cancelled", "completed"}, 30)
+    assert cancelled["status"] == "cancelled", "finished before the cancel: raise the epochs"
+    checkpoints = trained.local.data_home / "checkpoints" / op["id"]
+    assert sorted(checkpoints.glob("epoch-*.pt")), "a cancel writes a checkpoint"
+
+    refused = api.http.post(f"/operations/{trained.first['id']}/resume")
+    assert refused.status_code == 409 and "only a cancelled or failed training" in refused.text
+    response = api.http.post(f"/operations/{op['id']}/resume")
+    assert response.status_code == 202, response.text
+    resumed = api.wait_status(response.json()["id"], {"completed", "failed"}, 120)
+    assert resumed["status"] == "completed", resumed["error"]
+    result = resumed["result"]
+    start = result["resumed_from_epoch"]
+    assert start >= 2 and result["epochs_this_attempt"] == list(range(start + 1, epochs + 1))
+    assert not checkpoints.exists(), "a completed run removes its checkpoints"
+
+    # The same run, never stopped, in this process: the same weights to the last bit.
+    import torch
+
+    strategy = strategy_for_run().model_copy(
+        update={"training": strategy_for_run().training.model_copy(
+            update={"early_stopping_patience": 0, "epochs": epochs})}
+    )  # fmt: skip
+    bars = DataStore(trained.local.data_home / "data").load(
+        SYMBOL, "1h", WINDOW["start"], WINDOW["end"], warmup_bars=strategy.warmup_bars()
+    )
+    data = prepare_training_data(strategy, bars, WINDOW["start"], WINDOW["end"])
+    whole = fit_model(data, strategy.training)
+    saved = ModelStore(trained.local.data_home / "models").load(
+        STRATEGY, result["model"]["version"]
+    )
+    for a, b in zip(
+        saved.module.state_dict().values(), whole.module.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b)

@@ -63,6 +63,18 @@ def cancel(operation_id: str, url: UrlOption = DEFAULT_URL, json: JsonOption = F
         console.print(f"{op['id']}: {status_text(op['status'])}")
 
 
+@app.command("resume")
+def resume(operation_id: str, url: UrlOption = DEFAULT_URL, json: JsonOption = False) -> None:
+    """Continue a cancelled or failed training run from its last checkpoint."""
+    with cli_span("ops_resume", **{"operation.id": operation_id}):
+        op = ApiClient(url).post(f"/operations/{operation_id}/resume")
+    if json:
+        print_json(op)
+    else:
+        console.print(f"{op['id']}: {status_text(op['status'])} (resumes {operation_id})")
+        console.print(f"follow it with: ktrdr ops follow {op['id']}")
+
+
 @app.command("follow")
 def follow_command(
     operation_id: str,

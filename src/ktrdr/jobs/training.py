@@ -11,6 +11,13 @@ class TrainingParams(StrategyRunParams):
     epochs: int | None = Field(
         None, ge=1, le=1000, description="default: the strategy's training.epochs"
     )
+    checkpoint_every: int = Field(5, ge=1, le=1000, description="epochs between checkpoints")
+    resume_from: str | None = Field(
+        None,
+        pattern=r"^op_training_\d{8}_\d{6}_[0-9a-f]{8}$",
+        description="a cancelled or failed training run whose checkpoint this run continues "
+        "(set by POST /operations/{id}/resume)",
+    )
 
     @model_validator(mode="after")
     def _trainable(self) -> TrainingParams:

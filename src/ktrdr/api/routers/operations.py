@@ -161,6 +161,25 @@ def cancel(
     return op
 
 
+@router.post("/{operation_id}/resume", status_code=202, response_model=OperationPublic)
+def resume(
+    operation_id: str, service: OperationsDep, response: Response, who: Operator
+) -> OperationPublic:
+    """Continue a cancelled or failed training run from its last checkpoint (a new run)."""
+    op = service.get(operation_id)
+    if op.type != OperationType.TRAINING or op.status not in (
+        OperationStatus.CANCELLED,
+        OperationStatus.FAILED,
+    ):
+        raise HTTPException(
+            409,
+            f"operation {op.id} is a {op.status.value} {op.type.value} operation; only a "
+            "cancelled or failed training run can be resumed (a re-queued one resumes by itself)",
+        )
+    params = {**op.params, "resume_from": op.params.get("resume_from") or op.id}
+    return create_operation(service, OperationType.TRAINING, params, None, response, who)
+
+
 class ProgressReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -6,6 +6,11 @@ from pathlib import Path
 
 from ktrdr.engine.data import DataStore
 from ktrdr.engine.training import ModelStore
+from ktrdr.engine.training.checkpoint import CheckpointStore
+
+# Checkpoints of runs that did not complete are kept this long for a resume, then pruned
+# by the next training job on the worker (completed runs remove theirs at once).
+CHECKPOINT_RETENTION_S = 7 * 24 * 3600
 
 
 def data_store(data_home: str) -> DataStore:
@@ -14,3 +19,22 @@ def data_store(data_home: str) -> DataStore:
 
 def model_store(data_home: str) -> ModelStore:
     return ModelStore(Path(data_home) / "models")
+
+
+def checkpoint_store(data_home: str, run_id: str) -> CheckpointStore:
+    """Checkpoints of one training run (a re-queued or resumed run keeps its run id)."""
+    return CheckpointStore(Path(data_home) / "checkpoints" / run_id)
+
+
+def prune_checkpoints(data_home: str, max_age_s: float = CHECKPOINT_RETENTION_S) -> list[str]:
+    """Remove run folders untouched for ``max_age_s``; returns their names."""
+    import shutil
+    import time
+
+    root = Path(data_home) / "checkpoints"
+    removed = []
+    for folder in root.iterdir() if root.is_dir() else []:
+        if folder.is_dir() and time.time() - folder.stat().st_mtime > max_age_s:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+    return removed

@@ -12,7 +12,12 @@ from ktrdr.engine.errors import TrainingCancelled
 from ktrdr.engine.training import EpochReport, evaluate, fit_model, prepare_training_data
 from ktrdr.jobs.training import TrainingParams
 from ktrdr.worker.job import JobContext
-from ktrdr.worker.runners.stores import data_store, model_store
+from ktrdr.worker.runners.stores import (
+    checkpoint_store,
+    data_store,
+    model_store,
+    prune_checkpoints,
+)
 
 PHASES = ("data_loading", "feature_engineering", "training", "evaluation", "results")
 # Progress: the training phase spans 20 % → 85 %, one step per epoch.
@@ -58,8 +63,24 @@ def run_training_job(ctx: JobContext) -> dict[str, Any]:
 
     with ctx.phase("training", span_prefix="training") as span:
         ctx.progress(_TRAINING_FROM, message=f"training for up to {config.epochs} epochs")
+        # A re-queued run (same operation) or a resumed one (resume_from) goes on from the
+        # newest checkpoint, written every checkpoint_every epochs and before a cancel.
+        run_id = params.resume_from or ctx.operation_id
+        checkpoints = checkpoint_store(ctx.data_home, run_id)
+        prune_checkpoints(ctx.data_home)
+        resumed: list[int] = []
+
+        def on_resume(epoch: int) -> None:
+            resumed.append(epoch)
+            span.add_event("training.resume", {"training.resumed_from_epoch": epoch})
+            ctx.progress(_TRAINING_FROM, message=f"resumed from the checkpoint of epoch {epoch}")
+
         try:
-            fitted = fit_model(data, config, on_epoch=on_epoch, should_stop=lambda: ctx.cancelled)
+            fitted = fit_model(
+                data, config, on_epoch=on_epoch, should_stop=lambda: ctx.cancelled,
+                checkpoints=checkpoints, checkpoint_every=params.checkpoint_every,
+                on_resume=on_resume,
+            )  # fmt: skip
         except TrainingCancelled:
             ctx.check_cancelled()  # raises JobCancelled with the reason
             raise
@@ -80,6 +101,7 @@ def run_training_job(ctx: JobContext) -> dict[str, Any]:
         )  # fmt: skip
         span.set_attribute("training.model", info.name)
         span.set_attribute("training.model_version", info.version)
+    checkpoints.clear()  # the model is saved: the run's checkpoints are done with
     return {
         "model": {"name": info.name, "version": info.version, "path": str(info.path)},
         # The numbers GET /operations/{id}/metrics serves.
@@ -89,6 +111,13 @@ def run_training_job(ctx: JobContext) -> dict[str, Any]:
             "epochs_run": fitted.epochs_run,
             "best_epoch": fitted.best_epoch,
         },
+        # Where this attempt started: after a worker loss, a SIGTERM or a resume, the epoch
+        # of the checkpoint it went on from (0: from scratch), and the epochs it ran itself.
+        "resumed_from_epoch": resumed[0] if resumed else 0,
+        "epochs_this_attempt": [
+            h.epoch for h in fitted.history if h.epoch > (resumed[0] if resumed else 0)
+        ],
+        "history": [h.__dict__ for h in fitted.history],
         "evaluation": evaluation,
         "symbol": symbol,
         "timeframe": timeframe,
