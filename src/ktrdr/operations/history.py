@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ktrdr.db.tables import OperationEventRow
@@ -60,3 +60,17 @@ def read_events(session: Session, operation_id: str) -> list[OperationEvent]:
         .order_by(OperationEventRow.id)
     ).all()
     return [OperationEvent.model_validate(r) for r in rows]
+
+
+def completed_per_worker(session: Session) -> dict[str, int]:
+    """Operations each worker brought to `completed` (from the history)."""
+    rows = session.execute(
+        select(OperationEventRow.worker_id, func.count())
+        .where(
+            OperationEventRow.kind == EventKind.STATUS.value,
+            OperationEventRow.name == "completed",
+            OperationEventRow.worker_id.is_not(None),
+        )
+        .group_by(OperationEventRow.worker_id)
+    ).all()
+    return {str(worker): int(n) for worker, n in rows}

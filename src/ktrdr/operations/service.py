@@ -12,7 +12,7 @@ from opentelemetry import trace
 
 from ktrdr.jobs.specs import get_spec, params_hash, validate_params
 from ktrdr.operations.catalog import require_bars
-from ktrdr.operations.history import OperationEvent
+from ktrdr.operations.history import OperationEvent, completed_per_worker
 from ktrdr.operations.model import OperationStatus, OperationType, Outcome, utcnow
 from ktrdr.operations.schemas import OperationPublic, Progress
 from ktrdr.operations.store import Store, Transition
@@ -143,6 +143,11 @@ class OperationService:
         """Dispatches, phases and transitions, oldest first (404 for an unknown id)."""
         self.store.get_operation(operation_id)
         return self.store.operation_events(operation_id)
+
+    def completed_per_worker(self) -> dict[str, int]:
+        """worker id -> operations it completed (for the console's workers page)."""
+        with self.store.session() as session:
+            return completed_per_worker(session)
 
     def list_operations(
         self,
