@@ -172,11 +172,18 @@ def test_cancelling_from_the_page_cancels_the_operation(
     api.wait_status(op["id"], {"running"}, 30)
     page = watched.page
     watched.goto(f"/operations/{op['id']}")
+    # The key typed in the header box goes with the action (no key is configured here, so
+    # the API accepts any; it is the header the API's user keys are read from).
+    page.fill("#apikey", "a-user-key")
+    page.click("#apikey-form button")
+    assert page.locator("#apikey-state").inner_text() == "set for this tab"
     button = page.locator(f"button[data-cancel='{op['id']}']")
     button.click()
     assert button.inner_text() == "Confirm cancel"  # one click alone does nothing
     assert api.op(op["id"])["status"] == "running"
-    button.click()
+    with page.expect_request(lambda r: r.url.endswith("/cancel")) as sent:
+        button.click()
+    assert sent.value.headers["authorization"] == "Bearer a-user-key"
     final = api.wait_status(op["id"], {"cancelled"}, 30)
     assert final["status_reason"] == "cancelled by user"
     # The live fragment sees the end and reloads the page once: the badge says so.

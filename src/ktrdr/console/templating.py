@@ -14,8 +14,8 @@ from fastapi.responses import HTMLResponse
 from ktrdr import __version__
 from ktrdr.console.security import CONTENT_SECURITY_POLICY
 
-# The header the browser sends the user's API key in (the shape the API's user keys use).
-API_KEY_HEADER = "X-API-Key"
+# The header the browser sends the user's API key in, as `Bearer <key>` (what the CLI sends).
+API_KEY_HEADER = "Authorization"
 
 _NAME_LINE = re.compile(r"^name:\s*(.+?)\s*$", re.MULTILINE)
 

@@ -4,6 +4,7 @@
 "use strict";
 (function () {
   const KEY_STORE = "ktrdr.apiKey";
+  // The user API key goes as `Authorization: Bearer <key>`, as the CLI sends it.
   const keyHeader = document.querySelector('meta[name="ktrdr-key-header"]').content;
 
   function apiKey() { return sessionStorage.getItem(KEY_STORE) || ""; }
@@ -14,7 +15,7 @@
     const opts = options || {};
     const headers = { "Accept": "application/json" };
     if (opts.body !== undefined) headers["Content-Type"] = "application/json";
-    if (apiKey()) headers[keyHeader] = apiKey();
+    if (apiKey()) headers[keyHeader] = "Bearer " + apiKey();
     Object.assign(headers, opts.headers || {});
     const response = await fetch("/api/v1" + path, {
       method: opts.method || "GET", headers: headers, credentials: "omit",
