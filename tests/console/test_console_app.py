@@ -72,7 +72,10 @@ def test_cross_site_reads_are_not_affected(client: httpx.Client) -> None:
 def test_bad_page_requests_are_4xx_with_the_fix(client: httpx.Client) -> None:
     response = client.get("/operations", params={"type": "nope"})
     assert response.status_code == 400
-    assert "choose one of: backtesting" in response.json()["detail"]
-    assert client.get("/operations/op_nope").status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert "unknown type &#39;nope&#39;; choose one of: backtesting" in response.text
+    missing = client.get("/operations/op_<b>nope")
+    assert missing.status_code == 404
+    assert "no operation &#39;op_&lt;b&gt;nope&#39;" in missing.text  # escaped
     assert client.get("/ui/static/..%2F__init__.py").status_code == 404
     assert client.get("/ui/static/missing.js").status_code == 404

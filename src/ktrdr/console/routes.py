@@ -128,13 +128,25 @@ Text = Annotated[str | None, Query(max_length=200)]
 Page = Annotated[int, Query(ge=1, le=100_000)]
 
 
+def _error_page(request: Request, settings: ApiSettings, exc: HTTPException) -> HTMLResponse:
+    """A page's 4xx for a person: the same message the JSON answer would carry."""
+    title = "Not found" if exc.status_code == 404 else "Bad request"
+    return render(
+        request, "error.html", status_code=exc.status_code, **_common(settings),
+        title=title, message=str(exc.detail),
+    )  # fmt: skip
+
+
 @router.get("/operations", response_class=HTMLResponse)
 def operations_page(
     request: Request, ops: OperationsDep, settings: SettingsDep, type: Text = None,
     status: Text = None, symbol: Text = None, strategy: Text = None, page: Page = 1,
 ) -> HTMLResponse:  # fmt: skip
     """Operations: filters, pagination, live progress, cancel."""
-    context = _operations(ops, type, status, symbol, strategy, page)
+    try:
+        context = _operations(ops, type, status, symbol, strategy, page)
+    except HTTPException as exc:
+        return _error_page(request, settings, exc)
     return render(request, "operations.html", **_common(settings), **context)
 
 
@@ -173,7 +185,10 @@ def operation_page(
     request: Request, operation_id: str, ops: OperationsDep, settings: SettingsDep
 ) -> HTMLResponse:
     """One operation: parameters, worker, attempts, error, timeline and its report."""
-    context = _detail(ops, settings, operation_id)
+    try:
+        context = _detail(ops, settings, operation_id)
+    except HTTPException as exc:
+        return _error_page(request, settings, exc)
     op: OperationPublic = context["op"]
     report = report_for(op) if op.status == OperationStatus.COMPLETED else None
     extra = report.context(op) if report else {}
