@@ -30,6 +30,7 @@ class ConsoleStack(NamedTuple):
     local: LocalStack
     api: Api
     training_id: str | None  # a training run started with the stack (PyTorch installed)
+    submitted: dict[str, str]  # operations one test started for a later one
 
 
 TORCH = importlib.util.find_spec("torch") is not None
@@ -58,7 +59,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleStack]:
             training = api.http.post("/training/start", json=TRAINING)
             assert training.status_code == 202, training.text
             training_id = training.json()["id"]
-        yield ConsoleStack(local, api, training_id)
+        yield ConsoleStack(local, api, training_id, {})
     finally:
         factory.stop_all()
 
@@ -96,7 +97,7 @@ def test_overview_shows_the_registered_workers(watched: WatchedPage, stack: Cons
     watched.assert_clean()
 
 
-def test_backtest_from_the_form_reaches_100_percent_and_its_report_matches_the_api(
+def test_backtest_from_the_form_appears_and_reaches_100_percent(
     watched: WatchedPage, stack: ConsoleStack
 ) -> None:
     api = stack.api
@@ -122,11 +123,22 @@ def test_backtest_from_the_form_reaches_100_percent_and_its_report_matches_the_a
     page.wait_for_function(
         "id => document.querySelector(`tr[data-op='${id}'] [role=progressbar]`)"
         "?.getAttribute('aria-valuenow') === '100.0'",
-        arg=op_id, timeout=60_000,
+        arg=op_id, timeout=100_000,  # a loaded machine compiles the kernels slowly
     )  # fmt: skip
     assert page.locator(f"tr[data-op='{op_id}'] .badge").inner_text() == "completed"
     watched.screenshot("operations")
+    watched.assert_clean()
+    stack.submitted["form"] = op_id
 
+
+def test_report_shows_the_apis_final_equity_trades_and_timeline(
+    watched: WatchedPage, stack: ConsoleStack
+) -> None:
+    api = stack.api
+    page = watched.page
+    if "form" not in stack.submitted:
+        pytest.skip("needs the backtest submitted by the form test (which failed)")
+    op_id = stack.submitted["form"]
     # The report: same final equity and trade count as the API; every trade in the table.
     stats = api.http.get(f"/operations/{op_id}/results", params={"part": "statistics"}).json()
     trades = api.http.get(f"/operations/{op_id}/results", params={"part": "trades"}).json()
