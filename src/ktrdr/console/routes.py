@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from ktrdr.api.deps import OperationsDep, SettingsDep, WorkersDep
@@ -27,7 +28,31 @@ from ktrdr.operations.service import OperationService
 from ktrdr.operations.store import OperationNotFound
 from ktrdr.registry.schemas import WorkerState
 
-router = APIRouter()
+
+def local_or_open(request: Request) -> None:
+    """Read-only pages need no key on localhost, and none anywhere while the API has no
+    user keys. With keys configured, a browser elsewhere gets a 401 page: a page load cannot
+    carry the key header (the JSON API, the CLI and a console opened on the API's host can).
+    """
+    keyring = getattr(request.app.state, "keyring", None)
+    if keyring is None or not keyring.enabled:
+        return
+    if not _is_loopback(request.client.host if request.client else ""):
+        raise HTTPException(
+            401,
+            "this API requires user API keys: open the console on the API's own host "
+            "(http://127.0.0.1:…/), or use the CLI with KTRDR_API_KEY",
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+router = APIRouter(dependencies=[Depends(local_or_open)])
 
 PAGE_SIZE = 25
 LIVE_MS = 1500
@@ -41,7 +66,8 @@ def _now() -> datetime:
 
 
 def _common(settings: ApiSettings) -> dict[str, Any]:
-    return {"needs_key": bool(settings.api_token), "live_ms": LIVE_MS, "plotly_url": PLOTLY_URL}
+    needs_key = bool(settings.api_keys or settings.api_keys_file)
+    return {"needs_key": needs_key, "live_ms": LIVE_MS, "plotly_url": PLOTLY_URL}
 
 
 # ------------------------------------------------------------------------- overview

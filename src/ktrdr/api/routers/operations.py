@@ -93,7 +93,9 @@ def get_operation(operation_id: str, service: OperationsDep) -> OperationPublic:
     return service.get(operation_id)
 
 
-@router.get("/{operation_id}/events", response_model=list[OperationEvent])
+@router.get(
+    "/{operation_id}/events", dependencies=[ReadAccess], response_model=list[OperationEvent]
+)
 def get_operation_events(operation_id: str, service: OperationsDep) -> list[OperationEvent]:
     """The operation's history: each dispatch (attempt), phase change and transition."""
     return service.history(operation_id)
