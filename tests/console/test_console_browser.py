@@ -72,7 +72,8 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def watched(browser: Any, stack: ConsoleStack) -> Iterator[WatchedPage]:
     context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
-    context.set_default_timeout(30_000)
+    # Generous: on a loaded 2-core machine parsing Plotly (4.8 MB) alone can take many seconds.
+    context.set_default_timeout(60_000)
     page = WatchedPage(context.new_page(), stack[0].api_url)
     page.attach()
     try:
