@@ -79,3 +79,35 @@ def test_bad_page_requests_are_4xx_with_the_fix(client: httpx.Client) -> None:
     assert "no operation &#39;op_&lt;b&gt;nope&#39;" in missing.text  # escaped
     assert client.get("/ui/static/..%2F__init__.py").status_code == 404
     assert client.get("/ui/static/missing.js").status_code == 404
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, str]]:
+    from ktrdr.credentials import ApiKeyEntry, Scope, hash_secret, new_secret
+
+    key = new_secret()
+    line = ApiKeyEntry("operator", frozenset({Scope.READ, Scope.OPERATE}), hash_secret(key)).line()
+    factory = StackFactory(tmp_path_factory.mktemp("console-keys"))
+    try:
+        stack, _ = factory.start(workers=0, env={"KTRDR_API_KEYS": line}, api_key=key)
+        with httpx.Client(base_url=stack.api_url, timeout=10) as http:
+            yield http, key
+    finally:
+        factory.stop_all()
+
+
+def test_with_keys_pages_read_locally_but_actions_need_the_key(
+    keyed: tuple[httpx.Client, str],
+) -> None:
+    http, key = keyed
+    page = http.get("/operations")
+    assert page.status_code == 200  # read-only, from the API's own host
+    assert 'placeholder="required for actions"' in page.text
+    same_origin = {"Origin": str(http.base_url).rstrip("/")}
+    refused = http.post("/api/v1/operations/op_nope/cancel", headers=same_origin)
+    assert refused.status_code == 401 and "API key" in refused.json()["detail"]
+    with_key = http.post(
+        "/api/v1/operations/op_nope/cancel",
+        headers={**same_origin, "Authorization": f"Bearer {key}"},
+    )
+    assert with_key.status_code == 404  # past the key check: the operation does not exist
