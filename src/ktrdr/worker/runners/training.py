@@ -6,6 +6,7 @@ and a cancel stops the training at the next epoch boundary.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from ktrdr.engine.errors import TrainingCancelled
@@ -90,6 +91,8 @@ def run_training_job(ctx: JobContext) -> dict[str, Any]:
             "best_epoch": fitted.best_epoch,
         },
         "evaluation": evaluation,
+        # Loss and accuracy per epoch, for the console's training report.
+        "history": [asdict(epoch) for epoch in fitted.history],
         "symbol": symbol,
         "timeframe": timeframe,
         "strategy": strategy.name,
