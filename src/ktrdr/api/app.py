@@ -18,6 +18,7 @@ from ktrdr.api.errors import install_error_handlers
 from ktrdr.api.routers import data, health, operations, starts, workers
 from ktrdr.api.state_reader import StoreStateReader
 from ktrdr.config import ApiSettings
+from ktrdr.console import mount_console
 from ktrdr.constants import API_PREFIX
 from ktrdr.db.engine import make_engine, upgrade_schema
 from ktrdr.dispatch.dispatcher import Dispatcher
@@ -99,6 +100,7 @@ def create_app(settings: ApiSettings, *, registry: CollectorRegistry = REGISTRY)
     install_error_handlers(app)
     for router in (health.router, workers.router, operations.router, starts.router, data.router):
         app.include_router(router, prefix=API_PREFIX)
+    mount_console(app)  # the web console at / (pages, live fragments, assets)
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus_metrics(request: Request) -> Response:

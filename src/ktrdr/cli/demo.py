@@ -50,6 +50,10 @@ def run_demo(*, workers: int, api_port: int, worker_port: int) -> int:
             report.write_text(html_report(final["id"], final["result"]))
             console.print(f"HTML report with the equity curve: {report}")
             console.print("[dim]`ktrdr up` keeps a stack running for your own backtests[/]")
+        console.print(
+            f"web console: run `KTRDR_DATA_HOME={home} ktrdr up` and open {stack.api_url}/ "
+            f"(this backtest: {stack.api_url}/operations/{final['id']})"
+        )
         return ops.exit_code_for(final)
     finally:
         console.print("stopping the local stack")

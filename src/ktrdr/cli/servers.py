@@ -103,6 +103,7 @@ def _jaeger_url() -> str:
 def _print_where(stack: LocalStack, files: ObservabilityFiles) -> None:
     from ktrdr.cli.output import console
 
+    console.print(f"console   {stack.api_url}/")
     console.print(f"API       {stack.api_url}  (docs {stack.api_url}/docs)")
     console.print(f"metrics   {stack.api_url}/metrics")
     for process in stack.workers:

@@ -90,3 +90,26 @@ class WorkerRow(Base):
     # SHA-256 of the credential issued to the instance that registered last (see
     # ktrdr.credentials); rotated on every registration, never returned by the API.
     credential_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class OperationEventRow(Base):
+    """What happened to an operation, when: dispatches, phase changes and status changes.
+
+    Written in the same transaction as the change it records, so the timeline can never
+    show a dispatch or a re-queue that the operation row does not also show. No foreign
+    key: a history row is a log line, and clearing operations must not need it first.
+    """
+
+    __tablename__ = "operation_events"
+    __table_args__ = (Index("ix_operation_events_operation_id", "operation_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    operation_id: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # dispatched | phase | status
+    kind: Mapped[str] = mapped_column(String(16))
+    attempt: Mapped[int] = mapped_column(Integer)
+    worker_id: Mapped[str | None] = mapped_column(String(200))
+    # phase name for `phase`, the new status for `status`
+    name: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(Text)

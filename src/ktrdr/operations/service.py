@@ -12,6 +12,7 @@ from opentelemetry import trace
 
 from ktrdr.jobs.specs import get_spec, params_hash, validate_params
 from ktrdr.operations.catalog import require_bars
+from ktrdr.operations.history import OperationEvent, completed_per_worker
 from ktrdr.operations.model import OperationStatus, OperationType, Outcome, utcnow
 from ktrdr.operations.schemas import OperationPublic, Progress
 from ktrdr.operations.store import Store, Transition
@@ -138,6 +139,16 @@ class OperationService:
     def get(self, operation_id: str) -> OperationPublic:
         return self.store.get_operation(operation_id)
 
+    def history(self, operation_id: str) -> list[OperationEvent]:
+        """Dispatches, phases and transitions, oldest first (404 for an unknown id)."""
+        self.store.get_operation(operation_id)
+        return self.store.operation_events(operation_id)
+
+    def completed_per_worker(self) -> dict[str, int]:
+        """worker id -> operations it completed (for the console's workers page)."""
+        with self.store.session() as session:
+            return completed_per_worker(session)
+
     def list_operations(
         self,
         *,
@@ -145,11 +156,14 @@ class OperationService:
         types: list[OperationType],
         limit: int,
         offset: int,
+        symbol: str | None = None,
+        strategy: str | None = None,
     ) -> tuple[list[OperationPublic], int]:
         with tracer.start_as_current_span("operations.list") as span:
             items, total = self.store.list_operations(
-                statuses=statuses, types=types, limit=limit, offset=offset
-            )
+                statuses=statuses, types=types, limit=limit, offset=offset,
+                symbol=symbol, strategy=strategy,
+            )  # fmt: skip
             span.set_attribute("operations.returned", len(items))
             span.set_attribute("operations.total", total)
             return items, total

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import ColumnElement, Engine, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ktrdr.db.tables import OperationRow, WorkerRow
+from ktrdr.operations.history import EventKind, OperationEvent, add_event, read_events
 from ktrdr.operations.model import (
     OperationStatus,
     OperationType,
@@ -81,6 +82,18 @@ def to_public(row: OperationRow) -> OperationPublic:
         status_reason=row.status_reason,
         trace_id=row.trace_id,
         traceparent=row.traceparent,
+    )
+
+
+def strategy_matches(name: str) -> ColumnElement[bool]:
+    """Runs of a strategy: the packaged example by that name, or pasted YAML that names it
+    on a top-level `name:` line (what the strategy file calls itself)."""
+    text = OperationRow.params["strategy"].as_string()
+    escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return or_(
+        text == name,
+        text.like(f"name: {escaped}\n%", escape="\\"),
+        text.like(f"%\nname: {escaped}\n%", escape="\\"),
     )
 
 
@@ -185,15 +198,21 @@ class Store:
         types: Iterable[OperationType] = (),
         limit: int = 50,
         offset: int = 0,
+        symbol: str | None = None,
+        strategy: str | None = None,
     ) -> tuple[list[OperationPublic], int]:
         """Newest first, with the total count matching the filters."""
-        conditions = []
+        conditions: list[ColumnElement[bool]] = []
         status_values = [s.value for s in statuses]
         type_values = [t.value for t in types]
         if status_values:
             conditions.append(OperationRow.status.in_(status_values))
         if type_values:
             conditions.append(OperationRow.type.in_(type_values))
+        if symbol:
+            conditions.append(OperationRow.params["symbol"].as_string() == symbol.upper())
+        if strategy:
+            conditions.append(strategy_matches(strategy))
         with self.session() as session:
             total = session.scalar(
                 select(func.count()).select_from(OperationRow).where(*conditions)
@@ -272,6 +291,8 @@ class Store:
                 if current == target and target.is_terminal:
                     return Transition(to_public(row), current, changed=False)
                 check_transition(operation_id, current, target)
+                # Read before the UPDATE: a re-queue clears the worker on this row too.
+                attempt, worker_id = row.attempt, row.worker_id
                 values = _transition_values(target, now, reason, result, error, progress)
                 outcome = session.execute(
                     update(OperationRow)
@@ -284,6 +305,10 @@ class Store:
                     # A cancelled operation keeps its worker until the worker confirms it
                     # stopped: the worker is not free while it is still computing.
                     _release_worker(session, row.worker_id, operation_id)
+                add_event(
+                    session, operation_id, EventKind.STATUS, at=now, attempt=attempt,
+                    worker_id=worker_id, name=target.value, detail=reason,
+                )  # fmt: skip
                 session.flush()
                 session.refresh(row)
                 return Transition(to_public(row), current, changed=True)
@@ -292,18 +317,41 @@ class Store:
     def record_progress(
         self, operation_id: str, worker_id: str, progress: Progress, now: datetime
     ) -> bool:
-        """Store progress reported by the worker that runs the operation; False if not its."""
+        """Store progress reported by the worker that runs the operation; False if not its.
+
+        A report that starts a new phase is also written to the history: the first UPDATE
+        matches only if the phase differs (a compare-and-set, so two reports of the same
+        new phase record it once); the second is the plain update.
+        """
+        owned = (
+            OperationRow.id == operation_id,
+            OperationRow.status == OperationStatus.RUNNING.value,
+            OperationRow.worker_id == worker_id,
+        )
+        values = {"updated_at": now, **_progress_values(progress)}
         with self.session() as session, session.begin():
-            outcome = session.execute(
-                update(OperationRow)
-                .where(
-                    OperationRow.id == operation_id,
-                    OperationRow.status == OperationStatus.RUNNING.value,
-                    OperationRow.worker_id == worker_id,
+            if progress.phase is not None:
+                changed = session.execute(
+                    update(OperationRow)
+                    .where(*owned, OperationRow.progress_phase.is_distinct_from(progress.phase))
+                    .values(**values)
                 )
-                .values(updated_at=now, **_progress_values(progress))
-            )
+                if changed.rowcount == 1:  # type: ignore[attr-defined]
+                    attempt = session.scalar(
+                        select(OperationRow.attempt).where(OperationRow.id == operation_id)
+                    )
+                    add_event(
+                        session, operation_id, EventKind.PHASE, at=now, attempt=attempt or 0,
+                        worker_id=worker_id, name=progress.phase,
+                    )  # fmt: skip
+                    return True
+            outcome = session.execute(update(OperationRow).where(*owned).values(**values))
             return bool(outcome.rowcount == 1)  # type: ignore[attr-defined]
+
+    def operation_events(self, operation_id: str) -> list[OperationEvent]:
+        """The operation's dispatches, phase changes and transitions, oldest first."""
+        with self.session() as session:
+            return read_events(session, operation_id)
 
     def claim(self, operation_id: str, worker_id: str, now: datetime) -> OperationPublic | None:
         """Atomically give a pending operation to an idle online worker, or do nothing.
@@ -345,6 +393,10 @@ class Store:
                 return None
             row = session.get(OperationRow, operation_id)
             assert row is not None  # just updated inside this transaction
+            add_event(
+                session, operation_id, EventKind.DISPATCHED, at=now, attempt=row.attempt,
+                worker_id=worker_id,
+            )  # fmt: skip
             return to_public(row)
 
     # ------------------------------------------------------------------- workers

@@ -17,6 +17,7 @@ from ktrdr.api.auth import (
 )
 from ktrdr.api.deps import DispatcherDep, OperationsDep, WorkersDep
 from ktrdr.constants import IDEMPOTENCY_HEADER
+from ktrdr.operations.history import OperationEvent
 from ktrdr.operations.model import OperationStatus, OperationType, Outcome
 from ktrdr.operations.schemas import (
     OperationCreate,
@@ -73,11 +74,16 @@ def list_operations(
     type: Annotated[list[OperationType] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
+    symbol: Annotated[str | None, Query(max_length=64)] = None,
+    strategy: Annotated[
+        str | None, Query(max_length=200, description="example name or the file's name:")
+    ] = None,
 ) -> OperationsPublic:
-    """List operations, newest first, filtered by status and type, with the total count."""
+    """List operations, newest first, filtered by status, type, symbol, strategy; with count."""
     items, total = service.list_operations(
-        statuses=status or [], types=type or [], limit=limit, offset=offset
-    )
+        statuses=status or [], types=type or [], limit=limit, offset=offset,
+        symbol=symbol, strategy=strategy,
+    )  # fmt: skip
     return OperationsPublic(data=items, count=total, limit=limit, offset=offset)
 
 
@@ -85,6 +91,14 @@ def list_operations(
 def get_operation(operation_id: str, service: OperationsDep) -> OperationPublic:
     """One operation with its progress, result or error."""
     return service.get(operation_id)
+
+
+@router.get(
+    "/{operation_id}/events", dependencies=[ReadAccess], response_model=list[OperationEvent]
+)
+def get_operation_events(operation_id: str, service: OperationsDep) -> list[OperationEvent]:
+    """The operation's history: each dispatch (attempt), phase change and transition."""
+    return service.history(operation_id)
 
 
 class OperationMetrics(BaseModel):

@@ -6,6 +6,7 @@ and a cancel stops the training at the next epoch boundary.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from ktrdr.engine.errors import TrainingCancelled
@@ -119,6 +120,8 @@ def run_training_job(ctx: JobContext) -> dict[str, Any]:
         ],
         "history": [h.__dict__ for h in fitted.history],
         "evaluation": evaluation,
+        # Loss and accuracy per epoch, for the console's training report.
+        "history": [asdict(epoch) for epoch in fitted.history],
         "symbol": symbol,
         "timeframe": timeframe,
         "strategy": strategy.name,

@@ -1,0 +1,76 @@
+"""An operation's history: when it was dispatched, changed phase and changed status.
+
+The store writes these rows inside the transaction of the change they record (a
+dispatch, a transition, a progress report that starts a new phase); readers get them
+oldest first. The console's timeline is built from them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ktrdr.db.tables import OperationEventRow
+
+
+class EventKind(StrEnum):
+    DISPATCHED = "dispatched"  # given to a worker: a new attempt starts
+    PHASE = "phase"  # the worker reported a new phase
+    STATUS = "status"  # a state transition (re-queue, completed, failed, cancelled)
+
+
+class OperationEvent(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    at: datetime
+    kind: EventKind
+    attempt: int
+    worker_id: str | None
+    name: str | None
+    detail: str | None
+
+
+def add_event(
+    session: Session,
+    operation_id: str,
+    kind: EventKind,
+    *,
+    at: datetime,
+    attempt: int,
+    worker_id: str | None = None,
+    name: str | None = None,
+    detail: str | None = None,
+) -> None:
+    session.add(
+        OperationEventRow(
+            operation_id=operation_id, at=at, kind=kind.value, attempt=attempt,
+            worker_id=worker_id, name=name, detail=detail,
+        )
+    )  # fmt: skip
+
+
+def read_events(session: Session, operation_id: str) -> list[OperationEvent]:
+    rows = session.scalars(
+        select(OperationEventRow)
+        .where(OperationEventRow.operation_id == operation_id)
+        .order_by(OperationEventRow.id)
+    ).all()
+    return [OperationEvent.model_validate(r) for r in rows]
+
+
+def completed_per_worker(session: Session) -> dict[str, int]:
+    """Operations each worker brought to `completed` (from the history)."""
+    rows = session.execute(
+        select(OperationEventRow.worker_id, func.count())
+        .where(
+            OperationEventRow.kind == EventKind.STATUS.value,
+            OperationEventRow.name == "completed",
+            OperationEventRow.worker_id.is_not(None),
+        )
+        .group_by(OperationEventRow.worker_id)
+    ).all()
+    return {str(worker): int(n) for worker, n in rows}
