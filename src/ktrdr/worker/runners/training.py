@@ -118,7 +118,6 @@ def run_training_job(ctx: JobContext) -> dict[str, Any]:
         "epochs_this_attempt": [
             h.epoch for h in fitted.history if h.epoch > (resumed[0] if resumed else 0)
         ],
-        "history": [h.__dict__ for h in fitted.history],
         "evaluation": evaluation,
         # Loss and accuracy per epoch, for the console's training report.
         "history": [asdict(epoch) for epoch in fitted.history],
