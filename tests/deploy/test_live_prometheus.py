@@ -20,8 +20,11 @@ end. A series born at 1 would make these panels read one less per series.
 from __future__ import annotations
 
 import math
+import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -644,3 +647,56 @@ def test_dashboards_and_rules_against_live_prometheus(
     assert {dict(k)["state"]: v for k, v in state.items()} == {
         "online": 0.0, "draining": 0.0, "lost": 1.0, "offline": 0.0,
     }  # fmt: skip
+
+
+@pytest.mark.timeout(120)
+def test_ktrdr_up_observability_runs_prometheus_on_the_stacks_real_ports(tmp_path: Path) -> None:
+    """Issue 10.8: `ktrdr up --observability` on non-default ports starts Debian's
+    Prometheus on a configuration generated for those ports; every target is up."""
+    if prometheus_binary() is None:
+        pytest.skip("prometheus not installed: install Debian's `prometheus` package")
+    api_port, worker_port, prom_port = free_port(), free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "KTRDR_"))}
+    env.update({"KTRDR_DATA_HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1"})
+    with (tmp_path / "up.log").open("wb") as log:
+        up = subprocess.Popen(
+            [
+                sys.executable, "-m", "ktrdr.cli.main", "up", "--workers", "1",
+                "--api-port", str(api_port), "--worker-port", str(worker_port),
+                "--observability", "--prometheus-port", str(prom_port),
+            ],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    prom = Prometheus(
+        f"http://127.0.0.1:{prom_port}", httpx.Client(base_url=f"http://127.0.0.1:{prom_port}")
+    )
+    try:
+
+        def all_up() -> list[tuple[str, str]] | None:
+            assert up.poll() is None, (tmp_path / "up.log").read_text()
+            try:
+                active = prom.api("targets", state="active")["activeTargets"]
+            except (httpx.HTTPError, PrometheusError):
+                return None
+            found = [(t["labels"]["job"], t["labels"]["instance"]) for t in active]
+            healthy = all(t["health"] == "up" for t in active)
+            return found if healthy and len(found) == 2 else None
+
+        targets = wait_for(all_up, 60, "prometheus to scrape the api and its worker", 0.3)
+        assert sorted(targets) == [
+            (API_JOB, f"127.0.0.1:{api_port}"),
+            (WORKERS_JOB, f"127.0.0.1:{worker_port}"),
+        ]
+        assert "metrics: Prometheus running at" in (tmp_path / "up.log").read_text()
+        # The repository's rules are loaded too.
+        assert {g["name"] for g in prom.api("rules")["groups"]} >= {"ktrdr-alerts"}
+    finally:
+        prom.http.close()
+        up.send_signal(signal.SIGTERM)
+        try:
+            up.wait(30)
+        except subprocess.TimeoutExpired:
+            up.kill()
+            up.wait(5)
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{prom_port}/-/ready", timeout=2)
