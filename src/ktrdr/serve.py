@@ -14,7 +14,12 @@ from ktrdr.constants import API_SERVICE_NAME, WORKER_SERVICE_PREFIX
 def serve_api(settings: ApiSettings) -> None:
     from ktrdr.api.app import create_app
     from ktrdr.telemetry.logs import configure_logging
-    from ktrdr.telemetry.setup import instrument_app, instrument_httpx, setup_telemetry
+    from ktrdr.telemetry.setup import (
+        instrument_app,
+        instrument_httpx,
+        setup_telemetry,
+        shutdown_with_app,
+    )
 
     configure_logging(API_SERVICE_NAME, settings.log_level)
     handle = setup_telemetry(
@@ -25,15 +30,21 @@ def serve_api(settings: ApiSettings) -> None:
     instrument_httpx()
     app = create_app(settings)
     instrument_app(app)
+    shutdown_with_app(app, handle)
     try:
         _run(app, settings.host, settings.port)
     finally:
-        handle.shutdown()
+        handle.shutdown()  # when uvicorn returns normally; a signal ends in the lifespan
 
 
 def serve_worker(settings: WorkerSettings) -> None:
     from ktrdr.telemetry.logs import configure_logging
-    from ktrdr.telemetry.setup import instrument_app, instrument_httpx, setup_telemetry
+    from ktrdr.telemetry.setup import (
+        instrument_app,
+        instrument_httpx,
+        setup_telemetry,
+        shutdown_with_app,
+    )
     from ktrdr.worker.app import create_worker_app, resolve_kinds
 
     kinds = resolve_kinds(settings.kinds)
@@ -50,11 +61,12 @@ def serve_worker(settings: WorkerSettings) -> None:
     instrument_httpx()
     app = create_worker_app(settings)
     instrument_app(app)
+    shutdown_with_app(app, handle)
     logging.getLogger(__name__).info("worker %s serving %s", worker_id, [k.value for k in kinds])
     try:
         _run(app, settings.host, settings.port)
     finally:
-        handle.shutdown()
+        handle.shutdown()  # when uvicorn returns normally; a signal ends in the lifespan
 
 
 def _run(app: FastAPI, host: str, port: int) -> None:

@@ -206,6 +206,7 @@ def test_grafana_mounts_provisioning_and_dashboards(
     dashboards = _host_path(grafana, provider["options"]["path"])
     assert sorted(p.name for p in dashboards.glob("*.json")) == [
         "operations.json",
+        "research.json",
         "system-overview.json",
         "worker-status.json",
     ]

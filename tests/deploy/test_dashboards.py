@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -42,6 +43,7 @@ EXPECTED_UIDS = {
     "system-overview.json": "ktrdr-system-overview",
     "worker-status.json": "ktrdr-worker-status",
     "operations.json": "ktrdr-operations",
+    "research.json": "ktrdr-research",
 }
 # Every metric the dashboards may use: the telemetry contract (docs/observability.md).
 CONTRACT_METRICS = {
@@ -56,6 +58,15 @@ CONTRACT_METRICS = {
     "process_resident_memory_bytes",
     "process_start_time_seconds",
     "process_open_fds",
+    "process_max_fds",
+    "scrape_duration_seconds",
+    "ktrdr_http_server_errors_total",
+    "ktrdr_worker_state",
+    "ktrdr_operations_oldest_queued_age_seconds",
+    "ktrdr_research_runs_total",
+    "ktrdr_training_epoch",
+    "ktrdr_training_validation_loss",
+    "ktrdr_training_validation_accuracy",
     "python_gc_collections_total",
     "python_info",
     "ktrdr_workers_registered",
@@ -158,7 +169,7 @@ def test_template_variables_cover_job_instance_and_kind() -> None:
     for variable in all_variable_queries():
         assert variable.query.startswith("label_values(")
         metric = selectors(variable.selector)[0][0]
-        assert metric in CONTRACT_METRICS, variable
+        assert base_name(metric) in CONTRACT_METRICS, variable
 
 
 def test_every_datasource_reference_is_provisioned() -> None:
@@ -218,8 +229,12 @@ def test_system_overview_panels() -> None:
         "process_cpu_seconds_total",
         "process_resident_memory_bytes",
         "process_start_time_seconds",
-        'http_status_code=~"4.."',
-        'http_status_code=~"5.."',
+        'ktrdr_http_server_errors_total{job=~"$job", instance=~"$instance", status_code=~"4.."}',
+        'ktrdr_http_server_errors_total{job=~"$job", instance=~"$instance", status_code=~"5.."}',
+        'http_target!~"$route_exclude"',
+        "process_max_fds",
+        "python_gc_collections_total",
+        "scrape_duration_seconds",
         "sum by (le) (rate(http_server_duration_milliseconds_bucket",
     ):
         assert needle in text
@@ -259,7 +274,53 @@ def test_operations_dashboard_shows_real_operation_durations_with_exemplars() ->
 def test_operations_dashboard_links_to_jaeger() -> None:
     board = committed("operations.json")
     urls = [link.get("url", "") for link in board["links"]]
-    assert any("16686/search?service=ktrdr-api" in url for url in urls)
+    assert any(url.startswith("${jaeger_url}/search?service=ktrdr-api") for url in urls)
+    [variable] = [v for v in board["templating"]["list"] if v["name"] == "jaeger_url"]
+    assert variable["current"]["value"] == "http://localhost:16686"
+
+
+def jaeger_links(board: dict[str, Any]) -> list[str]:
+    """Every Jaeger search URL in a dashboard: dashboard links, panel links, markdown."""
+    urls = [link["url"] for node in walk(board) for link in node.get("links", []) if "url" in link]
+    for node in walk(board):
+        content = node.get("content")
+        if isinstance(content, str):
+            urls += re.findall(r"\]\(([^)]*)\)", content)
+    return [u for u in urls if "/search?" in u]
+
+
+def grafana_interpolate(text: str, board: dict[str, Any]) -> str:
+    """What Grafana does to a link: ${name} / $name -> the variable's current value."""
+    for variable in board["templating"]["list"]:
+        value = variable["current"]["value"]
+        if isinstance(value, str):
+            text = text.replace("${" + variable["name"] + "}", value)
+            text = text.replace("$" + variable["name"], value)
+    return text
+
+
+def test_jaeger_links_follow_a_non_default_jaeger_url(tmp_path: Path) -> None:
+    url = "https://tracing.example.org:8443/jaeger"
+    assert dashboards_main(["--output-dir", str(tmp_path), "--jaeger-url", url + "/"]) == 0
+    links = 0
+    for path in sorted(tmp_path.glob("*.json")):
+        text = path.read_text(encoding="utf-8")
+        assert "16686" not in text, f"{path.name} still hard-codes the default Jaeger port"
+        board = json.loads(text)
+        for link in jaeger_links(board):
+            assert link.startswith("${jaeger_url}/search?"), (path.name, link)
+            assert grafana_interpolate(link, board).startswith(url + "/search?service=")
+            links += 1
+    assert links >= 5  # dashboard links, the duration panel's link, the text panel's two
+
+
+def test_failed_operations_link_searches_the_transition_to_failed() -> None:
+    board = committed("operations.json")
+    [failed] = [link["url"] for link in board["links"] if link["title"].startswith("Failed")]
+    query = parse_qs(urlsplit(failed).query)
+    assert query["service"] == ["ktrdr-api"]
+    assert query["operation"] == ["operation.state_transition"]
+    assert json.loads(query["tags"][0]) == {"operation.to": "failed"}
 
 
 def test_window_totals_use_increase_over_the_range_never_raw_counters() -> None:

@@ -65,6 +65,7 @@ def test_local_grafana_provisioning_differs_from_compose_only_in_urls_and_path(
     assert dashboards.is_absolute() and dashboards == DASHBOARDS_DIR.resolve()
     assert sorted(p.name for p in dashboards.glob("*.json")) == [
         "operations.json",
+        "research.json",
         "system-overview.json",
         "worker-status.json",
     ]

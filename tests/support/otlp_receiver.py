@@ -42,6 +42,9 @@ class ReceivedSpan:
     # OTLP StatusCode: 0 unset, 1 ok, 2 error.
     status_code: int = 0
     resource: dict[str, Any] = field(default_factory=dict)
+    # (name, attributes) of each span event; (trace_id, span_id) of each link.
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    links: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _value(v: AnyValue) -> Any:
@@ -71,6 +74,11 @@ def _decode(body: bytes) -> list[ReceivedSpan]:
                         attributes={kv.key: _value(kv.value) for kv in span.attributes},
                         status_code=int(span.status.code),
                         resource=resource,
+                        events=[
+                            (e.name, {kv.key: _value(kv.value) for kv in e.attributes})
+                            for e in span.events
+                        ],
+                        links=[(link.trace_id.hex(), link.span_id.hex()) for link in span.links],
                     )
                 )
     return spans

@@ -29,7 +29,7 @@ from prometheus_client.samples import Sample
 
 from ktrdr.local_stack import LocalStack
 from tests.support.otlp_receiver import OtlpReceiver, ReceivedSpan
-from tests.support.stack import Api, StackFactory, free_port
+from tests.support.stack import Api, StackFactory, free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -159,8 +159,15 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workload]:
     receiver = OtlpReceiver()
     factory = StackFactory(tmp_path_factory.mktemp("e2e"))
     try:
+        # A heartbeat timeout above the fast 2 s: on a loaded machine a worker can stay
+        # silent that long, be declared lost and run an operation twice (two traces' worth).
         stack, api = factory.start(
-            workers=2, env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, **FAST_EXPORT}
+            workers=2,
+            env={
+                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+                "KTRDR_HEARTBEAT_TIMEOUT_S": "8",
+                **FAST_EXPORT,
+            },
         )
         response = api.http.post(
             "/data/downloads/start",
@@ -207,7 +214,8 @@ def test_cli_backtest_is_one_trace_from_cli_root_to_worker_phases(workload: Work
     assert root.attributes["operation.id"] == op["id"]
     assert [s for s in spans if s.parent_span_id is None] == [root], "a single root"
 
-    # The API's server span for the start request, a child of the CLI span (traceparent).
+    # The API's server span for the start request, a child of the CLI's HTTP client span
+    # (`POST`, the seed's name) under the CLI span (traceparent).
     server = [
         s
         for s in spans
@@ -215,13 +223,16 @@ def test_cli_backtest_is_one_trace_from_cli_root_to_worker_phases(workload: Work
         and s.attributes.get("http.route") == "/api/v1/backtests/start"
     ]
     assert len(server) == 1, [s.name for s in spans]
-    assert server[0].parent_span_id == root.span_id
+    client = by_id[server[0].parent_span_id or ""]
+    assert (client.name, client.service_name) == ("POST", "ktrdr-cli")
+    assert client.parent_span_id == root.span_id
     create = only(spans, "operations.create")
     assert create.service_name == "ktrdr-api"
     assert create.parent_span_id == server[0].span_id
     assert create.attributes["operation.id"] == op["id"]
 
     # The dispatch that reached the worker, and the selection inside it.
+    assert op["attempt"] == 1, op
     job = only(spans, "worker.job")
     dispatch = by_id[job.parent_span_id or ""]
     assert dispatch.name == "operations.dispatch", "worker.job hangs off the dispatch span"
@@ -278,7 +289,7 @@ def test_cli_backtest_is_one_trace_from_cli_root_to_worker_phases(workload: Work
         assert phase.status_code != 2
         chain = [s.name for s in ancestry(phase, by_id)]
         assert chain[1:4] == expected_chain, chain
-        assert chain[4] == server[0].name and chain[-1] == "cli.backtest_run", chain
+        assert chain[4:] == [server[0].name, "POST", "cli.backtest_run"], chain
     assert only(spans, "backtest.simulation").attributes["backtest.bars"] > 0
     trades = only(spans, "backtest.results").attributes["backtest.trades"]
     assert trades == len(op["result"]["trades"]) > 0
@@ -561,3 +572,210 @@ def test_unreachable_collector_slows_nothing(stack_factory: StackFactory) -> Non
     assert Counter(o["status"] for o in api.http.get("/operations").json()["data"]) == {
         "completed": 1
     }
+
+
+# ------------------------------------------- more flows on the same stack (issues 10, 18)
+#
+# This fixture adds operations to the shared stack, so the tests that use it come after
+# every test that counts the workload above (pytest runs a module's tests in order).
+
+SEED_SPANS = {
+    # name: the service that emits it (docs: ARCHITECTURE.md "Telemetry contract" and
+    # the seed's telemetry audit)
+    "operations.create": "ktrdr-api",
+    "operations.list": "ktrdr-api",
+    "operation.register": "ktrdr-api",
+    "operation.state_transition": "ktrdr-api",
+    "workers.list": "ktrdr-api",
+    "workers.select": "ktrdr-api",
+    "backtest.data_loading": "ktrdr-worker-general",
+    "backtest.strategy_init": "ktrdr-worker-general",
+    "backtest.simulation": "ktrdr-worker-general",
+    "cli.backtest_run": "ktrdr-cli",
+    "GET": "ktrdr-cli",
+    "POST": "ktrdr-cli",
+}
+USER_TRACE_ID, USER_SPAN_ID = "7" * 32, "8" * 16
+
+
+@dataclass
+class Flows:
+    failed_backtest: dict[str, Any]
+    cancelled_by_traced_request: dict[str, Any]
+    cancelled: dict[str, Any]
+    waited: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def flows(workload: Workload) -> Flows:
+    api = workload.api
+    # A backtest that fails ON THE WORKER: its data file is gone after the download.
+    response = api.http.post(
+        "/data/downloads/start",
+        json={"symbol": "GBPUSD", "timeframe": "1h", "provider": "synthetic", "bars": 500},
+    )
+    assert response.status_code == 202, response.text
+    api.wait_status(response.json()["id"], {"completed"}, 60)
+    (workload.stack.data_home / "data" / "GBPUSD" / "1h.parquet").unlink()
+    response = api.http.post(
+        "/backtests/start", json={"strategy": "sma_crossover", "symbol": "GBPUSD"}
+    )
+    assert response.status_code == 202, response.text
+    failed = api.wait_status(response.json()["id"], {"failed"}, 60)
+
+    # Both workers busy, a third operation waits through several dispatch rounds.
+    busy = [api.start_diagnostic(steps=300, step_ms=100) for _ in range(2)]
+    for op in busy:
+        api.wait_status(op["id"], {"running"}, 20)
+    waiting = api.start_diagnostic(steps=1, step_ms=1)
+    wait_for(
+        lambda: (
+            value(
+                families(workload.stack.api_url),
+                "ktrdr_operations_oldest_queued_age_seconds",
+                type="diagnostic",
+            )
+            >= 1.5
+        ),
+        20,
+        "the third operation to wait 1.5 s (several dispatch rounds of 0.2 s)",
+    )
+    # A user's cancel sent from a trace of its own, and a plain one.
+    traced = api.http.post(
+        f"/operations/{busy[0]['id']}/cancel",
+        headers={"traceparent": f"00-{USER_TRACE_ID}-{USER_SPAN_ID}-01"},
+    )
+    assert traced.status_code == 200, traced.text
+    assert api.http.post(f"/operations/{busy[1]['id']}/cancel").status_code == 200
+    cancelled = [api.wait_status(op["id"], {"cancelled"}, 20) for op in busy]
+    waited = api.wait_status(waiting["id"], {"completed"}, 20)
+    # The listings of the seed (operations.list, workers.list).
+    assert api.http.get("/operations").status_code == 200
+    api.workers()
+    return Flows(failed, cancelled[0], cancelled[1], waited)
+
+
+def test_every_seed_span_name_is_emitted_by_its_service(workload: Workload, flows: Flows) -> None:
+    def complete(spans: list[ReceivedSpan]) -> bool:
+        return set(SEED_SPANS) <= {(s.name) for s in spans}
+
+    spans = workload.receiver.wait_for(complete, timeout_s=15)
+    for name, service in SEED_SPANS.items():
+        services = {s.service_name for s in spans if s.name == name}
+        assert service in services, (name, services)
+
+
+def _transitions(spans: list[ReceivedSpan]) -> list[tuple[str, str]]:
+    found = [
+        s
+        for s in spans
+        if s.name == "operation.state_transition" and s.attributes["operation.changed"]
+    ]
+    found.sort(key=lambda s: ["pending", "running"].index(s.attributes["operation.from"]))
+    return [(s.attributes["operation.from"], s.attributes["operation.to"]) for s in found]
+
+
+def test_every_transition_has_a_span_in_the_operations_own_trace(
+    workload: Workload, flows: Flows
+) -> None:
+    ops = [
+        workload.download, workload.backtest, *workload.completed_diagnostics,
+        workload.failed_diagnostic, flows.failed_backtest, flows.cancelled_by_traced_request,
+        flows.cancelled, flows.waited,
+    ]  # fmt: skip
+    for op in ops:
+        final = op["status"]
+
+        def both(spans: list[ReceivedSpan], op: dict[str, Any] = op) -> bool:
+            return len(_transitions(trace_of(spans, op["trace_id"]))) >= 2
+
+        spans = trace_of(workload.receiver.wait_for(both, timeout_s=15), op["trace_id"])
+        assert _transitions(spans) == [("pending", "running"), ("running", final)], op["id"]
+        claim = [s for s in spans if s.attributes.get("operation.to") == "running"]
+        assert claim[0].attributes["worker.id"] == op["worker_id"]
+        assert claim[0].attributes["operation.id"] == op["id"]
+
+
+def test_a_waiting_operation_has_one_wait_span_not_a_span_pair_per_round(
+    workload: Workload, flows: Flows
+) -> None:
+    spans = workload.spans_of(flows.waited, "operations.wait", "worker.job")
+    names = Counter(s.name for s in spans)
+    assert names["operations.dispatch"] == 1 and names["workers.select"] == 1, names
+    wait = only(spans, "operations.wait")
+    # >= 1.5 s of waiting at one round per 0.2 s poll (and per wake-up).
+    assert wait.attributes["dispatch.rounds_without_worker"] >= 5, wait.attributes
+    assert [e[0] for e in wait.events] == ["no worker"]
+    assert wait.events[0][1]["outcome"] == "no_workers_available"
+    assert wait.attributes["operation.id"] == flows.waited["id"]
+
+
+def test_a_cancel_lands_in_the_operations_trace_linked_to_the_request(
+    workload: Workload, flows: Flows
+) -> None:
+    op = flows.cancelled_by_traced_request
+
+    def arrived(spans: list[ReceivedSpan]) -> bool:
+        return any(
+            s.name == "operation.state_transition"
+            and s.attributes.get("operation.to") == "cancelled"
+            and s.trace_id == op["trace_id"]
+            for s in spans
+        ) and bool(trace_of(spans, USER_TRACE_ID))
+
+    spans = workload.receiver.wait_for(arrived, timeout_s=15)
+    [transition] = [
+        s for s in trace_of(spans, op["trace_id"])
+        if s.name == "operation.state_transition" and s.attributes["operation.to"] == "cancelled"
+        and s.attributes["operation.changed"]  # the worker's later report is a no-op repeat
+    ]  # fmt: skip
+    # Linked to the request's server span, which names the operation's trace in turn.
+    [(linked_trace, linked_span)] = transition.links
+    assert linked_trace == USER_TRACE_ID
+    [request] = [s for s in trace_of(spans, USER_TRACE_ID) if s.span_id == linked_span]
+    assert request.attributes["operation.trace_id"] == op["trace_id"]
+    assert request.parent_span_id == USER_SPAN_ID
+    assert not [s for s in trace_of(spans, USER_TRACE_ID) if s.name == "operation.state_transition"]
+
+
+def test_a_cancel_is_an_event_not_an_error(workload: Workload, flows: Flows) -> None:
+    for op in (flows.cancelled_by_traced_request, flows.cancelled):
+        spans = workload.spans_of(op, "worker.job", "diagnostic.steps")
+        for name in ("worker.job", "diagnostic.steps"):
+            span = only(spans, name)
+            assert span.status_code != 2, (name, span.status_code)
+            assert [e[0] for e in span.events] == ["cancelled"], (name, span.events)
+        assert all(s.status_code != 2 for s in spans), [s.name for s in spans if s.status_code]
+
+
+def test_failed_operations_link_finds_a_backtest_that_failed_on_its_worker(
+    workload: Workload, flows: Flows
+) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from ktrdr.dashboards.operations import build
+
+    [link] = [x for x in build().links if x.title.startswith("Failed")]
+    query = parse_qs(urlsplit(link.url).query)
+    tags = json.loads(query["tags"][0])
+
+    def jaeger_search(spans: list[ReceivedSpan]) -> set[str]:
+        """Trace ids Jaeger's search (service, operation, tags) would list."""
+        return {
+            s.trace_id
+            for s in spans
+            if s.service_name == query["service"][0]
+            and s.name == query["operation"][0]
+            and all(str(s.attributes.get(k)).lower() == v for k, v in tags.items())
+        }
+
+    failed = {flows.failed_backtest["trace_id"], workload.failed_diagnostic["trace_id"]}
+    spans = workload.receiver.wait_for(lambda ss: failed <= jaeger_search(ss), timeout_s=15)
+    found = jaeger_search(spans)
+    assert failed <= found
+    for ok in (workload.backtest, flows.cancelled, flows.waited, *workload.completed_diagnostics):
+        assert ok["trace_id"] not in found
+    # Issue 18.6: the user's error names what is missing, not the worker's directories.
+    error = flows.failed_backtest["error"]
+    assert "no data for GBPUSD 1h" in error, error
+    assert str(workload.stack.data_home) not in error and "/data" not in error, error

@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from ktrdr.telemetry.context import operation_id_var
 from ktrdr.telemetry.logs import configure_logging
+from tests.support.stack import StackFactory, wait_for
 
 
 @pytest.fixture
@@ -92,3 +93,49 @@ def test_text_mode_is_readable(capsys: pytest.CaptureFixture[str]) -> None:
     assert "hello" in err
     assert "ktrdr-cli" in err
     assert not err.startswith("{")
+
+
+# --------------------------------------------------- on real processes (issue 10.6)
+
+
+@pytest.mark.integration
+def test_every_job_log_line_carries_trace_span_and_operation_ids(
+    stack_factory: StackFactory,
+) -> None:
+    """The API's and the worker's lines about a job lead to its trace: every line with an
+    operation id also has the trace and span ids, and the trace is the operation's own."""
+    stack, api = stack_factory.start(workers=1)
+    ops = [
+        api.start_diagnostic(steps=2, step_ms=10),
+        api.start_diagnostic(steps=2, step_ms=10, fail_at_step=1),
+    ]
+    long = api.start_diagnostic(steps=300, step_ms=100)
+    api.wait_status(long["id"], {"running"}, 20)
+    assert api.http.post(f"/operations/{long['id']}/cancel").status_code == 200
+    finals = {
+        op["id"]: api.wait_status(op["id"], {"completed", "failed", "cancelled"}, 20)
+        for op in (*ops, long)
+    }
+    assert sorted(op["status"] for op in finals.values()) == ["cancelled", "completed", "failed"]
+    logs = stack.data_home / "logs"
+
+    def job_lines() -> list[dict[str, Any]]:
+        found = [
+            entry
+            for path in sorted(logs.glob("*.log"))
+            for line in path.read_text(errors="replace").splitlines()
+            if line.startswith("{") and (entry := json.loads(line)).get("operation_id") in finals
+        ]
+        return found if sum("job ended" in e["message"] for e in found) == 3 else []
+
+    entries = wait_for(job_lines, 10, "the workers' 'job ended' lines")
+    for entry in entries:
+        op = finals[entry["operation_id"]]
+        assert entry["trace_id"] == op["trace_id"], entry
+        assert entry["span_id"] and len(entry["span_id"]) == 16, entry
+    for op_id, op in finals.items():
+        messages = [e["message"] for e in entries if e["operation_id"] == op_id]
+        assert f"dispatched to {op['worker_id']}" in messages, messages
+        assert f"job ended: {op['status']}" in messages, messages
+        assert f"operation pending -> running on {op['worker_id']}" in messages, messages
+        assert any(m.startswith(f"operation running -> {op['status']}") for m in messages)

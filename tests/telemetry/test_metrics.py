@@ -15,7 +15,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 from prometheus_client import CollectorRegistry
 
-from ktrdr.telemetry.context import operation_id_var
+from ktrdr.operations.model import OperationType
+from ktrdr.telemetry.context import CancelledByRequest, operation_id_var
 from ktrdr.telemetry.metrics import (
     KNOWN_OPERATION_TYPES,
     JobMetrics,
@@ -36,6 +37,7 @@ class FakeState:
     def __init__(self) -> None:
         self.counts: dict[tuple[str, str], int] = {}
         self.workers: list[WorkerState] = []
+        self.oldest: dict[str, float] = {}
         self.fail = False
 
     def operation_counts(self) -> Mapping[tuple[str, str], int]:
@@ -45,6 +47,9 @@ class FakeState:
 
     def worker_states(self) -> Sequence[WorkerState]:
         return self.workers
+
+    def oldest_queued_age_s(self) -> Mapping[str, float]:
+        return self.oldest
 
 
 @pytest.fixture
@@ -146,7 +151,8 @@ def test_dispatch_requeue_and_worker_loss(registry: CollectorRegistry) -> None:
     metrics.operation_dispatched("backtesting", "bt-1", 3.0, None)
     metrics.operation_dispatched("training", "tr-1", 0.0, None)
     metrics.operation_requeued("backtesting")
-    metrics.worker_lost("backtesting")
+    metrics.worker_lost(["backtesting"])
+    metrics.worker_lost(["training", "backtesting"])
 
     ops = "ktrdr_worker_operations_total"
     assert value(registry, ops, worker_id="bt-1", type="backtesting") == 2
@@ -156,7 +162,8 @@ def test_dispatch_requeue_and_worker_loss(registry: CollectorRegistry) -> None:
         registry, "ktrdr_operation_queue_wait_seconds_sum", type="backtesting"
     ) == pytest.approx(3.2)
     assert value(registry, "ktrdr_operations_requeued_total", type="backtesting") == 1
-    assert value(registry, "ktrdr_workers_lost_total", kind="backtesting") == 1
+    assert value(registry, "ktrdr_workers_lost_total", kinds="backtesting") == 1
+    assert value(registry, "ktrdr_workers_lost_total", kinds="backtesting,training") == 1
 
 
 def test_duration_exemplar_carries_trace_id_in_openmetrics(registry: CollectorRegistry) -> None:
@@ -175,7 +182,7 @@ def test_duration_exemplar_carries_trace_id_in_openmetrics(registry: CollectorRe
     ]
     # Exactly the bucket the observation fell into holds the exemplar.
     assert len(duration_lines) == 1
-    assert 'le="10.0"' in duration_lines[0]
+    assert 'le="7.5"' in duration_lines[0]
     assert f'trace_id="{TRACE_ID}"' in next(
         line
         for line in text.splitlines()
@@ -239,7 +246,7 @@ def test_unreadable_state_skips_gauges_but_scrape_succeeds(
     metrics.operation_finished("backtesting", "completed", 1.0, None)
     state.fail = True
 
-    with caplog.at_level(logging.WARNING, logger="ktrdr.telemetry.metrics"):
+    with caplog.at_level(logging.WARNING, logger="ktrdr.telemetry"):
         body, _ = render_metrics(None, registry)
     text = body.decode()
     assert "ktrdr_operations_finished_total" in text
@@ -335,10 +342,17 @@ def test_work_counters(registry: CollectorRegistry) -> None:
     jobs = JobMetrics(registry)
     jobs.bars_simulated(4000)
     jobs.bars_simulated(250)
-    jobs.rows_downloaded(10)
+    jobs.declare_providers(["synthetic", "csv"])
+    jobs.rows_downloaded(10, "synthetic")
     jobs.phase_duration("training", "epoch", 2.0)
+    jobs.epoch_finished(3, val_loss=0.625, val_accuracy=0.5)
     assert value(registry, "ktrdr_backtest_bars_simulated_total") == 4250
-    assert value(registry, "ktrdr_data_rows_downloaded_total") == 10
+    assert value(registry, "ktrdr_data_rows_downloaded_total", provider="synthetic") == 10
+    assert value(registry, "ktrdr_data_rows_downloaded_total", provider="csv") == 0
+    assert value(registry, "ktrdr_training_epochs_total") == 1
+    assert value(registry, "ktrdr_training_epoch") == 3
+    assert value(registry, "ktrdr_training_validation_loss") == 0.625
+    assert value(registry, "ktrdr_training_validation_accuracy") == 0.5
     assert (
         value(registry, "ktrdr_job_phase_duration_seconds_count", type="training", phase="epoch")
         == 1
@@ -362,3 +376,74 @@ def test_metric_modules_do_not_import_otel_sdk() -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_phase_cancelled_is_an_event_not_an_error(
+    registry: CollectorRegistry, spans: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
+    provider, exporter = spans
+    jobs = JobMetrics(registry)
+    with pytest.raises(CancelledByRequest):  # noqa: SIM117
+        with jobs.phase("training", "training", tracer_provider=provider):
+            raise CancelledByRequest("cancelled by user")
+    (span,) = exporter.get_finished_spans()
+    assert span.status.status_code is StatusCode.UNSET
+    assert [(e.name, dict(e.attributes or {})) for e in span.events] == [
+        ("cancelled", {"reason": "cancelled by user"})
+    ]
+
+
+def test_every_known_series_starts_at_zero(registry: CollectorRegistry) -> None:
+    """Counters that dashboards count exist at 0 before their first event (increase()
+    cannot see the first increment of a series born at 1)."""
+    metrics = PlatformMetrics(registry, strategies=["sma_crossover"])
+    assert value(registry, "ktrdr_workers_lost_total", kinds="training") == 0
+    assert (
+        value(registry, "ktrdr_worker_operations_total", worker_id="w1", type="diagnostic") is None
+    )
+    metrics.worker_registered("w1", ["diagnostic", "backtesting"])
+    assert value(registry, "ktrdr_worker_operations_total", worker_id="w1", type="diagnostic") == 0
+    assert value(registry, "ktrdr_workers_lost_total", kinds="backtesting,diagnostic") == 0
+    research = "ktrdr_research_runs_total"
+    for strategy in ("sma_crossover", "custom"):
+        labels = {"type": "backtesting", "strategy": strategy, "status": "failed"}
+        assert value(registry, research, **labels) == 0
+    metrics.operation_finished("backtesting", "failed", 1.0, None, strategy="sma_crossover")
+    # A strategy sent as YAML text (user input): one bounded "custom" value.
+    metrics.operation_finished("backtesting", "failed", 1.0, None, strategy="name: x\n...")
+    metrics.operation_finished("backtesting", "failed", 1.0, None, strategy="rm -rf")
+    assert (
+        value(registry, research, type="backtesting", strategy="sma_crossover", status="failed")
+        == 1
+    )
+    assert value(registry, research, type="backtesting", strategy="custom", status="failed") == 2
+    body, _ = render_metrics(None, registry)
+    assert "rm -rf" not in body.decode()
+
+
+def test_worker_state_set_and_oldest_queued_age(registry: CollectorRegistry) -> None:
+    state = FakeState()
+    PlatformMetrics(registry, state)
+    assert value(registry, "ktrdr_operations_oldest_queued_age_seconds", type="training") == 0
+    state.oldest = {"training": 42.5}
+    state.workers = [
+        WorkerState("w1", "training", alive=False, busy=False, state="lost"),
+        WorkerState("w2", "backtesting", alive=True, busy=False, state="online"),
+    ]
+    assert value(registry, "ktrdr_operations_oldest_queued_age_seconds", type="training") == 42.5
+    got = {
+        (worker, s): value(registry, "ktrdr_worker_state", worker_id=worker, state=s)
+        for worker in ("w1", "w2")
+        for s in ("online", "draining", "lost", "offline")
+    }
+    assert got == {
+        ("w1", "online"): 0, ("w1", "draining"): 0, ("w1", "lost"): 1, ("w1", "offline"): 0,
+        ("w2", "online"): 1, ("w2", "draining"): 0, ("w2", "lost"): 0, ("w2", "offline"): 0,
+    }  # fmt: skip
+    # The lost worker's kind has no alive worker: it reads 0, it does not disappear.
+    assert value(registry, "ktrdr_workers_registered", kind="training") == 0
+    assert value(registry, "ktrdr_workers_registered", kind="backtesting") == 1
+
+
+def test_known_types_are_the_operation_types() -> None:
+    assert set(KNOWN_OPERATION_TYPES) == {t.value for t in OperationType}

@@ -22,6 +22,8 @@ from ktrdr.console import mount_console
 from ktrdr.constants import API_PREFIX
 from ktrdr.db.engine import make_engine, upgrade_schema
 from ktrdr.dispatch.dispatcher import Dispatcher
+from ktrdr.engine.strategy import builtin_strategy_names
+from ktrdr.operations.model import OperationType
 from ktrdr.operations.service import OperationService
 from ktrdr.operations.store import Store
 from ktrdr.registry.service import WorkerService
@@ -32,7 +34,12 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: ApiSettings, *, registry: CollectorRegistry = REGISTRY) -> FastAPI:
-    metrics = PlatformMetrics(registry=registry)
+    metrics = PlatformMetrics(
+        registry=registry,
+        operation_types=[t.value for t in OperationType],
+        worker_kinds=[t.value for t in OperationType],
+        strategies=builtin_strategy_names(),
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -43,6 +50,10 @@ def create_app(settings: ApiSettings, *, registry: CollectorRegistry = REGISTRY)
             store, max_attempts=settings.max_attempts, events=metrics
         )
         await asyncio.to_thread(store.refresh_all_heartbeats, operations_service.clock())
+        # Workers that registered before a backend restart do not register again: give
+        # their dispatch counters the zero start here.
+        for known in await asyncio.to_thread(store.list_workers):
+            metrics.worker_registered(known.id, [k.value for k in known.kinds])
         workers_service = WorkerService(
             operations_service,
             heartbeat_timeout_s=settings.heartbeat_timeout_s,

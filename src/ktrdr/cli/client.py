@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -25,7 +27,7 @@ class ApiUnreachable(ApiError):
 
 
 def _inject_trace_headers(headers: dict[str, str]) -> None:
-    """Carry the CLI span's context to the API (one trace per operation)."""
+    """Carry the current span's context to the API (one trace per operation)."""
     from opentelemetry import propagate
 
     propagate.inject(headers)
@@ -39,6 +41,21 @@ _api_key: str | None = None
 def use_api_key(key: str | None) -> None:
     global _api_key
     _api_key = key or None
+
+
+@contextmanager
+def _client_span(method: str, url: str) -> Iterator[Any]:
+    """The seed's ``GET``/``POST`` client span around one API call (a no-op span when
+    tracing is off). Made by hand: the httpx instrumentation takes ~2 s to import, which
+    a CLI command cannot afford; this needs only the OpenTelemetry API."""
+    from opentelemetry import trace
+
+    tracer = trace.get_tracer("ktrdr.cli.http")
+    attributes = {"http.method": method, "http.url": url}
+    with tracer.start_as_current_span(
+        method, kind=trace.SpanKind.CLIENT, attributes=attributes
+    ) as span:
+        yield span
 
 
 class ApiClient:
@@ -62,14 +79,18 @@ class ApiClient:
         headers: dict[str, str] = {}
         if idempotency_key:
             headers[IDEMPOTENCY_HEADER] = idempotency_key
-        _inject_trace_headers(headers)
-        try:
-            response = self._http.request(method, path, json=json, params=params, headers=headers)
-        except httpx.TransportError as exc:
-            raise ApiUnreachable(
-                f"cannot reach the KTRDR API at {self.base_url} ({type(exc).__name__}); "
-                "start it with `ktrdr up` or point --url / KTRDR_API_URL at it"
-            ) from exc
+        with _client_span(method, f"{self.base_url}{API_PREFIX}{path}") as span:
+            _inject_trace_headers(headers)
+            try:
+                response = self._http.request(
+                    method, path, json=json, params=params, headers=headers
+                )
+            except httpx.TransportError as exc:
+                raise ApiUnreachable(
+                    f"cannot reach the KTRDR API at {self.base_url} ({type(exc).__name__}); "
+                    "start it with `ktrdr up` or point --url / KTRDR_API_URL at it"
+                ) from exc
+            span.set_attribute("http.status_code", response.status_code)
         if response.status_code >= 400:
             message = _error_text(response)
             if response.status_code == 401:

@@ -50,17 +50,28 @@ def up(
     api_port: Annotated[int, typer.Option()] = DEFAULT_API_PORT,
     worker_port: Annotated[int, typer.Option(help="first worker port")] = DEFAULT_WORKER_PORT,
     data_home: Annotated[Path | None, typer.Option(envvar="KTRDR_DATA_HOME")] = None,
+    observability: Annotated[
+        bool,
+        typer.Option(
+            help="also start Prometheus (if installed) on the stack's ports and send traces "
+            "to a local OTLP collector (if one listens on :4318)"
+        ),
+    ] = False,
+    prometheus_port: Annotated[int, typer.Option(help="with --observability")] = 9090,
 ) -> None:
     """Start the API and N workers as local processes; Ctrl-C stops them all."""
+    from ktrdr.cli.observability import Observability, start_prometheus, traces_endpoint
     from ktrdr.cli.output import console
     from ktrdr.config import default_data_home
     from ktrdr.local_observability import write_local_observability
 
     home = data_home or default_data_home()
+    obs = Observability()
     stack = LocalStack(
         data_home=home,
         api_port=api_port,
         worker_ports=[worker_port + i for i in range(workers)],
+        extra_env=traces_endpoint(obs) if observability else {},
     )
     console.print(f"starting ktrdr-api on :{api_port} and {workers} worker(s); data in {home}")
     # Written before anything starts, so a Prometheus can be pointed at it at once.
@@ -78,17 +89,25 @@ def up(
     # half the processes running.
     try:
         stack.start()
+        if observability:
+            start_prometheus(obs, files.prometheus_config, prometheus_port)
         _print_where(stack, files)
+        for note in obs.notes:
+            console.print(note)
         while not stopping:
             for process in [p for p in (stack.api, *stack.workers) if p is not None]:
                 if not process.running:
                     console.print(f"[red]{process.name} exited[/]; see {process.log_path}")
                     stopping = True
+            if obs.prometheus is not None and obs.prometheus.poll() is not None:
+                console.print(f"[red]prometheus exited[/]; see {files.prometheus_config.parent}")
+                stopping = True
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:
         console.print("stopping…")
+        obs.stop()
         stack.stop()
         console.print("stopped")
 

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 
-from ktrdr.dashboards import operations, system_overview, worker_status
+from ktrdr.dashboards import operations, research, system_overview, worker_status
+from ktrdr.dashboards.constants import JAEGER_UI_URL
 from ktrdr.dashboards.model import Dashboard
 
 
-def all_dashboards() -> tuple[Dashboard, ...]:
-    """System Overview, Worker Status and Operations, in menu order."""
-    return (system_overview.build(), worker_status.build(), operations.build())
+def all_dashboards(jaeger_url: str = JAEGER_UI_URL) -> tuple[Dashboard, ...]:
+    """System Overview, Worker Status, Operations and Research, in menu order."""
+    return (
+        system_overview.build(),
+        worker_status.build(),
+        operations.build(jaeger_url),
+        research.build(),
+    )
 
 
 def render(dashboard: Dashboard) -> str:
@@ -18,6 +24,6 @@ def render(dashboard: Dashboard) -> str:
     return json.dumps(dashboard.to_json(), indent=2, ensure_ascii=False) + "\n"
 
 
-def rendered_files() -> dict[str, str]:
-    """File name -> JSON text for every dashboard."""
-    return {d.filename: render(d) for d in all_dashboards()}
+def rendered_files(jaeger_url: str = JAEGER_UI_URL) -> dict[str, str]:
+    """File name -> JSON text for every dashboard (``jaeger_url``: its links' default)."""
+    return {d.filename: render(d) for d in all_dashboards(jaeger_url)}

@@ -21,8 +21,15 @@ KTRDR_JOBS_REGEX = "ktrdr-.*"
 WORKER_ID_LABEL = "worker_id"
 WORKER_KIND_LABEL = "worker_kind"
 
-# Where the Jaeger UI is published by deploy/docker-compose.yml (and `ktrdr up` users).
+# Where the Jaeger UI is published by deploy/docker-compose.yml (and `ktrdr up` users):
+# the default of the Operations dashboard's $jaeger_url variable, which every Jaeger link
+# uses. Another deployment: `python -m ktrdr.dashboards --jaeger-url URL`, or change the
+# variable on the dashboard (?var-jaeger_url=URL).
 JAEGER_UI_URL = "http://localhost:16686"
+
+# Request-rate and latency panels leave out the workers' own chatter by default (beats
+# every few seconds, progress reports): it would drown the user-facing traffic.
+DEFAULT_ROUTE_EXCLUDE = ".*/heartbeat|.*/progress"
 
 # Relative to the repository root; `python -m ktrdr.dashboards` writes here.
 DASHBOARDS_DIR = Path("deploy") / "grafana" / "dashboards"

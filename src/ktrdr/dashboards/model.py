@@ -16,6 +16,7 @@ from ktrdr.dashboards.constants import (
     DEFAULT_TIME_FROM,
     PROMETHEUS_DATASOURCE_UID,
 )
+from ktrdr.dashboards.variables import QueryVariable, TextVariable
 
 JSON = dict[str, Any]
 GRID_WIDTH = 24
@@ -248,41 +249,6 @@ class Row:
 
 
 @dataclass(frozen=True)
-class QueryVariable:
-    """A ``label_values(selector, label)`` template variable (multi-select with All)."""
-
-    name: str
-    label: str
-    selector: str
-    label_name: str
-    all_value: str = ".*"
-
-    @property
-    def query(self) -> str:
-        return f"label_values({self.selector}, {self.label_name})"
-
-    def to_json(self) -> JSON:
-        return {
-            "name": self.name,
-            "label": self.label,
-            "type": "query",
-            "datasource": prometheus_datasource(),
-            "definition": self.query,
-            "query": {"qryType": 1, "query": self.query, "refId": f"{self.name}-values"},
-            "refresh": 2,  # on time-range change: new workers and kinds appear
-            "includeAll": True,
-            "multi": True,
-            "allValue": self.all_value,
-            "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
-            "options": [],
-            "regex": "",
-            "sort": 1,
-            "hide": 0,
-            "skipUrlSync": False,
-        }
-
-
-@dataclass(frozen=True)
 class DashboardLink:
     title: str
     url: str
@@ -310,7 +276,7 @@ class Dashboard:
     description: str
     filename: str
     items: tuple[Panel | Row, ...]
-    variables: tuple[QueryVariable, ...] = ()
+    variables: tuple[QueryVariable | TextVariable, ...] = ()
     links: tuple[DashboardLink, ...] = ()
     tags: tuple[str, ...] = field(default=(DASHBOARD_TAG,))
 

@@ -21,6 +21,7 @@ from ktrdr.dashboards.model import (
     QueryVariable,
     Row,
     Target,
+    TextVariable,
     Threshold,
 )
 
@@ -31,9 +32,20 @@ SCOPE = f'job="{API_JOB}", type=~"$kind"'
 FINISHED = "ktrdr_operations_finished_total"
 
 
+# Every Jaeger link starts with the dashboard's $jaeger_url (default JAEGER_UI_URL).
+JAEGER_URL_VARIABLE = "${jaeger_url}"
+# The span that carries an operation's final failure, whatever failed it (the worker's
+# report, a dispatch that gave up, the last attempt after a lost worker): the API's state
+# transition to failed. (`operations.create` with error=true found only refused requests.)
+FAILED_SPAN = "operation.state_transition"
+FAILED_TAGS = '{"operation.to":"failed"}'
+
+
 def jaeger_search_url(operation: str = "operations.create", tags: str = "") -> str:
     """Jaeger UI search for API traces of ``operation`` in the last hour."""
-    url = f"{JAEGER_UI_URL}/search?service=ktrdr-api&operation={operation}&lookback=1h&limit=50"
+    url = (
+        f"{JAEGER_URL_VARIABLE}/search?service=ktrdr-api&operation={operation}&lookback=1h&limit=50"
+    )
     return f"{url}&tags={quote(tags)}" if tags else url
 
 
@@ -48,9 +60,10 @@ def _quantile(q: float, metric: str, job: str = API_JOB) -> str:
     )
 
 
-def build() -> Dashboard:
+def build(jaeger_url: str = JAEGER_UI_URL) -> Dashboard:
+    """``jaeger_url``: the default of the $jaeger_url variable behind every Jaeger link."""
     traces = Link("Operation traces in Jaeger", jaeger_search_url())
-    failed_traces = Link("Failed operations in Jaeger", jaeger_search_url(tags='{"error":"true"}'))
+    failed_traces = Link("Failed operations in Jaeger", jaeger_search_url(FAILED_SPAN, FAILED_TAGS))
     return Dashboard(
         uid=UID,
         title="KTRDR / Operations",
@@ -64,10 +77,20 @@ def build() -> Dashboard:
             QueryVariable(
                 "kind", "Operation type", f'ktrdr_operations_active{{job="{API_JOB}"}}', "type"
             ),
+            TextVariable(
+                "jaeger_url",
+                "Jaeger UI",
+                jaeger_url.rstrip("/"),
+                "Base URL of the Jaeger UI that every trace link on this dashboard opens.",
+            ),
         ),
         links=(
             DashboardLink(traces.title, traces.url, "Search ktrdr-api operation traces"),
-            DashboardLink(failed_traces.title, failed_traces.url, "Traces with errors"),
+            DashboardLink(
+                failed_traces.title,
+                failed_traces.url,
+                "Operations that ended failed (the API's transition to failed)",
+            ),
         ),
         items=(
             Row("Now"),
@@ -120,12 +143,31 @@ def build() -> Dashboard:
                 PanelType.TEXT,
                 markdown=(
                     f"[Operation traces]({traces.url}) · [Failed operations]({failed_traces.url})"
+                    f" (span `{FAILED_SPAN}` with `operation.to=failed`)"
                     "\n\nEvery operation record keeps its `trace_id`: `ktrdr ops show <id>` "
                     "prints the trace link. Exemplar dots on *Operation duration* open the "
                     "trace of that very operation."
                 ),
                 width=6,
                 height=5,
+            ),
+            Panel(
+                "Oldest queued operation age",
+                PanelType.TIMESERIES,
+                (
+                    Target(
+                        f"max by (type) (ktrdr_operations_oldest_queued_age_seconds{{{SCOPE}}})",
+                        "{{type}}",
+                    ),
+                ),
+                description=(
+                    "How long the longest-waiting pending operation of each type has waited "
+                    "(0: none queued). The queue-wait histogram only sees dispatched "
+                    "operations; this shows one that is stuck."
+                ),
+                unit="s",
+                width=24,
+                expectation=FILLED,
             ),
             Panel(
                 "Active and queued operations by type",
@@ -154,7 +196,7 @@ def build() -> Dashboard:
                     ),
                 ),
                 description="Operations reaching a final status, as an hourly rate.",
-                unit="short",
+                unit="suffix:/h",
                 width=12,
                 bars=True,
                 stacked=True,

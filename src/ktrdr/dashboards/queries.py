@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ktrdr.dashboards.catalog import all_dashboards
-from ktrdr.dashboards.constants import KTRDR_JOBS_REGEX
-from ktrdr.dashboards.model import Expectation
+from ktrdr.dashboards.constants import DEFAULT_ROUTE_EXCLUDE, JAEGER_UI_URL, KTRDR_JOBS_REGEX
+from ktrdr.dashboards.model import Expectation, QueryVariable
 
 # What "All" selects for each template variable, plus Grafana's built-in intervals at the
 # default 1h window. Override any of them per call (e.g. a shorter $__rate_interval when
@@ -26,6 +26,11 @@ DEFAULT_VARIABLES: Mapping[str, str] = {
     "job": KTRDR_JOBS_REGEX,
     "instance": ".*",
     "kind": ".*",
+    "route": ".*",
+    "route_exclude": DEFAULT_ROUTE_EXCLUDE,
+    "strategy": ".*",
+    "type": ".*",
+    "jaeger_url": JAEGER_UI_URL,
     "__range": "1h",
     "__rate_interval": "1m",
     "__interval": "15s",
@@ -98,6 +103,7 @@ def all_variable_queries() -> list[VariableQuery]:
         VariableQuery(d.uid, v.name, v.selector, v.label_name)
         for d in all_dashboards()
         for v in d.variables
+        if isinstance(v, QueryVariable)
     ]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ktrdr.dashboards.constants import KTRDR_JOBS_REGEX
+from ktrdr.dashboards.constants import DEFAULT_ROUTE_EXCLUDE, KTRDR_JOBS_REGEX
 from ktrdr.dashboards.model import (
     Dashboard,
     Expectation,
@@ -11,6 +11,7 @@ from ktrdr.dashboards.model import (
     QueryVariable,
     Row,
     Target,
+    TextVariable,
     Threshold,
     ValueText,
 )
@@ -20,8 +21,14 @@ FILLED = Expectation.FILLED_BY_BACKTEST_WORKLOAD
 
 # $job / $instance narrow every panel; "All" for job means every ktrdr-* job.
 SCOPE = 'job=~"$job", instance=~"$instance"'
-REQUESTS = f"http_server_duration_milliseconds_count{{{SCOPE}}}"
-BUCKETS = f"http_server_duration_milliseconds_bucket{{{SCOPE}}}"
+# Request rate and latency: $route picks route templates, $route_exclude (default: worker
+# heartbeats and progress reports) leaves the platform's own chatter out.
+ROUTES = f'{SCOPE}, http_target=~"$route", http_target!~"$route_exclude"'
+REQUESTS = f"http_server_duration_milliseconds_count{{{ROUTES}}}"
+BUCKETS = f"http_server_duration_milliseconds_bucket{{{ROUTES}}}"
+# Errors come from ktrdr_http_server_errors_total: its series exist at 0 from process
+# start, so the first 404 shows (a histogram series born at 1 is invisible to rate()).
+ERRORS = "ktrdr_http_server_errors_total"
 UP_MAPPINGS = (ValueText(0, "DOWN", "red"), ValueText(1, "UP", "green"))
 
 
@@ -31,9 +38,8 @@ def _rate(selector: str, by: str = "") -> str:
 
 
 def _status(status_regex: str) -> str:
-    """Request counter selector restricted to status codes matching ``status_regex``."""
-    matchers = f'{SCOPE}, http_status_code=~"{status_regex}"'
-    return f"http_server_duration_milliseconds_count{{{matchers}}}"
+    """Error counter selector restricted to status codes matching ``status_regex``."""
+    return f'{ERRORS}{{{SCOPE}, status_code=~"{status_regex}"}}'
 
 
 def _errors(status_regex: str) -> str:
@@ -59,6 +65,18 @@ def build() -> Dashboard:
                 "job", "Job", f'up{{job=~"{KTRDR_JOBS_REGEX}"}}', "job", KTRDR_JOBS_REGEX
             ),
             QueryVariable("instance", "Instance", 'up{job=~"$job"}', "instance"),
+            QueryVariable(
+                "route",
+                "Route",
+                'http_server_duration_milliseconds_count{job=~"$job"}',
+                "http_target",
+            ),
+            TextVariable(
+                "route_exclude",
+                "Exclude routes (regex)",
+                DEFAULT_ROUTE_EXCLUDE,
+                "Routes left out of request rate and latency; empty the box to see them all.",
+            ),
         ),
         items=(
             Row("Health"),
@@ -128,24 +146,28 @@ def build() -> Dashboard:
                 description="Client errors per second (bad input, unknown ids, auth).",
                 unit="reqps",
                 width=8,
+                expectation=FILLED,
             ),
             Panel(
                 "5xx error rate",
                 PanelType.TIMESERIES,
                 (Target(_errors("5.."), "5xx/s"),),
-                description="Server errors per second; any sustained value is a bug.",
+                description="Server errors per second; any sustained value is a bug. Reads 0, "
+                "not 'no data', when there were none.",
                 unit="reqps",
                 width=8,
+                expectation=FILLED,
             ),
             Panel(
                 "Errors by status code",
                 PanelType.TIMESERIES,
                 (
                     Target(
-                        _rate(_status("[45].."), "job, http_status_code"),
-                        "{{job}} {{http_status_code}}",
+                        _rate(_status("[45].."), "job, status_code") + " > 0",
+                        "{{job}} {{status_code}}",
                     ),
                 ),
+                description="Only codes that occurred: every code has a series at 0.",
                 unit="reqps",
                 width=8,
                 stacked=True,
@@ -225,6 +247,46 @@ def build() -> Dashboard:
                 "Open file descriptors",
                 PanelType.TIMESERIES,
                 (Target(f"process_open_fds{{{SCOPE}}}", "{{job}} {{instance}}"),),
+                width=8,
+                expectation=FILLED,
+            ),
+            Panel(
+                "File descriptors used (of the limit)",
+                PanelType.TIMESERIES,
+                (
+                    Target(
+                        f"process_open_fds{{{SCOPE}}} / process_max_fds{{{SCOPE}}}",
+                        "{{job}} {{instance}}",
+                    ),
+                ),
+                description="Resource exhaustion: at 100 % a process can accept no connection.",
+                unit="percentunit",
+                width=8,
+                min_value=0,
+                max_value=1,
+                expectation=FILLED,
+            ),
+            Panel(
+                "GC collections",
+                PanelType.TIMESERIES,
+                (
+                    Target(
+                        "sum by (job, instance, generation) (rate(python_gc_collections_total"
+                        f"{{{SCOPE}}}[$__rate_interval]))",
+                        "{{job}} {{instance}} gen {{generation}}",
+                    ),
+                ),
+                description="Python garbage collections per second, by generation.",
+                unit="ops",
+                width=8,
+                expectation=FILLED,
+            ),
+            Panel(
+                "Scrape duration",
+                PanelType.TIMESERIES,
+                (Target(f"scrape_duration_seconds{{{SCOPE}}}", "{{job}} {{instance}}"),),
+                description="How long Prometheus takes to read each /metrics.",
+                unit="s",
                 width=8,
                 expectation=FILLED,
             ),

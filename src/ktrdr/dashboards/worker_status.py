@@ -48,7 +48,13 @@ def build() -> Dashboard:
             Panel(
                 "Registered workers",
                 PanelType.STAT,
-                (Target(f"count(count by (worker_id) ({BUSY}))", "workers", instant=True),),
+                (
+                    Target(
+                        f"count(count by (worker_id) ({BUSY})) or vector(0)",
+                        "workers",
+                        instant=True,
+                    ),
+                ),
                 description="Distinct alive workers serving the selected kinds.",
                 width=6,
                 height=5,
@@ -59,12 +65,12 @@ def build() -> Dashboard:
                 PanelType.STAT,
                 (
                     Target(
-                        f"count((max by (worker_id) ({BUSY})) == 0)",
+                        f"count((max by (worker_id) ({BUSY})) == 0) or vector(0)",
                         "idle workers",
                         instant=True,
                     ),
                 ),
-                description="Alive workers not running an operation (empty = none free).",
+                description="Alive workers not running an operation (0 when all are busy).",
                 width=6,
                 height=5,
                 thresholds=(Threshold("orange"), Threshold("green", 1)),
@@ -75,7 +81,7 @@ def build() -> Dashboard:
                 PanelType.STAT,
                 (
                     Target(
-                        f"sum(max by (worker_id) ({BUSY}))",
+                        f"sum(max by (worker_id) ({BUSY})) or vector(0)",
                         "busy workers",
                         instant=True,
                     ),
@@ -90,16 +96,18 @@ def build() -> Dashboard:
                 (
                     Target(
                         "sum(increase(ktrdr_workers_lost_total"
-                        f'{{{API}, kind=~"$kind"}}[$__range]))',
+                        f'{{{API}, kinds=~".*($kind).*"}}[$__range]))',
                         "lost",
                         instant=True,
                     ),
                 ),
-                description="Workers declared dead after missed heartbeats.",
+                description="Workers declared dead after missed heartbeats (each counts once, "
+                "whatever its kinds).",
                 width=6,
                 height=5,
                 decimals=0,
                 thresholds=(Threshold("green"), Threshold("red", 1)),
+                expectation=FILLED,
             ),
             Panel(
                 "Registered and available workers by kind",
@@ -156,6 +164,23 @@ def build() -> Dashboard:
                 width=12,
                 mappings=(ValueText(0, "DOWN", "red"), ValueText(1, "UP", "green")),
                 thresholds=(Threshold("red"), Threshold("green", 1)),
+                expectation=FILLED,
+            ),
+            Panel(
+                "Worker state timeline",
+                PanelType.STATE_TIMELINE,
+                (
+                    Target(
+                        f"max by (worker_id, state) (ktrdr_worker_state{{{API}}}) == 1",
+                        "{{worker_id}} {{state}}",
+                    ),
+                ),
+                description=(
+                    "Registry state of each worker (online, draining, lost, offline). The "
+                    "state is a metric, not a scrape-target label, so a worker keeps one "
+                    "`up` series for its whole life."
+                ),
+                width=24,
                 expectation=FILLED,
             ),
             Panel(
@@ -232,7 +257,7 @@ def build() -> Dashboard:
                     ),
                 ),
                 description="Engine throughput in bars per second, measured on the worker.",
-                unit="short",
+                unit="suffix:bars/s",
                 width=8,
                 expectation=FILLED,
             ),
@@ -246,7 +271,7 @@ def build() -> Dashboard:
                         "{{worker_id}}",
                     ),
                 ),
-                unit="short",
+                unit="rowsps",
                 width=12,
             ),
             Panel(
@@ -260,7 +285,7 @@ def build() -> Dashboard:
                     ),
                 ),
                 description="Epochs per second trained by training runs on each worker.",
-                unit="short",
+                unit="suffix:epochs/s",
                 width=12,
             ),
         ),

@@ -13,9 +13,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -57,6 +59,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sends: set[asyncio.Task[None]] = set()
+        self._waiting: dict[str, _Waiting] = {}
 
     def wake(self) -> None:
         """Thread-safe: called from request handlers running in the thread pool."""
@@ -86,38 +89,77 @@ class Dispatcher:
         started = 0
         # A type that found no free worker will find none for the rest of this round:
         # skip its other operations instead of asking the registry again for each.
-        exhausted: set[str] = set()
+        exhausted: dict[str, list[WorkerPublic]] = {}
         for op in pending:
             if op.type.value in exhausted:
+                self._note_wait(op, exhausted[op.type.value])
                 continue
-            claimed = await asyncio.to_thread(self._select_and_claim, op)
+            claimed, online = await asyncio.to_thread(self._select_and_claim, op)
             if claimed is None:
-                exhausted.add(op.type.value)
+                exhausted[op.type.value] = online
                 continue
             operation, worker, parent = claimed
             task = asyncio.create_task(self._send(operation, worker, parent))
             self._sends.add(task)
             task.add_done_callback(self._sends.discard)
             started += 1
+        still_pending = {op.id for op in pending}
+        for operation_id in [i for i in self._waiting if i not in still_pending]:
+            self._end_wait(operation_id)  # cancelled while it waited
         return started
 
     def _select_and_claim(
         self, op: OperationPublic
-    ) -> tuple[OperationPublic, WorkerPublic, trace.Span] | None:
-        parent = _propagator.extract({"traceparent": op.traceparent} if op.traceparent else {})
-        span = tracer.start_span("operations.dispatch", context=parent)
+    ) -> tuple[tuple[OperationPublic, WorkerPublic, trace.Span] | None, list[WorkerPublic]]:
+        online = self.workers.store.list_workers()
+        if not order_candidates(online, op.type.value):
+            # Nothing to try: no span pair for this round (a long queue would flood the
+            # operation's trace with two spans per round); the wait span counts it.
+            self._note_wait(op, online)
+            return None, online
+        self._end_wait(op.id)
+        span = tracer.start_span("operations.dispatch", context=_operation_context(op))
         span.set_attribute("operation.id", op.id)
         span.set_attribute("operation.type", op.type.value)
         with trace.use_span(span, end_on_exit=False):
-            chosen = self._select(op)
+            chosen = self._select(op, online)
         if chosen is None:
             span.end()
-            return None
-        return chosen[0], chosen[1], span
+            return None, online
+        return (chosen[0], chosen[1], span), online
 
-    def _select(self, op: OperationPublic) -> tuple[OperationPublic, WorkerPublic] | None:
+    def _note_wait(self, op: OperationPublic, online: Sequence[WorkerPublic]) -> None:
+        """One ``operations.wait`` span per wait, open until the operation leaves the queue.
+
+        Each round without a worker adds to its round count; an event marks each change
+        of the reason (no capable worker at all / all busy), not each round.
+        """
+        capable = [w for w in online if op.type.value in w.kinds]
+        outcome = "no_workers_available" if capable else "no_capable_workers"
+        waiting = self._waiting.get(op.id)
+        if waiting is None:
+            span = tracer.start_span("operations.wait", context=_operation_context(op))
+            span.set_attribute("operation.id", op.id)
+            span.set_attribute("operation.type", op.type.value)
+            waiting = self._waiting[op.id] = _Waiting(span)
+        waiting.rounds += 1
+        if outcome != waiting.outcome:
+            waiting.outcome = outcome
+            waiting.span.add_event(
+                "no worker",
+                {"outcome": outcome, "workers.total": len(online), "workers.capable": len(capable)},
+            )
+
+    def _end_wait(self, operation_id: str) -> None:
+        waiting = self._waiting.pop(operation_id, None)
+        if waiting is not None:
+            waiting.span.set_attribute("dispatch.rounds_without_worker", waiting.rounds)
+            waiting.span.end()
+
+    def _select(
+        self, op: OperationPublic, online: Sequence[WorkerPublic]
+    ) -> tuple[OperationPublic, WorkerPublic] | None:
         with tracer.start_as_current_span("workers.select") as span:
-            online = self.workers.store.list_workers()
             kind = op.type.value
             capable = [w for w in online if kind in w.kinds]
             candidates = order_candidates(online, kind)
@@ -126,7 +168,7 @@ class Dispatcher:
             span.set_attribute("workers.capable", len(capable))
             span.set_attribute("workers.available", len(candidates))
             for worker in candidates:
-                claimed = self.operations.store.claim(op.id, worker.id, self.operations.clock())
+                claimed = self.operations.claim(op, worker.id)
                 if claimed is not None:
                     span.set_attribute("worker.selected", worker.id)
                     span.set_attribute("outcome", "selected")
@@ -150,10 +192,10 @@ class Dispatcher:
                 url = worker.url + get_spec(op.type).worker_start_path
                 response = await self.client.post(url, json=body, headers=self.auth_headers)
                 response.raise_for_status()
+                log.info("dispatched to %s", worker.id, extra={"operation_id": op.id})
             self.operations.events.operation_dispatched(
                 op.type.value, worker.id, op.queue_wait_s or 0.0, op.trace_id
             )
-            log.info("dispatched to %s", worker.id, extra={"operation_id": op.id})
         except httpx.HTTPError as exc:
             span.record_exception(exc)
             span.set_status(trace.StatusCode.ERROR, str(exc))
@@ -187,6 +229,20 @@ class Dispatcher:
     async def close(self) -> None:
         for task in list(self._sends):
             task.cancel()
+        for operation_id in list(self._waiting):
+            self._end_wait(operation_id)
+
+
+@dataclass
+class _Waiting:
+    span: trace.Span
+    rounds: int = 0
+    outcome: str = ""
+
+
+def _operation_context(op: OperationPublic) -> otel_context.Context:
+    """The operation's own trace (its stored traceparent) as the parent context."""
+    return _propagator.extract({"traceparent": op.traceparent} if op.traceparent else {})
 
 
 def _describe(exc: httpx.HTTPError) -> str:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 
 class EngineError(Exception):
-    """Base class of all engine errors."""
+    """Base class of all engine errors.
+
+    The message is for the user: it names what is missing (symbol, timeframe, model and
+    version), never a directory of the machine that ran it. ``where`` keeps the location
+    (a data or model directory) for the operator's log.
+    """
+
+    def __init__(self, *args: object, where: str | None = None) -> None:
+        super().__init__(*args)
+        self.where = where
 
 
 class DataNotFoundError(EngineError):

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import AttributeValue
 
 from ktrdr.jobs.specs import get_spec, params_hash, validate_params
 from ktrdr.operations.catalog import require_bars
@@ -28,8 +31,16 @@ class LifecycleEvents(Protocol):
     """
 
     def operation_finished(
-        self, op_type: str, status: str, duration_s: float | None, trace_id: str | None
+        self,
+        op_type: str,
+        status: str,
+        duration_s: float | None,
+        trace_id: str | None,
+        *,
+        strategy: str | None = None,
     ) -> None: ...
+
+    def worker_registered(self, worker_id: str, kinds: list[str]) -> None: ...
 
     def operation_dispatched(
         self, op_type: str, worker_id: str, queue_wait_s: float, trace_id: str | None
@@ -37,13 +48,22 @@ class LifecycleEvents(Protocol):
 
     def operation_requeued(self, op_type: str) -> None: ...
 
-    def worker_lost(self, kind: str) -> None: ...
+    def worker_lost(self, kinds: list[str]) -> None: ...
 
 
 class NoLifecycleEvents:
     def operation_finished(
-        self, op_type: str, status: str, duration_s: float | None, trace_id: str | None
+        self,
+        op_type: str,
+        status: str,
+        duration_s: float | None,
+        trace_id: str | None,
+        *,
+        strategy: str | None = None,
     ) -> None:
+        pass
+
+    def worker_registered(self, worker_id: str, kinds: list[str]) -> None:
         pass
 
     def operation_dispatched(
@@ -54,7 +74,7 @@ class NoLifecycleEvents:
     def operation_requeued(self, op_type: str) -> None:
         pass
 
-    def worker_lost(self, kind: str) -> None:
+    def worker_lost(self, kinds: list[str]) -> None:
         pass
 
 
@@ -72,6 +92,23 @@ def current_trace() -> CurrentTrace:
     trace_id = f"{ctx.trace_id:032x}"
     flags = f"{int(ctx.trace_flags):02x}"
     return CurrentTrace(trace_id, f"00-{trace_id}-{ctx.span_id:016x}-{flags}")
+
+
+def _in_operation_trace(op: OperationPublic) -> tuple[Any, list[trace.Link]]:
+    """Parent context and links that put a span into ``op``'s own trace.
+
+    Inside that trace already (a worker's report is sent within its job span): the
+    current span. Elsewhere (a user's cancel, a liveness check, another trace): the
+    operation's root, linked to the current span so each trace leads to the other.
+    """
+    current = trace.get_current_span().get_span_context()
+    if not op.traceparent or (current.is_valid and f"{current.trace_id:032x}" == op.trace_id):
+        return None, []
+    parent = TraceContextTextMapPropagator().extract({"traceparent": op.traceparent})
+    if not current.is_valid:
+        return parent, []
+    trace.get_current_span().set_attribute("operation.trace_id", op.trace_id or "")
+    return parent, [trace.Link(current, {"link.reason": "state change requested here"})]
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -180,14 +217,22 @@ class OperationService:
         error: str | None = None,
         progress: Progress | None = None,
     ) -> Transition:
-        """Every state change goes through here: span, guard, metrics, dispatcher wake-up."""
-        with tracer.start_as_current_span("operation.state_transition") as span:
-            span.set_attribute("operation.id", operation_id)
-            span.set_attribute("operation.to", target.value)
-            if reason:
-                span.set_attribute("operation.reason", reason)
-            if error:
-                span.set_attribute("operation.error", error[:500])
+        """Every state change goes through here: span, guard, metrics, dispatcher wake-up.
+
+        The ``operation.state_transition`` span always lands in the operation's own
+        trace: a cancel request or a liveness check has a trace of its own, so there the
+        span is a child of the operation's root with a link to the request's span.
+        """
+        attributes: dict[str, AttributeValue] = {
+            "operation.id": operation_id,
+            "operation.to": target.value,
+        }
+        if reason:
+            attributes["operation.reason"] = reason
+        if error:
+            attributes["operation.error"] = error[:500]
+        started_ns = time.time_ns()
+        try:
             change = self.store.transition(
                 operation_id,
                 target,
@@ -199,11 +244,42 @@ class OperationService:
                 error=error,
                 progress=progress,
             )
-            span.set_attribute("operation.from", change.previous.value)
-            span.set_attribute("operation.changed", change.changed)
+        except Exception:
+            # Refused (illegal move, stale report, unknown id): recorded with its error in
+            # the request's trace, where the refusal is answered.
+            with tracer.start_as_current_span(
+                "operation.state_transition", attributes=attributes, start_time=started_ns
+            ):
+                raise
+        attributes["operation.from"] = change.previous.value
+        attributes["operation.changed"] = change.changed
+        parent, links = _in_operation_trace(change.operation)
+        span = tracer.start_span(
+            "operation.state_transition",
+            context=parent,
+            links=links,
+            attributes=attributes,
+            start_time=started_ns,
+        )
+        with trace.use_span(span, end_on_exit=True):
             if change.changed:
                 self._after_transition(change)
-            return change
+        return change
+
+    def claim(self, op: OperationPublic, worker_id: str) -> OperationPublic | None:
+        """pending -> running on ``worker_id``, or None if the store's compare-and-set lost."""
+        with tracer.start_as_current_span("operation.state_transition") as span:
+            span.set_attribute("operation.id", op.id)
+            span.set_attribute("operation.from", OperationStatus.PENDING.value)
+            span.set_attribute("operation.to", OperationStatus.RUNNING.value)
+            span.set_attribute("worker.id", worker_id)
+            claimed = self.store.claim(op.id, worker_id, self.clock())
+            span.set_attribute("operation.changed", claimed is not None)
+            if claimed is not None:
+                log.info(
+                    "operation pending -> running on %s", worker_id, extra={"operation_id": op.id}
+                )
+            return claimed
 
     def _after_transition(self, change: Transition) -> None:
         op = change.operation
@@ -215,8 +291,13 @@ class OperationService:
             extra={"operation_id": op.id},
         )
         if op.status.is_terminal:
+            strategy = op.params.get("strategy")
             self.events.operation_finished(
-                op.type.value, op.status.value, op.duration_s, op.trace_id
+                op.type.value,
+                op.status.value,
+                op.duration_s,
+                op.trace_id,
+                strategy=strategy if isinstance(strategy, str) else None,
             )
         elif op.status == OperationStatus.PENDING:
             self.events.operation_requeued(op.type.value)

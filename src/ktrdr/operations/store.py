@@ -262,6 +262,16 @@ class Store:
             ).all()
             return {(t, s): int(n) for t, s, n in rows}
 
+    def oldest_pending_since(self) -> dict[str, datetime]:
+        """type -> when its longest-waiting pending operation last became pending."""
+        with self.session() as session:
+            rows = session.execute(
+                select(OperationRow.type, func.min(OperationRow.pending_since))
+                .where(OperationRow.status == OperationStatus.PENDING.value)
+                .group_by(OperationRow.type)
+            ).all()
+            return {t: since for t, since in rows if since is not None}
+
     def transition(
         self,
         operation_id: str,

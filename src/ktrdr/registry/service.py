@@ -103,6 +103,7 @@ class WorkerService:
                         claimed,
                     )
                     refused, claimed, progress = [claimed], None, None
+            self.operations.events.worker_registered(worker.id, [k.value for k in worker.kinds])
             reply = self._reconcile(worker, claimed, progress)
             self.operations.on_queue_change()
             return RegistrationReply(
@@ -224,8 +225,7 @@ class WorkerService:
                 continue  # it beat in the meantime
             log.warning(reason)
             lost.append(worker.id)
-            for kind in worker.kinds:
-                self.operations.events.worker_lost(kind.value)
+            self.operations.events.worker_lost([k.value for k in worker.kinds])
             if worker.current_operation_id:
                 self._requeue(worker.current_operation_id, worker.id, reason)
                 self.store.release_worker(worker.id, worker.current_operation_id)

@@ -20,14 +20,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+from ktrdr.telemetry.context import CancelledByRequest
+from ktrdr.telemetry.platform_state import (
+    PlatformStateCollector,
+    PlatformStateReader,
+    WorkerState,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, TracerProvider
@@ -35,13 +39,32 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+__all__ = [
+    "KNOWN_OPERATION_TYPES",
+    "JobMetrics",
+    "PlatformMetrics",
+    "PlatformStateCollector",
+    "PlatformStateReader",
+    "WorkerState",
+]
+
 # Emitting a 0 for each known type keeps idle types on dashboards instead of "no data".
+# The same values as ktrdr.operations.model.OperationType (tests/telemetry checks it);
+# the API passes the enum's values in, so a new type is covered without editing this.
 KNOWN_OPERATION_TYPES: tuple[str, ...] = ("backtesting", "training", "data_download", "diagnostic")
 FINAL_STATUSES: tuple[str, ...] = ("completed", "failed", "cancelled")
+# Operation types whose runs are research: counted by strategy in ktrdr_research_runs_total.
+RESEARCH_TYPES: tuple[str, ...] = ("backtesting", "training")
+# Strategy label for a strategy sent as YAML text: its name is user input (unbounded), so
+# every non-packaged strategy shares this one value; the operation's params say which.
+CUSTOM_STRATEGY = "custom"
 
-# Operations run from sub-second diagnostics to multi-hour training runs.
+# Operations run from sub-second diagnostics to multi-hour training runs. Backtests take
+# 0.2-10 s here, so the buckets are dense there: a P95 interpolated inside a wide bucket
+# (2.5-5 s) read 4.4 s for runs that took at most 2.9 s.
 OPERATION_DURATION_BUCKETS_S: tuple[float, ...] = (
-    0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 28800,
+    0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 7.5, 10, 15, 20, 30, 45, 60, 120, 300,
+    600, 1800, 3600, 7200, 14400, 28800,
 )  # fmt: skip
 # Waiting for a free worker: instant when idle, up to hours behind a long training run.
 QUEUE_WAIT_BUCKETS_S: tuple[float, ...] = (
@@ -69,104 +92,12 @@ def _label(value: object) -> str:
     return str(getattr(value, "value", value))
 
 
+def _kind_set(kinds: Iterable[object]) -> str:
+    return ",".join(sorted({_label(k) for k in kinds}))
+
+
 def _exemplar(trace_id: str | None) -> dict[str, str] | None:
     return {"trace_id": trace_id} if trace_id else None
-
-
-@dataclass(frozen=True)
-class WorkerState:
-    """One registered worker as the backend's registry sees it."""
-
-    worker_id: str
-    kind: str
-    alive: bool
-    busy: bool
-
-
-@runtime_checkable
-class PlatformStateReader(Protocol):
-    """What the backend's store offers so gauges are read at scrape time.
-
-    Reading state when Prometheus scrapes (instead of inc/dec on events) means the gauges
-    can never drift from the database, even across backend restarts.
-    """
-
-    def operation_counts(self) -> Mapping[tuple[str, str], int]:
-        """Count of non-final operations keyed by (type, status); status pending/running."""
-        ...
-
-    def worker_states(self) -> Sequence[WorkerState]:
-        """Every worker currently known to the registry."""
-        ...
-
-
-class PlatformStateCollector(Collector):
-    """Gauges computed from a :class:`PlatformStateReader` at scrape time."""
-
-    def __init__(
-        self,
-        state: PlatformStateReader | None = None,
-        *,
-        operation_types: Iterable[str] = KNOWN_OPERATION_TYPES,
-        worker_kinds: Iterable[str] = (),
-    ) -> None:
-        self.state = state
-        self._operation_types = tuple(operation_types)
-        self._worker_kinds = tuple(worker_kinds)
-
-    def describe(self) -> Iterable[Any]:
-        # Having describe() stops registry.register() from calling collect(), which would
-        # query the database while the app is still starting.
-        return list(self._families())
-
-    def collect(self) -> Iterable[Any]:
-        if self.state is None:
-            return []
-        try:
-            counts = dict(self.state.operation_counts())
-            workers = list(self.state.worker_states())
-        except Exception as exc:
-            # A database outage must not take down /metrics (process and HTTP metrics
-            # stay useful); the gauges just go missing for this scrape.
-            logger.warning("platform state unavailable, skipping state gauges: %r", exc)
-            return []
-        return list(self._families(counts, workers))
-
-    def _families(
-        self,
-        counts: Mapping[tuple[str, str], int] | None = None,
-        workers: Sequence[WorkerState] = (),
-    ) -> Iterator[GaugeMetricFamily]:
-        active = GaugeMetricFamily(
-            "ktrdr_operations_active", "Operations running now.", labels=["type"]
-        )
-        queued = GaugeMetricFamily(
-            "ktrdr_operations_queued", "Operations waiting for a worker.", labels=["type"]
-        )
-        registered = GaugeMetricFamily(
-            "ktrdr_workers_registered", "Alive registered workers.", labels=["kind"]
-        )
-        available = GaugeMetricFamily(
-            "ktrdr_workers_available", "Alive workers not running an operation.", labels=["kind"]
-        )
-        busy = GaugeMetricFamily(
-            "ktrdr_worker_busy",
-            "1 while the worker runs an operation.",
-            labels=["worker_id", "kind"],
-        )
-        if counts is not None:
-            types = dict.fromkeys(self._operation_types) | dict.fromkeys(t for t, _ in counts)
-            for op_type in types:
-                active.add_metric([op_type], counts.get((op_type, "running"), 0))
-                queued.add_metric([op_type], counts.get((op_type, "pending"), 0))
-            alive = [w for w in workers if w.alive]
-            kinds = dict.fromkeys(self._worker_kinds) | dict.fromkeys(w.kind for w in alive)
-            for kind in kinds:
-                registered.add_metric([kind], sum(1 for w in alive if w.kind == kind))
-                available.add_metric([kind], sum(1 for w in alive if w.kind == kind and not w.busy))
-            for w in alive:
-                busy.add_metric([w.worker_id, w.kind], 1 if w.busy else 0)
-        yield from (active, queued, registered, available, busy)
 
 
 class PlatformMetrics:
@@ -181,9 +112,12 @@ class PlatformMetrics:
         registry: CollectorRegistry = REGISTRY,
         state: PlatformStateReader | None = None,
         *,
-        worker_kinds: Iterable[str] = (),
+        operation_types: Iterable[str] = KNOWN_OPERATION_TYPES,
+        worker_kinds: Iterable[str] = KNOWN_OPERATION_TYPES,
+        strategies: Iterable[str] = (),
     ) -> None:
-        """``worker_kinds``: kinds that always get a 0 sample in the worker gauges."""
+        """``operation_types``/``worker_kinds``: always exported, at 0 when idle;
+        ``strategies``: the packaged example names (the research counter's label values)."""
         self.finished = Counter(
             "ktrdr_operations_finished_total",
             "Operations that reached a final status.",
@@ -227,18 +161,34 @@ class PlatformMetrics:
             "ktrdr_operations_requeued_total", "Operations put back in the queue.", ["type"],
             registry=registry,
         )  # fmt: skip
+        # Labelled by the worker's kind set ("backtesting,training"), like the scrape
+        # targets' worker_kind: one increment per lost worker, so a sum counts workers.
         self.workers_lost = Counter(
-            "ktrdr_workers_lost_total", "Workers declared dead.", ["kind"], registry=registry
+            "ktrdr_workers_lost_total",
+            "Workers declared dead, by the worker's kinds (comma-separated).",
+            ["kinds"],
+            registry=registry,
         )
-        self.state_collector = PlatformStateCollector(state, worker_kinds=worker_kinds)
+        self.research_runs = Counter(
+            "ktrdr_research_runs_total",
+            "Backtests and training runs finished, by packaged strategy (or 'custom') and status.",
+            ["type", "strategy", "status"],
+            registry=registry,
+        )
+        self.operation_types = tuple(operation_types)
+        self.strategies = tuple(strategies)
+        self.state_collector = PlatformStateCollector(
+            state, operation_types=self.operation_types, worker_kinds=worker_kinds
+        )
         registry.register(self.state_collector)
-        self._precreate_series()
+        self._precreate_series(tuple(worker_kinds))
 
-    def _precreate_series(self) -> None:
-        # Zero-valued series from the start let increase()/rate() see the first event.
-        # Histograms too: a type that finishes once in a window would otherwise have a
-        # series of one point, and rate() over it (so every quantile panel) stays empty.
-        for op_type in KNOWN_OPERATION_TYPES:
+    def _precreate_series(self, worker_kinds: tuple[str, ...]) -> None:
+        # Zero-valued series from the start let increase()/rate() see the first event: a
+        # series born at 1 is invisible to them. Histograms too: a type that finishes once
+        # in a window would otherwise have a series of one point, and rate() over it (so
+        # every quantile panel) stays empty.
+        for op_type in self.operation_types:
             self.requeued.labels(op_type)
             self.queue_wait.labels(op_type)
             for status in FINAL_STATUSES:
@@ -247,13 +197,36 @@ class PlatformMetrics:
         for status in FINAL_STATUSES:
             self.training_runs.labels(status)
             self.data_downloads.labels(status)
+            for op_type in RESEARCH_TYPES:
+                for strategy in (*self.strategies, CUSTOM_STRATEGY):
+                    self.research_runs.labels(op_type, strategy, status)
+        for kind in worker_kinds:
+            self.workers_lost.labels(kind)
+
+    def worker_registered(self, worker_id: str, kinds: Iterable[str]) -> None:
+        """Create a worker's dispatch and loss series at 0, so its first event counts."""
+        kinds = [_label(k) for k in kinds]
+        for kind in kinds:
+            self.worker_operations.labels(_label(worker_id), kind)
+        self.workers_lost.labels(_kind_set(kinds))
+
+    def strategy_label(self, strategy: object) -> str:
+        """A packaged example's name, else ``custom``: bounded whatever users send."""
+        name = strategy.strip() if isinstance(strategy, str) else ""
+        return name if name in self.strategies else CUSTOM_STRATEGY
 
     def set_state_reader(self, state: PlatformStateReader | None) -> None:
         """Attach the store once it exists (e.g. in the API lifespan)."""
         self.state_collector.state = state
 
     def operation_finished(
-        self, op_type: str, status: str, duration_s: float | None, trace_id: str | None
+        self,
+        op_type: str,
+        status: str,
+        duration_s: float | None,
+        trace_id: str | None,
+        *,
+        strategy: str | None = None,
     ) -> None:
         """Count an operation reaching ``status`` (completed/failed/cancelled)."""
         op_type, status = _label(op_type), _label(status)
@@ -272,6 +245,10 @@ class PlatformMetrics:
             self.training_runs.labels(status).inc(exemplar=exemplar)
         elif op_type == "data_download":
             self.data_downloads.labels(status).inc(exemplar=exemplar)
+        if strategy is not None:
+            self.research_runs.labels(op_type, self.strategy_label(strategy), status).inc(
+                exemplar=exemplar
+            )
 
     def operation_dispatched(
         self, op_type: str, worker_id: str, queue_wait_s: float, trace_id: str | None
@@ -287,9 +264,9 @@ class PlatformMetrics:
         """Count an operation sent back to the queue (e.g. its worker died)."""
         self.requeued.labels(_label(op_type)).inc()
 
-    def worker_lost(self, kind: str) -> None:
-        """Count a worker declared dead (missed heartbeats)."""
-        self.workers_lost.labels(_label(kind)).inc()
+    def worker_lost(self, kinds: Iterable[str]) -> None:
+        """Count a worker declared dead (missed heartbeats), once, under its kind set."""
+        self.workers_lost.labels(_kind_set(kinds)).inc()
 
 
 class JobMetrics:
@@ -307,10 +284,29 @@ class JobMetrics:
             "ktrdr_backtest_bars_simulated_total", "Bars simulated by backtests.", registry=registry
         )
         self.rows = Counter(
-            "ktrdr_data_rows_downloaded_total", "OHLCV rows downloaded.", registry=registry
+            "ktrdr_data_rows_downloaded_total",
+            "OHLCV rows downloaded, by provider.",
+            ["provider"],
+            registry=registry,
         )
         self.epochs = Counter(
             "ktrdr_training_epochs_total", "Epochs trained by training runs.", registry=registry
+        )
+        # The run on this worker (one at a time), so the worker's line is the run's curve.
+        self.training_epoch = Gauge(
+            "ktrdr_training_epoch",
+            "Last epoch finished by the training run on this worker.",
+            registry=registry,
+        )
+        self.validation_loss = Gauge(
+            "ktrdr_training_validation_loss",
+            "Validation loss after the last epoch of the training run on this worker.",
+            registry=registry,
+        )
+        self.validation_accuracy = Gauge(
+            "ktrdr_training_validation_accuracy",
+            "Validation accuracy (0-1) after the last epoch of the training run on this worker.",
+            registry=registry,
         )
 
     def declare_phases(self, op_type: str, phases: Iterable[str]) -> None:
@@ -328,11 +324,23 @@ class JobMetrics:
     def bars_simulated(self, n: int) -> None:
         self.bars.inc(n)
 
-    def rows_downloaded(self, n: int) -> None:
-        self.rows.inc(n)
+    def declare_providers(self, providers: Iterable[str]) -> None:
+        """Create the rows-downloaded series of every provider at zero."""
+        for provider in providers:
+            self.rows.labels(_label(provider))
+
+    def rows_downloaded(self, n: int, provider: str = "unknown") -> None:
+        self.rows.labels(_label(provider)).inc(n)
 
     def epochs_trained(self, n: int) -> None:
         self.epochs.inc(n)
+
+    def epoch_finished(self, epoch: int, val_loss: float, val_accuracy: float) -> None:
+        """One epoch of the current training run: its number and validation metrics."""
+        self.epochs.inc()
+        self.training_epoch.set(epoch)
+        self.validation_loss.set(val_loss)
+        self.validation_accuracy.set(val_accuracy)
 
     @contextmanager
     def phase(
@@ -349,8 +357,10 @@ class JobMetrics:
 
         ``span_prefix`` defaults to :data:`SPAN_PREFIXES` (``backtesting`` ->
         ``backtest``). An exception is recorded on the span (status ERROR) and re-raised;
-        the duration is recorded either way. ``tracer_provider`` defaults to the global
-        one installed by ``setup_telemetry`` (tests pass their own).
+        a :class:`CancelledByRequest` is a ``cancelled`` event with the status left unset
+        (a user's cancel is not an error). The duration is recorded either way.
+        ``tracer_provider`` defaults to the global one installed by ``setup_telemetry``
+        (tests pass their own).
         """
         # Imported here: the OTel API is cheap but the CLI never needs it for metrics.
         from opentelemetry import trace
@@ -376,6 +386,9 @@ class JobMetrics:
         ) as span:
             try:
                 yield span
+            except CancelledByRequest as exc:
+                span.add_event("cancelled", {"reason": str(exc)})
+                raise
             except BaseException as exc:
                 span.record_exception(exc)
                 span.set_status(

@@ -38,6 +38,7 @@ from ktrdr.telemetry.logs import configure_logging
 if TYPE_CHECKING:
     import httpx
     from fastapi import FastAPI
+    from prometheus_client import CollectorRegistry
 
 __all__ = [
     "TelemetryHandle",
@@ -46,6 +47,7 @@ __all__ = [
     "instrument_httpx",
     "resolve_traces_endpoint",
     "setup_telemetry",
+    "shutdown_with_app",
 ]
 
 logger = logging.getLogger(__name__)
@@ -229,15 +231,24 @@ def _rate_limit_export_logs() -> None:
             target.addFilter(_RateLimitFilter(_EXPORT_LOG_INTERVAL_S))
 
 
-def instrument_app(app: FastAPI, *, excluded_urls: str | None = DEFAULT_EXCLUDED_URLS) -> None:
-    """Server spans and ``http_server_*`` metrics for a FastAPI app.
+def instrument_app(
+    app: FastAPI,
+    *,
+    excluded_urls: str | None = DEFAULT_EXCLUDED_URLS,
+    registry: CollectorRegistry | None = None,
+) -> None:
+    """Server spans, ``http_server_*`` metrics and ``ktrdr_http_server_errors_total``.
 
     Call before the app serves its first request. Metric label ``http_target`` carries the
     route template (``/api/v1/operations/{operation_id}``), never the raw path, so
     cardinality stays bounded. ``excluded_urls`` (comma-separated regexes on the full URL)
-    defaults to skipping ``/metrics`` scrapes.
+    defaults to skipping ``/metrics`` scrapes. ``registry`` (default: prometheus_client's
+    global one, where the OTel reader puts the HTTP metrics too) gets the error counter.
     """
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from prometheus_client import REGISTRY
+
+    from ktrdr.telemetry.http_metrics import ErrorCountingMiddleware, HttpErrorMetrics
 
     _keep_contract_http_metric_names()
     FastAPIInstrumentor.instrument_app(
@@ -249,6 +260,7 @@ def instrument_app(app: FastAPI, *, excluded_urls: str | None = DEFAULT_EXCLUDED
     # Inside the OTel middleware (user middlewares are wrapped by it), so it runs first
     # on the way out and the metric label sees the full template.
     app.add_middleware(_FullRouteTemplateMiddleware)
+    app.add_middleware(ErrorCountingMiddleware, metrics=HttpErrorMetrics(registry or REGISTRY))
 
 
 class _FullRouteTemplateMiddleware:
@@ -290,6 +302,31 @@ class _FullRouteTemplateMiddleware:
                 and ctx.path_format != getattr(ctx.original_route, "path_format", None)
             }
         return self._contexts
+
+
+def shutdown_with_app(app: FastAPI, handle: TelemetryHandle) -> None:
+    """Flush and stop ``handle`` at the end of the app's own lifespan shutdown.
+
+    uvicorn re-raises a captured SIGTERM/SIGINT after its graceful shutdown, so neither a
+    ``finally:`` around ``uvicorn.run`` nor an atexit hook ever runs: the spans still in
+    the batch processor (up to 5 s of them: a run's last phases, a cancel) were lost.
+    The lifespan's shutdown is the last code that surely runs; it wraps the app's own
+    lifespan, so spans of the app's shutdown work (final reports, deregistering) go too.
+    """
+    import asyncio
+    import contextlib
+
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(served: Any) -> Any:
+        try:
+            async with inner(served) as state:
+                yield state
+        finally:
+            await asyncio.to_thread(handle.shutdown)
+
+    app.router.lifespan_context = lifespan
 
 
 def instrument_httpx(client: httpx.Client | httpx.AsyncClient | None = None) -> None:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ktrdr import __version__
 from ktrdr.config import WorkerSettings
 from ktrdr.http_errors import install_error_handlers
+from ktrdr.jobs.data_download import Provider
 from ktrdr.jobs.specs import get_spec
 from ktrdr.operations.model import OperationType
 from ktrdr.telemetry.metrics import JobMetrics
@@ -98,6 +99,8 @@ def create_worker_app(
     metrics = JobMetrics(registry=registry)
     for kind in kinds:
         metrics.declare_phases(kind.value, PHASES[kind])
+    if OperationType.DATA_DOWNLOAD in kinds:
+        metrics.declare_providers(p.value for p in Provider)
     runtime = WorkerRuntime(
         backend=BackendClient(settings.api_url, worker_id, settings.api_token),
         kinds=kinds,

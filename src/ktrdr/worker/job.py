@@ -10,11 +10,12 @@ from typing import Any
 
 from ktrdr.operations.model import OperationType
 from ktrdr.operations.schemas import Progress
+from ktrdr.telemetry.context import CancelledByRequest
 from ktrdr.telemetry.metrics import JobMetrics
 
 
-class JobCancelled(Exception):
-    """Raised at a checkpoint once the job was asked to stop."""
+class JobCancelled(CancelledByRequest):
+    """Raised at a checkpoint once the job was asked to stop (spans: an event, no error)."""
 
 
 @dataclass

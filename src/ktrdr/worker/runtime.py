@@ -208,15 +208,24 @@ class WorkerRuntime:
                     result = runner(ctx)
                     outcome = Outcome.COMPLETED
                 except JobCancelled as exc:
+                    # Asked to stop: an event, not an error (the status stays unset).
                     outcome = Outcome.INTERRUPTED if ctx.interrupted else Outcome.CANCELLED
                     error = str(exc)
+                    span.add_event("cancelled", {"reason": error})
                 except Exception as exc:
-                    log.exception("job failed", extra={"operation_id": ctx.operation_id})
+                    # The user-facing error names what is missing; where it was looked
+                    # for (a directory of this machine) goes to this log only.
+                    log.exception(
+                        "job failed",
+                        extra={"operation_id": ctx.operation_id, "where": _where(exc)},
+                    )
                     span.record_exception(exc)
                     span.set_status(trace.StatusCode.ERROR, str(exc))
                     outcome = Outcome.FAILED
                     error = _summarise(exc)
                 span.set_attribute("operation.outcome", outcome.value)
+                # Inside the span and with the operation id set: the line leads to the trace.
+                log.info("job ended: %s", outcome.value, extra={"operation_id": ctx.operation_id})
         finally:
             operation_id_var.reset(op_token)
             otel_context.detach(token)
@@ -235,7 +244,6 @@ class WorkerRuntime:
             self._job = None
             self._job_thread = None
             self._wake.notify_all()
-        log.info("job ended: %s", outcome.value, extra={"operation_id": ctx.operation_id})
 
     def _on_progress(self, _progress: Progress) -> None:
         with self._wake:
@@ -341,6 +349,11 @@ class WorkerRuntime:
                 log.info(
                     "cancelling on the backend's request", extra={"operation_id": operation_id}
                 )
+
+
+def _where(exc: BaseException) -> str | None:
+    where = getattr(exc, "where", None)
+    return where if isinstance(where, str) else None
 
 
 def _summarise(exc: BaseException) -> str:

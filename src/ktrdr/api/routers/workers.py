@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -10,16 +10,14 @@ from fastapi import APIRouter, Query
 
 from ktrdr.api.auth import ReadAccess, WorkerInstanceAuth
 from ktrdr.api.deps import WorkerAuth, WorkersDep
+from ktrdr.api.state_reader import visible_workers
 from ktrdr.registry.schemas import (
     Heartbeat,
     HeartbeatReply,
     RegistrationReply,
     WorkerRegistration,
     WorkersPublic,
-    WorkerState,
 )
-
-LOST_VISIBLE = timedelta(hours=1)
 
 router = APIRouter(tags=["workers"])
 
@@ -61,18 +59,14 @@ def service_discovery(workers: WorkersDep) -> list[dict[str, Any]]:
 
     Keeping a lost worker listed for a while lets its `up` series show 0 (a red cell on
     the health matrix) instead of silently vanishing; a clean deregistration drops it.
+    Only labels fixed for a worker's life: its state is the `ktrdr_worker_state` metric
+    (a state label here split one worker into an "online" and a "lost" series).
     """
-    now = datetime.now(UTC)
     groups = []
-    for worker in workers.list_workers(include_gone=True):
-        if worker.state == WorkerState.OFFLINE:
-            continue
-        if worker.state == WorkerState.LOST and now - worker.last_heartbeat_at > LOST_VISIBLE:
-            continue
+    for worker in visible_workers(workers.list_workers(include_gone=True), datetime.now(UTC)):
         labels = {
             "worker_id": worker.id,
             "worker_kind": ",".join(sorted(k.value for k in worker.kinds)),
-            "worker_state": worker.state.value,
         }
         groups.append({"targets": [urlsplit(worker.url).netloc], "labels": labels})
     return groups

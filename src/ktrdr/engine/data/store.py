@@ -224,7 +224,9 @@ class DataStore:
             hint = f"; {sym} is stored for timeframe(s) {', '.join(have)}" if have else ""
         else:
             hint = did_you_mean(sym, known)
-        raise DataNotFoundError(f"no data for {sym} {timeframe} in {self.root}{hint}; {FIX_HINT}")
+        raise DataNotFoundError(
+            f"no data for {sym} {timeframe} in the data store{hint}; {FIX_HINT}", where=str(path)
+        )
 
     def _read(self, symbol: str, timeframe: str) -> pd.DataFrame:
         bars = pd.read_parquet(self._existing_path(symbol, timeframe))

@@ -166,9 +166,10 @@ class ModelStore:
         if not infos:
             names = sorted({i.name for i in self.list()})
             raise ModelNotFoundError(
-                f"no trained model named {name!r} in {self.root}"
+                f"no trained model named {name!r}"
                 f"{did_you_mean(name, names)}; models there: {', '.join(names) or 'none'}; "
-                f"{TRAIN_HINT}"
+                f"{TRAIN_HINT}",
+                where=str(self.root),
             )
         if version is None:
             return infos[-1]

@@ -58,7 +58,7 @@ def run_data_download(ctx: JobContext) -> dict[str, Any]:
         store.save(params.symbol, params.timeframe, bars, source=source, merge=params.merge)
         info = store.info(params.symbol, params.timeframe)
         gaps = store.gaps(params.symbol, params.timeframe)
-    ctx.metrics.rows_downloaded(len(bars))
+    ctx.metrics.rows_downloaded(len(bars), params.provider.value)
     return {
         "dataset": info.to_dict(),
         "rows_written": len(bars),

@@ -52,7 +52,7 @@ def run_training_job(ctx: JobContext) -> dict[str, Any]:
     ctx.check_cancelled()
 
     def on_epoch(report: EpochReport) -> None:
-        ctx.metrics.epochs_trained(1)
+        ctx.metrics.epoch_finished(report.epoch, report.val_loss, report.val_accuracy)
         done = report.epoch / report.epochs
         ctx.progress(
             _TRAINING_FROM + (_TRAINING_TO - _TRAINING_FROM) * done,
