@@ -41,6 +41,10 @@ def use_api_key(key: str | None) -> None:
     _api_key = key or None
 
 
+def current_api_key() -> str | None:
+    return _api_key or os.environ.get(API_KEY_ENV) or None
+
+
 class ApiClient:
     def __init__(self, base_url: str, timeout_s: float = 30.0, *, api_key: str | None = None):
         self.base_url = base_url.rstrip("/")
