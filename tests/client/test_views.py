@@ -3,11 +3,21 @@ the notebook view of a result."""
 
 from __future__ import annotations
 
+import httpx
 import pandas as pd
+import pytest
 
 from ktrdr import constants
 from ktrdr.cli.client import API_KEY_ENV
-from ktrdr.client import BacktestResult, Conflict, Operation, ServerError, ValidationFailed, calls
+from ktrdr.client import (
+    BacktestResult,
+    Conflict,
+    ConnectionFailed,
+    Operation,
+    ServerError,
+    ValidationFailed,
+    calls,
+)
 from ktrdr.client.errors import error_for
 
 
@@ -51,3 +61,25 @@ def test_empty_trades_and_drawdown() -> None:
     assert result.trades.empty and isinstance(result.trades.index, pd.DatetimeIndex)
     assert result.drawdown_pct.round(6).tolist() == [0.0, 0.0, -10.0, 0.0]
     assert result.equity.index[0] == pd.Timestamp("2020-01-01", tz="UTC")
+
+
+def test_retry_rule_resends_only_what_is_safe() -> None:
+    settings = calls.Settings.resolve("http://x", "", 1.0, retries=2, backoff_s=0.5)
+    start = calls.start("diagnostic", {}, None)
+    cancel = calls.cancel("op1")
+    lost = httpx.ReadError("reset")
+    refused = httpx.ConnectError("refused")
+    assert start.headers[calls.IDEMPOTENCY_HEADER]  # every start carries a key
+    assert settings.retry_delay_s(start, lost, 0) == 0.5
+    assert settings.retry_delay_s(calls.get_operation("op1"), lost, 1) == 1.0
+    assert settings.retry_delay_s(cancel, refused, 0) == 0.5  # never reached the API
+    with pytest.raises(ConnectionFailed):
+        settings.retry_delay_s(cancel, lost, 0)  # the API may have cancelled already
+    with pytest.raises(ConnectionFailed, match="after 3 attempt"):
+        settings.retry_delay_s(start, refused, 2)
+
+
+def test_empty_api_key_sends_none_even_with_the_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KTRDR_API_KEY", "from-env")
+    assert calls.Settings.resolve(None, None, 1, 0, 0).api_key == "from-env"
+    assert calls.Settings.resolve(None, "", 1, 0, 0).http_options()["headers"] == {}

@@ -72,7 +72,8 @@ class Settings:
         backoff_s: float,
     ) -> Settings:
         url = (base_url or os.environ.get(API_URL_ENV) or DEFAULT_API_URL).rstrip("/")
-        key = api_key or os.environ.get(API_KEY_ENV) or None
+        # api_key="" means "send no key", even when KTRDR_API_KEY is set.
+        key = (os.environ.get(API_KEY_ENV) if api_key is None else api_key) or None
         return cls(url, key, timeout_s, retries, backoff_s)
 
     def http_options(self) -> dict[str, Any]:
