@@ -34,6 +34,7 @@ def test_quickstart_notebook_executes_against_the_stack(
 
     view = _outputs(code[1], "text/html")
     assert "Total return %" in view and "<svg" in view and "polyline" in view
+    assert "<progress value='100.0' max='100'></progress> backtesting" in view  # updated bar
     # the notebook's numbers are the API's: the same backtest through the client
     latest = client_stack.client.operations(type="backtesting", limit=1).data[0]
     stats = client_stack.client.backtest_result(latest).stats
