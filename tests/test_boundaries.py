@@ -125,3 +125,16 @@ def test_backtests_receive_models_without_importing_training() -> None:
     graph = _import_graph()
     for module in ("ktrdr.engine.backtest.runner", "ktrdr.engine.signals"):
         assert not {d for d in graph[module] if d.startswith("ktrdr.engine.training")}, module
+
+
+def test_client_imports_neither_backend_engine_nor_heavy_libraries() -> None:
+    # `ktrdr.client` is what researchers install and import in notebooks: it must stay light.
+    loaded = loaded_after(
+        "import ktrdr.client",
+        (
+            "ktrdr.api", "ktrdr.operations", "ktrdr.registry", "ktrdr.dispatch", "ktrdr.db",
+            "ktrdr.engine", "ktrdr.jobs", "ktrdr.worker", "ktrdr.cli", "ktrdr.telemetry",
+            "fastapi", "sqlalchemy", "numba", "torch", "plotly",
+        ),
+    )  # fmt: skip
+    assert loaded == []

@@ -58,10 +58,14 @@ def _client_span(method: str, url: str) -> Iterator[Any]:
         yield span
 
 
+def current_api_key() -> str | None:
+    return _api_key or os.environ.get(API_KEY_ENV) or None
+
+
 class ApiClient:
     def __init__(self, base_url: str, timeout_s: float = 30.0, *, api_key: str | None = None):
         self.base_url = base_url.rstrip("/")
-        key = api_key or _api_key or os.environ.get(API_KEY_ENV) or None
+        key = api_key or current_api_key()
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._http = httpx.Client(
             base_url=self.base_url + API_PREFIX, headers=headers, timeout=timeout_s

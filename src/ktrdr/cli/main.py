@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from ktrdr.cli import backtest, data, keys, ops, servers, train
+from ktrdr.cli import backtest, data, keys, mcp, ops, servers, train
 from ktrdr.cli.client import API_KEY_ENV, ApiClient, ApiError, ApiUnreachable, use_api_key
 from ktrdr.cli.output import console, err_console, print_json, workers_table
 from ktrdr.cli.state import DEFAULT_URL, ExitCode, JsonOption, UrlOption
@@ -47,6 +47,7 @@ def global_options(
 app.command()(servers.api)
 app.command()(servers.worker)
 app.command()(servers.up)
+app.command()(mcp.mcp)
 
 
 @app.command("workers")

@@ -1,0 +1,1 @@
+"""`ktrdr mcp`: the research operations as MCP tools for AI assistants (stdio)."""
