@@ -225,9 +225,10 @@ def test_optuna_distribution_matches_the_space() -> None:
     assert dists[2] == optuna.distributions.FloatDistribution(0.0001, 0.01, log=True)
 
 
-def test_search_module_loads_no_numba_or_pandas_work() -> None:
+def test_search_and_objectives_load_no_numba() -> None:
+    # The backend validates spaces and objectives at submission; it must not load numba.
     probe = (
-        "import sys, ktrdr.engine.strategy.search; "
+        "import sys, ktrdr.engine.strategy.search, ktrdr.engine.campaigns.objectives; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numba', 'torch')))"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
