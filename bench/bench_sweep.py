@@ -33,6 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -175,6 +176,14 @@ def main() -> None:
     batch = evaluate_batch(strategy, data, sets, capital=CAPITAL)
     batch_s = time.perf_counter() - t
     print(f"batch: {batch_s:.2f} s", flush=True)
+    # Does prange pay? The same batch on one thread (numba's pool, set at run time).
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    t = time.perf_counter()
+    evaluate_batch(strategy, data, sets, capital=CAPITAL)
+    batch_1thread_s = time.perf_counter() - t
+    numba.set_num_threads(threads)
+    print(f"batch on 1 thread: {batch_1thread_s:.2f} s", flush=True)
 
     t = time.perf_counter()
     loop = [
@@ -212,6 +221,8 @@ def main() -> None:
         "commission": COMMISSION,
         "nice": os.nice(0),
         "batch_seconds": batch_s,
+        "batch_threads": threads,
+        "batch_1thread_seconds": batch_1thread_s,
         "batch_compile_or_cache_load_seconds": compile_s,
         "loop_seconds": loop_s,
         "batch_vs_loop_statistics_mismatches": mismatches,
@@ -248,7 +259,9 @@ def markdown(r: dict[str, object], env: dict[str, object]) -> str:
         "",
         "| method | wall time (s) | time / batch |",
         "|---|---:|---:|",
-        f"| ktrdr evaluate_batch | {batch:.2f} | 1.0x |",
+        f"| ktrdr evaluate_batch ({r['batch_threads']} numba threads) | {batch:.2f} | 1.0x |",
+        f"| ktrdr evaluate_batch, 1 numba thread | {float(r['batch_1thread_seconds']):.2f} | "  # type: ignore[arg-type]
+        f"{float(r['batch_1thread_seconds']) / batch:.1f}x |",  # type: ignore[arg-type]
         f"| ktrdr loop of run_backtest | {loop:.2f} | {loop / batch:.1f}x |",
         vbt_line,
         "",

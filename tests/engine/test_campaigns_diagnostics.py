@@ -17,6 +17,7 @@ from ktrdr.engine.campaigns.diagnostics import (
     probability_of_backtest_overfitting,
     return_moments,
     sharpe_per_column,
+    sweep_deflated_sharpe,
 )
 
 
@@ -103,3 +104,14 @@ def test_pbo_rejects_bad_shapes() -> None:
         probability_of_backtest_overfitting(np.zeros((100, 3)), n_splits=3)
     with pytest.raises(ValueError, match="too few"):
         probability_of_backtest_overfitting(np.zeros((10, 3)), n_splits=16)
+
+
+def test_sweep_deflated_sharpe_from_statistics_dicts() -> None:
+    bpy = 8766.0
+    annual = [1.2, 0.4, -0.3, 2.0]
+    stats_list = [{"sharpe_ratio": a, "bars_per_year": bpy, "bars": 5000} for a in annual]
+    stats_list.append({"sharpe_ratio": None, "bars_per_year": bpy, "bars": 5000})
+    per = [a / math.sqrt(bpy) for a in annual]
+    want = deflated_sharpe_ratio(per[3], 4, float(np.var(per, ddof=1)), 5000)
+    assert sweep_deflated_sharpe(stats_list, best=3) == pytest.approx(want, rel=1e-12)
+    assert math.isnan(sweep_deflated_sharpe(stats_list, best=4))

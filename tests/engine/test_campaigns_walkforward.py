@@ -129,6 +129,12 @@ def test_stitch_refuses_overlapping_segments_and_efficiency() -> None:
     assert stitch_equity([a, pd.Series([110.0], index=hourly(3)[2:])], 100.0).iloc[-1] == (
         pytest.approx(110.0 * 1.02)
     )
+    # Windows run with the previous final equity as capital concatenate unchanged.
+    b = pd.Series([204.0, 210.0], index=hourly(4)[2:])
+    chained = stitch_equity([a * 2, b], capital=[200.0, 204.0])
+    assert chained.tolist() == [202.0, 204.0, 204.0, 210.0]
+    with pytest.raises(ValueError, match="one each"):
+        stitch_equity([a], capital=[100.0, 100.0])
     assert walkforward_efficiency(2.0, 1.0) == 0.5
     assert walkforward_efficiency([1.0, 3.0], [0.5, 0.5]) == 0.25
     assert math.isnan(walkforward_efficiency(0.0, 1.0))

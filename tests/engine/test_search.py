@@ -10,6 +10,7 @@ import pytest
 from ktrdr.engine.errors import StrategyError
 from ktrdr.engine.strategy import builtin_strategy_text, validate_strategy_text
 from ktrdr.engine.strategy.constraints import ConstraintError, parse_constraint
+from ktrdr.engine.strategy.paths import parse_override
 from ktrdr.engine.strategy.search import (
     SearchParameter,
     SearchSpace,
@@ -233,3 +234,11 @@ def test_search_and_objectives_load_no_numba() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_overrides_parse_as_yaml_values() -> None:
+    assert parse_override("indicators.rsi.params.period=21") == ("indicators.rsi.params.period", 21)
+    assert parse_override("position_mode = long_short") == ("position_mode", "long_short")
+    assert parse_override("fuzzy_sets.rsi.sets.low.points=[30, 40]")[1] == [30, 40]
+    with pytest.raises(StrategyError, match="PATH=VALUE"):
+        parse_override("indicators.rsi.params.period")

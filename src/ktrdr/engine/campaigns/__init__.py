@@ -15,6 +15,7 @@ _LAZY = {
     "evaluate_batch": "batch",
     "deflated_sharpe_ratio": "diagnostics",
     "probability_of_backtest_overfitting": "diagnostics",
+    "sweep_deflated_sharpe": "diagnostics",
     "Window": "walkforward",
     "walkforward_windows": "walkforward",
     "stitch_equity": "walkforward",

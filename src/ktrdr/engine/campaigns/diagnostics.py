@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -71,6 +72,30 @@ def deflated_sharpe_ratio(
     the paper's bar for a discovery."""
     benchmark = expected_max_sharpe(n_trials, trials_sharpe_variance)
     return probabilistic_sharpe_ratio(sharpe, benchmark, n_obs, skew, kurtosis)
+
+
+def sweep_deflated_sharpe(
+    statistics: list[Mapping[str, Any]], best: int, best_returns: npt.ArrayLike | None = None
+) -> float:
+    """DSR of combination ``best`` among a sweep's ``statistics`` dicts (``Statistics``
+    keys): per-period Sharpes are ``sharpe_ratio / sqrt(bars_per_year)``, N = the number
+    of combinations with a defined Sharpe, V their variance (ddof 1), T = ``bars``. Skew
+    and kurtosis come from ``best_returns`` when given, else normal (0, 3). NaN when the
+    best has no Sharpe or fewer than two combinations have one."""
+    per_period = [
+        float(st["sharpe_ratio"]) / math.sqrt(float(st["bars_per_year"]))
+        for st in statistics
+        if st.get("sharpe_ratio") is not None and math.isfinite(float(st["sharpe_ratio"]))
+    ]
+    chosen = statistics[best]
+    if chosen.get("sharpe_ratio") is None or len(per_period) < 2:
+        return math.nan
+    sharpe = float(chosen["sharpe_ratio"]) / math.sqrt(float(chosen["bars_per_year"]))
+    skew, kurt = 0.0, 3.0
+    if best_returns is not None:
+        _, skew, kurt, _ = return_moments(best_returns)
+    variance = float(np.var(per_period, ddof=1))
+    return deflated_sharpe_ratio(sharpe, len(per_period), variance, int(chosen["bars"]), skew, kurt)
 
 
 def return_moments(returns: npt.ArrayLike) -> tuple[float, float, float, int]:

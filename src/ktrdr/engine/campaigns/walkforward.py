@@ -131,17 +131,26 @@ def _time_spans(
         k += 1
 
 
-def stitch_equity(segments: Sequence[pd.Series], capital: float) -> pd.Series:
-    """Join out-of-sample equity curves into one. Each segment is a window's equity curve
-    from a run started with ``capital``; segment k is rescaled to start from segment k-1's
-    final equity (the first from ``capital``): stitched_k = segment_k * E_{k-1} / capital.
+def stitch_equity(segments: Sequence[pd.Series], capital: float | Sequence[float]) -> pd.Series:
+    """Join out-of-sample equity curves into one. Segment k is a window's equity curve from
+    a run started with ``capital`` (or ``capital[k]`` when a sequence is given); it is
+    rescaled to start from segment k-1's final equity E_{k-1} (E_0 = the first capital):
+    stitched_k = segment_k * E_{k-1} / capital_k. Running each window with the previous
+    final equity as its capital therefore stitches by plain concatenation (factor 1).
     Segments must be in time order and must not overlap."""
-    if capital <= 0:
+    capitals = (
+        [float(capital)] * len(segments)
+        if isinstance(capital, int | float)
+        else [float(c) for c in capital]
+    )
+    if len(capitals) != len(segments):
+        raise ValueError(f"{len(segments)} segments but {len(capitals)} capitals; give one each")
+    if any(c <= 0 for c in capitals):
         raise ValueError(f"capital must be positive, got {capital}")
     parts = []
-    equity = float(capital)
+    equity = capitals[0] if capitals else 1.0
     last: pd.Timestamp | None = None
-    for i, seg in enumerate(segments):
+    for i, (seg, start_capital) in enumerate(zip(segments, capitals, strict=True)):
         if len(seg) == 0:
             continue
         if last is not None and seg.index[0] <= last:
@@ -149,7 +158,8 @@ def stitch_equity(segments: Sequence[pd.Series], capital: float) -> pd.Series:
                 f"segment {i} starts at {seg.index[0]}, not after the previous one's end "
                 f"{last}; pass the windows' test segments in time order"
             )
-        scaled = seg.astype(float) * (equity / capital)
+        factor = equity / start_capital
+        scaled = seg.astype(float) * factor if factor != 1.0 else seg.astype(float)
         parts.append(scaled)
         equity = float(scaled.iloc[-1])
         last = seg.index[-1]

@@ -13,12 +13,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import yaml
+
 from ktrdr.engine.errors import StrategyError
 from ktrdr.engine.strategy.loader import validate_strategy_mapping
 from ktrdr.engine.strategy.schema import Strategy
 from ktrdr.engine.timeframes import did_you_mean
 
-__all__ = ["apply_overrides", "get_path", "set_path", "short_name", "strategy_document"]
+__all__ = [
+    "apply_overrides",
+    "get_path",
+    "parse_override",
+    "set_path",
+    "short_name",
+    "strategy_document",
+]
 
 
 def strategy_document(strategy: Strategy) -> dict[str, Any]:
@@ -116,3 +125,20 @@ def short_name(path: str) -> str:
     if len(parts) == 4 and parts[0] == "indicators" and parts[2] == "params":
         return f"{parts[1]}.{parts[3]}"
     return path
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"indicators.rsi.params.period=21"`` -> ("indicators.rsi.params.period", 21); the
+    value is read as YAML (numbers, true/false, [lists], quoted text); StrategyError if
+    there is no ``=`` or no path."""
+    path, sep, value = text.partition("=")
+    path = path.strip()
+    if not sep or not path:
+        raise StrategyError(
+            [f"override {text!r} needs the form PATH=VALUE, e.g. indicators.rsi.params.period=21"]
+        )
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        parsed = value.strip()
+    return path, parsed
