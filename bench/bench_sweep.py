@@ -80,9 +80,11 @@ def sweep(close, open_, pairs):
 t = time.perf_counter()
 sweep(close.iloc[:2000], open_.iloc[:2000], pairs[:2])  # numba compilation
 warm = time.perf_counter() - t
-t = time.perf_counter(); res = sweep(close, open_, pairs); took = time.perf_counter() - t
+t, cpu = time.perf_counter(), time.process_time()
+res = sweep(close, open_, pairs)
+took, cpu = time.perf_counter() - t, time.process_time() - cpu
 import resource
-print(json.dumps({"seconds": took, "warmup_seconds": warm, "results": res,
+print(json.dumps({"seconds": took, "cpu_seconds": cpu, "warmup_seconds": warm, "results": res,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "vectorbt": vbt.__version__, "numba": __import__("numba").__version__,
                   "numpy": np.__version__, "pandas": pd.__version__}))
@@ -172,25 +174,25 @@ def main() -> None:
     t = time.perf_counter()
     evaluate_batch(strategy, prepare_data(bars.iloc[:5000]), sets[:2], capital=CAPITAL)
     compile_s = time.perf_counter() - t
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     batch = evaluate_batch(strategy, data, sets, capital=CAPITAL)
-    batch_s = time.perf_counter() - t
+    batch_s, batch_cpu = time.perf_counter() - t, time.process_time() - cpu
     print(f"batch: {batch_s:.2f} s", flush=True)
     # Does prange pay? The same batch on one thread (numba's pool, set at run time).
     threads = numba.get_num_threads()
     numba.set_num_threads(1)
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     evaluate_batch(strategy, data, sets, capital=CAPITAL)
-    batch_1thread_s = time.perf_counter() - t
+    batch_1thread_s, batch_1thread_cpu = time.perf_counter() - t, time.process_time() - cpu
     numba.set_num_threads(threads)
     print(f"batch on 1 thread: {batch_1thread_s:.2f} s", flush=True)
 
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     loop = [
         run_backtest(apply_overrides(strategy, p), bars, capital=CAPITAL).statistics.to_dict()
         for p in sets
     ]
-    loop_s = time.perf_counter() - t
+    loop_s, loop_cpu = time.perf_counter() - t, time.process_time() - cpu
     print(f"loop: {loop_s:.2f} s", flush=True)
     mismatches = sum(
         1
@@ -223,10 +225,14 @@ def main() -> None:
         "batch_seconds": batch_s,
         "batch_threads": threads,
         "batch_1thread_seconds": batch_1thread_s,
+        "batch_cpu_seconds": batch_cpu,
+        "batch_1thread_cpu_seconds": batch_1thread_cpu,
+        "loop_cpu_seconds": loop_cpu,
         "batch_compile_or_cache_load_seconds": compile_s,
         "loop_seconds": loop_s,
         "batch_vs_loop_statistics_mismatches": mismatches,
         "vectorbt": {k: v for k, v in vbt.items() if k != "results"},
+        "vectorbt_pairs_per_call": args.vbt_chunk,
         "vectorbt_trades_total": sum(r[2] for r in vbt.get("results", [])),  # type: ignore[union-attr]
         "ktrdr_trades_total": sum(b.statistics["num_trades"] for b in batch),
         "random_sweep": rss,
@@ -242,11 +248,17 @@ def markdown(r: dict[str, object], env: dict[str, object]) -> str:
     vbt = r["vectorbt"]
     assert isinstance(vbt, dict)
     batch, loop = float(r["batch_seconds"]), float(r["loop_seconds"])  # type: ignore[arg-type]
-    vbt_s = vbt.get("seconds")
+    vbt_s, vbt_cpu = vbt.get("seconds"), vbt.get("cpu_seconds")
+    cpu = {
+        k: float(r[k])
+        for k in ("batch_cpu_seconds", "batch_1thread_cpu_seconds", "loop_cpu_seconds")
+    }  # type: ignore[arg-type]
+    one = float(r["batch_1thread_seconds"])  # type: ignore[arg-type]
     vbt_line = (
-        f"| vectorbt {vbt.get('vectorbt')} broadcasting | {vbt_s:.2f} | {vbt_s / batch:.1f}x |"
-        if isinstance(vbt_s, float)
-        else f"| vectorbt | not measured: {str(vbt)[:300]} | |"
+        f"| vectorbt {vbt.get('vectorbt')} broadcasting | {vbt_s:.2f} | {vbt_s / batch:.1f}x "
+        f"| {vbt_cpu:.2f} | {vbt_cpu / cpu['batch_cpu_seconds']:.1f}x |"
+        if isinstance(vbt_s, float) and isinstance(vbt_cpu, float)
+        else f"| vectorbt | not measured: {str(vbt)[:300]} | | | |"
     )
     rss = r["random_sweep"]
     assert isinstance(rss, dict)
@@ -257,12 +269,16 @@ def markdown(r: dict[str, object], env: dict[str, object]) -> str:
         f"commission {r['commission']} per side, no slippage; one run each, same process "
         f"(vectorbt in its own env). Run with nice {r['nice']} on a shared machine.",
         "",
-        "| method | wall time (s) | time / batch |",
-        "|---|---:|---:|",
-        f"| ktrdr evaluate_batch ({r['batch_threads']} numba threads) | {batch:.2f} | 1.0x |",
-        f"| ktrdr evaluate_batch, 1 numba thread | {float(r['batch_1thread_seconds']):.2f} | "  # type: ignore[arg-type]
-        f"{float(r['batch_1thread_seconds']) / batch:.1f}x |",  # type: ignore[arg-type]
-        f"| ktrdr loop of run_backtest | {loop:.2f} | {loop / batch:.1f}x |",
+        "| method | wall time (s) | wall / batch | CPU time (s) | CPU / batch |",
+        "|---|---:|---:|---:|---:|",
+        f"| ktrdr evaluate_batch ({r['batch_threads']} numba threads) | {batch:.2f} | 1.0x "
+        f"| {cpu['batch_cpu_seconds']:.2f} | 1.0x |",
+        f"| ktrdr evaluate_batch, 1 numba thread | {one:.2f} | {one / batch:.1f}x "
+        f"| {cpu['batch_1thread_cpu_seconds']:.2f} | "
+        f"{cpu['batch_1thread_cpu_seconds'] / cpu['batch_cpu_seconds']:.1f}x |",
+        f"| ktrdr loop of run_backtest | {loop:.2f} | {loop / batch:.1f}x "
+        f"| {cpu['loop_cpu_seconds']:.2f} "
+        f"| {cpu['loop_cpu_seconds'] / cpu['batch_cpu_seconds']:.1f}x |",
         vbt_line,
         "",
         "- batch vs loop statistics differing beyond 1e-12: "
@@ -272,7 +288,8 @@ def markdown(r: dict[str, object], env: dict[str, object]) -> str:
         f"- trades: ktrdr {r['ktrdr_trades_total']:,}, vectorbt {r['vectorbt_trades_total']:,} "
         "(vectorbt leaves the last position open; ktrdr closes it at the last close)",
         f"- vectorbt peak RSS {vbt.get('peak_rss_mb', 0):.0f} MB, warm-up "
-        f"{vbt.get('warmup_seconds', 0):.1f} s, pairs per call: see the JSON",
+        f"{vbt.get('warmup_seconds', 0):.1f} s (numba compilation, not in the time), "
+        f"{r['vectorbt_pairs_per_call']} pairs per call",
         f"- random sweep in a fresh process: {rss}",
         "",
         *benchlib.machine_lines(env),

@@ -151,22 +151,18 @@ def _equity_aggregates(
 ) -> None:
     n = len(equity)
     prev = capital
-    for t in range(n):
-        returns[t] = (equity[t] - prev) / prev
-        prev = equity[t]
-    mean = pairwise_sum(returns, 0, n) / n
-    spread = pairwise_sum(returns, 0, n, SQUARED_DEVIATION, mean)
-    agg[STD] = np.sqrt(spread / (n - 1)) if n > 1 else np.nan
-    agg[DOWNSIDE] = np.sqrt(pairwise_sum(returns, 0, n, SQUARED_DOWNSIDE, 0.0) / n)
-    agg[MEAN] = mean
-    # Drawdown against the running peak (the initial capital counts as the first peak).
+    # One pass for returns, drawdown against the running peak (the initial capital counts
+    # as the first peak), the longest underwater run and the bars in a position.
     peak = capital
     max_dd = 0.0
     last_peak, longest, end_at = -1, 0, -1
     in_pos = 0.0
     for t in range(n):
-        peak = max(peak, equity[t])
-        dd = equity[t] / peak - 1.0
+        e = equity[t]
+        returns[t] = (e - prev) / prev
+        prev = e
+        peak = max(peak, e)
+        dd = e / peak - 1.0
         max_dd = min(max_dd, dd)
         if dd < 0:
             if t - last_peak > longest:
@@ -175,6 +171,11 @@ def _equity_aggregates(
             last_peak = t
         if held[t] != 0:
             in_pos += 1.0
+    mean = pairwise_sum(returns, 0, n) / n
+    spread = pairwise_sum(returns, 0, n, SQUARED_DEVIATION, mean)
+    agg[STD] = np.sqrt(spread / (n - 1)) if n > 1 else np.nan
+    agg[DOWNSIDE] = np.sqrt(pairwise_sum(returns, 0, n, SQUARED_DOWNSIDE, 0.0) / n)
+    agg[MEAN] = mean
     agg[MAX_DD] = max_dd
     agg[DD_BARS] = longest
     agg[DD_END] = end_at
