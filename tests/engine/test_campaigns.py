@@ -75,6 +75,26 @@ def test_batch_equals_backtests_for_fuzzy_rules_and_cost_overrides(bars_1h: pd.D
         assert r.returns is None
 
 
+def test_batch_equals_backtests_with_stops_sizing_and_higher_timeframes(
+    bars_1h: pd.DataFrame,
+) -> None:
+    stops = validate_strategy_text(builtin_strategy_text("trend_stops"))
+    stop_sets = [
+        {"indicators.trend.params.period": p, "exits.stop_loss.atr": a, "exits.time_stop_bars": t}
+        for p in (20, 50)
+        for a in (1.5, 3.0)
+        for t in (30, 100)
+    ] + [{"position_sizing.volatility_period": 24}, {"exits.trailing_stop.fraction": 0.005}]
+    daily = validate_strategy_text(builtin_strategy_text("rsi_daily_trend"))
+    daily_sets = [{"indicators.rsi.params.period": p} for p in (7, 14)]
+    for strategy, sets in ((stops, stop_sets), (daily, daily_sets)):
+        results = evaluate_batch(strategy, prepare_data(bars_1h), sets, capital=1e5, chunk_size=3)
+        for r in results:
+            want = run_backtest(apply_overrides(strategy, r.params), bars_1h, capital=1e5)
+            assert_same_statistics(r.statistics, want.statistics.to_dict())
+        assert sum(r.statistics["num_trades"] for r in results) > 0
+
+
 def test_kept_returns_are_the_backtests_per_bar_returns(bars_1h: pd.DataFrame) -> None:
     strategy = validate_strategy_text(builtin_strategy_text("sma_crossover"))
     (result,) = evaluate_batch(

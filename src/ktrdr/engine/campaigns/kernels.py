@@ -8,14 +8,16 @@ values, halves above), so every aggregate equals what numpy computes on the same
 bit for bit, and a batch's statistics equal an ordinary backtest's exactly.
 
 Only the aggregates (and, on request, the per-bar returns) leave the kernel: memory per
-combination is O(bars) while it runs and O(1) after.
+combination is O(bars) while it runs and O(1) after. The kernel releases the GIL; the
+caller runs combinations on a thread pool (a ``parallel=True`` kernel compiled several
+times slower, for no gain over threads on the same cores).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit, prange
+from numba import njit
 
 from ktrdr.engine.backtest.simulate import fill_pass
 
@@ -47,7 +49,7 @@ _SIDE, _SIZE, _ENTRY_FILL, _EXIT_FILL, _ENTRY_COMM, _EXIT_COMM = 2, 3, 4, 5, 6, 
 PLAIN, SQUARED_DEVIATION, SQUARED_DOWNSIDE = 0, 1, 2
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _term(x: float, mode: int, m: float) -> float:  # pragma: no cover - compiled
     """The summed value: x, (x - m)^2 or min(x, 0)^2 (numpy's ``(r - mean) ** 2`` and
     ``minimum(r, 0) ** 2`` element by element), so no temporary array is needed."""
@@ -214,32 +216,31 @@ def _trade_aggregates(trades: FloatArray, k: int, agg: FloatArray) -> None:
     agg[COMMISSION] = pairwise_sum(comm, 0, k)
 
 
-@njit(cache=True, parallel=True)
-def batch_pass(
-    open_: FloatArray,
-    close: FloatArray,
+@njit(cache=True, nogil=True)
+def combination_pass(
+    bars: FloatArray,
     actions: npt.NDArray[np.int8],
-    sell_to: npt.NDArray[np.int8],
-    fraction: FloatArray,
-    commission: FloatArray,
-    slippage: FloatArray,
+    sell_to: int,
+    size_fractions: FloatArray,
+    fixed_units: float,
+    exit_fractions: FloatArray,
+    exit_distances: FloatArray,
+    time_bars: int,
+    commission: float,
+    slippage: float,
     capital: float,
-    keep_returns: bool,
-) -> tuple[FloatArray, FloatArray]:  # pragma: no cover - compiled
-    """Aggregates (combinations x N_AGGREGATES) and per-bar returns (combinations x bars
-    when ``keep_returns``, else 0 x 0) for ``actions`` (combinations x bars, action codes
-    of ``signals``), one combination per parallel iteration."""
-    m, n = actions.shape
-    agg = np.full((m, N_AGGREGATES), np.nan)
-    kept = np.empty((m, n)) if keep_returns else np.empty((0, 0))
-    for c in prange(m):
-        target = _targets(actions[c], sell_to[c])
-        equity, held, trades, k = fill_pass(
-            open_, close, target, fraction[c], commission[c], slippage[c], capital
-        )
-        returns = np.empty(n)
-        _equity_aggregates(equity, held, capital, returns, agg[c])
-        _trade_aggregates(trades, k, agg[c])
-        if keep_returns:
-            kept[c, :] = returns
-    return agg, kept
+    returns: FloatArray,
+    agg: FloatArray,
+) -> None:  # pragma: no cover - compiled
+    """One combination: targets from ``actions`` (action codes of ``signals``), the fill
+    pass (arguments as ``fill_pass`` takes them; ``bars`` is open/high/low/close x bars),
+    then its aggregates into ``agg`` (N_AGGREGATES) and per-bar returns into ``returns``.
+    Releases the GIL, so a thread pool runs combinations in parallel."""
+    target = _targets(actions, sell_to)
+    equity, held, trades, k = fill_pass(
+        bars, target, size_fractions, fixed_units, exit_fractions, exit_distances, time_bars,
+        commission, slippage, capital,
+    )  # fmt: skip
+    agg[:] = np.nan
+    _equity_aggregates(equity, held, capital, returns, agg)
+    _trade_aggregates(trades, k, agg)
