@@ -33,7 +33,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numba
 import numpy as np
 import pandas as pd
 
@@ -178,13 +177,11 @@ def main() -> None:
     batch = evaluate_batch(strategy, data, sets, capital=CAPITAL)
     batch_s, batch_cpu = time.perf_counter() - t, time.process_time() - cpu
     print(f"batch: {batch_s:.2f} s", flush=True)
-    # Does prange pay? The same batch on one thread (numba's pool, set at run time).
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)
+    # Do threads pay? The same batch on one thread.
+    threads = os.cpu_count() or 1
     t, cpu = time.perf_counter(), time.process_time()
-    evaluate_batch(strategy, data, sets, capital=CAPITAL)
+    evaluate_batch(strategy, data, sets, capital=CAPITAL, threads=1)
     batch_1thread_s, batch_1thread_cpu = time.perf_counter() - t, time.process_time() - cpu
-    numba.set_num_threads(threads)
     print(f"batch on 1 thread: {batch_1thread_s:.2f} s", flush=True)
 
     t, cpu = time.perf_counter(), time.process_time()
@@ -202,8 +199,6 @@ def main() -> None:
         and not (isinstance(v, float) and abs(v - b.statistics[key]) <= 1e-12 * max(1, abs(v)))
     )
 
-    vbt = {"skipped": True} if args.skip_vectorbt else run_vectorbt(bars, args.vbt_chunk)
-    print(f"vectorbt: {vbt.get('seconds', vbt)}", flush=True)
     child = subprocess.run(
         [sys.executable, __file__, "--rss-child", "--rss-bars", str(args.rss_bars),
          "--rss-combos", str(args.rss_combos)],
@@ -215,33 +210,39 @@ def main() -> None:
         else {"error": child.stderr[-3000:]}
     )
     print(f"rss: {rss}", flush=True)
-
-    env = benchlib.environment(["numpy", "pandas", "numba", "pydantic"])
-    report = {
-        "bars": args.bars,
-        "pairs": len(PAIRS),
-        "commission": COMMISSION,
-        "nice": os.nice(0),
-        "batch_seconds": batch_s,
-        "batch_threads": threads,
-        "batch_1thread_seconds": batch_1thread_s,
-        "batch_cpu_seconds": batch_cpu,
-        "batch_1thread_cpu_seconds": batch_1thread_cpu,
-        "loop_cpu_seconds": loop_cpu,
-        "batch_compile_or_cache_load_seconds": compile_s,
-        "loop_seconds": loop_s,
-        "batch_vs_loop_statistics_mismatches": mismatches,
-        "vectorbt": {k: v for k, v in vbt.items() if k != "results"},
-        "vectorbt_pairs_per_call": args.vbt_chunk,
-        "vectorbt_trades_total": sum(r[2] for r in vbt.get("results", [])),  # type: ignore[union-attr]
-        "ktrdr_trades_total": sum(b.statistics["num_trades"] for b in batch),
-        "random_sweep": rss,
-        "environment": env,
-    }
     stamp = benchlib.timestamp()
-    benchlib.write_json("sweep", stamp, report)
-    (benchlib.RESULTS_DIR / f"sweep-{stamp}.md").write_text(markdown(report, env))
-    print(f"wrote bench/results/sweep-{stamp}.md")
+    vbt: dict[str, object] = {"error": "not finished (the run was stopped before vectorbt ended)"}
+    for final in (False, True):
+        if final:
+            if args.skip_vectorbt:
+                break
+            vbt = run_vectorbt(bars, args.vbt_chunk)
+            print(f"vectorbt: {vbt.get('seconds', vbt)}", flush=True)
+        env = benchlib.environment(["numpy", "pandas", "numba", "pydantic"])
+        report = {
+            "bars": args.bars,
+            "pairs": len(PAIRS),
+            "commission": COMMISSION,
+            "nice": os.nice(0),
+            "batch_seconds": batch_s,
+            "batch_threads": threads,
+            "batch_1thread_seconds": batch_1thread_s,
+            "batch_cpu_seconds": batch_cpu,
+            "batch_1thread_cpu_seconds": batch_1thread_cpu,
+            "loop_cpu_seconds": loop_cpu,
+            "batch_compile_or_cache_load_seconds": compile_s,
+            "loop_seconds": loop_s,
+            "batch_vs_loop_statistics_mismatches": mismatches,
+            "vectorbt": {k: v for k, v in vbt.items() if k != "results"},
+            "vectorbt_pairs_per_call": args.vbt_chunk,
+            "vectorbt_trades_total": sum(r[2] for r in vbt.get("results", [])),  # type: ignore[union-attr]
+            "ktrdr_trades_total": sum(b.statistics["num_trades"] for b in batch),
+            "random_sweep": rss,
+            "environment": env,
+        }
+        benchlib.write_json("sweep", stamp, report)
+        (benchlib.RESULTS_DIR / f"sweep-{stamp}.md").write_text(markdown(report, env))
+        print(f"wrote bench/results/sweep-{stamp}.md")
 
 
 def markdown(r: dict[str, object], env: dict[str, object]) -> str:
@@ -271,9 +272,9 @@ def markdown(r: dict[str, object], env: dict[str, object]) -> str:
         "",
         "| method | wall time (s) | wall / batch | CPU time (s) | CPU / batch |",
         "|---|---:|---:|---:|---:|",
-        f"| ktrdr evaluate_batch ({r['batch_threads']} numba threads) | {batch:.2f} | 1.0x "
+        f"| ktrdr evaluate_batch ({r['batch_threads']} threads) | {batch:.2f} | 1.0x "
         f"| {cpu['batch_cpu_seconds']:.2f} | 1.0x |",
-        f"| ktrdr evaluate_batch, 1 numba thread | {one:.2f} | {one / batch:.1f}x "
+        f"| ktrdr evaluate_batch, 1 thread | {one:.2f} | {one / batch:.1f}x "
         f"| {cpu['batch_1thread_cpu_seconds']:.2f} | "
         f"{cpu['batch_1thread_cpu_seconds'] / cpu['batch_cpu_seconds']:.1f}x |",
         f"| ktrdr loop of run_backtest | {loop:.2f} | {loop / batch:.1f}x "
