@@ -55,7 +55,7 @@ def test_bad_lengths_say_what_to_do() -> None:
         walkforward_windows(hourly(10), train=8, test=4)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     n=st.integers(2, 400),
     train=st.integers(1, 120),
