@@ -131,6 +131,15 @@ def run_vectorbt(bars: pd.DataFrame, chunk: int) -> dict[str, object]:
     return out
 
 
+def peak_rss_mb() -> float:
+    """This process's resident-memory high-water mark (VmHWM). Not ru_maxrss: Linux carries
+    the parent's peak across fork + exec into it, so a child would report the parent's."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def rss_child(n_bars: int, n_combos: int) -> None:
     """In a fresh process: a random sweep of ``n_combos`` combinations; prints JSON."""
     bars = generate_synthetic_bars("1h", n_bars, seed=42)
@@ -144,11 +153,11 @@ def rss_child(n_bars: int, n_combos: int) -> None:
     combos = space.sample(n_combos, seed=1)
     data = prepare_data(bars)
     evaluate_batch(strategy, data, combos[:2], capital=CAPITAL)  # compile / load cache
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = peak_rss_mb()
     t = time.perf_counter()
     results = evaluate_batch(strategy, data, combos, capital=CAPITAL)
     took = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     print(json.dumps({"bars": n_bars, "combinations": len(results), "seconds": took,
                       "peak_rss_mb_before_sweep": before, "peak_rss_mb": peak}))  # fmt: skip
 
