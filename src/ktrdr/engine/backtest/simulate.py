@@ -322,6 +322,11 @@ class Exits:
         )
 
 
+# The compiled pass itself, for other kernels to call per combination (campaign batches), so
+# the fill rules above have one copy.
+fill_pass = _kernel
+
+
 def simulate_fills(
     open_: FloatArray,
     close: FloatArray,

@@ -52,7 +52,34 @@ def _profit_factor(wins: float, losses: float) -> float:
 
 
 def _trade_stats(trades: TradeTable) -> dict[str, float | int]:
+    pnl, pct = trades.net_pnl, trades.pnl_pct
     if len(trades) == 0:
+        return trade_summary(0, 0.0, math.nan, math.nan, 0.0, 0.0, 0.0, 0.0)
+    return trade_summary(
+        len(trades),
+        float((pnl > 0).mean()),
+        float(pct.max()),
+        float(pct.min()),
+        float(pct.mean()),
+        float(pnl[pnl > 0].sum()),
+        float(-pnl[pnl < 0].sum()),
+        float(trades.commission.sum()),
+    )
+
+
+def trade_summary(
+    num_trades: int,
+    win_fraction: float,
+    best_pct: float,
+    worst_pct: float,
+    mean_pct: float,
+    gross_wins: float,
+    gross_losses: float,
+    commission: float,
+) -> dict[str, float | int]:
+    """The trade statistics from per-trade aggregates (one copy of these rules; the batch
+    evaluator of ``ktrdr.engine.campaigns`` computes the aggregates in a compiled pass)."""
+    if num_trades == 0:
         nan = float("nan")
         return {
             "num_trades": 0,
@@ -63,16 +90,14 @@ def _trade_stats(trades: TradeTable) -> dict[str, float | int]:
             "profit_factor": nan,
             "total_commission": 0.0,
         }
-    pnl, pct = trades.net_pnl, trades.pnl_pct
-    wins, losses = pnl[pnl > 0].sum(), -pnl[pnl < 0].sum()
     return {
-        "num_trades": len(trades),
-        "win_rate_pct": float((pnl > 0).mean() * 100.0),
-        "best_trade_pct": float(pct.max()),
-        "worst_trade_pct": float(pct.min()),
-        "avg_trade_pct": float(pct.mean()),
-        "profit_factor": _profit_factor(float(wins), float(losses)),
-        "total_commission": float(trades.commission.sum()),
+        "num_trades": num_trades,
+        "win_rate_pct": win_fraction * 100.0,
+        "best_trade_pct": best_pct,
+        "worst_trade_pct": worst_pct,
+        "avg_trade_pct": mean_pct,
+        "profit_factor": _profit_factor(gross_wins, gross_losses),
+        "total_commission": commission,
     }
 
 
@@ -93,10 +118,46 @@ def compute_statistics(
     mean = float(returns.mean())
     std = float(returns.std(ddof=1)) if len(returns) > 1 else math.nan
     downside = float(np.sqrt(np.mean(np.minimum(returns, 0.0) ** 2)))
-    total = eq[-1] / capital - 1.0
-    years = len(eq) / bpy
-    cagr = (eq[-1] / capital) ** (1.0 / years) - 1.0 if eq[-1] > 0 else -1.0
     _, max_dd, dd_bars, dd_end = _drawdown(eq, capital)
+    return summarise(
+        index,
+        bpy,
+        capital=capital,
+        final_equity=float(eq[-1]),
+        mean=mean,
+        std=std,
+        downside=downside,
+        max_dd=max_dd,
+        dd_bars=dd_bars,
+        dd_end=dd_end,
+        exposure=float((units != 0).mean()),
+        buy_and_hold=float(close[-1] / close[0] - 1.0),
+        trades=_trade_stats(trades),
+    )
+
+
+def summarise(
+    index: pd.DatetimeIndex,
+    bpy: float,
+    *,
+    capital: float,
+    final_equity: float,
+    mean: float,
+    std: float,
+    downside: float,
+    max_dd: float,
+    dd_bars: int,
+    dd_end: int,
+    exposure: float,
+    buy_and_hold: float,
+    trades: dict[str, float | int],
+) -> Statistics:
+    """Statistics from the per-bar aggregates: mean / std (ddof 1) / downside deviation of
+    the per-bar returns, max drawdown (fraction <= 0), longest underwater run and its end,
+    fraction of bars in a position, buy-and-hold return (fraction), trade statistics."""
+    total = final_equity / capital - 1.0
+    years = len(index) / bpy
+    cagr = (final_equity / capital) ** (1.0 / years) - 1.0 if final_equity > 0 else -1.0
     dd_days = 0.0
     if dd_bars:
         # From the peak bar (the one before the run; the start for a run from bar 0).
@@ -109,14 +170,14 @@ def compute_statistics(
     return Statistics(
         start=index[0],
         end=index[-1],
-        bars=len(eq),
+        bars=len(index),
         bars_per_year=bpy,
         initial_capital=capital,
-        final_equity=float(eq[-1]),
+        final_equity=final_equity,
         total_return_pct=total * 100.0,
         annualized_return_pct=mean * bpy * 100.0,
         cagr_pct=cagr * 100.0,
-        buy_and_hold_return_pct=(close[-1] / close[0] - 1.0) * 100.0,
+        buy_and_hold_return_pct=buy_and_hold * 100.0,
         volatility_pct=std * math.sqrt(bpy) * 100.0,
         sharpe_ratio=sharpe,
         sortino_ratio=sortino,
@@ -124,6 +185,6 @@ def compute_statistics(
         max_drawdown_pct=max_dd * 100.0,
         max_drawdown_duration_bars=dd_bars,
         max_drawdown_duration_days=dd_days,
-        exposure_pct=float((units != 0).mean() * 100.0),
-        **_trade_stats(trades),  # type: ignore[arg-type]
+        exposure_pct=exposure * 100.0,
+        **trades,  # type: ignore[arg-type]
     )

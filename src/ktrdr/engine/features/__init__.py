@@ -7,23 +7,38 @@ value at bar t depends on bars up to t only.
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
+
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
 from ktrdr.engine import fuzzy
 from ktrdr.engine.data.resample import join_closed, resample_bars
-from ktrdr.engine.indicators.registry import compute_indicator, get_indicator
+from ktrdr.engine.indicators.registry import (
+    IndicatorSpec,
+    Params,
+    compute_indicator,
+    get_indicator,
+)
 from ktrdr.engine.strategy.schema import FuzzySetConfig, Strategy
 
 FloatArray = npt.NDArray[np.float64]
 Features = dict[str, FloatArray]
+# (indicator type, timeframe|params as JSON) -> outputs by name; any MutableMapping (an LRU).
+IndicatorCache = MutableMapping[tuple[str, str], dict[str, FloatArray]]
 
 
-def compute_features(strategy: Strategy, bars: pd.DataFrame) -> Features:
+def compute_features(
+    strategy: Strategy, bars: pd.DataFrame, cache: IndicatorCache | None = None
+) -> Features:
     """Every indicator output by reference name (``id`` for the first output, ``id.output``)
     plus the price columns. An indicator on a higher timeframe runs on bars resampled from
-    ``bars`` and is joined back only once each of its bars has closed."""
+    ``bars`` and is joined back only once each of its bars has closed.
+
+    ``cache`` (optional, same ``bars`` every call) maps (indicator type, timeframe, params)
+    to outputs, so strategies differing only in some parameters share the rest (sweeps).
+    """
     out: Features = {
         c: bars[c].to_numpy(dtype=float) for c in ("open", "high", "low", "close", "volume")
     }
@@ -32,18 +47,33 @@ def compute_features(strategy: Strategy, bars: pd.DataFrame) -> Features:
         spec = get_indicator(ind.type)
         params = strategy.indicator_params(ind.id)
         higher = ind.timeframe if ind.timeframe not in (None, strategy.data.timeframe) else None
-        if higher is None:
-            outputs = compute_indicator(spec, params, bars)
-        else:
-            if higher not in resampled:
-                resampled[higher] = resample_bars(bars, higher)
-            computed = compute_indicator(spec, params, resampled[higher])
-            joined = join_closed(pd.DataFrame(computed), higher, pd.DatetimeIndex(bars.index))
-            outputs = {name: joined[name] for name in computed}
-        for name, series in outputs.items():
-            out[f"{ind.id}.{name}"] = series.to_numpy(dtype=float)
+        key = (ind.type, f"{higher or ''}|{params.model_dump_json()}")
+        outputs = cache.get(key) if cache is not None else None
+        if outputs is None:
+            outputs = _indicator_outputs(spec, params, bars, higher, resampled)
+            if cache is not None:
+                cache[key] = outputs
+        for name, values in outputs.items():
+            out[f"{ind.id}.{name}"] = values
         out[ind.id] = out[f"{ind.id}.{spec.primary_output}"]
     return out
+
+
+def _indicator_outputs(
+    spec: IndicatorSpec,
+    params: Params,
+    bars: pd.DataFrame,
+    higher: str | None,
+    resampled: dict[str, pd.DataFrame],
+) -> dict[str, FloatArray]:
+    if higher is None:
+        computed = compute_indicator(spec, params, bars)
+        return {name: s.to_numpy(dtype=float) for name, s in computed.items()}
+    if higher not in resampled:
+        resampled[higher] = resample_bars(bars, higher)
+    computed = compute_indicator(spec, params, resampled[higher])
+    joined = join_closed(pd.DataFrame(computed), higher, pd.DatetimeIndex(bars.index))
+    return {name: joined[name].to_numpy(dtype=float) for name in computed}
 
 
 def membership(cfg: FuzzySetConfig, x: FloatArray) -> FloatArray:

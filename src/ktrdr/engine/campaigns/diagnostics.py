@@ -1,0 +1,214 @@
+"""Overfitting diagnostics for sweeps: the Deflated Sharpe Ratio and the Probability of
+Backtest Overfitting (formulas and references in docs/campaigns.md).
+
+Sharpe ratios here are **per period** (per bar: mean / standard deviation of the per-bar
+returns, not annualised). From a backtest's annualised ``sharpe_ratio`` take
+``sharpe_ratio / sqrt(bars_per_year)``. Normal quantiles come from the standard library
+(``statistics.NormalDist``), so nothing beyond numpy is needed at run time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Mapping
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+EULER_GAMMA = 0.5772156649015329
+_NORMAL = NormalDist()
+
+
+def expected_max_sharpe(n_trials: int, trials_sharpe_variance: float) -> float:
+    """E[max SR] of ``n_trials`` independent trials whose true Sharpe is 0 and whose
+    estimated Sharpes have variance ``trials_sharpe_variance`` (per-period units):
+    sqrt(V) * ((1 - γ) Φ⁻¹(1 - 1/N) + γ Φ⁻¹(1 - 1/(N e))), γ = Euler-Mascheroni.
+    0 for a single trial (nothing to deflate)."""
+    if n_trials < 1:
+        raise ValueError(f"n_trials must be >= 1, got {n_trials}")
+    if trials_sharpe_variance < 0:
+        raise ValueError(f"a variance cannot be negative, got {trials_sharpe_variance}")
+    if n_trials == 1:
+        return 0.0
+    z1 = _NORMAL.inv_cdf(1.0 - 1.0 / n_trials)
+    z2 = _NORMAL.inv_cdf(1.0 - 1.0 / (n_trials * math.e))
+    return math.sqrt(trials_sharpe_variance) * ((1.0 - EULER_GAMMA) * z1 + EULER_GAMMA * z2)
+
+
+def probabilistic_sharpe_ratio(
+    sharpe: float, benchmark: float, n_obs: int, skew: float = 0.0, kurtosis: float = 3.0
+) -> float:
+    """P(true SR > ``benchmark``) given an estimated per-period ``sharpe`` from ``n_obs``
+    returns with the given skewness and (non-excess, normal = 3) kurtosis:
+    Φ((SR - SR*) sqrt(T - 1) / sqrt(1 - γ3 SR + (γ4 - 1)/4 SR²))."""
+    if n_obs < 2:
+        raise ValueError(f"n_obs must be >= 2, got {n_obs}")
+    spread = 1.0 - skew * sharpe + (kurtosis - 1.0) / 4.0 * sharpe**2
+    if spread <= 0:
+        raise ValueError(
+            f"skew {skew} and kurtosis {kurtosis} give a non-positive Sharpe variance at "
+            f"SR {sharpe}; check that kurtosis is the non-excess one (normal = 3)"
+        )
+    return _NORMAL.cdf((sharpe - benchmark) * math.sqrt(n_obs - 1) / math.sqrt(spread))
+
+
+def deflated_sharpe_ratio(
+    sharpe: float,
+    n_trials: int,
+    trials_sharpe_variance: float,
+    n_obs: int,
+    skew: float = 0.0,
+    kurtosis: float = 3.0,
+) -> float:
+    """Deflated Sharpe Ratio (Bailey & López de Prado 2014): the probability that the true
+    Sharpe of the selected strategy exceeds the expected maximum Sharpe of ``n_trials``
+    skill-less trials. Inputs: the selected strategy's per-period ``sharpe`` measured on
+    ``n_obs`` returns with that ``skew`` / non-excess ``kurtosis``; the number of trials
+    and the variance of the trials' per-period Sharpes. Result in [0, 1]; above 0.95 is
+    the paper's bar for a discovery."""
+    benchmark = expected_max_sharpe(n_trials, trials_sharpe_variance)
+    return probabilistic_sharpe_ratio(sharpe, benchmark, n_obs, skew, kurtosis)
+
+
+def sweep_deflated_sharpe(
+    statistics: list[Mapping[str, Any]], best: int, best_returns: npt.ArrayLike | None = None
+) -> float:
+    """DSR of combination ``best`` among a sweep's ``statistics`` dicts (``Statistics``
+    keys): per-period Sharpes are ``sharpe_ratio / sqrt(bars_per_year)``, N = the number
+    of combinations with a defined Sharpe, V their variance (ddof 1), T = ``bars``. Skew
+    and kurtosis come from ``best_returns`` when given, else normal (0, 3). NaN when the
+    best has no Sharpe or fewer than two combinations have one."""
+    per_period = [
+        float(st["sharpe_ratio"]) / math.sqrt(float(st["bars_per_year"]))
+        for st in statistics
+        if st.get("sharpe_ratio") is not None and math.isfinite(float(st["sharpe_ratio"]))
+    ]
+    chosen = statistics[best]
+    if chosen.get("sharpe_ratio") is None or len(per_period) < 2:
+        return math.nan
+    sharpe = float(chosen["sharpe_ratio"]) / math.sqrt(float(chosen["bars_per_year"]))
+    skew, kurt = 0.0, 3.0
+    if best_returns is not None:
+        _, skew, kurt, _ = return_moments(best_returns)
+    variance = float(np.var(per_period, ddof=1))
+    return deflated_sharpe_ratio(sharpe, len(per_period), variance, int(chosen["bars"]), skew, kurt)
+
+
+def return_moments(returns: npt.ArrayLike) -> tuple[float, float, float, int]:
+    """(per-period Sharpe, skewness, non-excess kurtosis, n) of a return series (population
+    moments, as in the paper)."""
+    r = np.asarray(returns, dtype=float)
+    if len(r) < 2:
+        raise ValueError("need at least 2 returns")
+    mean, sd = float(r.mean()), float(r.std())
+    if sd == 0:
+        return math.nan, math.nan, math.nan, len(r)
+    z = (r - mean) / sd
+    return mean / float(r.std(ddof=1)), float((z**3).mean()), float((z**4).mean()), len(r)
+
+
+def sharpe_per_column(returns: FloatArray) -> FloatArray:
+    """Per-period Sharpe (mean / std with ddof 1) of each column; NaN for a flat column."""
+    sd = returns.std(axis=0, ddof=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(sd > 0, returns.mean(axis=0) / sd, np.nan)
+
+
+def cscv_logits(
+    returns: npt.ArrayLike,
+    n_splits: int = 16,
+    metric: Callable[[FloatArray], FloatArray] | None = None,
+) -> FloatArray:
+    """The logits λ_c of combinatorially symmetric cross-validation, one per way of
+    choosing n_splits/2 of the n_splits row blocks as in-sample (the rest out of sample):
+    the trial best in sample by ``metric`` (default: per-period Sharpe) gets relative
+    out-of-sample rank ω = r/(N+1) (r = 1 for the worst of N, ties averaged),
+    λ = ln(ω / (1 - ω)). Combinations are in ``itertools.combinations`` order.
+
+    ``returns``: (n_obs x n_trials) per-period returns, rows in time order; the rows are cut
+    into ``n_splits`` contiguous blocks whose sizes differ by at most one. ``metric`` maps
+    a (rows x trials) array to one value per trial (higher is better; NaN is worst).
+    """
+    m = np.asarray(returns, dtype=float)
+    if m.ndim != 2 or m.shape[1] < 2:
+        raise ValueError("returns must be a 2-d (n_obs x n_trials) array with >= 2 trials")
+    if n_splits < 2 or n_splits % 2:
+        raise ValueError(f"n_splits must be an even number >= 2, got {n_splits}")
+    if m.shape[0] < 2 * n_splits:
+        raise ValueError(
+            f"{m.shape[0]} observations are too few for {n_splits} splits; give at least "
+            f"{2 * n_splits} rows or fewer splits"
+        )
+    blocks = np.array_split(np.arange(m.shape[0]), n_splits)
+    chosen = np.array(list(itertools.combinations(range(n_splits), n_splits // 2)))
+    masks = np.zeros((len(chosen), n_splits), dtype=bool)
+    np.put_along_axis(masks, chosen, True, axis=1)
+    # Splits in chunks so the (splits x trials) performance tables stay ~32 MB.
+    step = max(1, 2**22 // m.shape[1])
+    return np.concatenate(
+        [_logits(m, blocks, masks[i : i + step], metric) for i in range(0, len(masks), step)]
+    )
+
+
+def _logits(
+    m: FloatArray,
+    blocks: list[npt.NDArray[np.int64]],
+    masks: npt.NDArray[np.bool_],
+    metric: Callable[[FloatArray], FloatArray] | None,
+) -> FloatArray:
+    if metric is None:
+        is_perf, oos_perf = _split_sharpes(m, blocks, masks)
+    else:
+        rows = [
+            np.concatenate([b for b, k in zip(blocks, mask, strict=True) if k]) for mask in masks
+        ]
+        is_perf = np.array([metric(m[r]) for r in rows])
+        oos_perf = np.array([metric(np.delete(m, r, axis=0)) for r in rows])
+    is_perf = np.nan_to_num(is_perf, nan=-np.inf)
+    oos_perf = np.nan_to_num(oos_perf, nan=-np.inf)
+    best = np.argmax(is_perf, axis=1)
+    picked = oos_perf[np.arange(len(best)), best][:, None]
+    below = np.sum(oos_perf < picked, axis=1)
+    ties = np.sum(oos_perf == picked, axis=1) - 1
+    omega = (below + 1.0 + ties / 2.0) / (m.shape[1] + 1.0)
+    return np.asarray(np.log(omega / (1.0 - omega)), dtype=float)
+
+
+def _split_sharpes(
+    m: FloatArray, blocks: list[npt.NDArray[np.int64]], masks: npt.NDArray[np.bool_]
+) -> tuple[FloatArray, FloatArray]:
+    """In- and out-of-sample per-period Sharpe of every trial for every split, from
+    per-block sums (O(splits x trials) per split instead of a pass over the rows).
+    Columns are centred first so the sum-of-squares variance keeps its precision."""
+    centred = m - m.mean(axis=0)
+    sums = np.array([centred[b].sum(axis=0) for b in blocks])
+    squares = np.array([(centred[b] ** 2).sum(axis=0) for b in blocks])
+    counts = np.array([len(b) for b in blocks], dtype=float)
+    shift = m.mean(axis=0)
+
+    def sharpe(mask: npt.NDArray[np.float64]) -> FloatArray:
+        n = (mask @ counts)[:, None]
+        mean = (mask @ sums) / n
+        var = np.maximum((mask @ squares) / n - mean**2, 0.0) * n / (n - 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(var > 0, (mean + shift) / np.sqrt(var), np.nan)
+
+    inside = masks.astype(float)
+    return sharpe(inside), sharpe(1.0 - inside)
+
+
+def probability_of_backtest_overfitting(
+    returns: npt.ArrayLike,
+    n_splits: int = 16,
+    metric: Callable[[FloatArray], FloatArray] | None = None,
+) -> float:
+    """PBO by CSCV (Bailey, Borwein, López de Prado & Zhu 2017): the share of in/out-of-
+    sample splits in which the in-sample best trial ranks at or below the out-of-sample
+    median (λ <= 0). ``returns`` is (n_obs x n_trials); see ``cscv_logits``. n_splits = 16
+    makes C(16, 8) = 12,870 splits."""
+    logits = cscv_logits(returns, n_splits, metric)
+    return float(np.mean(logits <= 0.0))

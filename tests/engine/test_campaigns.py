@@ -1,0 +1,167 @@
+"""Batch evaluation of parameter sets: equal to ordinary backtests, bounded, cancellable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ktrdr.engine.backtest import BacktestCancelled, prepare_data, run_backtest
+from ktrdr.engine.campaigns import OBJECTIVES, evaluate_batch, get_objective
+from ktrdr.engine.campaigns.kernels import pairwise_sum
+from ktrdr.engine.campaigns.objectives import meets_constraints, parse_result_constraints
+from ktrdr.engine.errors import StrategyError
+from ktrdr.engine.strategy import builtin_strategy_text, validate_strategy_text
+from ktrdr.engine.strategy.search import SearchSpace, apply_overrides
+
+FAST = "indicators.sma_fast.params.period"
+SLOW = "indicators.sma_slow.params.period"
+SMA_SEARCH = f"""
+search:
+  parameters:
+    {FAST}: {{range: [3, 15, 4]}}
+    {SLOW}: {{values: [12, 30]}}
+    position_mode: {{values: [long_only, long_short]}}
+    costs.commission: {{values: [0.0, 0.001]}}
+  constraints: [sma_fast.period < sma_slow.period]
+"""
+
+
+def assert_same_statistics(got: dict[str, object], want: dict[str, object]) -> None:
+    assert got.keys() == want.keys()
+    for key, expected in want.items():
+        if isinstance(expected, float):
+            assert got[key] == pytest.approx(expected, rel=1e-12, abs=1e-12), key
+        else:
+            assert got[key] == expected, key
+
+
+def test_batch_equals_ordinary_backtests_combination_by_combination(
+    bars_1h: pd.DataFrame,
+) -> None:
+    strategy = validate_strategy_text(builtin_strategy_text("sma_crossover") + SMA_SEARCH)
+    space = SearchSpace.from_strategy(strategy)
+    combos = space.grid()
+    assert len(combos) == 28
+    start = bars_1h.index[200]
+    results = evaluate_batch(
+        strategy, prepare_data(bars_1h, start), combos, capital=50_000.0, chunk_size=5
+    )
+    assert [r.params for r in results] == combos
+    traded = 0
+    for r in results:
+        want = run_backtest(space.apply(strategy, r.params), bars_1h, start=start, capital=50_000.0)
+        assert_same_statistics(r.statistics, want.statistics.to_dict())
+        traded += r.statistics["num_trades"] > 0
+    assert traded == 28
+
+
+def test_batch_equals_backtests_for_fuzzy_rules_and_cost_overrides(bars_1h: pd.DataFrame) -> None:
+    strategy = validate_strategy_text(builtin_strategy_text("rsi_fuzzy"))
+    sets = [
+        {"indicators.rsi.params.period": p, "fuzzy_sets.rsi.sets.oversold.points.1": x}
+        for p in (7, 14)
+        for x in (40.0, 45.0)
+    ]
+    results = evaluate_batch(
+        strategy, prepare_data(bars_1h), sets, capital=10_000.0, commission=0.002, slippage=0.0
+    )
+    for r in results:
+        want = run_backtest(
+            apply_overrides(strategy, r.params), bars_1h, capital=10_000.0,
+            commission=0.002, slippage=0.0,
+        )  # fmt: skip
+        assert_same_statistics(r.statistics, want.statistics.to_dict())
+        assert r.returns is None
+
+
+def test_batch_equals_backtests_with_stops_sizing_and_higher_timeframes(
+    bars_1h: pd.DataFrame,
+) -> None:
+    stops = validate_strategy_text(builtin_strategy_text("trend_stops"))
+    stop_sets = [
+        {"indicators.trend.params.period": p, "exits.stop_loss.atr": a, "exits.time_stop_bars": t}
+        for p in (20, 50)
+        for a in (1.5, 3.0)
+        for t in (30, 100)
+    ] + [{"position_sizing.volatility_period": 24}, {"exits.trailing_stop.fraction": 0.005}]
+    daily = validate_strategy_text(builtin_strategy_text("rsi_daily_trend"))
+    daily_sets = [{"indicators.rsi.params.period": p} for p in (7, 14)]
+    for strategy, sets in ((stops, stop_sets), (daily, daily_sets)):
+        results = evaluate_batch(strategy, prepare_data(bars_1h), sets, capital=1e5, chunk_size=3)
+        for r in results:
+            want = run_backtest(apply_overrides(strategy, r.params), bars_1h, capital=1e5)
+            assert_same_statistics(r.statistics, want.statistics.to_dict())
+        assert sum(r.statistics["num_trades"] for r in results) > 0
+
+
+def test_kept_returns_are_the_backtests_per_bar_returns(bars_1h: pd.DataFrame) -> None:
+    strategy = validate_strategy_text(builtin_strategy_text("sma_crossover"))
+    (result,) = evaluate_batch(
+        strategy, prepare_data(bars_1h), [{FAST: 5}], capital=1000.0, keep_returns=True
+    )
+    equity = run_backtest(apply_overrides(strategy, {FAST: 5}), bars_1h, capital=1000.0)
+    eq = equity.equity_curve.to_numpy()
+    want = np.diff(np.concatenate(([1000.0], eq))) / np.concatenate(([1000.0], eq[:-1]))
+    assert result.returns is not None
+    np.testing.assert_array_equal(result.returns, want)
+
+
+def test_pairwise_sum_is_numpys_sum_bit_for_bit() -> None:
+    rng = np.random.default_rng(5)
+    for n in (0, 7, 8, 128, 129, 1000, 70_001):
+        a = rng.standard_normal(n) * 1e-3 + 1e-7
+        assert pairwise_sum(a, 0, n) == a.sum()
+
+
+def test_progress_and_cancel(bars_1h: pd.DataFrame) -> None:
+    strategy = validate_strategy_text(builtin_strategy_text("sma_crossover"))
+    sets = [{FAST: p} for p in range(2, 9)]
+    seen: list[tuple[int, int]] = []
+    evaluate_batch(
+        strategy, prepare_data(bars_1h), sets, capital=1e5, chunk_size=3,
+        progress=lambda done, total: seen.append((done, total)),
+    )  # fmt: skip
+    assert seen == [(3, 7), (6, 7), (7, 7)]
+    calls: list[int] = []
+
+    def cancel_after_first_chunk() -> bool:
+        calls.append(1)
+        return len(calls) > 1
+
+    with pytest.raises(BacktestCancelled, match="after 3 of 7"):
+        evaluate_batch(
+            strategy, prepare_data(bars_1h), sets, capital=1e5, chunk_size=3,
+            should_cancel=cancel_after_first_chunk,
+        )  # fmt: skip
+
+
+def test_model_strategies_and_bad_sets_are_refused(bars_1h: pd.DataFrame) -> None:
+    model = validate_strategy_text(builtin_strategy_text("fuzzy_nn"))
+    with pytest.raises(StrategyError, match="cannot be swept"):
+        evaluate_batch(model, prepare_data(bars_1h), [{}], capital=1e5)
+    sma = validate_strategy_text(builtin_strategy_text("sma_crossover"))
+    with pytest.raises(StrategyError, match="did you mean 'sma_fast'"):
+        evaluate_batch(
+            sma, prepare_data(bars_1h), [{"indicators.sma_fats.params.period": 3}], capital=1e5
+        )
+
+
+def test_objectives_and_result_constraints() -> None:
+    stats = {"sharpe_ratio": 1.5, "max_drawdown_pct": -12.0, "num_trades": 4, "profit_factor": None}
+    assert set(OBJECTIVES) >= {"sharpe", "sortino", "calmar", "total_return", "profit_factor"}
+    assert get_objective("sharpe").score(stats) == 1.5
+    assert get_objective("sharpe", "minimize").score(stats) == -1.5
+    assert get_objective("profit_factor").value(stats) == float("inf")  # no losing trade
+    assert get_objective("calmar").score(stats) == float("-inf")  # undefined never wins
+    results = [{"sharpe_ratio": 0.5}, {"sharpe_ratio": None}, {"sharpe_ratio": 2.0}]
+    assert get_objective("sharpe").best(results) == 2
+    with pytest.raises(ValueError, match="did you mean 'sortino'"):
+        get_objective("sortin")
+    bounds = parse_result_constraints({"min_trades": 5})
+    assert not meets_constraints(stats, bounds)
+    assert meets_constraints(stats, parse_result_constraints({"min_trades": 4}))
+    assert meets_constraints(stats, {"max_drawdown_pct": -15.0})
+    assert not meets_constraints(stats, {"max_drawdown_pct": -10.0})
+    with pytest.raises(ValueError, match="did you mean 'min_trades'"):
+        parse_result_constraints({"min_trade": 5})
