@@ -19,6 +19,7 @@ from ktrdr.cli.report import (
 )
 from ktrdr.cli.state import (
     DEFAULT_URL,
+    CancelOnInterruptOption,
     EndOption,
     ExitCode,
     JsonOption,
@@ -54,6 +55,7 @@ def run(
     commission: Annotated[float | None, typer.Option(help="fraction per side")] = None,
     slippage: Annotated[float | None, typer.Option(help="fraction per side")] = None,
     trades: Annotated[int, typer.Option(help="trades to list")] = 10,
+    cancel_on_interrupt: CancelOnInterruptOption = False,
     url: UrlOption = DEFAULT_URL,
     json: JsonOption = False,
 ) -> None:
@@ -69,7 +71,13 @@ def run(
         "slippage": slippage,
     }
     final = ops.submit_and_follow(
-        ApiClient(url), "backtest_run", "/backtests/start", body, quiet=json, strategy=strategy
+        ApiClient(url),
+        "backtest_run",
+        "/backtests/start",
+        body,
+        quiet=json,
+        strategy=strategy,
+        cancel_on_interrupt=cancel_on_interrupt,
     )
     ops.print_outcome_and_exit(
         final, json=json, show=lambda op: show_result(op["id"], op["result"], trades)

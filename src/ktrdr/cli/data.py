@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ktrdr.cli import ops
 from ktrdr.cli.client import ApiClient
-from ktrdr.cli.output import console, print_json
+from ktrdr.cli.output import console, literal, print_json
 from ktrdr.cli.state import DEFAULT_URL, ExitCode, JsonOption, UrlOption
 from ktrdr.cli.tracing import cli_span
 
@@ -116,4 +116,4 @@ def show(
         print_json(found[0])
     else:
         for key, value in found[0].items():
-            console.print(f"[bold]{key:>10}[/] {value}")
+            console.print(f"[bold]{key:>10}[/] {literal(value)}")

@@ -12,7 +12,8 @@ from ktrdr.cli.backtest import show_result
 from ktrdr.cli.client import ApiClient
 from ktrdr.cli.output import console
 from ktrdr.cli.report import html_report
-from ktrdr.config import default_data_home
+from ktrdr.cli.servers import refuse_busy_ports
+from ktrdr.config import CliSettings
 from ktrdr.local_stack import LocalStack
 
 DEMO_SYMBOL = "EURUSD"
@@ -21,7 +22,9 @@ DEMO_STRATEGY = "sma_crossover"
 
 
 def run_demo(*, workers: int, api_port: int, worker_port: int) -> int:
-    home = default_data_home() / "demo"
+    # KTRDR_DATA_HOME (default ~/.ktrdr) holds the demo's own home, as the README says.
+    home = CliSettings().data_home / "demo"
+    refuse_busy_ports([api_port, *(worker_port + i for i in range(workers))])
     stack = LocalStack(
         data_home=home,
         api_port=api_port,

@@ -16,6 +16,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad command line (Typer's own code)
     REJECTED = 3  # the API refused the request (4xx)
     UNAVAILABLE = 4  # the API could not be reached or failed (5xx)
+    INTERRUPTED = 130  # Ctrl-C while following (the shell's 128 + SIGINT)
 
 
 UrlOption = Annotated[
@@ -31,3 +32,10 @@ SymbolOption = Annotated[str | None, typer.Option(help="default: the strategy's"
 TimeframeOption = Annotated[str | None, typer.Option(help="default: the strategy's")]
 StartOption = Annotated[str | None, typer.Option(help="first bar, e.g. 2020-03-01")]
 EndOption = Annotated[str | None, typer.Option(help="last bar (inclusive)")]
+CancelOnInterruptOption = Annotated[
+    bool,
+    typer.Option(
+        "--cancel-on-interrupt",
+        help="Ctrl-C cancels the operation (default: stop following, leave it running)",
+    ),
+]

@@ -13,6 +13,7 @@ from ktrdr.cli.client import ApiClient
 from ktrdr.cli.output import console, print_json
 from ktrdr.cli.state import (
     DEFAULT_URL,
+    CancelOnInterruptOption,
     EndOption,
     ExitCode,
     JsonOption,
@@ -37,6 +38,7 @@ def run(
     epochs: Annotated[
         int | None, typer.Option(min=1, max=1000, help="default: the strategy's training.epochs")
     ] = None,
+    cancel_on_interrupt: CancelOnInterruptOption = False,
     url: UrlOption = DEFAULT_URL,
     json: JsonOption = False,
 ) -> None:
@@ -50,7 +52,13 @@ def run(
         "epochs": epochs,
     }
     final = ops.submit_and_follow(
-        ApiClient(url), "train_run", "/training/start", body, quiet=json, strategy=strategy
+        ApiClient(url),
+        "train_run",
+        "/training/start",
+        body,
+        quiet=json,
+        strategy=strategy,
+        cancel_on_interrupt=cancel_on_interrupt,
     )
     ops.print_outcome_and_exit(final, json=json, show=lambda op: show_evaluation(op["result"]))
 

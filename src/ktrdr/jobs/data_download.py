@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ktrdr.engine.data.csv_import import read_ohlcv_csv
 from ktrdr.engine.errors import DataValidationError
-from ktrdr.engine.timeframes import TIMEFRAMES
+from ktrdr.engine.timeframes import TIMEFRAMES, check_timeframe
 
 
 class Provider(StrEnum):
@@ -40,10 +40,7 @@ class DataDownloadParams(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> DataDownloadParams:
         self.symbol = self.symbol.strip().upper()
-        if self.timeframe not in TIMEFRAMES:
-            raise ValueError(
-                f"unknown timeframe {self.timeframe!r}; use one of {', '.join(TIMEFRAMES)}"
-            )
+        check_timeframe(self.timeframe)
         if self.provider == Provider.YAHOO and not (self.start and self.end):
             raise ValueError("provider yahoo needs start and end dates")
         if self.start and self.end and self.start >= self.end:

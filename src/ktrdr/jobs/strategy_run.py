@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ktrdr.engine.errors import StrategyError
 from ktrdr.engine.strategy import Strategy, builtin_strategy_names, load_strategy
 from ktrdr.engine.strategy.loader import validate_strategy_text
+from ktrdr.engine.timeframes import check_timeframe
 
 
 def resolve_strategy(strategy: str) -> Strategy:
@@ -46,6 +47,7 @@ class StrategyRunParams(BaseModel):
         strategy = self.parsed_strategy()
         self.symbol = (self.symbol or strategy.data.symbol).strip().upper()
         self.timeframe = self.timeframe or strategy.data.timeframe
+        check_timeframe(self.timeframe)  # its own message, with a did-you-mean
         with_timeframe = {**strategy.data.model_dump(), "timeframe": self.timeframe}
         try:
             type(strategy.data).model_validate(with_timeframe)
