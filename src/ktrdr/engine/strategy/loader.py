@@ -68,6 +68,11 @@ def validate_strategy_text(text: str) -> Strategy:
                 "check indentation and quoting"
             ]
         ) from None
+    return validate_strategy_mapping(raw)
+
+
+def validate_strategy_mapping(raw: Any) -> Strategy:
+    """Validate a parsed strategy document (the YAML's mapping) exactly like a file."""
     if not isinstance(raw, dict):
         raise StrategyError(
             [

@@ -283,6 +283,62 @@ class ExitsConfig(StrictModel):
                 if d is not None and d.atr is not None]  # fmt: skip
 
 
+class ParameterSpec(StrictModel):
+    """One searched value: exactly one of ``range``, ``log_range`` or ``values``.
+
+    - ``range: [lo, hi, step]``: lo, lo+step, ... up to hi inclusive (ints if all three are);
+      ``range: [lo, hi]``: every int in [lo, hi] if both are ints, else uniform on [lo, hi]
+      (random/TPE only).
+    - ``log_range: [lo, hi, n]``: n log-spaced points from lo to hi (rounded and deduplicated
+      for ints); ``log_range: [lo, hi]``: log-uniform on [lo, hi] (random/TPE only).
+    - ``values: [...]``: exactly these values (numbers, strings, booleans).
+    """
+
+    range: list[int | float] | None = Field(None, min_length=2, max_length=3)
+    log_range: list[int | float] | None = Field(None, min_length=2, max_length=3)
+    values: list[Any] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> ParameterSpec:
+        given = [k for k in ("range", "log_range", "values") if getattr(self, k) is not None]
+        if len(given) != 1:
+            got = f" (got {' and '.join(given)})" if given else ""
+            raise ValueError(
+                "give exactly one of range: [lo, hi, step], log_range: [lo, hi, n] or "
+                f"values: [...]{got}"
+            )
+        bounds = self.range or self.log_range
+        if bounds is not None:
+            lo, hi = bounds[0], bounds[1]
+            if lo > hi:
+                raise ValueError(f"empty range: lo {lo} is above hi {hi}; swap them")
+            if self.log_range is not None and lo <= 0:
+                raise ValueError(f"log_range needs lo > 0, got {lo}; use range for <= 0")
+            if self.range is not None and len(bounds) == 3 and bounds[2] <= 0:
+                raise ValueError(f"range step must be > 0, got {bounds[2]}")
+            if (
+                self.log_range is not None
+                and len(bounds) == 3
+                and (bounds[2] != int(bounds[2]) or bounds[2] < 1)
+            ):
+                raise ValueError(f"log_range's third item is a point count >= 1, got {bounds[2]}")
+        return self
+
+
+class SearchConfig(StrictModel):
+    """The ``search:`` section: parameter spaces by path, and constraints between them.
+
+    See ``ktrdr.engine.strategy.search`` for paths, the constraint grammar and sampling.
+    """
+
+    parameters: dict[str, ParameterSpec] = Field(
+        min_length=1, description="path (e.g. indicators.sma_fast.params.period) -> space"
+    )
+    constraints: list[str] = Field(
+        default_factory=list, description="e.g. 'sma_fast.period < sma_slow.period'"
+    )
+
+
 class Strategy(StrictModel):
     """A validated strategy. Build it with ``load_strategy`` / ``validate_strategy_text``."""
 
@@ -297,6 +353,9 @@ class Strategy(StrictModel):
     exits: ExitsConfig = Field(default_factory=lambda: ExitsConfig())
     position_mode: Literal["long_only", "long_short"] = "long_only"
     training: TrainingConfig = Field(default_factory=lambda: TrainingConfig())
+    # Parameter spaces for sweeps; not part of what a single run computes, so it is left
+    # out of dumps (and of the trained-model fingerprint).
+    search: SearchConfig | None = Field(None, exclude=True)
 
     # Filled in by the loader after the cross-reference checks pass.
     _params: dict[str, Params] = PrivateAttr(default_factory=dict)
