@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from ktrdr.cli import ops
 from ktrdr.cli.client import ApiClient
@@ -88,6 +89,11 @@ def show_result(
     operation_id: str, result: dict[str, Any], trades: int, *, hint: bool = True
 ) -> None:
     console.print(statistics_table(result))
+    model = result.get("model")
+    if model:
+        console.print(model_line(model), markup=False)
+    for warning in result.get("warnings") or []:
+        console.print(Text.assemble(("warning: ", "yellow"), warning))
     values = equity_values(result)
     if values:
         console.print(f"equity {values[0]:,.0f} → {values[-1]:,.0f}")
@@ -96,6 +102,18 @@ def show_result(
         console.print(trades_table(result["trades"], trades))
     if hint:
         console.print(f"[dim]report: ktrdr backtest show {operation_id} --html report.html[/]")
+
+
+def model_line(model: dict[str, Any]) -> str:
+    """Which model a backtest traded on and what it was trained on."""
+    train = (model.get("date_ranges") or {}).get("train") or {}
+    test = (model.get("date_ranges") or {}).get("test") or {}
+    span = f", train {train['start'][:10]}..{train['end'][:10]}" if train else ""
+    tested = f", test {test['start'][:10]}..{test['end'][:10]}" if test else ""
+    return (
+        f"model {model['name']} v{model['version']} (trained on {model['symbol']} "
+        f"{model['timeframe']}{span}{tested})"
+    )
 
 
 @app.command("show")

@@ -87,13 +87,14 @@ def list_models(url: UrlOption = DEFAULT_URL, json: JsonOption = False) -> None:
         print_json(rows)
         return
     table = Table(title=f"{len(rows)} trained model(s)")
-    for column in ("model", "version", "symbol", "timeframe", "test acc.", "baseline"):
+    for column in ("model", "version", "symbol", "timeframe", "test acc.", "baseline", "beats"):
         table.add_column(column)
     table.add_column("operation", no_wrap=True)
     for row in rows:
         table.add_row(
             row["model"], str(row["version"]), row["symbol"], row["timeframe"],
-            f"{row['test_accuracy']:.1%}", f"{row['baseline_accuracy']:.1%}", row["operation_id"],
+            f"{row['test_accuracy']:.1%}", f"{row['baseline_accuracy']:.1%}",
+            "yes" if row["beats_baseline"] else "no", row["operation_id"],
         )  # fmt: skip
     console.print(table)
 
@@ -107,6 +108,10 @@ def _model_row(op: dict[str, Any]) -> dict[str, Any]:
         "timeframe": result["timeframe"],
         "test_accuracy": result["metrics"]["test_accuracy"],
         "baseline_accuracy": result["metrics"]["baseline_accuracy"],
+        "beats_baseline": result["model"].get(
+            "beats_baseline",
+            result["metrics"]["test_accuracy"] > result["metrics"]["baseline_accuracy"],
+        ),
         "operation_id": op["id"],
     }
 
@@ -128,8 +133,18 @@ def show_evaluation(result: dict[str, Any]) -> None:
             str(figures["support"]),
         )  # fmt: skip
     console.print(table)
-    console.print(
-        f"saved model {model['name']} v{model['version']}: strategies whose decisions say "
-        f"'model: {{name: {model['name']}}}' trade on it (e.g. ktrdr backtest run "
-        f"{result['strategy']})"
-    )
+    if model.get("beats_baseline", True):
+        console.print(
+            f"saved model {model['name']} v{model['version']}: it beats its baseline, so "
+            f"strategies whose decisions say 'model: {{name: {model['name']}}}' trade on it "
+            f"(e.g. ktrdr backtest run {result['strategy']})"
+        )
+    else:
+        console.print(
+            f"saved model {model['name']} v{model['version']}, but it does NOT beat its "
+            "baseline (always guessing the commonest class), so backtests will not use it by "
+            "default; pin it with decisions.model.version: "
+            f"{model['version']} (or --set decisions.model.version={model['version']}) "
+            "to trade on it anyway",
+            markup=False,
+        )
