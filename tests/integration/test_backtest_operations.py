@@ -190,7 +190,7 @@ def test_cli_backtest_run_shows_results_and_writes_html(
     assert show.returncode == 0, show.stderr
     assert "Sharpe" in show.stdout and "equity" in show.stdout
     page = report.read_text()
-    assert "<svg" in page and "sma_crossover on EURUSD 1h" in page
+    assert "Plotly.newPlot" in page and "sma_crossover on EURUSD 1h" in page
     assert f"{op['result']['statistics']['num_trades']}" in page
 
 

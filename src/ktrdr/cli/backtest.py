@@ -8,12 +8,13 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from ktrdr.cli import ops
+from ktrdr.cli import ops, runs
 from ktrdr.cli.client import ApiClient
 from ktrdr.cli.output import console, print_json
 from ktrdr.cli.report import (
     equity_values,
     html_report,
+    model_line,
     sparkline,
     statistics_table,
     trades_table,
@@ -24,11 +25,13 @@ from ktrdr.cli.state import (
     EndOption,
     ExitCode,
     JsonOption,
+    SetOption,
     StartOption,
     StrategyArgument,
     SymbolOption,
     TimeframeOption,
     UrlOption,
+    parse_overrides,
 )
 from ktrdr.cli.tracing import cli_span
 
@@ -56,6 +59,7 @@ def run(
     commission: Annotated[float | None, typer.Option(help="fraction per side")] = None,
     slippage: Annotated[float | None, typer.Option(help="fraction per side")] = None,
     trades: Annotated[int, typer.Option(help="trades to list")] = 10,
+    set_: SetOption = None,
     cancel_on_interrupt: CancelOnInterruptOption = False,
     url: UrlOption = DEFAULT_URL,
     json: JsonOption = False,
@@ -63,6 +67,7 @@ def run(
     """Queue a backtest, follow it with a progress bar, then show its results."""
     body: dict[str, Any] = {
         "strategy": strategy_argument(strategy),
+        "overrides": parse_overrides(set_),
         "symbol": symbol,
         "timeframe": timeframe,
         "start": start,
@@ -104,23 +109,14 @@ def show_result(
         console.print(f"[dim]report: ktrdr backtest show {operation_id} --html report.html[/]")
 
 
-def model_line(model: dict[str, Any]) -> str:
-    """Which model a backtest traded on and what it was trained on."""
-    train = (model.get("date_ranges") or {}).get("train") or {}
-    test = (model.get("date_ranges") or {}).get("test") or {}
-    span = f", train {train['start'][:10]}..{train['end'][:10]}" if train else ""
-    tested = f", test {test['start'][:10]}..{test['end'][:10]}" if test else ""
-    return (
-        f"model {model['name']} v{model['version']} (trained on {model['symbol']} "
-        f"{model['timeframe']}{span}{tested})"
-    )
-
-
 @app.command("show")
 def show(
     operation_id: str,
     trades: Annotated[int, typer.Option(help="trades to list")] = 10,
     html: Annotated[Path | None, typer.Option(help="write an HTML report here")] = None,
+    csv: Annotated[
+        Path | None, typer.Option(help="write trades.csv and equity.csv into this folder")
+    ] = None,
     url: UrlOption = DEFAULT_URL,
     json: JsonOption = False,
 ) -> None:
@@ -137,3 +133,10 @@ def show(
     if html is not None:
         html.write_text(html_report(operation_id, result))
         console.print(f"report written to {html}")
+    if csv is not None:
+        for path in runs.write_csv(csv, result):
+            console.print(f"wrote {path}")
+
+
+app.command("list")(runs.list_backtests)
+app.command("compare")(runs.compare_backtests)

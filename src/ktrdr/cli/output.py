@@ -104,9 +104,40 @@ def operation_panel(op: dict[str, Any], jaeger_url: str | None) -> Table:
         ("reason", literal(op.get("status_reason") or "-")),
         ("error", literal(op.get("error") or "-")),
         ("trace id", op.get("trace_id") or "-"),
+        ("parameters", ""),
     ]  # fmt: skip
+    rows.extend((f"  {k}", literal(v)) for k, v in params_lines(op.get("params") or {}))
     if jaeger_url and op.get("trace_id"):
         rows.append(("trace", f"{jaeger_url.rstrip('/')}/trace/{op['trace_id']}"))
     for key, value in rows:
         table.add_row(key, value)
     return table
+
+
+def params_lines(params: dict[str, Any]) -> list[tuple[str, str]]:
+    """An operation's parameters as (name, value) lines: a strategy file's text as its name
+    and size, overrides one per line, long values cut."""
+    lines: list[tuple[str, str]] = []
+    for key, value in params.items():
+        if value is None or value == {}:
+            continue
+        if key == "strategy" and isinstance(value, str) and "\n" in value:
+            name = next(
+                (ln.partition(":")[2].strip() for ln in value.splitlines()
+                 if ln.startswith("name:")),
+                "?",
+            )  # fmt: skip
+            lines.append((key, f"{name} (file, {len(value.splitlines())} lines)"))
+        elif key == "overrides" and isinstance(value, dict):
+            lines.extend(("set", f"{path}={json.dumps(v)}") for path, v in value.items())
+        elif key == "model" and isinstance(value, dict):
+            lines.append(
+                (key, f"{value.get('name')} v{value.get('version')} (trained on "
+                      f"{value.get('symbol')} {value.get('timeframe')})")
+            )  # fmt: skip
+        elif key == "csv_text":
+            lines.append((key, f"({len(str(value)):,} characters)"))
+        else:
+            text = value if isinstance(value, str) else json.dumps(value, default=str)
+            lines.append((key, text if len(text) <= 120 else text[:119] + "…"))
+    return lines

@@ -39,3 +39,32 @@ CancelOnInterruptOption = Annotated[
         help="Ctrl-C cancels the operation (default: stop following, leave it running)",
     ),
 ]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="PATH=VALUE override in the strategy, repeatable "
+        "(indicators.rsi.params.period=21, costs.commission=0.0002); VALUE is YAML",
+    ),
+]
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, object] | None:
+    """``["a.b=21", "c=[1, 2]"]`` → ``{"a.b": 21, "c": [1, 2]}`` (values read as YAML)."""
+    import yaml
+
+    if not items:
+        return None
+    out: dict[str, object] = {}
+    for item in items:
+        path, sep, text = item.partition("=")
+        if not sep or not path.strip():
+            raise typer.BadParameter(
+                f"{item!r} is not PATH=VALUE (e.g. --set indicators.rsi.params.period=21)",
+                param_hint="--set",
+            )
+        try:
+            out[path.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            out[path.strip()] = text
+    return out

@@ -17,11 +17,13 @@ from ktrdr.cli.state import (
     EndOption,
     ExitCode,
     JsonOption,
+    SetOption,
     StartOption,
     StrategyArgument,
     SymbolOption,
     TimeframeOption,
     UrlOption,
+    parse_overrides,
 )
 from ktrdr.cli.tracing import cli_span
 
@@ -38,6 +40,7 @@ def run(
     epochs: Annotated[
         int | None, typer.Option(min=1, max=1000, help="default: the strategy's training.epochs")
     ] = None,
+    set_: SetOption = None,
     cancel_on_interrupt: CancelOnInterruptOption = False,
     url: UrlOption = DEFAULT_URL,
     json: JsonOption = False,
@@ -45,6 +48,7 @@ def run(
     """Queue a training run, follow it epoch by epoch, then show how the model did."""
     body: dict[str, Any] = {
         "strategy": strategy_argument(strategy),
+        "overrides": parse_overrides(set_),
         "symbol": symbol,
         "timeframe": timeframe,
         "start": start,

@@ -7,6 +7,7 @@ from typing import Any
 from ktrdr.engine.backtest import build_result, prepare_data, prepare_strategy, simulate
 from ktrdr.engine.model_choice import ModelSummary, in_sample_warning, pin_model_version
 from ktrdr.engine.strategy import Strategy
+from ktrdr.engine.strategy.paths import strategy_document
 from ktrdr.engine.training import ModelStore
 from ktrdr.jobs.backtest import BacktestParams
 from ktrdr.worker.job import JobContext
@@ -70,6 +71,8 @@ def run_backtest_job(ctx: JobContext) -> dict[str, Any]:
         payload = result.to_dict(max_equity_points=MAX_STORED_EQUITY_POINTS)
     payload["capital"] = params.capital
     payload["warnings"] = []
+    # The strategy as run (--set overrides applied, defaults filled in): kept with the run.
+    payload["effective_strategy"] = strategy_document(strategy)
     if chosen is not None:
         payload["model"] = chosen.to_dict()
         window = data.window.index

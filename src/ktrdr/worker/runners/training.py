@@ -11,6 +11,7 @@ from typing import Any
 
 from ktrdr.engine.errors import TrainingCancelled
 from ktrdr.engine.model_choice import summary_from_metadata
+from ktrdr.engine.strategy.paths import strategy_document
 from ktrdr.engine.training import EpochReport, evaluate, fit_model, prepare_training_data
 from ktrdr.jobs.training import TrainingParams
 from ktrdr.worker.job import JobContext
@@ -128,4 +129,5 @@ def run_training_job(ctx: JobContext) -> dict[str, Any]:
         "symbol": symbol,
         "timeframe": timeframe,
         "strategy": strategy.name,
+        "effective_strategy": strategy_document(strategy),  # as trained, overrides applied
     }

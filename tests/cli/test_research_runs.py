@@ -1,0 +1,210 @@
+"""Running, finding and comparing backtests from the CLI (a subprocess against the real
+stack): --set overrides, backtest list / compare, show --csv, ops show parameters, and the
+HTML report rendered in headless Chromium."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.cli import ktrdr
+from tests.support.stack import Api, StackFactory
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    factory = StackFactory(tmp_path_factory.mktemp("runs"))
+    _, api = factory.start(workers=1)
+    op = api.http.post(
+        "/data/downloads/start",
+        json={"symbol": "EURUSD", "timeframe": "1h", "provider": "synthetic", "bars": 1500},
+    ).json()
+    api.wait_status(op["id"], {"completed"}, 60)
+    yield api
+    factory.stop_all()
+
+
+def run_json(api: Api, *args: str) -> dict[str, Any]:
+    result = ktrdr(*args, "--json", url=api.base_url)
+    assert result.returncode == 0, result.stderr
+    body: dict[str, Any] = json.loads(result.stdout)
+    return body
+
+
+@pytest.fixture(scope="module")
+def two_runs(api: Api) -> list[dict[str, Any]]:
+    """sma_crossover as packaged, and with --set overrides."""
+    plain = run_json(api, "backtest", "run", "sma_crossover")
+    changed = run_json(
+        api, "backtest", "run", "sma_crossover",
+        "--set", "indicators.sma_fast.params.period=5", "--set", "costs.commission=0.0002",
+    )  # fmt: skip
+    return [plain, changed]
+
+
+def test_set_overrides_are_applied_validated_and_stored(
+    api: Api, two_runs: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    changed = two_runs[1]
+    assert changed["params"]["overrides"] == {
+        "indicators.sma_fast.params.period": 5,
+        "costs.commission": 0.0002,
+    }
+    effective = changed["result"]["effective_strategy"]
+    assert effective["indicators"][0] == {
+        "id": "sma_fast", "type": "sma", "params": {"period": 5, "source": "close"},
+    }  # fmt: skip
+    assert effective["costs"]["commission"] == 0.0002 and changed["result"]["commission"] == 0.0002
+    # The same as a copy of the file with those values in it.
+    from ktrdr.engine.strategy.loader import builtin_strategy_text
+
+    text = builtin_strategy_text("sma_crossover")
+    text = text.replace("params: {period: 10}", "params: {period: 5}")
+    text = text.replace("commission: 0.001 ", "commission: 0.0002 ")
+    copy = tmp_path / "copy.yaml"
+    copy.write_text(text)
+    by_file = run_json(api, "backtest", "run", str(copy))
+    assert by_file["result"]["statistics"] == changed["result"]["statistics"]
+    assert by_file["result"]["statistics"] != two_runs[0]["result"]["statistics"]
+    # Validated like the file, before anything is queued.
+    bad_path = ktrdr(
+        "backtest", "run", "sma_crossover", "--set", "indicators.sma_fast.params.perod=5",
+        url=api.base_url,
+    )  # fmt: skip
+    assert bad_path.returncode == 3
+    assert "no 'perod' under indicators.sma_fast.params (did you mean 'period'?)" in (
+        bad_path.stderr
+    )
+    bad_value = ktrdr("train", "run", "fuzzy_nn", "--set", "training.epochs=0", url=api.base_url)
+    assert bad_value.returncode == 3
+    assert "with training.epochs=0" in bad_value.stderr
+    assert "greater than or equal to 1" in bad_value.stderr
+    not_a_pair = ktrdr("backtest", "run", "sma_crossover", "--set", "costs", url=api.base_url)
+    assert not_a_pair.returncode == 2 and "is not PATH=VALUE" in not_a_pair.stderr
+
+
+def test_backtest_list_filters_and_sorts(api: Api, two_runs: list[dict[str, Any]]) -> None:
+    rows = run_json(api, "backtest", "list", "--sort", "sharpe")
+    assert isinstance(rows, list)
+    by_id = {r["operation_id"]: r for r in rows}
+    for op in two_runs:
+        stats = op["result"]["statistics"]
+        row = by_id[op["id"]]
+        assert (row["strategy"], row["symbol"], row["timeframe"]) == (
+            "sma_crossover",
+            "EURUSD",
+            "1h",
+        )
+        assert (row["start"], row["end"]) == (stats["start"], stats["end"])
+        assert row["total_return_pct"] == stats["total_return_pct"]
+        assert row["sharpe_ratio"] == stats["sharpe_ratio"]
+        assert row["max_drawdown_pct"] == stats["max_drawdown_pct"]
+        assert row["num_trades"] == stats["num_trades"]
+    sharpes = [r["sharpe_ratio"] for r in rows]
+    assert sharpes == sorted(sharpes, reverse=True)
+    assert run_json(api, "backtest", "list", "--symbol", "GBPUSD") == []
+    human = ktrdr("backtest", "list", url=api.base_url)
+    assert human.returncode == 0 and two_runs[0]["id"] in human.stdout
+    assert "Sharpe" in human.stdout and "max DD" in human.stdout
+
+
+def test_compare_show_csv_and_ops_show(
+    api: Api, two_runs: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    ids = [op["id"] for op in two_runs]
+    report = tmp_path / "compare.html"
+    compared = ktrdr("backtest", "compare", *ids, "--json", "--html", str(report), url=api.base_url)
+    assert compared.returncode == 0, compared.stderr
+    assert json.loads(compared.stdout) == {op["id"]: op["result"]["statistics"] for op in two_runs}
+    page = report.read_text()
+    assert all(op_id in page for op_id in ids) and 'id="equity-compare"' in page
+    assert page.count('"name":"sma_crossover EURUSD (') == 2  # one equity curve per backtest
+    human = ktrdr("backtest", "compare", *ids, url=api.base_url)
+    assert "total return" in human.stdout and "Sharpe" in human.stdout
+
+    out = tmp_path / "csv"
+    shown = ktrdr("backtest", "show", ids[0], "--trades", "0", "--csv", str(out), url=api.base_url)
+    assert shown.returncode == 0, shown.stderr
+    with (out / "trades.csv").open() as f:
+        trades = list(csv.DictReader(f))
+    result = two_runs[0]["result"]
+    assert len(trades) == result["statistics"]["num_trades"] == len(result["trades"])
+    first = result["trades"][0]
+    assert float(trades[0]["commission"]) == first["commission"]
+    assert int(trades[0]["bars_held"]) == first["bars_held"]
+    assert trades[0]["exit_reason"] == first["exit_reason"]
+    with (out / "equity.csv").open() as f:
+        equity = list(csv.DictReader(f))
+    assert [float(e["equity"]) for e in equity] == [p["equity"] for p in result["equity_curve"]]
+
+    panel = ktrdr("ops", "show", ids[1], url=api.base_url)
+    assert panel.returncode == 0
+    lines = [" ".join(line.split()) for line in panel.stdout.splitlines()]
+    assert "strategy sma_crossover" in lines and "symbol EURUSD" in lines
+    assert "set indicators.sma_fast.params.period=5" in lines
+    assert "set costs.commission=0.0002" in lines
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium")
+def test_html_report_renders_its_charts_in_chromium(
+    api: Api, two_runs: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    op = two_runs[0]
+    report = tmp_path / "report.html"
+    shown = ktrdr("backtest", "show", op["id"], "--html", str(report), url=api.base_url)
+    assert shown.returncode == 0, shown.stderr
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1300, "height": 1400})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            requests: list[str] = []
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(report.as_uri())
+            page.wait_for_selector("#charts .main-svg", timeout=30_000)
+            drawn = page.evaluate(
+                """() => {
+                  const gd = document.getElementById('charts');
+                  const box = gd.querySelector('.main-svg').getBoundingClientRect();
+                  return {
+                    traces: gd.data.map(t => t.name),
+                    points: gd.data[0].x.length,
+                    axes: [1, 2, 3, 4].map(i => gd._fullLayout['xaxis' + (i > 1 ? i : '')].type),
+                    width: box.width, height: box.height,
+                    lines: gd.querySelectorAll('.scatterlayer .trace path.js-line').length,
+                    markers: gd.querySelectorAll('.scatterlayer .point').length,
+                    months: document.querySelectorAll('h2 + table tr').length,
+                  };
+                }"""
+            )
+            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        finally:
+            browser.close()
+    assert errors == []
+    assert all(url.startswith("file:") for url in requests)  # nothing fetched
+    assert drawn["traces"] == [
+        "strategy", "buy & hold", "drawdown", "close", "entry", "exit", "rolling Sharpe"
+    ]  # fmt: skip
+    assert drawn["points"] == len(op["result"]["equity_curve"])
+    assert drawn["axes"] == ["date"] * 4
+    assert drawn["width"] > 800 and drawn["height"] > 800
+    assert drawn["lines"] >= 5  # every line trace drew a path
+    assert drawn["markers"] == 2 * op["result"]["statistics"]["num_trades"]
+    assert drawn["months"] >= 2  # header + at least one year of monthly returns
+    assert (tmp_path / "report.png").stat().st_size > 20_000
