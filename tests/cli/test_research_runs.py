@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from ktrdr.local_stack import LocalStack
 from tests.support.cli import ktrdr
 from tests.support.stack import Api, StackFactory
 
@@ -24,16 +25,21 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack, Api]]:
     factory = StackFactory(tmp_path_factory.mktemp("runs"))
-    _, api = factory.start(workers=1)
+    local, api = factory.start(workers=1)
     op = api.http.post(
         "/data/downloads/start",
         json={"symbol": "EURUSD", "timeframe": "1h", "provider": "synthetic", "bars": 1500},
     ).json()
     api.wait_status(op["id"], {"completed"}, 60)
-    yield api
+    yield local, api
     factory.stop_all()
+
+
+@pytest.fixture(scope="module")
+def api(stack: tuple[LocalStack, Api]) -> Api:
+    return stack[1]
 
 
 def run_json(api: Api, *args: str) -> dict[str, Any]:
@@ -208,3 +214,98 @@ def test_html_report_renders_its_charts_in_chromium(
     assert drawn["markers"] == 2 * op["result"]["statistics"]["num_trades"]
     assert drawn["months"] >= 2  # header + at least one year of monthly returns
     assert (tmp_path / "report.png").stat().st_size > 20_000
+
+
+BAD_STRATEGY = """
+name: bad
+data: {symbol: EURUSD, timeframe: 1h}
+indicators:
+  - {id: rsi, type: rsii, params: {period: 14}}
+fuzzy_sets:
+  rsi:
+    input: rsi
+    sets:
+      low: {shape: left_shoulder, points: [30]}
+decisions:
+  rules: ["IF rsi IS low THEN BUY"]
+"""
+
+
+def test_strategy_validate_lists_every_problem(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD_STRATEGY)
+    result = ktrdr("strategy", "validate", str(bad), "--json")
+    assert result.returncode == 3
+    problems = json.loads(result.stdout)["problems"]
+    assert len(problems) == 3, problems
+    assert any("did you mean 'rsi'" in p for p in problems)  # the indicator type
+    assert any("left_shoulder needs 2 points [a, b]" in p for p in problems)
+    assert any("did you mean 'fuzzy_rules'?" in p for p in problems)
+    human = ktrdr("strategy", "validate", str(bad))
+    assert human.returncode == 3 and human.stdout.count("error: ") == 3
+    assert "[a, b]" in human.stdout
+    from ktrdr.engine.strategy.loader import builtin_strategy_text
+
+    good = tmp_path / "good.yaml"
+    good.write_text(builtin_strategy_text("rsi_fuzzy"))
+    ok = ktrdr("strategy", "validate", str(good))
+    assert ok.returncode == 0 and "valid — rsi_fuzzy" in ok.stdout
+    assert ktrdr("strategy", "validate", str(good), "--set", "costs.commission=-1").returncode == 3
+
+
+def test_strategy_explain_and_debug_frames(stack: tuple[LocalStack, Api], tmp_path: Path) -> None:
+    import pandas as pd
+
+    from ktrdr.engine.data import DataStore
+    from ktrdr.engine.data.window import prepare_data
+    from ktrdr.engine.features import compute_features, fuzzy_memberships
+    from ktrdr.engine.strategy import load_strategy
+
+    local, api = stack
+    out = tmp_path / "frames.parquet"
+    run = run_json(api, "backtest", "run", "rsi_fuzzy", "--debug-frames", str(out))
+    frame = pd.read_parquet(out)
+    assert "debug_frame" not in run["result"]
+    assert len(frame) == run["result"]["statistics"]["bars"]
+    rules = [c for c in frame.columns if c.startswith("rule:")]
+    assert rules == [
+        "rule:IF rsi IS oversold AND trend IS up THEN BUY",
+        "rule:IF rsi IS overbought THEN SELL",
+        "rule:IF trend IS down THEN SELL",
+    ]
+    # AND = min, weight 0.8 multiplies, one action's rules combine by max.
+    both = frame[["membership:rsi.oversold", "membership:trend.up"]]
+    assert (frame[rules[0]] == both.min(axis=1, skipna=False).fillna(0)).all()
+    assert frame[rules[2]].to_numpy() == pytest.approx(
+        0.8 * frame["membership:trend.down"].fillna(0).to_numpy()
+    )
+    assert (frame["strength:SELL"] == frame[rules[1:]].max(axis=1)).all()
+    # The position held after bar t comes from the target decided at bar t-1.
+    held = (frame["position"] > 0).astype(int).to_numpy()
+    assert (held[1:] == frame["target"].to_numpy()[:-1]).all()
+    entries = int(((frame["target"].diff() == 1) & (frame.index < frame.index[-1])).sum())
+    assert entries == run["result"]["statistics"]["num_trades"] > 0
+
+    # A SELL from the weighted trend rule, on a bar whose indicators are all warm.
+    at = frame.index[(frame["action"] == "SELL") & (frame["rule:IF trend IS down THEN SELL"] > 0)][
+        0
+    ]
+    explained = run_json(api, "strategy", "explain", "rsi_fuzzy", "--at", at.isoformat())
+    strategy = load_strategy("rsi_fuzzy")
+    bars = DataStore(local.data_home / "data").load(
+        "EURUSD", "1h", at, at, warmup_bars=strategy.warmup_bars()
+    )
+    data = prepare_data(bars, at, at)
+    features = compute_features(strategy, data.bars)
+    memberships = fuzzy_memberships(strategy, features)
+    assert explained["time"] == at.isoformat()
+    assert explained["rsi.value"] == pytest.approx(features["rsi.value"][-1], rel=1e-12)
+    assert explained["membership:trend.down"] == pytest.approx(memberships[("trend", "down")][-1])
+    assert explained["rule:IF trend IS down THEN SELL"] == pytest.approx(
+        0.8 * memberships[("trend", "down")][-1]
+    )
+    assert explained["action"] == "SELL" and explained["target"] == 0
+    human = ktrdr("strategy", "explain", "rsi_fuzzy", "--at", at.isoformat(), url=api.base_url)
+    assert human.returncode == 0, human.stderr
+    assert "IF trend IS down THEN SELL" in human.stdout
+    assert "action SELL → target flat (+0)" in human.stdout

@@ -60,6 +60,13 @@ def run(
     slippage: Annotated[float | None, typer.Option(help="fraction per side")] = None,
     trades: Annotated[int, typer.Option(help="trades to list")] = 10,
     set_: SetOption = None,
+    debug_frames: Annotated[
+        Path | None,
+        typer.Option(
+            help="write per-bar indicators, memberships, rules, target, position "
+            "to this Parquet (or .csv) file"
+        ),
+    ] = None,
     cancel_on_interrupt: CancelOnInterruptOption = False,
     url: UrlOption = DEFAULT_URL,
     json: JsonOption = False,
@@ -75,6 +82,7 @@ def run(
         "capital": capital,
         "commission": commission,
         "slippage": slippage,
+        "debug_frames": True if debug_frames is not None else None,
     }
     final = ops.submit_and_follow(
         ApiClient(url),
@@ -85,9 +93,29 @@ def run(
         strategy=strategy,
         cancel_on_interrupt=cancel_on_interrupt,
     )
+    if debug_frames is not None and final["status"] == "completed":
+        write_debug_frame(final["result"].pop("debug_frame"), debug_frames, quiet=json)
     ops.print_outcome_and_exit(
         final, json=json, show=lambda op: show_result(op["id"], op["result"], trades)
     )
+
+
+def payload_to_frame(payload: dict[str, Any]) -> Any:
+    """A result's debug frame (index, columns, data) as a DataFrame on a UTC time index."""
+    import pandas as pd
+
+    index = pd.DatetimeIndex([pd.Timestamp(t) for t in payload["index"]], name="time")
+    return pd.DataFrame(payload["data"], columns=payload["columns"], index=index)
+
+
+def write_debug_frame(payload: dict[str, Any], path: Path, *, quiet: bool) -> None:
+    frame = payload_to_frame(payload)
+    if path.suffix == ".csv":
+        frame.to_csv(path)
+    else:
+        frame.to_parquet(path)
+    if not quiet:
+        console.print(f"debug frame ({len(frame):,} bars × {frame.shape[1]} columns) in {path}")
 
 
 def show_result(

@@ -74,11 +74,11 @@ def rule_strengths(strategy: Strategy, features: Features) -> dict[Action, Float
     memberships = fuzzy_memberships(strategy, features)
     strengths = {a: np.zeros(n) for a in Action}
     for rule in strategy.parsed_rules:
-        strengths[rule.action] = np.fmax(strengths[rule.action], _fire(rule, memberships))
+        strengths[rule.action] = np.fmax(strengths[rule.action], fire_rule(rule, memberships))
     return strengths
 
 
-def _fire(rule: ParsedRule, memberships: dict[tuple[str, str], FloatArray]) -> FloatArray:
+def fire_rule(rule: ParsedRule, memberships: dict[tuple[str, str], FloatArray]) -> FloatArray:
     degrees = []
     for cond in rule.conditions:
         m = memberships[(cond.variable, cond.fuzzy_set)]

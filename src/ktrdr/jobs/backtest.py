@@ -17,6 +17,11 @@ class BacktestParams(StrategyRunParams):
     slippage: float | None = Field(
         None, ge=0, lt=0.1, description="fraction of price per side; default: strategy's"
     )
+    debug_frames: bool = Field(
+        False,
+        description="also return every per-bar quantity behind the decisions (indicators, "
+        "memberships, rule strengths, action, target, position) as result.debug_frame",
+    )
     model: dict[str, Any] | None = Field(
         None,
         description="set by the backend at submission: the trained model a model-driven "

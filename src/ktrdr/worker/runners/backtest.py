@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ktrdr.engine.backtest import build_result, prepare_data, prepare_strategy, simulate
+from ktrdr.engine.backtest.debug import debug_frame, frame_to_payload
 from ktrdr.engine.model_choice import ModelSummary, in_sample_warning, pin_model_version
 from ktrdr.engine.strategy import Strategy
 from ktrdr.engine.strategy.paths import strategy_document
@@ -70,6 +71,9 @@ def run_backtest_job(ctx: JobContext) -> dict[str, Any]:
         span.set_attribute("backtest.trades", len(result.trade_table))
         payload = result.to_dict(max_equity_points=MAX_STORED_EQUITY_POINTS)
     payload["capital"] = params.capital
+    if params.debug_frames:
+        frame = debug_frame(strategy, data, sim, models=models)
+        payload["debug_frame"] = frame_to_payload(frame)
     payload["warnings"] = []
     # The strategy as run (--set overrides applied, defaults filled in): kept with the run.
     payload["effective_strategy"] = strategy_document(strategy)
