@@ -5,6 +5,7 @@ messages printed literally, no internal prefixes, busy ports, Ctrl-C while follo
 from __future__ import annotations
 
 import importlib.util
+import json
 import signal
 import socket
 import subprocess
@@ -166,3 +167,31 @@ def test_api_docs_are_served_from_the_package(api: Api) -> None:
     css = httpx.get(f"{api.base_url}/docs-assets/swagger-ui.css", timeout=10)
     assert js.status_code == 200 and "SwaggerUIBundle" in js.text
     assert css.status_code == 200 and ".swagger-ui" in css.text
+
+
+def test_csv_import_detects_the_format_infers_the_timeframe_and_counts_market_gaps(
+    api: Api, tmp_path: Path
+) -> None:
+    from tests.engine.test_csv_calendar import yahoo_like_csv
+
+    csv = tmp_path / "goog.csv"
+    csv.write_text(yahoo_like_csv(";", ","))  # a European spreadsheet's export
+    imported = ktrdr("data", "import", str(csv), "--symbol", "GOOG", url=api.base_url)
+    assert imported.returncode == 0, imported.stderr
+    out = " ".join(imported.stdout.split())
+    assert "GOOG 1d: 20 bars" in out  # 1d from the timestamps
+    assert "1 gap(s) against the stock calendar" in out  # the 10th, not weekends/holidays
+    assert "'Adj Close' is present and not used" in out and "--adjusted" in out
+    wrong = ktrdr("data", "import", str(csv), "--symbol", "GOOG", "--timeframe", "1h",
+                  url=api.base_url)  # fmt: skip
+    assert wrong.returncode == 3
+    assert "its bars are 1d apart (timeframe 1d), but the timeframe given is 1h" in wrong.stderr
+    adjusted = ktrdr("data", "import", str(csv), "--symbol", "GOOGA", "--adjusted",
+                     "--json", url=api.base_url)  # fmt: skip
+    assert adjusted.returncode == 0, adjusted.stderr
+    assert "'Adj Close' (adjusted)" in adjusted.stdout
+    listed = ktrdr("data", "list", "--json", url=api.base_url)
+    by_key = {(d["symbol"], d["timeframe"]): d for d in json.loads(listed.stdout)["data"]}
+    assert (by_key["GOOG", "1d"]["market"], by_key["GOOG", "1d"]["gaps"]) == ("stock", 1)
+    # Synthetic FX bars keep FX hours: no weekend bars, so no gaps against the FX week.
+    assert (by_key["EURUSD", "1h"]["market"], by_key["EURUSD", "1h"]["gaps"]) == ("fx", 0)
