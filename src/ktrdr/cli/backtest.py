@@ -13,7 +13,6 @@ from ktrdr.cli.client import ApiClient
 from ktrdr.cli.output import console, print_json
 from ktrdr.cli.report import (
     equity_values,
-    html_report,
     model_line,
     sparkline,
     statistics_table,
@@ -168,3 +167,10 @@ def show(
 
 app.command("list")(runs.list_backtests)
 app.command("compare")(runs.compare_backtests)
+
+
+def html_report(operation_id: str, result: dict[str, Any]) -> str:
+    # Imported when a report is written: pandas and plotly stay out of every other command.
+    from ktrdr.cli.html_report import backtest_report
+
+    return backtest_report(operation_id, result)

@@ -8,10 +8,9 @@ crossover through a backtesting operation, shows the results and stops everythin
 from __future__ import annotations
 
 from ktrdr.cli import ops
-from ktrdr.cli.backtest import show_result
+from ktrdr.cli.backtest import html_report, show_result
 from ktrdr.cli.client import ApiClient
 from ktrdr.cli.output import console
-from ktrdr.cli.report import html_report
 from ktrdr.cli.servers import refuse_busy_ports
 from ktrdr.config import CliSettings
 from ktrdr.local_stack import LocalStack

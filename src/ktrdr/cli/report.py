@@ -106,10 +106,3 @@ def model_line(model: dict[str, Any]) -> str:
         f"model {model['name']} v{model['version']} (trained on {model['symbol']} "
         f"{model['timeframe']}{span}{tested})"
     )
-
-
-def html_report(operation_id: str, result: dict[str, Any]) -> str:
-    """The self-contained interactive HTML report (see ktrdr.cli.html_report)."""
-    from ktrdr.cli.html_report import backtest_report
-
-    return backtest_report(operation_id, result)

@@ -189,6 +189,8 @@ def render() -> str:
         _section(s.TrainingConfig, "training"),
         _section(s.CostsConfig, "costs", "Fractions, charged on both sides of each trade."),
         _section(s.PositionSizingConfig, "position_sizing"),
+        _section(s.ExitsConfig, "exits", "Stops, checked on each bar's high and low."),
+        _section(s.PriceDistance, "a stop distance"),
         _section(s.SearchConfig, "search", "Parameter spaces for sweeps (docs/campaigns.md)."),
         "## Fuzzy shapes\n",
         shapes_section(),
