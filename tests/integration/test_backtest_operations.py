@@ -15,6 +15,7 @@ import pytest
 from ktrdr.engine.backtest import run_backtest
 from ktrdr.engine.data import DataStore
 from ktrdr.engine.strategy import builtin_strategy_names, load_strategy
+from ktrdr.engine.strategy.paths import strategy_document
 from ktrdr.local_stack import LocalStack
 from ktrdr.worker.runners.backtest import MAX_STORED_EQUITY_POINTS
 from tests.support.stack import Api, StackFactory
@@ -54,6 +55,8 @@ def engine_result(stack: LocalStack, name: str, **window: Any) -> dict[str, Any]
     result = run_backtest(strategy, bars, capital=50_000.0, **window)
     payload = result.to_dict(max_equity_points=MAX_STORED_EQUITY_POINTS)
     payload["capital"] = 50_000.0
+    payload["warnings"] = []
+    payload["effective_strategy"] = strategy_document(strategy)
     return payload
 
 

@@ -7,10 +7,12 @@ The in-test OTLP receiver stands in for Jaeger (which cannot run here) for the t
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +24,7 @@ from ktrdr.engine.data import DataStore
 from ktrdr.engine.model_choice import pin_model_version
 from ktrdr.engine.strategy import load_strategy
 from ktrdr.engine.strategy.loader import builtin_strategy_text
+from ktrdr.engine.strategy.paths import strategy_document
 from ktrdr.engine.training import ModelStore, evaluate, fit_model, prepare_training_data
 from ktrdr.local_stack import LocalStack
 from ktrdr.worker.runners.backtest import MAX_STORED_EQUITY_POINTS
@@ -123,7 +126,7 @@ def test_training_run_stores_a_versioned_model_and_matches_the_engine(
 
 
 def test_backtest_with_the_trained_model_equals_the_engine_run_directly(
-    trained: TrainingStack,
+    trained: TrainingStack, tmp_path: Path
 ) -> None:
     response = trained.api.http.post(
         "/backtests/start",
@@ -145,6 +148,18 @@ def test_backtest_with_the_trained_model_equals_the_engine_run_directly(
     (warning,) = stored.pop("warnings")
     assert warning.startswith("in-sample: this window overlaps the data model fuzzy_nn v1")
     assert f"train {model['date_ranges']['train']['start'][:10]}.." in warning
+    # ... and so do the CLI and the HTML report.
+    report = tmp_path / "report.html"
+    shown = subprocess.run(
+        [sys.executable, "-m", "ktrdr.cli.main", "backtest", "show", op["id"], "--trades", "0",
+         "--html", str(report), "--url", trained.local.api_url],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "300"},
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert "model fuzzy_nn v1 (trained on EURUSD 1h, train " in shown.stdout
+    assert f"warning: {warning}" in shown.stdout
+    page = report.read_text()
+    assert "model fuzzy_nn v1 (trained on EURUSD 1h" in page and "in-sample: this window" in page
 
     strategy = pin_model_version(strategy_for_run(), 1)
     bars = DataStore(trained.local.data_home / "data").load(
@@ -154,6 +169,7 @@ def test_backtest_with_the_trained_model_equals_the_engine_run_directly(
     result = run_backtest(strategy, bars, capital=50_000.0, models=models, **WINDOW)
     expected = result.to_dict(max_equity_points=MAX_STORED_EQUITY_POINTS)
     expected["capital"] = 50_000.0
+    assert stored.pop("effective_strategy") == strategy_document(strategy)
     assert stored == json.loads(json.dumps(expected))
 
 

@@ -104,7 +104,8 @@ def list_models(url: UrlOption = DEFAULT_URL, json: JsonOption = False) -> None:
 
 
 def _model_row(op: dict[str, Any]) -> dict[str, Any]:
-    result = op["result"] or {}
+    # A listing may carry the full result or its short summary: both have these keys.
+    result = op.get("result") or op.get("result_summary") or {}
     return {
         "model": result["model"]["name"],
         "version": result["model"]["version"],
