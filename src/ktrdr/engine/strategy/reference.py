@@ -59,7 +59,8 @@ def _limits(info: FieldInfo) -> str:
 
 def _default(info: FieldInfo) -> str:
     if info.default_factory is not None:
-        return f"`{info.default_factory()}`"  # type: ignore[call-arg]
+        made = info.default_factory()  # type: ignore[call-arg]
+        return "the section's defaults" if isinstance(made, BaseModel) else f"`{made}`"
     if info.default is PydanticUndefined:
         return "required"
     if isinstance(info.default, BaseModel):
