@@ -79,7 +79,7 @@ def test_api_errors_keep_their_square_brackets(api: Api, tmp_path: Path) -> None
 def test_local_errors_keep_their_square_brackets(tmp_path: Path) -> None:
     # A settings error (ValidationError path) and a ValueError path, both with brackets.
     result = ktrdr("demo", "--api-port", str(free_port()), env={"KTRDR_ENVIRONMENT": "prod[eu]"})
-    assert result.returncode == 2
+    assert result.returncode != 0
     assert "KTRDR_ENVIRONMENT='prod[eu]'" in result.stderr.replace("\n", "")
 
 
