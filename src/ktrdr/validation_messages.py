@@ -27,10 +27,16 @@ def field_problems(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
         else:
             given = err.get("input")
             shown = f" (got {given!r})" if isinstance(given, str | int | float) else ""
-            message = f"{err.get('msg', 'invalid')}{shown}"
+            # Pydantic prefixes a validator's ValueError with "Value error, ": not for people.
+            msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+            message = f"{msg}{shown}"
         problems.append({"field": field, "problem": message})
     return problems
 
 
 def summarise(what: str, problems: list[dict[str, str]]) -> str:
+    """One line; a single problem with the request as a whole (a cross-field check, which
+    already says what is wrong and how to fix it) is shown as it is, without a prefix."""
+    if len(problems) == 1 and problems[0]["field"] == "body":
+        return problems[0]["problem"]
     return f"invalid {what}: " + "; ".join(f"{p['field']}: {p['problem']}" for p in problems)

@@ -167,7 +167,7 @@ def test_cli_authenticates_with_its_key_end_to_end(keyed: Keyed) -> None:
     # No key: refused with the fix in the message, exit code 3 (the API refused).
     refused = cli(keyed, "ops", "list", "--json")
     assert refused.returncode == 3
-    assert "401: missing or unknown API key" in refused.stderr and "--api-key" in refused.stderr
+    assert "error: missing or unknown API key" in refused.stderr and "--api-key" in refused.stderr
     # A read key cannot start: 403, exit code 3.
     wrong = cli(keyed, "doctor", "--steps", "1", "--step-ms", "1", key="reader")
     assert wrong.returncode == 3 and "lacks the 'operate' scope" in wrong.stderr

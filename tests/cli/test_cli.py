@@ -94,7 +94,7 @@ def test_unknown_operation_is_one_line_and_exit_three(stack_api: Api) -> None:
     result = ktrdr("ops", "show", "op_nope", url=stack_api.base_url)
     assert result.returncode == 3
     assert "Traceback" not in result.stderr
-    assert "404: no operation 'op_nope'" in result.stderr
+    assert "error: no operation 'op_nope'" in result.stderr  # the exit code says 4xx
 
 
 def test_unreachable_api_is_one_line_and_exit_four() -> None:

@@ -225,6 +225,7 @@ def test_result_to_dict_is_strict_json(make_bars) -> None:  # type: ignore[no-un
     assert payload["equity_curve"][0] == {
         "timestamp": "2024-01-01T00:00:00+00:00",
         "equity": 100_000.0,
+        "close": 100.0,  # the report's price chart and buy-and-hold line
     }
     assert '"trades": []' in text
 

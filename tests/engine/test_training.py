@@ -16,6 +16,7 @@ from ktrdr.engine.backtest import prepare_data, prepare_strategy, run_backtest
 from ktrdr.engine.data import generate_synthetic_bars
 from ktrdr.engine.errors import DataValidationError, StrategyError
 from ktrdr.engine.features import compute_features, membership_matrix
+from ktrdr.engine.model_choice import pin_model_version
 from ktrdr.engine.strategy import Strategy, load_strategy, validate_strategy_text
 from ktrdr.engine.training import (
     BUY_CLASS,
@@ -329,7 +330,7 @@ def test_missing_model_error_names_what_exists(trained_store: ModelStore) -> Non
     text = str(info.value)
     assert "did you mean 'wave_nn'?" in text and "models there: wave_nn" in text
     assert "ktrdr train run <strategy>" in text
-    with pytest.raises(ModelNotFoundError, match=r"no version 3 \(versions: 1\)"):
+    with pytest.raises(ModelNotFoundError, match=r"no version 3 \(versions: v1"):
         trained_store.load("wave_nn", 3)
     with pytest.raises(ModelNotFoundError, match="models there: wave_nn"):
         trained_store.load("../models/wave_nn")  # never resolved outside the store
@@ -493,5 +494,11 @@ def test_fuzzy_nn_example_validates_trains_and_backtests(tmp_path: Path) -> None
         fitted, strategy=strategy, symbol="EURUSD", timeframe="1h", metrics=metrics, data=data
     )
     assert info.version == 1
+    beats = metrics["accuracy"] > metrics["baseline_accuracy"]
+    assert info.metadata["beats_baseline"] is beats
+    if not beats:  # a random walk: saved, flagged, and not used unless pinned
+        with pytest.raises(ModelNotFoundError, match="no version of model 'fuzzy_nn' beats"):
+            run_backtest(strategy, bars, start=start, models=store)
+    strategy = pin_model_version(strategy, 1)
     result = run_backtest(strategy, bars, start=start, models=store)
     json.dumps(result.to_dict(max_equity_points=50), allow_nan=False)

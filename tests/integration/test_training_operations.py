@@ -7,10 +7,12 @@ The in-test OTLP receiver stands in for Jaeger (which cannot run here) for the t
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,8 +21,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ktrdr.engine.backtest import run_backtest
 from ktrdr.engine.data import DataStore
+from ktrdr.engine.model_choice import pin_model_version
 from ktrdr.engine.strategy import load_strategy
 from ktrdr.engine.strategy.loader import builtin_strategy_text
+from ktrdr.engine.strategy.paths import strategy_document
 from ktrdr.engine.training import ModelStore, evaluate, fit_model, prepare_training_data
 from ktrdr.local_stack import LocalStack
 from ktrdr.worker.runners.backtest import MAX_STORED_EQUITY_POINTS
@@ -79,6 +83,15 @@ def start_training(api: Api, **overrides: Any) -> dict[str, Any]:
     return op
 
 
+def pinned_text(version: int, **model: str) -> str:
+    """The fuzzy_nn example's text deciding with ``version`` of its model."""
+    extra = "".join(f"\n    {k}: {v}" for k, v in model.items())
+    text = builtin_strategy_text(STRATEGY)
+    return text.replace(
+        "    min_confidence: 0.45", f"    min_confidence: 0.45\n    version: {version}{extra}"
+    )
+
+
 def strategy_for_run() -> Any:
     strategy = load_strategy(STRATEGY)
     data = strategy.data.model_copy(update={"symbol": SYMBOL, "timeframe": "1h"})
@@ -113,19 +126,42 @@ def test_training_run_stores_a_versioned_model_and_matches_the_engine(
 
 
 def test_backtest_with_the_trained_model_equals_the_engine_run_directly(
-    trained: TrainingStack,
+    trained: TrainingStack, tmp_path: Path
 ) -> None:
     response = trained.api.http.post(
         "/backtests/start",
-        json={"strategy": STRATEGY, "symbol": SYMBOL, "timeframe": "1h", "capital": 50_000,
-              **WINDOW},
+        json={"strategy": pinned_text(1), "symbol": SYMBOL, "timeframe": "1h",
+              "capital": 50_000, **WINDOW},
     )  # fmt: skip
     assert response.status_code == 202, response.text
     op = trained.api.wait_status(response.json()["id"], {"completed", "failed"}, 60)
     assert op["status"] == "completed", op["error"]
     stored = trained.api.http.get(f"/operations/{op['id']}/results").json()
+    # Which model it used, and that the window is the one it was trained on.
+    model = trained.first["result"]["model"]
+    assert (
+        op["params"]["model"]
+        == stored.pop("model")
+        == {k: v for k, v in model.items() if k != "path"}
+    )
+    assert model["symbol"] == SYMBOL and model["date_ranges"]["train"]["start"] >= WINDOW["start"]
+    (warning,) = stored.pop("warnings")
+    assert warning.startswith("in-sample: this window overlaps the data model fuzzy_nn v1")
+    assert f"train {model['date_ranges']['train']['start'][:10]}.." in warning
+    # ... and so do the CLI and the HTML report.
+    report = tmp_path / "report.html"
+    shown = subprocess.run(
+        [sys.executable, "-m", "ktrdr.cli.main", "backtest", "show", op["id"], "--trades", "0",
+         "--html", str(report), "--url", trained.local.api_url],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "300"},
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert "model fuzzy_nn v1 (trained on EURUSD 1h, train " in shown.stdout
+    assert f"warning: {warning}" in shown.stdout
+    page = report.read_text()
+    assert "model fuzzy_nn v1 (trained on EURUSD 1h" in page and "in-sample: this window" in page
 
-    strategy = strategy_for_run()
+    strategy = pin_model_version(strategy_for_run(), 1)
     bars = DataStore(trained.local.data_home / "data").load(
         SYMBOL, "1h", WINDOW["start"], WINDOW["end"], warmup_bars=strategy.warmup_bars()
     )
@@ -133,6 +169,7 @@ def test_backtest_with_the_trained_model_equals_the_engine_run_directly(
     result = run_backtest(strategy, bars, capital=50_000.0, models=models, **WINDOW)
     expected = result.to_dict(max_equity_points=MAX_STORED_EQUITY_POINTS)
     expected["capital"] = 50_000.0
+    assert stored.pop("effective_strategy") == strategy_document(strategy)
     assert stored == json.loads(json.dumps(expected))
 
 
@@ -226,6 +263,11 @@ def test_cli_train_run_shows_the_evaluation_and_train_list_the_models(
     assert run.returncode == 0, run.stderr
     assert "test accuracy" in run.stdout and "HOLD" in run.stdout and "precision" in run.stdout
     assert f"saved model {STRATEGY} v" in run.stdout
+    latest = trained.api.http.get("/operations", params={"type": "training", "limit": 1}).json()
+    if latest["data"][0]["result"]["model"]["beats_baseline"]:
+        assert "it beats its baseline" in run.stdout
+    else:
+        assert "but it does NOT beat its baseline" in " ".join(run.stdout.split())
     operation_id = trained.first["id"]
     shown = subprocess.run(
         [sys.executable, "-m", "ktrdr.cli.main", "train", "show", operation_id, "--url", url],
@@ -301,3 +343,46 @@ def test_a_cancelled_run_resumed_through_the_api_equals_an_uninterrupted_run(
         saved.module.state_dict().values(), whole.module.state_dict().values(), strict=True
     ):
         assert torch.equal(a, b)
+
+
+def _refused(api: Api, body: dict[str, Any]) -> str:
+    response = api.http.post("/backtests/start", json=body)
+    assert response.status_code == 422, response.text
+    return str(response.json()["detail"])
+
+
+def test_models_are_chosen_and_checked_before_queueing(trained: TrainingStack) -> None:
+    api = trained.api
+    model = trained.first["result"]["model"]
+    metrics = trained.first["result"]["metrics"]
+    assert model["beats_baseline"] is (metrics["test_accuracy"] > metrics["baseline_accuracy"])
+    before = api.http.get("/operations", params={"type": "backtesting"}).json()["count"]
+    if not model["beats_baseline"]:
+        # Saved and flagged, but never the default: the newest model that beats its baseline.
+        detail = _refused(api, {"strategy": STRATEGY, "symbol": SYMBOL, **WINDOW})
+        assert detail.startswith("no version of model 'fuzzy_nn' beats its baseline")
+        assert "v1 (does not beat its baseline)" in detail and "decisions.model.version" in detail
+    detail = _refused(api, {"strategy": pinned_text(1, name="fuzzy_mn"), "symbol": SYMBOL})
+    assert detail.startswith("no trained model named 'fuzzy_mn'")
+    assert "did you mean 'fuzzy_nn'?" in detail
+    detail = _refused(api, {"strategy": pinned_text(99), "symbol": SYMBOL})
+    assert detail.startswith("model 'fuzzy_nn' has no version 99 (versions: v1")
+    # Another symbol: refused before queueing unless the strategy allows it.
+    download = api.http.post(
+        "/data/downloads/start",
+        json={"symbol": "GBPUSD", "timeframe": "1h", "provider": "synthetic", "bars": 1500},
+    ).json()
+    api.wait_status(download["id"], {"completed"}, 60)
+    detail = _refused(api, {"strategy": pinned_text(1), "symbol": "GBPUSD"})
+    assert "model fuzzy_nn v1 was trained on EURUSD 1h, this run is GBPUSD 1h" in detail
+    assert "allow_other_symbols: true" in detail
+    after = api.http.get("/operations", params={"type": "backtesting"}).json()["count"]
+    assert after == before, "nothing was queued"
+    allowed = api.http.post(
+        "/backtests/start",
+        json={"strategy": pinned_text(1, allow_other_symbols="true"), "symbol": "GBPUSD"},
+    )
+    assert allowed.status_code == 202, allowed.text
+    done = api.wait_status(allowed.json()["id"], {"completed", "failed"}, 60)
+    assert done["status"] == "completed", done["error"]
+    assert done["result"]["model"]["symbol"] == SYMBOL and done["result"]["warnings"] == []

@@ -14,6 +14,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from ktrdr import __version__
 from ktrdr.api.auth import Keyring
+from ktrdr.api.docs import install_offline_docs
 from ktrdr.api.errors import install_error_handlers
 from ktrdr.api.routers import data, health, operations, starts, workers
 from ktrdr.api.state_reader import StoreStateReader
@@ -104,11 +105,14 @@ def create_app(settings: ApiSettings, *, registry: CollectorRegistry = REGISTRY)
         description="KTRDR backend: queues backtests, training runs and data downloads "
         "and hands them to self-registering workers.",
         lifespan=lifespan,
+        docs_url=None,  # served offline by install_offline_docs
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.keyring = Keyring(settings.user_api_keys())
     app.state.started_monotonic = time.monotonic()
     install_error_handlers(app)
+    install_offline_docs(app)
     for router in (health.router, workers.router, operations.router, starts.router, data.router):
         app.include_router(router, prefix=API_PREFIX)
     mount_console(app)  # the web console at / (pages, live fragments, assets)

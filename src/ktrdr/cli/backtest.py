@@ -6,27 +6,31 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
-from ktrdr.cli import ops
+from ktrdr.cli import ops, runs
 from ktrdr.cli.client import ApiClient
 from ktrdr.cli.output import console, print_json
 from ktrdr.cli.report import (
     equity_values,
-    html_report,
+    model_line,
     sparkline,
     statistics_table,
     trades_table,
 )
 from ktrdr.cli.state import (
     DEFAULT_URL,
+    CancelOnInterruptOption,
     EndOption,
     ExitCode,
     JsonOption,
+    SetOption,
     StartOption,
     StrategyArgument,
     SymbolOption,
     TimeframeOption,
     UrlOption,
+    parse_overrides,
 )
 from ktrdr.cli.tracing import cli_span
 
@@ -54,12 +58,22 @@ def run(
     commission: Annotated[float | None, typer.Option(help="fraction per side")] = None,
     slippage: Annotated[float | None, typer.Option(help="fraction per side")] = None,
     trades: Annotated[int, typer.Option(help="trades to list")] = 10,
+    set_: SetOption = None,
+    debug_frames: Annotated[
+        Path | None,
+        typer.Option(
+            help="write per-bar indicators, memberships, rules, target, position "
+            "to this Parquet (or .csv) file"
+        ),
+    ] = None,
+    cancel_on_interrupt: CancelOnInterruptOption = False,
     url: UrlOption = DEFAULT_URL,
     json: JsonOption = False,
 ) -> None:
     """Queue a backtest, follow it with a progress bar, then show its results."""
     body: dict[str, Any] = {
         "strategy": strategy_argument(strategy),
+        "overrides": parse_overrides(set_),
         "symbol": symbol,
         "timeframe": timeframe,
         "start": start,
@@ -67,19 +81,51 @@ def run(
         "capital": capital,
         "commission": commission,
         "slippage": slippage,
+        "debug_frames": True if debug_frames is not None else None,
     }
     final = ops.submit_and_follow(
-        ApiClient(url), "backtest_run", "/backtests/start", body, quiet=json, strategy=strategy
+        ApiClient(url),
+        "backtest_run",
+        "/backtests/start",
+        body,
+        quiet=json,
+        strategy=strategy,
+        cancel_on_interrupt=cancel_on_interrupt,
     )
+    if debug_frames is not None and final["status"] == "completed":
+        write_debug_frame(final["result"].pop("debug_frame"), debug_frames, quiet=json)
     ops.print_outcome_and_exit(
         final, json=json, show=lambda op: show_result(op["id"], op["result"], trades)
     )
+
+
+def payload_to_frame(payload: dict[str, Any]) -> Any:
+    """A result's debug frame (index, columns, data) as a DataFrame on a UTC time index."""
+    import pandas as pd
+
+    index = pd.DatetimeIndex([pd.Timestamp(t) for t in payload["index"]], name="time")
+    return pd.DataFrame(payload["data"], columns=payload["columns"], index=index)
+
+
+def write_debug_frame(payload: dict[str, Any], path: Path, *, quiet: bool) -> None:
+    frame = payload_to_frame(payload)
+    if path.suffix == ".csv":
+        frame.to_csv(path)
+    else:
+        frame.to_parquet(path)
+    if not quiet:
+        console.print(f"debug frame ({len(frame):,} bars × {frame.shape[1]} columns) in {path}")
 
 
 def show_result(
     operation_id: str, result: dict[str, Any], trades: int, *, hint: bool = True
 ) -> None:
     console.print(statistics_table(result))
+    model = result.get("model")
+    if model:
+        console.print(model_line(model), markup=False)
+    for warning in result.get("warnings") or []:
+        console.print(Text.assemble(("warning: ", "yellow"), warning))
     values = equity_values(result)
     if values:
         console.print(f"equity {values[0]:,.0f} → {values[-1]:,.0f}")
@@ -95,6 +141,9 @@ def show(
     operation_id: str,
     trades: Annotated[int, typer.Option(help="trades to list")] = 10,
     html: Annotated[Path | None, typer.Option(help="write an HTML report here")] = None,
+    csv: Annotated[
+        Path | None, typer.Option(help="write trades.csv and equity.csv into this folder")
+    ] = None,
     url: UrlOption = DEFAULT_URL,
     json: JsonOption = False,
 ) -> None:
@@ -111,3 +160,17 @@ def show(
     if html is not None:
         html.write_text(html_report(operation_id, result))
         console.print(f"report written to {html}")
+    if csv is not None:
+        for path in runs.write_csv(csv, result):
+            console.print(f"wrote {path}")
+
+
+app.command("list")(runs.list_backtests)
+app.command("compare")(runs.compare_backtests)
+
+
+def html_report(operation_id: str, result: dict[str, Any]) -> str:
+    # Imported when a report is written: pandas and plotly stay out of every other command.
+    from ktrdr.cli.html_report import backtest_report
+
+    return backtest_report(operation_id, result)

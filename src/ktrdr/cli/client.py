@@ -119,4 +119,6 @@ def _error_text(response: httpx.Response) -> str:
         detail = body.get("detail") if isinstance(body, dict) else None
     except ValueError:
         detail = None
+    if detail and response.status_code < 500:
+        return str(detail)  # the API's own message says what to fix; the exit code says 4xx
     return f"{response.status_code}: {detail or response.text[:300] or response.reason_phrase}"

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ktrdr.cli import ops
 from ktrdr.cli.client import ApiClient
-from ktrdr.cli.output import console, print_json
+from ktrdr.cli.output import console, literal, print_json
 from ktrdr.cli.state import DEFAULT_URL, ExitCode, JsonOption, UrlOption
 from ktrdr.cli.tracing import cli_span
 
@@ -30,6 +30,11 @@ def _print_dataset(op: dict[str, Any]) -> None:
         f"{dataset['symbol']} {dataset['timeframe']}: {dataset['rows']:,} bars "
         f"from {dataset['first']} to {dataset['last']} ({dataset['source']})"
     )
+    gaps = op["result"].get("gaps")
+    if gaps is not None and "market" in dataset:
+        console.print(f"{gaps} gap(s) against the {dataset['market']} calendar", markup=False)
+    for note in op["result"].get("notes") or []:
+        console.print(note, markup=False)
 
 
 @app.command("download")
@@ -61,17 +66,25 @@ def download(
 def import_csv(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     symbol: Annotated[str, typer.Option()],
-    timeframe: Annotated[str, typer.Option()] = "1h",
+    timeframe: Annotated[
+        str | None, typer.Option(help="default: inferred from the timestamps")
+    ] = None,
     merge: Annotated[bool, typer.Option(help="keep bars already stored")] = False,
+    delimiter: Annotated[str | None, typer.Option(help="default: detected (, ; tab |)")] = None,
+    decimal: Annotated[str | None, typer.Option(help="default: detected (. or ,)")] = None,
+    adjusted: Annotated[
+        bool, typer.Option(help="use the Adj Close column (open/high/low scaled alike)")
+    ] = False,
     url: UrlOption = DEFAULT_URL,
     json: JsonOption = False,
 ) -> None:
     """Import a date,open,high,low,close,volume CSV; every bad row is reported with a fix."""
     body = {
         "symbol": symbol, "timeframe": timeframe, "provider": "csv",
-        "csv_text": file.read_text(), "merge": merge,
+        "csv_text": file.read_text(encoding="utf-8-sig"), "merge": merge,
+        "csv_delimiter": delimiter, "csv_decimal": decimal, "adjusted": adjusted,
     }  # fmt: skip
-    _submit(body, url, json, "data_import")
+    _submit({k: v for k, v in body.items() if v is not None}, url, json, "data_import")
 
 
 @app.command("list")
@@ -83,12 +96,12 @@ def list_data(url: UrlOption = DEFAULT_URL, json: JsonOption = False) -> None:
         print_json(body)
         return
     table = Table(title=f"Data ({body['count']})", title_justify="left")
-    for column in ("symbol", "timeframe", "first", "last", "rows", "source", "gaps"):
+    for column in ("symbol", "timeframe", "first", "last", "rows", "source", "market", "gaps"):
         table.add_column(column)
     for d in body["data"]:
         table.add_row(
             d["symbol"], d["timeframe"], d["first"][:16], d["last"][:16], f"{d['rows']:,}",
-            d["source"], str(d.get("gaps", "")),
+            d["source"], d.get("market", "-"), str(d.get("gaps", "")),
         )  # fmt: skip
     console.print(table)
 
@@ -116,4 +129,4 @@ def show(
         print_json(found[0])
     else:
         for key, value in found[0].items():
-            console.print(f"[bold]{key:>10}[/] {value}")
+            console.print(f"[bold]{key:>10}[/] {literal(value)}")

@@ -8,20 +8,26 @@ crossover through a backtesting operation, shows the results and stops everythin
 from __future__ import annotations
 
 from ktrdr.cli import ops
-from ktrdr.cli.backtest import show_result
+from ktrdr.cli.backtest import html_report, show_result
 from ktrdr.cli.client import ApiClient
 from ktrdr.cli.output import console
-from ktrdr.cli.report import html_report
-from ktrdr.config import default_data_home
+from ktrdr.cli.servers import refuse_busy_ports
+from ktrdr.config import CliSettings
 from ktrdr.local_stack import LocalStack
 
 DEMO_SYMBOL = "EURUSD"
 DEMO_TIMEFRAME = "1h"
 DEMO_STRATEGY = "sma_crossover"
+# What an FX trade costs at a tight broker: 0.2 bp commission and 0.1 bp slippage per side
+# (the strategy file's stock-like 10 bp would burn most of the capital over 20,000 bars).
+DEMO_COMMISSION = 0.00002
+DEMO_SLIPPAGE = 0.00001
 
 
 def run_demo(*, workers: int, api_port: int, worker_port: int) -> int:
-    home = default_data_home() / "demo"
+    # KTRDR_DATA_HOME (default ~/.ktrdr) holds the demo's own home, as the README says.
+    home = CliSettings().data_home / "demo"
+    refuse_busy_ports([api_port, *(worker_port + i for i in range(workers))])
     stack = LocalStack(
         data_home=home,
         api_port=api_port,
@@ -41,8 +47,19 @@ def run_demo(*, workers: int, api_port: int, worker_port: int) -> int:
         )  # fmt: skip
         if ops.follow(client, download["id"])["status"] != "completed":
             return ops.exit_code_for(client.get(f"/operations/{download['id']}"))
-        console.print(f"2/2 backtesting the {DEMO_STRATEGY} example strategy")
-        op = client.post("/backtests/start", {"strategy": DEMO_STRATEGY, "symbol": DEMO_SYMBOL})
+        console.print(
+            f"2/2 backtesting the {DEMO_STRATEGY} example strategy with FX-like costs "
+            f"({DEMO_COMMISSION * 1e4:g} bp commission, {DEMO_SLIPPAGE * 1e4:g} bp slippage)"
+        )
+        console.print(
+            "    the bars are a random walk: no strategy should win on them, so read the "
+            "result as a demonstration of the platform, not of the strategy"
+        )
+        op = client.post(
+            "/backtests/start",
+            {"strategy": DEMO_STRATEGY, "symbol": DEMO_SYMBOL, "commission": DEMO_COMMISSION,
+             "slippage": DEMO_SLIPPAGE},
+        )  # fmt: skip
         final = ops.follow(client, op["id"])
         if final["status"] == "completed":
             show_result(final["id"], final["result"], trades=10, hint=False)

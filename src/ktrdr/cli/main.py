@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 
-from ktrdr.cli import backtest, data, keys, mcp, ops, servers, train
+from ktrdr.cli import backtest, data, keys, mcp, ops, servers, strategy, train
 from ktrdr.cli.client import API_KEY_ENV, ApiClient, ApiError, ApiUnreachable, use_api_key
-from ktrdr.cli.output import console, err_console, print_json, workers_table
+from ktrdr.cli.output import console, print_error, print_json, workers_table
 from ktrdr.cli.state import DEFAULT_URL, ExitCode, JsonOption, UrlOption
 from ktrdr.cli.tracing import cli_span
 from ktrdr.jobs.specs import describe_validation_error
@@ -21,11 +22,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.add_typer(ops.app, name="ops")
-app.add_typer(backtest.app, name="backtest")
-app.add_typer(data.app, name="data")
-app.add_typer(train.app, name="train")
-app.add_typer(keys.app, name="keys")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from ktrdr import __version__
+
+        print(f"ktrdr {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -39,9 +43,30 @@ def global_options(
             show_default=False,
         ),
     ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option("--url", help="API base URL for every subcommand (or KTRDR_API_URL)"),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_print_version, help="print it"),
+    ] = False,
 ) -> None:
     """KTRDR: trading-strategy research on self-registering workers."""
     use_api_key(api_key)
+    if url:
+        # `ktrdr --url U ops list` as the README shows: each subcommand's own --url reads
+        # KTRDR_API_URL when it is not given, and Click parses the subcommand after this
+        # group callback runs, so setting it here reaches every command.
+        os.environ["KTRDR_API_URL"] = url
+
+
+app.add_typer(ops.app, name="ops")
+app.add_typer(backtest.app, name="backtest")
+app.add_typer(data.app, name="data")
+app.add_typer(train.app, name="train")
+app.add_typer(keys.app, name="keys")
+app.add_typer(strategy.app, name="strategy")
 
 
 app.command()(servers.api)
@@ -103,17 +128,17 @@ def main() -> None:
     try:
         app()
     except ApiUnreachable as exc:
-        err_console.print(f"[red]error:[/] {exc}")
+        print_error(exc)
         sys.exit(ExitCode.UNAVAILABLE)
     except ApiError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
+        print_error(exc)
         code = ExitCode.REJECTED if exc.status and exc.status < 500 else ExitCode.UNAVAILABLE
         sys.exit(code)
     except ValidationError as exc:  # settings or options that do not validate
-        err_console.print(f"[red]error:[/] {describe_validation_error(exc, 'settings')}")
+        print_error(describe_validation_error(exc, "settings"))
         sys.exit(ExitCode.USAGE)
     except ValueError as exc:
-        err_console.print(f"[red]error:[/] {str(exc).splitlines()[0]}")
+        print_error(str(exc).splitlines()[0])
         sys.exit(ExitCode.USAGE)
 
 

@@ -8,10 +8,25 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from ktrdr.cli.client import ApiClient
-from ktrdr.cli.output import console, operation_panel, operations_table, print_json, status_text
-from ktrdr.cli.state import DEFAULT_URL, ExitCode, JsonOption, UrlOption
+from ktrdr.cli.output import (
+    console,
+    err_console,
+    operation_panel,
+    operations_table,
+    print_error,
+    print_json,
+    status_text,
+)
+from ktrdr.cli.state import (
+    DEFAULT_URL,
+    CancelOnInterruptOption,
+    ExitCode,
+    JsonOption,
+    UrlOption,
+)
 from ktrdr.cli.tracing import cli_span
 
 app = typer.Typer(help="Inspect and control operations.", no_args_is_help=True)
@@ -81,10 +96,14 @@ def follow_command(
     url: UrlOption = DEFAULT_URL,
     json: JsonOption = False,
     interval_s: Annotated[float, typer.Option(min=0.05)] = 0.25,
+    cancel_on_interrupt: CancelOnInterruptOption = False,
 ) -> None:
     """Follow an operation with a live progress bar until it ends; exit 1 unless completed."""
     with cli_span("ops_follow", **{"operation.id": operation_id}):
-        op = follow(ApiClient(url), operation_id, interval_s=interval_s, quiet=json)
+        op = follow(
+            ApiClient(url), operation_id, interval_s=interval_s, quiet=json,
+            cancel_on_interrupt=cancel_on_interrupt,
+        )  # fmt: skip
     if json:
         print_json(op)
     raise typer.Exit(exit_code_for(op))
@@ -97,6 +116,7 @@ def submit_and_follow(
     body: dict[str, Any],
     *,
     quiet: bool,
+    cancel_on_interrupt: bool = False,
     **span_attributes: str,
 ) -> dict[str, Any]:
     """Start an operation (fields left as None are not sent) and follow it to its end,
@@ -107,7 +127,7 @@ def submit_and_follow(
             span.set_attribute("operation.id", op["id"])
         if not quiet:
             console.print(f"queued {op['id']}")
-        return follow(client, op["id"], quiet=quiet)
+        return follow(client, op["id"], quiet=quiet, cancel_on_interrupt=cancel_on_interrupt)
 
 
 def print_outcome_and_exit(
@@ -127,11 +147,45 @@ def exit_code_for(op: dict[str, Any]) -> int:
 
 
 def follow(
-    client: ApiClient, operation_id: str, *, interval_s: float = 0.25, quiet: bool = False
+    client: ApiClient,
+    operation_id: str,
+    *,
+    interval_s: float = 0.25,
+    quiet: bool = False,
+    cancel_on_interrupt: bool = False,
 ) -> dict[str, Any]:
-    """Poll until the operation ends, drawing a progress bar unless quiet."""
+    """Poll until the operation ends, drawing a progress bar unless quiet. Ctrl-C stops
+    following and says so: the operation goes on unless ``cancel_on_interrupt``."""
+    last: dict[str, Any] = {"status": "running"}
+    try:
+        return _poll(client, operation_id, interval_s, quiet, last)
+    except KeyboardInterrupt:
+        _interrupted(client, operation_id, last["status"], cancel_on_interrupt)
+
+
+def _interrupted(client: ApiClient, operation_id: str, status: str, cancel: bool) -> NoReturn:
+    if cancel:
+        op = client.post(f"/operations/{operation_id}/cancel")
+        err_console.print(
+            Text(f"stopped following; {operation_id} is {op['status']}"), soft_wrap=True
+        )
+    else:
+        err_console.print(
+            Text(
+                f"stopped following; {operation_id} is still {status} — "
+                f"`ktrdr ops cancel {operation_id}` to stop it"
+            ),
+            soft_wrap=True,
+        )
+    raise typer.Exit(ExitCode.INTERRUPTED)
+
+
+def _poll(
+    client: ApiClient, operation_id: str, interval_s: float, quiet: bool, last: dict[str, Any]
+) -> dict[str, Any]:
     if quiet:
         while (op := client.get(f"/operations/{operation_id}"))["status"] not in TERMINAL:
+            last["status"] = op["status"]
             time.sleep(interval_s)
         return op
     columns = (
@@ -139,12 +193,13 @@ def follow(
         BarColumn(),
         TextColumn("{task.percentage:>5.1f}%"),
         TimeElapsedColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # worker text, printed as is
     )
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("", total=100, status="pending")
         while True:
             op = client.get(f"/operations/{operation_id}")
+            last["status"] = op["status"]
             progress = op["progress"]
             text = " ".join(filter(None, [progress.get("phase"), progress.get("message")]))
             if op["status"] == "pending" and op.get("status_reason"):
@@ -155,5 +210,5 @@ def follow(
             time.sleep(interval_s)
     console.print(f"{op['id']}: {status_text(op['status'])}")
     if op.get("error"):
-        console.print(f"[red]error:[/] {op['error']}")
+        print_error(op["error"], to_stderr=False)
     return op

@@ -8,7 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 console = Console()
 err_console = Console(stderr=True)
@@ -20,6 +22,22 @@ STATUS_STYLE = {
     "failed": "red",
     "cancelled": "magenta",
 }
+
+
+def error_text(message: object) -> Text:
+    """'error: …' with the message printed literally: text from the API or an exception may
+    hold square brackets (`pip install 'ktrdr[download]'`, `[a, b]`) that Rich would
+    otherwise read as markup and delete."""
+    return Text.assemble(("error: ", "red"), str(message))
+
+
+def print_error(message: object, *, to_stderr: bool = True) -> None:
+    (err_console if to_stderr else console).print(error_text(message), soft_wrap=True)
+
+
+def literal(value: object) -> str:
+    """A value from the API made safe to put inside a Rich markup string."""
+    return escape(str(value))
 
 
 def print_json(data: Any) -> None:
@@ -77,18 +95,49 @@ def operation_panel(op: dict[str, Any], jaeger_url: str | None) -> Table:
         ("type", op["type"]),
         ("status", status_text(op["status"])),
         ("progress", f"{progress['percent']:.1f}% {progress.get('phase') or ''} "
-                     f"{progress.get('message') or ''}".rstrip()),
+                     f"{literal(progress.get('message') or '')}".rstrip()),
         ("worker", op.get("worker_id") or "-"),
         ("attempt", f"{op['attempt']} of {op['max_attempts']}"),
         ("created", short_time(op["created_at"])),
         ("started", short_time(op.get("started_at"))),
         ("completed", short_time(op.get("completed_at"))),
-        ("reason", op.get("status_reason") or "-"),
-        ("error", op.get("error") or "-"),
+        ("reason", literal(op.get("status_reason") or "-")),
+        ("error", literal(op.get("error") or "-")),
         ("trace id", op.get("trace_id") or "-"),
+        ("parameters", ""),
     ]  # fmt: skip
+    rows.extend((f"  {k}", literal(v)) for k, v in params_lines(op.get("params") or {}))
     if jaeger_url and op.get("trace_id"):
         rows.append(("trace", f"{jaeger_url.rstrip('/')}/trace/{op['trace_id']}"))
     for key, value in rows:
         table.add_row(key, value)
     return table
+
+
+def params_lines(params: dict[str, Any]) -> list[tuple[str, str]]:
+    """An operation's parameters as (name, value) lines: a strategy file's text as its name
+    and size, overrides one per line, long values cut."""
+    lines: list[tuple[str, str]] = []
+    for key, value in params.items():
+        if value is None or value == {}:
+            continue
+        if key == "strategy" and isinstance(value, str) and "\n" in value:
+            name = next(
+                (ln.partition(":")[2].strip() for ln in value.splitlines()
+                 if ln.startswith("name:")),
+                "?",
+            )  # fmt: skip
+            lines.append((key, f"{name} (file, {len(value.splitlines())} lines)"))
+        elif key == "overrides" and isinstance(value, dict):
+            lines.extend(("set", f"{path}={json.dumps(v)}") for path, v in value.items())
+        elif key == "model" and isinstance(value, dict):
+            lines.append(
+                (key, f"{value.get('name')} v{value.get('version')} (trained on "
+                      f"{value.get('symbol')} {value.get('timeframe')})")
+            )  # fmt: skip
+        elif key == "csv_text":
+            lines.append((key, f"({len(str(value)):,} characters)"))
+        else:
+            text = value if isinstance(value, str) else json.dumps(value, default=str)
+            lines.append((key, text if len(text) <= 120 else text[:119] + "…"))
+    return lines

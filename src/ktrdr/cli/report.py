@@ -1,9 +1,8 @@
-"""Backtest results for people: statistics and trade tables, a terminal sparkline, and a
-self-contained HTML report with the equity curve as inline SVG (no network, no JS)."""
+"""Backtest results for people: statistics and trade tables and a terminal sparkline; the
+HTML report (interactive Plotly charts, one offline file) is in ktrdr.cli.html_report."""
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 from rich.table import Table
@@ -97,56 +96,13 @@ def equity_values(result: dict[str, Any]) -> list[float]:
     return [p["equity"] for p in result["equity_curve"] if p["equity"] is not None]
 
 
-def _svg_curve(points: list[dict[str, Any]], width: int = 900, height: int = 280) -> str:
-    values = [p["equity"] for p in points if p["equity"] is not None]
-    if len(values) < 2:
-        return "<p>not enough points for a chart</p>"
-    low, high = min(values), max(values)
-    span = (high - low) or 1.0
-    step = width / (len(values) - 1)
-    coords = " ".join(
-        f"{i * step:.1f},{height - (v - low) / span * (height - 20) - 10:.1f}"
-        for i, v in enumerate(values)
-    )
+def model_line(model: dict[str, Any]) -> str:
+    """Which model a backtest traded on and what it was trained on."""
+    ranges = model.get("date_ranges") or {}
+    train, test = ranges.get("train") or {}, ranges.get("test") or {}
+    span = f", train {train['start'][:10]}..{train['end'][:10]}" if train else ""
+    tested = f", test {test['start'][:10]}..{test['end'][:10]}" if test else ""
     return (
-        f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" '
-        f'aria-label="equity curve from {low:,.0f} to {high:,.0f}">'
-        f'<polyline fill="none" stroke="#2a6fdb" stroke-width="1.5" points="{coords}"/>'
-        f'<text x="4" y="14" font-size="12">{high:,.2f}</text>'
-        f'<text x="4" y="{height - 2}" font-size="12">{low:,.2f}</text></svg>'
+        f"model {model['name']} v{model['version']} (trained on {model['symbol']} "
+        f"{model['timeframe']}{span}{tested})"
     )
-
-
-def _trade_row(trade: dict[str, Any]) -> str:
-    cells = (
-        trade["entry_time"],
-        trade["exit_time"],
-        trade["side"],
-        fmt(trade["entry_price"], "{:.4f}"),
-        fmt(trade["exit_price"], "{:.4f}"),
-        fmt(trade.get("net_pnl"), "{:,.2f}"),
-        fmt(trade.get("pnl_pct"), "{:.2f}%"),
-    )
-    return "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>"
-
-
-def html_report(operation_id: str, result: dict[str, Any]) -> str:
-    stats = result["statistics"]
-    rows = "".join(
-        f"<tr><th>{html.escape(label)}</th><td>{html.escape(fmt(stats.get(k), p))}</td></tr>"
-        for k, label, p in STAT_ROWS
-    )
-    trade_rows = "".join(_trade_row(t) for t in result["trades"][:500])
-    title = html.escape(f"{result['strategy_name']} on {result['symbol']} {result['timeframe']}")
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>KTRDR backtest {operation_id}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1000px}}
-table{{border-collapse:collapse}}th,td{{padding:2px 10px;border-bottom:1px solid #ddd;
-text-align:right}}th{{text-align:left}}</style></head><body>
-<h1>{title}</h1><p>operation <code>{html.escape(operation_id)}</code></p>
-<h2>Equity curve</h2>{_svg_curve(result["equity_curve"])}
-<h2>Statistics</h2><table>{rows}</table>
-<h2>Trades (first {min(500, len(result["trades"]))} of {len(result["trades"])})</h2>
-<table><tr><th>entry</th><th>exit</th><th>side</th><th>entry price</th><th>exit price</th>
-<th>net P&amp;L</th><th>P&amp;L %</th></tr>{trade_rows}</table></body></html>
-"""

@@ -3,17 +3,45 @@
 from __future__ import annotations
 
 import signal
+import socket
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ktrdr.cli.state import ExitCode
 from ktrdr.constants import DEFAULT_API_PORT, DEFAULT_WORKER_PORT
 from ktrdr.local_stack import LocalStack
 
 if TYPE_CHECKING:
     from ktrdr.local_observability import ObservabilityFiles
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something listens on ``port``: binding as uvicorn does (SO_REUSEADDR, so a
+    port in TIME_WAIT after a stop is free) fails only when a server holds it."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def refuse_busy_ports(ports: Sequence[int]) -> None:
+    """Exit 2 naming the first busy port, before anything is started or said to be."""
+    from ktrdr.cli.output import print_error
+
+    for port in ports:
+        if port_in_use(port):
+            print_error(
+                f"port {port} is in use (another ktrdr up, or some other server); stop it "
+                "or choose other ports with --api-port / --worker-port"
+            )
+            raise typer.Exit(ExitCode.USAGE)
 
 
 def api(
@@ -66,6 +94,7 @@ def up(
     from ktrdr.local_observability import write_local_observability
 
     home = data_home or default_data_home()
+    refuse_busy_ports([api_port, *(worker_port + i for i in range(workers))])
     obs = Observability()
     stack = LocalStack(
         data_home=home,

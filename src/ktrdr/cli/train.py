@@ -13,14 +13,17 @@ from ktrdr.cli.client import ApiClient
 from ktrdr.cli.output import console, print_json
 from ktrdr.cli.state import (
     DEFAULT_URL,
+    CancelOnInterruptOption,
     EndOption,
     ExitCode,
     JsonOption,
+    SetOption,
     StartOption,
     StrategyArgument,
     SymbolOption,
     TimeframeOption,
     UrlOption,
+    parse_overrides,
 )
 from ktrdr.cli.tracing import cli_span
 
@@ -37,12 +40,15 @@ def run(
     epochs: Annotated[
         int | None, typer.Option(min=1, max=1000, help="default: the strategy's training.epochs")
     ] = None,
+    set_: SetOption = None,
+    cancel_on_interrupt: CancelOnInterruptOption = False,
     url: UrlOption = DEFAULT_URL,
     json: JsonOption = False,
 ) -> None:
     """Queue a training run, follow it epoch by epoch, then show how the model did."""
     body: dict[str, Any] = {
         "strategy": strategy_argument(strategy),
+        "overrides": parse_overrides(set_),
         "symbol": symbol,
         "timeframe": timeframe,
         "start": start,
@@ -50,7 +56,13 @@ def run(
         "epochs": epochs,
     }
     final = ops.submit_and_follow(
-        ApiClient(url), "train_run", "/training/start", body, quiet=json, strategy=strategy
+        ApiClient(url),
+        "train_run",
+        "/training/start",
+        body,
+        quiet=json,
+        strategy=strategy,
+        cancel_on_interrupt=cancel_on_interrupt,
     )
     ops.print_outcome_and_exit(final, json=json, show=lambda op: show_evaluation(op["result"]))
 
@@ -79,19 +91,21 @@ def list_models(url: UrlOption = DEFAULT_URL, json: JsonOption = False) -> None:
         print_json(rows)
         return
     table = Table(title=f"{len(rows)} trained model(s)")
-    for column in ("model", "version", "symbol", "timeframe", "test acc.", "baseline"):
+    for column in ("model", "version", "symbol", "timeframe", "test acc.", "baseline", "beats"):
         table.add_column(column)
     table.add_column("operation", no_wrap=True)
     for row in rows:
         table.add_row(
             row["model"], str(row["version"]), row["symbol"], row["timeframe"],
-            f"{row['test_accuracy']:.1%}", f"{row['baseline_accuracy']:.1%}", row["operation_id"],
+            f"{row['test_accuracy']:.1%}", f"{row['baseline_accuracy']:.1%}",
+            "yes" if row["beats_baseline"] else "no", row["operation_id"],
         )  # fmt: skip
     console.print(table)
 
 
 def _model_row(op: dict[str, Any]) -> dict[str, Any]:
-    result = op["result"] or {}
+    # A listing may carry the full result or its short summary: both have these keys.
+    result = op.get("result") or op.get("result_summary") or {}
     return {
         "model": result["model"]["name"],
         "version": result["model"]["version"],
@@ -99,6 +113,10 @@ def _model_row(op: dict[str, Any]) -> dict[str, Any]:
         "timeframe": result["timeframe"],
         "test_accuracy": result["metrics"]["test_accuracy"],
         "baseline_accuracy": result["metrics"]["baseline_accuracy"],
+        "beats_baseline": result["model"].get(
+            "beats_baseline",
+            result["metrics"]["test_accuracy"] > result["metrics"]["baseline_accuracy"],
+        ),
         "operation_id": op["id"],
     }
 
@@ -120,8 +138,18 @@ def show_evaluation(result: dict[str, Any]) -> None:
             str(figures["support"]),
         )  # fmt: skip
     console.print(table)
-    console.print(
-        f"saved model {model['name']} v{model['version']}: strategies whose decisions say "
-        f"'model: {{name: {model['name']}}}' trade on it (e.g. ktrdr backtest run "
-        f"{result['strategy']})"
-    )
+    if model.get("beats_baseline", True):
+        console.print(
+            f"saved model {model['name']} v{model['version']}: it beats its baseline, so "
+            f"strategies whose decisions say 'model: {{name: {model['name']}}}' trade on it "
+            f"(e.g. ktrdr backtest run {result['strategy']})"
+        )
+    else:
+        console.print(
+            f"saved model {model['name']} v{model['version']}, but it does NOT beat its "
+            "baseline (always guessing the commonest class), so backtests will not use it by "
+            "default; pin it with decisions.model.version: "
+            f"{model['version']} (or --set decisions.model.version={model['version']}) "
+            "to trade on it anyway",
+            markup=False,
+        )

@@ -6,10 +6,13 @@ caller (the worker passes its model store) and never imports the training packag
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from ktrdr.engine.model_choice import ModelSummary
 
 
 class DecisionModel(Protocol):
@@ -26,5 +29,9 @@ class DecisionModel(Protocol):
 
 class ModelSource(Protocol):
     """Where models are loaded from by name and version (None: the default version)."""
+
+    def describe(self, name: str, version: int | None = None) -> ModelSummary:
+        """The version ``load`` gives, from its metadata (no weights loaded)."""
+        ...
 
     def load(self, name: str, version: int | None = None) -> DecisionModel: ...

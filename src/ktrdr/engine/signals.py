@@ -13,6 +13,7 @@ import pandas as pd
 
 from ktrdr.engine.errors import ModelNotFoundError, StrategyError
 from ktrdr.engine.features import Features, FloatArray, fuzzy_memberships, membership_matrix
+from ktrdr.engine.model_choice import fit_problems
 from ktrdr.engine.models import ModelSource
 from ktrdr.engine.strategy.rules import Action, ParsedRule
 from ktrdr.engine.strategy.schema import MODEL_CLASSES, SignalRuleConfig, Strategy
@@ -73,11 +74,11 @@ def rule_strengths(strategy: Strategy, features: Features) -> dict[Action, Float
     memberships = fuzzy_memberships(strategy, features)
     strengths = {a: np.zeros(n) for a in Action}
     for rule in strategy.parsed_rules:
-        strengths[rule.action] = np.fmax(strengths[rule.action], _fire(rule, memberships))
+        strengths[rule.action] = np.fmax(strengths[rule.action], fire_rule(rule, memberships))
     return strengths
 
 
-def _fire(rule: ParsedRule, memberships: dict[tuple[str, str], FloatArray]) -> FloatArray:
+def fire_rule(rule: ParsedRule, memberships: dict[tuple[str, str], FloatArray]) -> FloatArray:
     degrees = []
     for cond in rule.conditions:
         m = memberships[(cond.variable, cond.fuzzy_set)]
@@ -120,16 +121,12 @@ def _model_actions(
             "model store (models=ModelStore(<models dir>)); train the model with: "
             f"ktrdr train run {strategy.name}"
         )
-    model = models.load(name, cfg.version)
-    names, matrix = membership_matrix(strategy, features)
-    if names != model.feature_names:
-        raise StrategyError(
-            [
-                f"model {name} v{model.info.version} was trained on features "
-                f"{model.feature_names}, the strategy gives {names}; retrain it "
-                f"(ktrdr train run {strategy.name}) or fix fuzzy_sets to match"
-            ]
-        )
+    chosen = models.describe(name, cfg.version)
+    problems = fit_problems(chosen, strategy)
+    if problems:
+        raise StrategyError(problems)
+    model = models.load(name, chosen.version)
+    _, matrix = membership_matrix(strategy, features)
     # Each row is one bar's own memberships, so a decision at bar t sees bar t only.
     valid = ~np.isnan(matrix).any(axis=1)
     actions = np.full(len(matrix), NO_ACTION, dtype=np.int8)

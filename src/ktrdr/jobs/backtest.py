@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from ktrdr.jobs.strategy_run import StrategyRunParams
@@ -14,4 +16,14 @@ class BacktestParams(StrategyRunParams):
     )
     slippage: float | None = Field(
         None, ge=0, lt=0.1, description="fraction of price per side; default: strategy's"
+    )
+    debug_frames: bool = Field(
+        False,
+        description="also return every per-bar quantity behind the decisions (indicators, "
+        "memberships, rule strengths, action, target, position) as result.debug_frame",
+    )
+    model: dict[str, Any] | None = Field(
+        None,
+        description="set by the backend at submission: the trained model a model-driven "
+        "strategy uses (name, version, training symbol/timeframe, date ranges)",
     )

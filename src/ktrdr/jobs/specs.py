@@ -27,6 +27,8 @@ class JobSpec:
     # Backtests and training runs need stored bars: the backend checks the data catalog
     # before queueing.
     needs_data: bool = False
+    # Backtests of model-driven strategies need a trained model that fits the run.
+    needs_model: bool = False
 
 
 def _build_specs() -> dict[OperationType, JobSpec]:
@@ -38,7 +40,13 @@ def _build_specs() -> dict[OperationType, JobSpec]:
 
     specs = [
         JobSpec(OperationType.DIAGNOSTIC, DiagnosticParams, "/diagnostics/start"),
-        JobSpec(OperationType.BACKTESTING, BacktestParams, "/backtests/start", needs_data=True),
+        JobSpec(
+            OperationType.BACKTESTING,
+            BacktestParams,
+            "/backtests/start",
+            needs_data=True,
+            needs_model=True,
+        ),
         JobSpec(OperationType.DATA_DOWNLOAD, DataDownloadParams, "/data/downloads/start"),
         JobSpec(OperationType.TRAINING, TrainingParams, "/training/start", needs_data=True),
     ]

@@ -7,12 +7,15 @@ strategy file is a 4xx at submission rather than a failed operation later.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ktrdr.engine.errors import StrategyError
 from ktrdr.engine.strategy import Strategy, builtin_strategy_names, load_strategy
 from ktrdr.engine.strategy.loader import validate_strategy_text
+from ktrdr.engine.strategy.paths import apply_overrides
+from ktrdr.engine.timeframes import check_timeframe
 
 
 def resolve_strategy(strategy: str) -> Strategy:
@@ -40,12 +43,18 @@ class StrategyRunParams(BaseModel):
     timeframe: str | None = Field(None, description="default: the strategy's data.timeframe")
     start: datetime | None = Field(None, description="first bar (inclusive), UTC")
     end: datetime | None = Field(None, description="last bar (inclusive), UTC")
+    overrides: dict[str, Any] = Field(
+        default_factory=dict,
+        description="{dotted path: value} set in the strategy for this run, validated like "
+        "the file, e.g. {'indicators.rsi.params.period': 21, 'costs.commission': 0.0002}",
+    )
 
     @model_validator(mode="after")
     def _check_run(self) -> StrategyRunParams:
         strategy = self.parsed_strategy()
         self.symbol = (self.symbol or strategy.data.symbol).strip().upper()
         self.timeframe = self.timeframe or strategy.data.timeframe
+        check_timeframe(self.timeframe)  # its own message, with a did-you-mean
         with_timeframe = {**strategy.data.model_dump(), "timeframe": self.timeframe}
         try:
             type(strategy.data).model_validate(with_timeframe)
@@ -61,9 +70,14 @@ class StrategyRunParams(BaseModel):
     def parsed_strategy(self) -> Strategy:
         """The strategy as given (symbol and timeframe as in the file)."""
         try:
-            return resolve_strategy(self.strategy)
+            return self._strategy_with_overrides()
         except StrategyError as exc:
             raise ValueError("; ".join(exc.problems)) from None
+
+    def _strategy_with_overrides(self) -> Strategy:
+        strategy = resolve_strategy(self.strategy)
+        # The sweeps' path rule (one meaning of a path for --set and for search spaces).
+        return apply_overrides(strategy, self.overrides) if self.overrides else strategy
 
     def data_key(self) -> tuple[str, str]:
         assert self.symbol and self.timeframe  # filled by the validator
@@ -72,6 +86,6 @@ class StrategyRunParams(BaseModel):
     def run_strategy(self) -> Strategy:
         """The strategy with this run's symbol and timeframe in its data section."""
         symbol, timeframe = self.data_key()
-        strategy = resolve_strategy(self.strategy)
+        strategy = self._strategy_with_overrides()
         data = strategy.data.model_copy(update={"symbol": symbol, "timeframe": timeframe})
         return strategy.model_copy(update={"data": data})

@@ -1,11 +1,20 @@
-"""What market data the workers hold, as the backend knows it: from the results of
-completed data_download operations (all data enters through them)."""
+"""What market data and trained models the workers hold, as the backend knows them: from
+the results of completed data_download and training operations (all data and every model
+enter through them)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
+from ktrdr.engine.errors import ModelNotFoundError
+from ktrdr.engine.model_choice import (
+    ModelSummary,
+    choose_model,
+    fit_problems,
+    summary_from_metadata,
+)
+from ktrdr.jobs.backtest import BacktestParams
 from ktrdr.jobs.specs import ParamsError
 from ktrdr.operations.model import OperationType
 from ktrdr.operations.store import Store
@@ -46,3 +55,34 @@ def require_bars(
             f"{last.isoformat()}; choose dates inside it"
         )
     return found
+
+
+def models(store: Store) -> list[ModelSummary]:
+    """Every model version saved by a completed training run (runs from before the model
+    record carried its features are left out: they cannot be checked)."""
+    found = []
+    for result in store.completed_results(OperationType.TRAINING, limit=5000):
+        model = result.get("model")
+        if isinstance(model, dict) and "feature_names" in model:
+            found.append(summary_from_metadata(model))
+    return found
+
+
+def resolve_model(store: Store, params: dict[str, Any]) -> dict[str, Any]:
+    """A model-driven backtest's parameters with the model it will use (``model``: name,
+    version, training symbol/timeframe, date ranges) — or a ParamsError, before anything is
+    queued, when there is no such model or it does not fit the run."""
+    strategy = BacktestParams.model_validate(params).run_strategy()
+    cfg = strategy.decisions.model
+    if cfg is None:
+        return params
+    try:
+        chosen = choose_model(
+            models(store), strategy.model_name, cfg.version, "the completed training runs"
+        )
+    except ModelNotFoundError as exc:
+        raise ParamsError(str(exc)) from None
+    problems = fit_problems(chosen, strategy)
+    if problems:
+        raise ParamsError("; ".join(problems))
+    return {**params, "model": chosen.to_dict()}

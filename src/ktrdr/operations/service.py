@@ -14,7 +14,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from opentelemetry.util.types import AttributeValue
 
 from ktrdr.jobs.specs import get_spec, params_hash, validate_params
-from ktrdr.operations.catalog import require_bars
+from ktrdr.operations.catalog import require_bars, resolve_model
 from ktrdr.operations.history import OperationEvent, completed_per_worker
 from ktrdr.operations.model import OperationStatus, OperationType, Outcome, utcnow
 from ktrdr.operations.schemas import OperationPublic, Progress
@@ -151,6 +151,8 @@ class OperationService:
                     self.store, clean["symbol"], clean["timeframe"],
                     _parse_time(clean.get("start")), _parse_time(clean.get("end")),
                 )  # fmt: skip
+            if get_spec(op_type).needs_model:
+                clean = resolve_model(self.store, clean)
             ids = current_trace()
             operation, created = self.store.create_operation(
                 op_type=op_type,

@@ -162,6 +162,8 @@ class BacktestResult:
     trade_table: TradeTable = field(repr=False)
     equity_curve: pd.Series  # equity at each bar's close, UTC index
     positions: pd.Series = field(repr=False)  # signed units held at each close
+    # The instrument's close at each bar: the report's price chart and buy-and-hold line.
+    closes: pd.Series | None = field(default=None, repr=False)
 
     @cached_property
     def trades(self) -> list[Trade]:
@@ -177,6 +179,11 @@ class BacktestResult:
             if picked[-1] != len(curve) - 1:
                 picked.append(len(curve) - 1)
             curve = curve.iloc[picked]
+        closes = (
+            self.closes.reindex(curve.index).to_numpy()
+            if self.closes is not None
+            else np.full(len(curve), np.nan)
+        )
         return {
             "strategy_name": self.strategy_name,
             "symbol": self.symbol,
@@ -186,7 +193,7 @@ class BacktestResult:
             "statistics": self.statistics.to_dict(),
             "trades": [t.to_dict() for t in self.trades],
             "equity_curve": [
-                {"timestamp": ts.isoformat(), "equity": json_float(v)}
-                for ts, v in zip(curve.index, curve.to_numpy(), strict=True)
+                {"timestamp": ts.isoformat(), "equity": json_float(v), "close": json_float(c)}
+                for ts, v, c in zip(curve.index, curve.to_numpy(), closes, strict=True)
             ],
         }

@@ -163,6 +163,7 @@ def build_result(
         trade_table=trades,
         equity_curve=equity,
         positions=pd.Series(sim.units, index=window.index, name="units", copy=False),
+        closes=window["close"],
     )
 
 

@@ -18,11 +18,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ktrdr.engine.data.calendars import Market, expected_bars
 from ktrdr.engine.data.validation import OHLCV_COLUMNS, validate_ohlcv
 from ktrdr.engine.errors import DataNotFoundError, DataValidationError
 from ktrdr.engine.timeframes import TIMEFRAMES, check_timeframe, did_you_mean
 
 _META_KEY = b"ktrdr"
+# Counting gaps against a calendar walks every expected bar: bounded for minute data.
+_MAX_CALENDAR_GRID = 5_000_000
 # Letters, digits and the punctuation of real tickers (BRK.B, EURUSD=X, ^GSPC, BTC-USD).
 _SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9._=^-]{0,31}$")
 FIX_HINT = (
@@ -188,12 +191,16 @@ class DataStore:
                 out.append(self.info(sym_dir.name, f.stem))
         return out
 
-    def gaps(self, symbol: str, timeframe: str) -> builtins.list[Gap]:
-        """Places where bars are missing on the timeframe grid (weekend-only gaps flagged)."""
+    def gaps(self, symbol: str, timeframe: str, market: Market | None = None) -> builtins.list[Gap]:
+        """Places where bars are missing: against ``market``'s calendar when given (a
+        closed market is not a gap), else on the plain timeframe grid (weekend-only gaps
+        flagged)."""
         bar = check_timeframe(timeframe)
         index = self._read(symbol, timeframe).index
         if len(index) < 2:
             return []
+        if market is not None and (index[-1] - index[0]) / bar <= _MAX_CALENDAR_GRID:
+            return _calendar_gaps(index, market, bar)
         # asi8 is in the index's own unit (pandas 3 defaults to microseconds): use ns.
         step = np.diff(index.as_unit("ns").asi8)
         where = np.nonzero(step > bar.value)[0]
@@ -249,3 +256,21 @@ def _standardize(bars: pd.DataFrame) -> pd.DataFrame:
     index = out.index.tz_localize("UTC") if out.index.tz is None else out.index.tz_convert("UTC")
     out.index = pd.DatetimeIndex(index, name="timestamp")
     return out
+
+
+def _calendar_gaps(index: pd.DatetimeIndex, market: Market, bar: pd.Timedelta) -> list[Gap]:
+    """Runs of bars the market had (between the first and last stored bar) that are not
+    stored, each with the stored bars around it."""
+    expected = expected_bars(market, index[0], index[-1], bar)
+    missing = np.nonzero(~expected.isin(index))[0]
+    if len(missing) == 0:
+        return []
+    breaks = np.nonzero(np.diff(missing) > 1)[0]
+    starts = np.concatenate(([missing[0]], missing[breaks + 1]))
+    ends = np.concatenate((missing[breaks], [missing[-1]]))
+    return [
+        Gap(after=expected[a - 1], before=expected[b + 1], missing_bars=int(b - a + 1),
+            weekend_only=False)
+        for a, b in zip(starts, ends, strict=True)
+        if a > 0 and b + 1 < len(expected)
+    ]  # fmt: skip

@@ -2,7 +2,8 @@
 
 The close follows a geometric random walk whose drift and volatility switch between
 regimes (a Markov chain), so series contain trends, ranges, calm and turbulent spells.
-Timestamps are on the timeframe grid and continuous (24/7, no weekends or holidays).
+Timestamps are on the timeframe grid, at the times the given market trades: every bar for
+crypto (24/7, the default), no weekend bars for FX, NYSE sessions for stocks.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ktrdr.engine.data.calendars import Market, market_open
 from ktrdr.engine.timeframes import check_timeframe
 
 SYNTHETIC_SOURCE = "synthetic"
@@ -26,6 +28,7 @@ def generate_synthetic_bars(
     seed: int = 0,
     start: str | pd.Timestamp = "2020-01-06",
     start_price: float = 100.0,
+    market: Market = "crypto",
 ) -> pd.DataFrame:
     """Return ``n_bars`` synthetic OHLCV bars (UTC index on the ``timeframe`` grid).
 
@@ -59,7 +62,7 @@ def generate_synthetic_bars(
     first = pd.Timestamp(start)
     first = first.tz_localize("UTC") if first.tzinfo is None else first.tz_convert("UTC")
     first = first.floor(bar) if bar <= pd.Timedelta(days=1) else first.floor("D")
-    index = pd.date_range(first, periods=n_bars, freq=bar, name="timestamp")
+    index = _trading_times(first, n_bars, bar, market)
     return pd.DataFrame(
         {"open": open_, "high": upper, "low": lower, "close": close, "volume": volume},
         index=index,
@@ -74,3 +77,16 @@ def _regime_path(rng: np.random.Generator, n_bars: int) -> np.ndarray:
         starts = np.concatenate((starts, starts[-1] + np.cumsum(rng.geometric(0.002, 100))))
     labels = rng.integers(0, len(_REGIMES), size=len(starts) + 1)
     return labels[np.searchsorted(starts, np.arange(n_bars), side="right")]
+
+
+def _trading_times(
+    first: pd.Timestamp, n_bars: int, bar: pd.Timedelta, market: Market
+) -> pd.DatetimeIndex:
+    """The first ``n_bars`` grid times from ``first`` at which ``market`` trades."""
+    periods = n_bars
+    while True:
+        grid = pd.date_range(first, periods=periods, freq=bar, name="timestamp")
+        times = grid[market_open(market, grid, bar)]
+        if len(times) >= n_bars:
+            return times[:n_bars]
+        periods = 2 * periods + 64

@@ -21,6 +21,7 @@ from ktrdr.engine.indicators.registry import (
     compute_indicator,
     get_indicator,
 )
+from ktrdr.engine.model_choice import strategy_feature_names
 from ktrdr.engine.strategy.schema import FuzzySetConfig, Strategy
 
 FloatArray = npt.NDArray[np.float64]
@@ -106,7 +107,7 @@ def membership_matrix(
     """Every fuzzy membership as a model feature: names ``"<variable>.<set>"`` and an
     (n_bars, n_features) float32 matrix, columns in strategy order."""
     memberships = fuzzy_memberships(strategy, features)
-    names = [f"{var}.{set_name}" for var, set_name in memberships]
+    names = strategy_feature_names(strategy)  # the same order as the memberships
     n = len(features["close"])
     if not memberships:
         return names, np.empty((n, 0), dtype=np.float32)

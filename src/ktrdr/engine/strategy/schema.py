@@ -135,12 +135,19 @@ class ModelDecisionConfig(StrictModel):
     name: str | None = Field(
         None, pattern=MODEL_NAME_PATTERN, description="trained model's name; default: strategy's"
     )
-    version: int | None = Field(None, ge=1, description="model version; default: the newest")
+    version: int | None = Field(
+        None, ge=1, description="model version; default: the newest that beats its baseline"
+    )
     min_confidence: float = Field(
         0.5,
         gt=0,
         le=1,
         description="act only when the predicted class's probability is at least this",
+    )
+    allow_other_symbols: bool = Field(
+        False,
+        description="use a model trained on another symbol or timeframe than the run's "
+        "(refused by default: such a model usually does not fit)",
     )
 
 

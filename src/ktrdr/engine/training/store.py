@@ -20,9 +20,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from ktrdr.engine.errors import ModelNotFoundError
+from ktrdr.engine.model_choice import (
+    ModelSummary,
+    beats_baseline,
+    choose_model,
+    summary_from_metadata,
+)
 from ktrdr.engine.strategy.schema import MODEL_NAME_PATTERN, Strategy
-from ktrdr.engine.timeframes import did_you_mean
 from ktrdr.engine.training.dataset import TrainingData
 from ktrdr.engine.training.fit import FittedModel
 from ktrdr.engine.training.labels import CLASS_NAMES
@@ -34,7 +38,6 @@ if TYPE_CHECKING:
 MODEL_FILE = "model.pt"
 METADATA_FILE = "metadata.json"
 METADATA_FORMAT = 1
-TRAIN_HINT = "train one with: ktrdr train run <strategy>"
 _VERSION_DIR = re.compile(r"^v([1-9][0-9]*)$")
 # Saves racing for the same version number retry with the next one.
 _MAX_SAVE_ATTEMPTS = 100
@@ -149,7 +152,7 @@ class ModelStore:
         require_torch()
         import torch
 
-        info = self._find(name, version)
+        info, _ = self._find(name, version)
         module = build_network(
             info.metadata.get("model", "mlp"),
             len(info.feature_names),
@@ -161,26 +164,19 @@ class ModelStore:
         module.eval()
         return LoadedModel(info, module)
 
-    def _find(self, name: str, version: int | None) -> ModelInfo:
-        infos = self.list(name)
-        if not infos:
-            names = sorted({i.name for i in self.list()})
-            raise ModelNotFoundError(
-                f"no trained model named {name!r}"
-                f"{did_you_mean(name, names)}; models there: {', '.join(names) or 'none'}; "
-                f"{TRAIN_HINT}",
-                where=str(self.root),
-            )
-        if version is None:
-            return infos[-1]
-        for info in infos:
-            if info.version == version:
-                return info
-        versions = ", ".join(str(i.version) for i in infos)
-        raise ModelNotFoundError(
-            f"model {name!r} has no version {version} (versions: {versions}); use one of "
-            f"those, leave the version out for the newest, or {TRAIN_HINT}"
+    def describe(self, name: str, version: int | None = None) -> ModelSummary:
+        """What a backtest needs to know of the version ``load`` would give (metadata only,
+        no PyTorch): the pinned version, else the newest that beats its baseline."""
+        return self._find(name, version)[1]
+
+    def _find(self, name: str, version: int | None) -> tuple[ModelInfo, ModelSummary]:
+        infos = self.list()
+        summaries = [summary_from_metadata(i.metadata) for i in infos]
+        chosen = choose_model(summaries, name, version, str(self.root))
+        index = next(
+            i for i, s in enumerate(summaries) if (s.name, s.version) == (name, chosen.version)
         )
+        return infos[index], chosen
 
     def _next_version(self, name: str) -> int:
         return 1 + max((v for v, _ in _versions(self.root / name)), default=0)
@@ -245,5 +241,8 @@ def _metadata(
         "date_ranges": data.date_ranges(),
         "label_counts": data.label_counts,
         "metrics": metrics,
+        # Saved either way, but only a model that beats always guessing the commonest class
+        # is picked by default (see ktrdr.engine.model_choice.choose_model).
+        "beats_baseline": beats_baseline(metrics["accuracy"], metrics["baseline_accuracy"]),
         "torch_version": torch.__version__,
     }

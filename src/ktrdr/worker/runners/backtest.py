@@ -5,6 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from ktrdr.engine.backtest import build_result, prepare_data, prepare_strategy, simulate
+from ktrdr.engine.backtest.debug import debug_frame, frame_to_payload
+from ktrdr.engine.model_choice import ModelSummary, in_sample_warning, pin_model_version
+from ktrdr.engine.strategy import Strategy
+from ktrdr.engine.strategy.paths import strategy_document
+from ktrdr.engine.training import ModelStore
 from ktrdr.jobs.backtest import BacktestParams
 from ktrdr.worker.job import JobContext
 from ktrdr.worker.runners.stores import data_store, model_store
@@ -18,6 +23,12 @@ def run_backtest_job(ctx: JobContext) -> dict[str, Any]:
     params = BacktestParams.model_validate(ctx.params)
     symbol, timeframe = params.data_key()
     strategy = params.run_strategy()
+    models = model_store(ctx.data_home)
+    # The model version is fixed once (the backend's choice at submission when it made
+    # one) so a model saved meanwhile cannot change what this run trades on.
+    chosen = _chosen_model(strategy, params, models)
+    if chosen is not None:
+        strategy = pin_model_version(strategy, chosen.version)
     commission = strategy.costs.commission if params.commission is None else params.commission
     slippage = strategy.costs.slippage if params.slippage is None else params.slippage
 
@@ -36,7 +47,7 @@ def run_backtest_job(ctx: JobContext) -> dict[str, Any]:
 
     with ctx.phase("strategy_init", span_prefix="backtest") as span:
         ctx.progress(15, message=f"computing {len(strategy.indicators)} indicators")
-        target = prepare_strategy(strategy, data, models=model_store(ctx.data_home))
+        target = prepare_strategy(strategy, data, models=models)
         span.set_attribute("backtest.strategy", strategy.name)
         span.set_attribute("backtest.indicators", len(strategy.indicators))
     ctx.check_cancelled()
@@ -60,4 +71,26 @@ def run_backtest_job(ctx: JobContext) -> dict[str, Any]:
         span.set_attribute("backtest.trades", len(result.trade_table))
         payload = result.to_dict(max_equity_points=MAX_STORED_EQUITY_POINTS)
     payload["capital"] = params.capital
+    if params.debug_frames:
+        frame = debug_frame(strategy, data, sim, models=models)
+        payload["debug_frame"] = frame_to_payload(frame)
+    payload["warnings"] = []
+    # The strategy as run (--set overrides applied, defaults filled in): kept with the run.
+    payload["effective_strategy"] = strategy_document(strategy)
+    if chosen is not None:
+        payload["model"] = chosen.to_dict()
+        window = data.window.index
+        warning = in_sample_warning(chosen, symbol, window[0], window[-1])
+        if warning:
+            payload["warnings"].append(warning)
     return payload
+
+
+def _chosen_model(
+    strategy: Strategy, params: BacktestParams, models: ModelStore
+) -> ModelSummary | None:
+    cfg = strategy.decisions.model
+    if cfg is None:
+        return None
+    version = params.model["version"] if params.model is not None else cfg.version
+    return models.describe(strategy.model_name, version)

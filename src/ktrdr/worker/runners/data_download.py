@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import pandas as pd
@@ -11,8 +10,8 @@ from ktrdr.engine.data import (
     SYNTHETIC_SOURCE,
     YahooProvider,
     generate_synthetic_bars,
-    read_ohlcv_csv,
 )
+from ktrdr.engine.data.calendars import market_of
 from ktrdr.engine.data.csv_import import CSV_SOURCE
 from ktrdr.engine.data.yahoo import YAHOO_SOURCE
 from ktrdr.jobs.data_download import DataDownloadParams, Provider
@@ -23,13 +22,17 @@ PHASES = ("fetch", "store")
 
 
 def _fetch(params: DataDownloadParams, ctx: JobContext) -> tuple[pd.DataFrame, str]:
+    timeframe = params.resolved_timeframe()
     if params.provider == Provider.SYNTHETIC:
         start = params.start.isoformat() if params.start else "2020-01-06"
-        bars = generate_synthetic_bars(params.timeframe, params.bars, seed=params.seed, start=start)
+        bars = generate_synthetic_bars(
+            timeframe, params.bars, seed=params.seed, start=start,
+            market=market_of(params.symbol),
+        )  # fmt: skip
         return bars, SYNTHETIC_SOURCE
     if params.provider == Provider.CSV:
         assert params.csv_text is not None  # checked by the params model
-        return read_ohlcv_csv(io.StringIO(params.csv_text)), CSV_SOURCE
+        return params.read_csv(), CSV_SOURCE
     assert params.start and params.end  # checked by the params model
 
     def progress(fraction: float, _phase: str, message: str) -> None:
@@ -37,31 +40,34 @@ def _fetch(params: DataDownloadParams, ctx: JobContext) -> tuple[pd.DataFrame, s
         ctx.progress(5 + 80 * fraction, message=message)
 
     bars = YahooProvider().download(
-        params.symbol, params.timeframe, params.start, params.end, progress=progress
+        params.symbol, timeframe, params.start, params.end, progress=progress
     )
     return bars, YAHOO_SOURCE
 
 
 def run_data_download(ctx: JobContext) -> dict[str, Any]:
     params = DataDownloadParams.model_validate(ctx.params)
+    timeframe = params.resolved_timeframe()
     with ctx.phase("fetch", span_prefix="data_download") as span:
-        ctx.progress(2, message=f"{params.provider.value}: {params.symbol} {params.timeframe}")
+        ctx.progress(2, message=f"{params.provider.value}: {params.symbol} {timeframe}")
         bars, source = _fetch(params, ctx)
         span.set_attribute("data.symbol", params.symbol)
-        span.set_attribute("data.timeframe", params.timeframe)
+        span.set_attribute("data.timeframe", timeframe)
         span.set_attribute("data.provider", params.provider.value)
         span.set_attribute("data.rows", len(bars))
     ctx.check_cancelled()
     with ctx.phase("store", span_prefix="data_download"):
         ctx.progress(90, message=f"storing {len(bars)} bars", items_done=len(bars))
         store = data_store(ctx.data_home)
-        store.save(params.symbol, params.timeframe, bars, source=source, merge=params.merge)
-        info = store.info(params.symbol, params.timeframe)
-        gaps = store.gaps(params.symbol, params.timeframe)
+        store.save(params.symbol, timeframe, bars, source=source, merge=params.merge)
+        info = store.info(params.symbol, timeframe)
+        # Against the market's calendar: a closed market is not a gap.
+        gaps = store.gaps(params.symbol, timeframe, market_of(params.symbol))
     ctx.metrics.rows_downloaded(len(bars), params.provider.value)
     return {
-        "dataset": info.to_dict(),
+        "dataset": {**info.to_dict(), "market": market_of(params.symbol)},
         "rows_written": len(bars),
         "gaps": len(gaps),
+        "notes": bars.attrs.get("notes", []),  # e.g. which close column a CSV gave
         "metrics": {"rows_written": len(bars), "rows_stored": info.rows, "gaps": len(gaps)},
     }

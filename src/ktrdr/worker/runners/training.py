@@ -10,6 +10,8 @@ from dataclasses import asdict
 from typing import Any
 
 from ktrdr.engine.errors import TrainingCancelled
+from ktrdr.engine.model_choice import summary_from_metadata
+from ktrdr.engine.strategy.paths import strategy_document
 from ktrdr.engine.training import EpochReport, evaluate, fit_model, prepare_training_data
 from ktrdr.jobs.training import TrainingParams
 from ktrdr.worker.job import JobContext
@@ -103,8 +105,11 @@ def run_training_job(ctx: JobContext) -> dict[str, Any]:
         span.set_attribute("training.model", info.name)
         span.set_attribute("training.model_version", info.version)
     checkpoints.clear()  # the model is saved: the run's checkpoints are done with
+    summary = summary_from_metadata(info.metadata)
     return {
-        "model": {"name": info.name, "version": info.version, "path": str(info.path)},
+        # What the backend's model catalog needs to choose and check models before
+        # queueing a backtest (ktrdr.operations.catalog.resolve_model).
+        "model": {**summary.to_dict(), "path": str(info.path)},
         # The numbers GET /operations/{id}/metrics serves.
         "metrics": {
             "test_accuracy": evaluation["accuracy"],
@@ -124,4 +129,5 @@ def run_training_job(ctx: JobContext) -> dict[str, Any]:
         "symbol": symbol,
         "timeframe": timeframe,
         "strategy": strategy.name,
+        "effective_strategy": strategy_document(strategy),  # as trained, overrides applied
     }
