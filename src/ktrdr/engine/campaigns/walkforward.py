@@ -127,7 +127,10 @@ def _time_spans(
         a, b, c = (
             int(index.searchsorted(t, side="left")) for t in (start_time, split_time, test_end_time)
         )
-        spans.append((a, b, c))
+        # A step that lands in a gap in the bars maps to the same bars as the last window:
+        # the windows must move forward, so that one adds nothing.
+        if not spans or b > spans[-1][1]:
+            spans.append((a, b, c))
         k += 1
 
 
