@@ -76,7 +76,11 @@ def test_example_strategy_through_api_equals_engine_run_directly(
     assert op["status"] == "completed", op["error"]
     stored = api.http.get(f"/operations/{op['id']}/results").json()
     expected = json.loads(json.dumps(engine_result(local, name, **window)))
+    tables = stored.pop("artifacts")
     assert stored == expected
+    assert tables["trades"]["rows"] == len(expected["trades"])
+    assert op["result"]["artifacts"] == tables, "the record holds references, not tables"
+    assert "trades" not in op["result"] and "equity_curve" not in op["result"]
     assert stored["statistics"]["start"] == window["start"], "warm-up bars are not traded"
     trades = api.http.get(f"/operations/{op['id']}/results", params={"part": "trades"}).json()
     assert trades == expected["trades"]

@@ -17,6 +17,7 @@ from ktrdr.api.auth import Keyring
 from ktrdr.api.errors import install_error_handlers
 from ktrdr.api.routers import data, health, operations, starts, workers
 from ktrdr.api.state_reader import StoreStateReader
+from ktrdr.artifacts import artifact_store
 from ktrdr.config import ApiSettings
 from ktrdr.console import mount_console
 from ktrdr.constants import API_PREFIX
@@ -73,6 +74,7 @@ def create_app(settings: ApiSettings, *, registry: CollectorRegistry = REGISTRY)
             app.state.operations = operations_service
             app.state.workers = workers_service
             app.state.dispatcher = dispatcher
+            app.state.artifacts = artifact_store(settings.data_home)
             task = asyncio.create_task(dispatcher.run(), name="dispatcher")
             if not settings.api_token:
                 log.warning(

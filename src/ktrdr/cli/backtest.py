@@ -68,12 +68,19 @@ def run(
         "commission": commission,
         "slippage": slippage,
     }
+    client = ApiClient(url)
     final = ops.submit_and_follow(
-        ApiClient(url), "backtest_run", "/backtests/start", body, quiet=json, strategy=strategy
+        client, "backtest_run", "/backtests/start", body, quiet=json, strategy=strategy
     )
     ops.print_outcome_and_exit(
-        final, json=json, show=lambda op: show_result(op["id"], op["result"], trades)
+        final, json=json, show=lambda op: show_result(op["id"], full_result(client, op), trades)
     )
+
+
+def full_result(client: ApiClient, op: dict[str, Any]) -> dict[str, Any]:
+    """The record keeps statistics and table references; the API resolves the tables."""
+    result: dict[str, Any] = client.get(f"/operations/{op['id']}/results")
+    return result
 
 
 def show_result(
