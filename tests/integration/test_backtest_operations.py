@@ -4,6 +4,7 @@ engine run directly on the same stored data."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -196,6 +197,18 @@ def test_cli_backtest_run_shows_results_and_writes_html(
     page = report.read_text()
     assert "<svg" in page and "sma_crossover on EURUSD 1h" in page
     assert f"{op['result']['statistics']['num_trades']}" in page
+    # `ops list` on a narrow terminal: what each operation ran, and ids never cut.
+    listed = subprocess.run(
+        [sys.executable, "-m", "ktrdr.cli.main", "ops", "list", "--type", "backtesting",
+         "--url", local.api_url],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "100"},
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if op["id"] in line)
+    stats = op["result"]["statistics"]
+    assert "sma_crossover" in listed.stdout and "EURUSD" in listed.stdout
+    assert f"{stats['total_return_pct']:+.2f}%" in listed.stdout
+    assert row.count(op["id"]) == 1
 
 
 def test_cli_data_import_list_and_show(stack: tuple[LocalStack, Api], tmp_path: Path) -> None:

@@ -91,7 +91,7 @@ def list_models(url: UrlOption = DEFAULT_URL, json: JsonOption = False) -> None:
 
 
 def _model_row(op: dict[str, Any]) -> dict[str, Any]:
-    result = op["result"] or {}
+    result = op["result_summary"] or {}  # listings carry summaries: model, metrics, symbol
     return {
         "model": result["model"]["name"],
         "version": result["model"]["version"],

@@ -68,6 +68,9 @@ class OperationRow(Base):
     items_done: Mapped[int | None] = mapped_column(Integer)
     items_total: Mapped[int | None] = mapped_column(Integer)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # What listings show (ktrdr.operations.summary): a listing never reads params/result.
+    params_summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    result_summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     status_reason: Mapped[str | None] = mapped_column(Text)
     trace_id: Mapped[str | None] = mapped_column(String(32))

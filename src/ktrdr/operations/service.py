@@ -17,7 +17,7 @@ from ktrdr.jobs.specs import get_spec, params_hash, validate_params
 from ktrdr.operations.catalog import require_bars
 from ktrdr.operations.history import OperationEvent, completed_per_worker
 from ktrdr.operations.model import OperationStatus, OperationType, Outcome, utcnow
-from ktrdr.operations.schemas import OperationPublic, Progress
+from ktrdr.operations.schemas import OperationPublic, OperationSummary, Progress
 from ktrdr.operations.store import Store, Transition
 
 log = logging.getLogger(__name__)
@@ -195,7 +195,7 @@ class OperationService:
         offset: int,
         symbol: str | None = None,
         strategy: str | None = None,
-    ) -> tuple[list[OperationPublic], int]:
+    ) -> tuple[list[OperationSummary], int]:
         with tracer.start_as_current_span("operations.list") as span:
             items, total = self.store.list_operations(
                 statuses=statuses, types=types, limit=limit, offset=offset,
