@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,19 +28,27 @@ class JobSpec:
     # Backtests and training runs need stored bars: the backend checks the data catalog
     # before queueing.
     needs_data: bool = False
+    # Jobs that read an uploaded file (``upload_key`` + ``upload_sha256``): the backend
+    # checks the upload's content with this at submission, so a bad file is a 4xx.
+    check_upload: Callable[[dict[str, Any], bytes], None] | None = None
 
 
 def _build_specs() -> dict[OperationType, JobSpec]:
     # Imported here: the parameter modules import this one for ParamsError.
     from ktrdr.jobs.backtest import BacktestParams
-    from ktrdr.jobs.data_download import DataDownloadParams
+    from ktrdr.jobs.data_download import DataDownloadParams, check_uploaded_csv
     from ktrdr.jobs.diagnostic import DiagnosticParams
     from ktrdr.jobs.training import TrainingParams
 
     specs = [
         JobSpec(OperationType.DIAGNOSTIC, DiagnosticParams, "/diagnostics/start"),
         JobSpec(OperationType.BACKTESTING, BacktestParams, "/backtests/start", needs_data=True),
-        JobSpec(OperationType.DATA_DOWNLOAD, DataDownloadParams, "/data/downloads/start"),
+        JobSpec(
+            OperationType.DATA_DOWNLOAD,
+            DataDownloadParams,
+            "/data/downloads/start",
+            check_upload=check_uploaded_csv,
+        ),
         JobSpec(OperationType.TRAINING, TrainingParams, "/training/start", needs_data=True),
     ]
     return {spec.op_type: spec for spec in specs}

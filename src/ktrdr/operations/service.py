@@ -13,7 +13,8 @@ from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
 
-from ktrdr.jobs.specs import get_spec, params_hash, validate_params
+from ktrdr.artifacts import ArtifactCorrupt, ArtifactNotFound, ArtifactStore
+from ktrdr.jobs.specs import ParamsError, get_spec, params_hash, validate_params
 from ktrdr.operations.catalog import require_bars
 from ktrdr.operations.history import OperationEvent, completed_per_worker
 from ktrdr.operations.model import OperationStatus, OperationType, Outcome, utcnow
@@ -127,8 +128,11 @@ class OperationService:
         events: LifecycleEvents | None = None,
         on_queue_change: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = utcnow,
+        artifacts: ArtifactStore | None = None,
     ):
         self.store = store
+        # Where uploaded files are (checked at submission); None: uploads are refused.
+        self.artifacts = artifacts
         self.max_attempts = max_attempts
         self.events: LifecycleEvents = events or NoLifecycleEvents()
         # Wakes the dispatcher when something became pending or a worker became free.
@@ -151,6 +155,9 @@ class OperationService:
                     self.store, clean["symbol"], clean["timeframe"],
                     _parse_time(clean.get("start")), _parse_time(clean.get("end")),
                 )  # fmt: skip
+            check = get_spec(op_type).check_upload
+            if check is not None and clean.get("upload_key"):
+                check(clean, self._uploaded(clean["upload_key"], clean["upload_sha256"]))
             ids = current_trace()
             operation, created = self.store.create_operation(
                 op_type=op_type,
@@ -172,6 +179,17 @@ class OperationService:
                 log.info("operation created", extra={"operation_id": operation.id})
                 self.on_queue_change()
             return operation, created
+
+    def _uploaded(self, key: str, sha256: str) -> bytes:
+        hint = "upload it again with POST /api/v1/data/uploads (or `ktrdr data import`)"
+        if self.artifacts is None:
+            raise ParamsError(f"this backend has no artifact store for uploads; {hint}")
+        try:
+            return self.artifacts.get(key, sha256)
+        except ArtifactNotFound:
+            raise ParamsError(f"no upload {key!r}: {hint}") from None
+        except ArtifactCorrupt as exc:
+            raise ParamsError(f"{exc}; {hint}") from None
 
     def get(self, operation_id: str) -> OperationPublic:
         return self.store.get_operation(operation_id)

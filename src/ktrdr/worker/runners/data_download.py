@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import pandas as pd
 
-from ktrdr.engine.data import (
-    SYNTHETIC_SOURCE,
-    YahooProvider,
-    generate_synthetic_bars,
-    read_ohlcv_csv,
-)
+from ktrdr.artifacts import artifact_store
+from ktrdr.engine.data import SYNTHETIC_SOURCE, YahooProvider, generate_synthetic_bars
 from ktrdr.engine.data.csv_import import CSV_SOURCE
 from ktrdr.engine.data.yahoo import YAHOO_SOURCE
-from ktrdr.jobs.data_download import DataDownloadParams, Provider
+from ktrdr.jobs.data_download import DataDownloadParams, Provider, read_uploaded_csv
 from ktrdr.worker.job import JobContext
 from ktrdr.worker.runners.stores import data_store
 
@@ -28,8 +23,11 @@ def _fetch(params: DataDownloadParams, ctx: JobContext) -> tuple[pd.DataFrame, s
         bars = generate_synthetic_bars(params.timeframe, params.bars, seed=params.seed, start=start)
         return bars, SYNTHETIC_SOURCE
     if params.provider == Provider.CSV:
-        assert params.csv_text is not None  # checked by the params model
-        return read_ohlcv_csv(io.StringIO(params.csv_text)), CSV_SOURCE
+        assert params.upload_key and params.upload_sha256  # checked by the params model
+        # The same store the backend checked the upload in (a shared data home / volume);
+        # the checksum proves it is the file that was checked.
+        data = artifact_store(ctx.data_home).get(params.upload_key, params.upload_sha256)
+        return read_uploaded_csv(data), CSV_SOURCE
     assert params.start and params.end  # checked by the params model
 
     def progress(fraction: float, _phase: str, message: str) -> None:
