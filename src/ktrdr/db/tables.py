@@ -43,6 +43,11 @@ class OperationRow(Base):
     __table_args__ = (
         Index("ix_operations_created_at", "created_at"),
         Index("ix_operations_status_queued_at", "status", "queued_at"),
+        # Listings: pick a page (filtered by status and/or type, newest first) from these
+        # indexes alone, never touching the rows' large parameters and results.
+        Index("ix_operations_listing", "created_at", "id"),
+        Index("ix_operations_listing_status", "status", "created_at", "id"),
+        Index("ix_operations_listing_type_status", "type", "status", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -274,12 +274,20 @@ class Store:
             total = session.scalar(
                 select(func.count()).select_from(OperationRow).where(*conditions)
             )
-            rows = session.execute(
-                select(*_SUMMARY_COLUMNS)
+            # Two steps: pick the page by id first, so sorting the matches never reads the
+            # columns stored after the large ones (SQLite walks a row's overflow pages to
+            # reach them); then read the summary columns of the page's rows only.
+            order = (OperationRow.created_at.desc(), OperationRow.id.desc())
+            page = (
+                select(OperationRow.id)
                 .where(*conditions)
-                .order_by(OperationRow.created_at.desc(), OperationRow.id.desc())
+                .order_by(*order)
                 .limit(limit)
                 .offset(offset)
+                .scalar_subquery()
+            )
+            rows = session.execute(
+                select(*_SUMMARY_COLUMNS).where(OperationRow.id.in_(page)).order_by(*order)
             ).all()
             return [_summary(r._mapping) for r in rows], int(total or 0)
 

@@ -1,7 +1,8 @@
 """operations.params_summary / result_summary: what listings show, stored once.
 
 Listings read these small columns instead of whole parameters and results (which held
-strategy files, CSV text and thousands of trades). Existing rows are summarised here.
+strategy files, CSV text and thousands of trades), and pick their page from covering
+indexes. Existing rows are summarised here.
 
 Revision ID: 0004
 Revises: 0003
@@ -19,12 +20,20 @@ branch_labels = None
 depends_on = None
 
 _BATCH = 500
+# A page of a listing is chosen from these alone (covering: filter, order and id).
+_LISTING_INDEXES = {
+    "ix_operations_listing": ["created_at", "id"],
+    "ix_operations_listing_status": ["status", "created_at", "id"],
+    "ix_operations_listing_type_status": ["type", "status", "created_at", "id"],
+}
 
 
 def upgrade() -> None:
     with op.batch_alter_table("operations") as batch:
         batch.add_column(sa.Column("params_summary", sa.JSON, nullable=True))
         batch.add_column(sa.Column("result_summary", sa.JSON, nullable=True))
+    for name, columns in _LISTING_INDEXES.items():
+        op.create_index(name, "operations", columns)
     table = sa.table(
         "operations",
         sa.column("id", sa.String),
@@ -57,6 +66,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    for name in _LISTING_INDEXES:
+        op.drop_index(name, table_name="operations")
     with op.batch_alter_table("operations") as batch:
         batch.drop_column("result_summary")
         batch.drop_column("params_summary")
