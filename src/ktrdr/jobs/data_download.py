@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ktrdr.engine.data.csv_import import read_ohlcv_csv
 from ktrdr.engine.errors import DataValidationError
 from ktrdr.engine.timeframes import TIMEFRAMES
-from ktrdr.jobs.specs import ParamsError
 
 UPLOAD_KEY_PATTERN = r"^uploads/[0-9a-f]{64}\.csv$"
 UPLOAD_HINT = (
@@ -83,7 +82,7 @@ def read_uploaded_csv(data: bytes) -> pd.DataFrame:
 
 
 def check_uploaded_csv(_params: dict[str, object], data: bytes) -> None:
-    """Reject a bad CSV at submission (4xx), every problem with its row and a fix."""
+    """Reject a bad CSV at submission (ValueError -> 4xx), every problem with its row."""
     _check_csv(data)
 
 
@@ -93,10 +92,10 @@ def _check_csv(data: bytes) -> None:
     except DataValidationError as exc:
         shown = exc.problems[:20]
         more = f"; and {len(exc.problems) - 20} more" if len(exc.problems) > 20 else ""
-        raise ParamsError("CSV rejected: " + "; ".join(shown) + more) from None
+        raise ValueError("CSV rejected: " + "; ".join(shown) + more) from None
     except UnicodeDecodeError as exc:
-        raise ParamsError(
+        raise ValueError(
             f"CSV rejected: not UTF-8 text ({exc.reason} at byte {exc.start})"
         ) from None
     except (ValueError, pd.errors.ParserError) as exc:
-        raise ParamsError(f"CSV rejected: cannot parse it ({exc})") from None
+        raise ValueError(f"CSV rejected: cannot parse it ({exc})") from None

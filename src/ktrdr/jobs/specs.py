@@ -29,7 +29,8 @@ class JobSpec:
     # before queueing.
     needs_data: bool = False
     # Jobs that read an uploaded file (``upload_key`` + ``upload_sha256``): the backend
-    # checks the upload's content with this at submission, so a bad file is a 4xx.
+    # checks the upload's content with this at submission (a ValueError says what is
+    # wrong), so a bad file is a 4xx.
     check_upload: Callable[[dict[str, Any], bytes], None] | None = None
 
 

@@ -157,7 +157,10 @@ class OperationService:
                 )  # fmt: skip
             check = get_spec(op_type).check_upload
             if check is not None and clean.get("upload_key"):
-                check(clean, self._uploaded(clean["upload_key"], clean["upload_sha256"]))
+                try:
+                    check(clean, self._uploaded(clean["upload_key"], clean["upload_sha256"]))
+                except ValueError as exc:
+                    raise ParamsError(str(exc)) from None
             ids = current_trace()
             operation, created = self.store.create_operation(
                 op_type=op_type,
