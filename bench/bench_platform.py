@@ -50,7 +50,7 @@ from benchlib import (
     write_json,
 )
 from ktrdr.local_stack import LocalStack
-from platform_results import measure_large_backtest, measure_listing
+from platform_results import measure_celery, measure_large_backtest, measure_listing
 
 PACKAGES = ("ktrdr", "fastapi", "uvicorn", "sqlalchemy", "httpx", "pydantic")
 ZERO_WORK = {"steps": 0, "step_ms": 0}
@@ -182,8 +182,34 @@ def measure_throughput(http: httpx.Client, count: int, threads: int) -> dict[str
     }
 
 
+def _celery_markdown(report: dict[str, Any]) -> list[str]:
+    celery, lat, thr = report.get("celery"), report.get("latency"), report.get("throughput")
+    if not (celery and lat and thr):
+        return []
+    ours, theirs = lat["client_observed"], celery["latency_client_observed"]
+    return [
+        f"## Reference: Celery {celery['celery']} + Redis, {celery['workers']} worker processes "
+        "(same run, same machine)",
+        "",
+        "| measure | KTRDR | Celery + Redis | KTRDR / Celery |",
+        "|---|---:|---:|---:|",
+        f"| zero-work round trip, client p50 (ms) | {ours['median_ms']:.1f} "
+        f"| {theirs['median_ms']:.1f} | {ours['median_ms'] / theirs['median_ms']:.1f}× |",
+        f"| zero-work round trip, client p95 (ms) | {ours['p95_ms']:.1f} "
+        f"| {theirs['p95_ms']:.1f} | {ours['p95_ms'] / theirs['p95_ms']:.1f}× |",
+        f"| burst of {thr['operations']}, ops/s | {thr['client_ops_per_s']:.1f} "
+        f"| {celery['throughput']['ops_per_s']:.1f} "
+        f"| {thr['client_ops_per_s'] / celery['throughput']['ops_per_s']:.2f} |",
+        "",
+        "KTRDR's client polls its record every `--poll-ms`; Celery's client waits on the",
+        "Redis result backend. Celery workers: prefork, concurrency 1 each (one task at a",
+        "time per worker, like KTRDR's).",
+        "",
+    ]
+
+
 def _results_markdown(report: dict[str, Any]) -> list[str]:
-    lines: list[str] = []
+    lines: list[str] = _celery_markdown(report)
     big = report.get("large_backtest")
     if big:
         p, lib, run = (big["platform_submit_to_completed"], big["library_load_and_run"],
@@ -310,6 +336,9 @@ def main() -> None:
     parser.add_argument("--listing-requests", type=int, default=50)
     parser.add_argument("--listing-databases", default="sqlite,postgresql")
     parser.add_argument("--skip-dispatch", action="store_true", help="only the result parts")
+    parser.add_argument(
+        "--celery-venv", default="/work/benchenv-lean", help="Celery reference env; '' skips"
+    )
     args = parser.parse_args()
     results: dict[str, Any] = {}
 
@@ -349,6 +378,10 @@ def main() -> None:
                     )  # fmt: skip
         finally:
             stack.stop()
+        if args.celery_venv and not args.skip_dispatch:
+            results["celery"] = measure_celery(
+                Path(args.celery_venv), args.latency_ops, args.warmup_ops, args.throughput_ops
+            )
         if args.listing_ops:
             results["listing"] = [
                 measure_listing(kind, Path(tmp), args.listing_ops, args.listing_requests)
@@ -382,6 +415,12 @@ def main() -> None:
             f"{big['platform_submit_to_completed']['median_ms']:.0f} ms, library run "
             f"{big['library_run_backtest']['median_ms']:.0f} ms "
             f"({big['ratio_to_library_run']:.2f}x), record {big['record_bytes']:,} bytes"
+        )
+    if "celery" in results:
+        c = results["celery"]
+        print(
+            f"celery: p50 {c['latency_client_observed']['median_ms']:.1f} ms, "
+            f"{c['throughput']['ops_per_s']:.1f} ops/s"
         )
     for listing in results.get("listing", []):
         print(f"listing {listing['database']}: {listing['page_of_50']['median_ms']:.1f} ms")

@@ -198,3 +198,27 @@ def measure_listing(kind: str, data_home: Path, count: int, requests: int) -> di
                 return out
         finally:
             stack.stop()
+
+
+CELERY_REQUIREMENT = "celery[redis]==5.7.0"
+
+
+def measure_celery(venv: Path, ops: int, warmup_ops: int, throughput_ops: int) -> dict[str, Any]:
+    """The Celery + Redis reference (bench/celery_reference.py) in its own environment,
+    created on first use: Celery is measured here, never a KTRDR dependency."""
+    import subprocess
+    import sys
+
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", CELERY_REQUIREMENT], check=True)
+    script = Path(__file__).with_name("celery_reference.py")
+    out = subprocess.run(
+        [str(python), str(script), "--ops", str(ops), "--warmup-ops", str(warmup_ops),
+         "--throughput-ops", str(throughput_ops), "--workers", "2"],
+        capture_output=True, text=True, check=True, timeout=900,
+        env={"PATH": "/usr/bin:/bin", "BENCH_CELERY_QUEUE": f"ktrdr-bench-{secrets.token_hex(4)}"},
+    )  # fmt: skip
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
