@@ -111,7 +111,7 @@ def test_migration_summarises_existing_rows(tmp_path: Path) -> None:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "0004")
+        command.upgrade(config, "0005")
         connection.execute(
             text(
                 "INSERT INTO operations (id, type, status, params, params_hash, attempt, "

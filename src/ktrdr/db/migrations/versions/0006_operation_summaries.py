@@ -4,8 +4,8 @@ Listings read these small columns instead of whole parameters and results (which
 strategy files, CSV text and thousands of trades), and pick their page from covering
 indexes. Existing rows are summarised here.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-01
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 
 from ktrdr.operations.summary import summarise_params, summarise_result
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
