@@ -101,7 +101,7 @@ def test_summaries_are_bounded_whatever_the_input() -> None:
         "strategy": "sma_crossover"
     }
     assert summarise_params({"strategy": "data: {}\nindicators: []\n"}) == {
-        "strategy": "(unnamed strategy file)"
+        "strategy": "(pasted YAML)"
     }
 
 

@@ -27,7 +27,8 @@ _HEADLINE = {
 }
 # Whole sections whose scalar values are already a summary.
 _SMALL_SECTIONS = ("metrics", "model", "dataset")
-_NAME_LINE = re.compile(r"^name:\s*['\"]?([^'\"#\n]+?)['\"]?\s*(#.*)?$", re.MULTILINE)
+# The strategy file's top-level `name:` line, as the console reads it too.
+_NAME_LINE = re.compile(r"^name:\s*(.+?)\s*$", re.MULTILINE)
 
 Scalar = str | int | float | bool | None
 
@@ -45,7 +46,12 @@ def strategy_name(strategy: str) -> str:
     if "\n" not in strategy:
         return _scalar(strategy.strip())[1] or ""  # type: ignore[return-value]
     found = _NAME_LINE.search(strategy)
-    return (found.group(1).strip() if found else "(unnamed strategy file)")[:MAX_TEXT]
+    if found is None:
+        return "(pasted YAML)"
+    name = found.group(1)
+    if name[:1] not in "'\"":
+        name = name.split(" #", 1)[0]  # an unquoted name may carry a trailing comment
+    return name.strip().strip("'\"")[:MAX_TEXT]
 
 
 def _bounded(summary: dict[str, Any]) -> dict[str, Any]:
