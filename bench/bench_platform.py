@@ -15,6 +15,13 @@ data home, span export off) and measures, with zero-work diagnostic operations
   none is pending or running (client clock), and from the records (first ``created_at``
   to last ``completed_at``).
 
+Results (issue #19): a ``--backtest-bars`` backtest (default 1,000,000) through the
+platform, submit -> completed on the client clock, against the library call on the same
+stored bars in the same run (``DataStore.load`` + ``run_backtest``, and ``run_backtest``
+alone), with the record / report / artifact sizes and the time of each table route; and
+the listing latency (``GET /operations``, a page of 50) with ``--listing-ops`` operations
+in the store, on SQLite and on PostgreSQL (127.0.0.1:5432).
+
 Writes ``bench/results/platform-<UTC timestamp>.json`` and ``.md``.
 """
 
@@ -43,6 +50,7 @@ from benchlib import (
     write_json,
 )
 from ktrdr.local_stack import LocalStack
+from platform_results import measure_celery, measure_large_backtest, measure_listing
 
 PACKAGES = ("ktrdr", "fastapi", "uvicorn", "sqlalchemy", "httpx", "pydantic")
 ZERO_WORK = {"steps": 0, "step_ms": 0}
@@ -174,7 +182,91 @@ def measure_throughput(http: httpx.Client, count: int, threads: int) -> dict[str
     }
 
 
+def _celery_markdown(report: dict[str, Any]) -> list[str]:
+    celery, lat, thr = report.get("celery"), report.get("latency"), report.get("throughput")
+    if not (celery and lat and thr):
+        return []
+    ours, theirs = lat["client_observed"], celery["latency_client_observed"]
+    return [
+        f"## Reference: Celery {celery['celery']} + Redis, {celery['workers']} worker processes "
+        "(same run, same machine)",
+        "",
+        "| measure | KTRDR | Celery + Redis | KTRDR / Celery |",
+        "|---|---:|---:|---:|",
+        f"| zero-work round trip, client p50 (ms) | {ours['median_ms']:.1f} "
+        f"| {theirs['median_ms']:.1f} | {ours['median_ms'] / theirs['median_ms']:.1f}× |",
+        f"| zero-work round trip, client p95 (ms) | {ours['p95_ms']:.1f} "
+        f"| {theirs['p95_ms']:.1f} | {ours['p95_ms'] / theirs['p95_ms']:.1f}× |",
+        f"| burst of {thr['operations']}, ops/s | {thr['client_ops_per_s']:.1f} "
+        f"| {celery['throughput']['ops_per_s']:.1f} "
+        f"| {thr['client_ops_per_s'] / celery['throughput']['ops_per_s']:.2f} |",
+        "",
+        "KTRDR's client polls its record every `--poll-ms`; Celery's client waits on the",
+        "Redis result backend. Celery workers: prefork, concurrency 1 each (one task at a",
+        "time per worker, like KTRDR's).",
+        "",
+    ]
+
+
+def _results_markdown(report: dict[str, Any]) -> list[str]:
+    lines: list[str] = _celery_markdown(report)
+    big = report.get("large_backtest")
+    if big:
+        p, lib, run = (big["platform_submit_to_completed"], big["library_load_and_run"],
+                       big["library_run_backtest"])  # fmt: skip
+        lines += [
+            f"## A {big['bars']:,}-bar backtest ({big['trades']:,} trades), {big['runs']} runs",
+            "",
+            "| measure | median (ms) | min (ms) | max (ms) |",
+            "|---|---:|---:|---:|",
+            f"| platform: submit -> completed (client) | {p['median_ms']:.0f} "
+            f"| {p['min_ms']:.0f} | {p['max_ms']:.0f} |",
+            *(
+                f"|   record: {label} | {big[key]['median_ms']:.0f} "
+                f"| {big[key]['min_ms']:.0f} | {big[key]['max_ms']:.0f} |"
+                for label, key in (
+                    ("queue wait", "record_queue_wait"),
+                    ("run on the worker", "record_run"),
+                )
+            ),
+            f"| library: DataStore.load + run_backtest | {lib['median_ms']:.0f} "
+            f"| {lib['min_ms']:.0f} | {lib['max_ms']:.0f} |",
+            f"| library: run_backtest | {run['median_ms']:.0f} | {run['min_ms']:.0f} "
+            f"| {run['max_ms']:.0f} |",
+            "",
+            f"- platform / run_backtest: **{big['ratio_to_library_run']:.2f}×**; platform / "
+            f"(load + run): {big['ratio_to_library_load_and_run']:.2f}×",
+            f"- goal 2 × run_backtest + 100 ms = {big['goal_s'] * 1000:.0f} ms: "
+            f"{'met' if big['goal_met'] else 'not met'}",
+            f"- operation record {big['record_bytes']:,} bytes; result in the report "
+            f"{big['report_result_bytes']:,} bytes; artifacts "
+            + ", ".join(f"{k} {v:,} bytes" for k, v in big["artifact_bytes"].items()),
+            "- table routes (ms): "
+            + ", ".join(f"{k} {v:.0f}" for k, v in big["table_route_ms"].items()),
+            "",
+        ]
+    for listing in report.get("listing", []):
+        lines += [
+            f"## Listing with {listing['operations']:,} operations ({listing['database']})",
+            "",
+            "| request | median (ms) | p95 (ms) | max (ms) | response bytes |",
+            "|---|---:|---:|---:|---:|",
+            *(
+                f"| {name} | {listing[name]['median_ms']:.1f} | {listing[name]['p95_ms']:.1f} "
+                f"| {listing[name]['max_ms']:.1f} | {listing[name]['response_bytes']:,} |"
+                for name in ("page_of_50", "filtered_page_of_50")
+            ),
+            "",
+        ]
+    return lines
+
+
 def _markdown(report: dict[str, Any]) -> str:
+    if "latency" not in report:
+        return "\n".join(
+            [f"# Platform benchmark — {report['date']}", "", *_results_markdown(report),
+             "## Machine", "", *machine_lines(report["environment"]), ""]
+        )  # fmt: skip
     lat, thr = report["latency"], report["throughput"]
     rows = [
         ("client-observed submit -> completed", lat["client_observed"]),
@@ -222,6 +314,7 @@ def _markdown(report: dict[str, Any]) -> str:
         f"- per-operation run (started -> completed): median "
         f"{thr['record_run']['median_ms']:.1f} ms, p95 {thr['record_run']['p95_ms']:.1f} ms",
         "",
+        *_results_markdown(report),
         "## Machine",
         "",
         *machine_lines(report["environment"]),
@@ -237,7 +330,17 @@ def main() -> None:
     parser.add_argument("--throughput-ops", type=int, default=500)
     parser.add_argument("--threads", type=int, default=32)
     parser.add_argument("--poll-ms", type=float, default=5.0)
+    parser.add_argument("--backtest-bars", type=int, default=1_000_000, help="0: skip")
+    parser.add_argument("--backtest-runs", type=int, default=5)
+    parser.add_argument("--listing-ops", type=int, default=10_000, help="0: skip")
+    parser.add_argument("--listing-requests", type=int, default=50)
+    parser.add_argument("--listing-databases", default="sqlite,postgresql")
+    parser.add_argument("--skip-dispatch", action="store_true", help="only the result parts")
+    parser.add_argument(
+        "--celery-venv", default="/work/benchenv-lean", help="Celery reference env; '' skips"
+    )
     args = parser.parse_args()
+    results: dict[str, Any] = {}
 
     without_otlp_env()
     with tempfile.TemporaryDirectory(prefix="ktrdr-bench-") as tmp:
@@ -253,19 +356,37 @@ def main() -> None:
                 max_connections=args.threads, max_keepalive_connections=args.threads
             )
             with httpx.Client(
-                base_url=f"{stack.api_url}/api/v1", timeout=30, limits=limits
+                base_url=f"{stack.api_url}/api/v1", timeout=60, limits=limits
             ) as http:
-                measure_latency(http, args.warmup_ops, args.poll_ms / 1000)
-                processes = {"api": stack.api_url, **{w.name: w.url for w in stack.workers}}
-                before = {name: route_times(url) for name, url in processes.items()}
-                latency = measure_latency(http, args.latency_ops, args.poll_ms / 1000)
-                latency["server_time_by_route"] = {
-                    name: route_breakdown(before[name], route_times(url), args.latency_ops)
-                    for name, url in processes.items()
-                }
-                throughput = measure_throughput(http, args.throughput_ops, args.threads)
+                if not args.skip_dispatch:
+                    measure_latency(http, args.warmup_ops, args.poll_ms / 1000)
+                    processes = {"api": stack.api_url, **{w.name: w.url for w in stack.workers}}
+                    before = {name: route_times(url) for name, url in processes.items()}
+                    latency = measure_latency(http, args.latency_ops, args.poll_ms / 1000)
+                    latency["server_time_by_route"] = {
+                        name: route_breakdown(before[name], route_times(url), args.latency_ops)
+                        for name, url in processes.items()
+                    }
+                    results["latency"] = latency
+                    results["throughput"] = measure_throughput(
+                        http, args.throughput_ops, args.threads
+                    )
+                if args.backtest_bars:
+                    results["large_backtest"] = measure_large_backtest(
+                        http, Path(tmp), args.backtest_bars, args.backtest_runs,
+                        args.poll_ms / 1000,
+                    )  # fmt: skip
         finally:
             stack.stop()
+        if args.celery_venv and not args.skip_dispatch:
+            results["celery"] = measure_celery(
+                Path(args.celery_venv), args.latency_ops, args.warmup_ops, args.throughput_ops
+            )
+        if args.listing_ops:
+            results["listing"] = [
+                measure_listing(kind, Path(tmp), args.listing_ops, args.listing_requests)
+                for kind in args.listing_databases.split(",")
+            ]
 
     stamp = timestamp()
     report: dict[str, Any] = {
@@ -273,20 +394,36 @@ def main() -> None:
         "date": stamp,
         "settings": vars(args),
         "environment": environment(PACKAGES),
-        "latency": latency,
-        "throughput": throughput,
+        **results,
     }
     out = write_json("platform", stamp, report)
     md = RESULTS_DIR / f"platform-{stamp}.md"
     md.write_text(_markdown(report))
-    lat = latency
-    print(
-        f"latency client median {lat['client_observed']['median_ms']:.1f} ms "
-        f"p95 {lat['client_observed']['p95_ms']:.1f} ms; record median "
-        f"{lat['record_created_to_completed']['median_ms']:.1f} ms p95 "
-        f"{lat['record_created_to_completed']['p95_ms']:.1f} ms"
-    )
-    print(f"throughput {throughput['client_ops_per_s']:.1f} ops/s (client clock)")
+    if "latency" in results:
+        lat, throughput = results["latency"], results["throughput"]
+        print(
+            f"latency client median {lat['client_observed']['median_ms']:.1f} ms "
+            f"p95 {lat['client_observed']['p95_ms']:.1f} ms; record median "
+            f"{lat['record_created_to_completed']['median_ms']:.1f} ms p95 "
+            f"{lat['record_created_to_completed']['p95_ms']:.1f} ms"
+        )
+        print(f"throughput {throughput['client_ops_per_s']:.1f} ops/s (client clock)")
+    if "large_backtest" in results:
+        big = results["large_backtest"]
+        print(
+            f"{big['bars']:,}-bar backtest: platform "
+            f"{big['platform_submit_to_completed']['median_ms']:.0f} ms, library run "
+            f"{big['library_run_backtest']['median_ms']:.0f} ms "
+            f"({big['ratio_to_library_run']:.2f}x), record {big['record_bytes']:,} bytes"
+        )
+    if "celery" in results:
+        c = results["celery"]
+        print(
+            f"celery: p50 {c['latency_client_observed']['median_ms']:.1f} ms, "
+            f"{c['throughput']['ops_per_s']:.1f} ops/s"
+        )
+    for listing in results.get("listing", []):
+        print(f"listing {listing['database']}: {listing['page_of_50']['median_ms']:.1f} ms")
     print(f"results: {out.relative_to(REPO_ROOT)}, {md.relative_to(REPO_ROOT)}")
 
 

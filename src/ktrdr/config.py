@@ -79,6 +79,11 @@ class ApiSettings(CommonSettings):
     heartbeat_timeout_s: float = Field(constants.DEFAULT_HEARTBEAT_TIMEOUT_S, gt=0)
     dispatch_grace_s: float = Field(constants.DEFAULT_DISPATCH_GRACE_S, ge=0)
     max_attempts: int = Field(constants.DEFAULT_MAX_ATTEMPTS, ge=1, le=100)
+    max_upload_bytes: int = Field(
+        constants.DEFAULT_MAX_UPLOAD_BYTES,
+        ge=1,
+        description="largest file POST /data/uploads takes",
+    )
     # How often the dispatcher and the liveness monitor look again without being woken.
     dispatch_poll_s: float = Field(0.5, gt=0)
     dispatch_timeout_s: float = Field(10.0, gt=0)

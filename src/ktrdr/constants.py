@@ -19,3 +19,5 @@ DEFAULT_MAX_ATTEMPTS = 3
 
 TOKEN_HEADER = "Authorization"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+# Uploaded files (CSV imports) up to this size; larger ones get a 413.
+DEFAULT_MAX_UPLOAD_BYTES = 200 * 1024 * 1024

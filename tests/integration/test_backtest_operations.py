@@ -3,7 +3,9 @@ engine run directly on the same stored data."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,12 +23,13 @@ from ktrdr.worker.runners.backtest import MAX_STORED_EQUITY_POINTS
 from tests.support.stack import Api, StackFactory
 
 SYMBOL = "EURUSD"
+UPLOAD_LIMIT = 100_000
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack, Api]]:
     factory = StackFactory(tmp_path_factory.mktemp("backtests"))
-    stack, api = factory.start(workers=2)
+    stack, api = factory.start(workers=2, env={"KTRDR_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT)})
     response = api.http.post(
         "/data/downloads/start",
         json={
@@ -80,7 +83,11 @@ def test_example_strategy_through_api_equals_engine_run_directly(
     assert op["status"] == "completed", op["error"]
     stored = api.http.get(f"/operations/{op['id']}/results").json()
     expected = json.loads(json.dumps(engine_result(local, name, **window)))
+    tables = stored.pop("artifacts")
     assert stored == expected
+    assert tables["trades"]["rows"] == len(expected["trades"])
+    assert op["result"]["artifacts"] == tables, "the record holds references, not tables"
+    assert "trades" not in op["result"] and "equity_curve" not in op["result"]
     assert stored["statistics"]["start"] == window["start"], "warm-up bars are not traded"
     trades = api.http.get(f"/operations/{op['id']}/results", params={"part": "trades"}).json()
     assert trades == expected["trades"]
@@ -141,6 +148,13 @@ def test_bad_backtests_are_rejected_before_queueing_with_the_fix(
     assert after == before, "nothing was queued"
 
 
+def _upload(api: Api, data: bytes) -> dict[str, Any]:
+    response = api.http.post("/data/uploads", content=data, headers={"content-type": "text/csv"})
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
 def test_bad_csv_import_is_rejected_naming_rows(stack: tuple[LocalStack, Api]) -> None:
     _, api = stack
     csv = (
@@ -149,14 +163,62 @@ def test_bad_csv_import_is_rejected_naming_rows(stack: tuple[LocalStack, Api]) -
         "2024-01-01,1,2,0.5,1.5,10\n"
         "2024-01-01,1,2,0.5,1.5,10\n"
     )
+    upload = _upload(api, csv.encode())
     response = api.http.post(
         "/data/downloads/start",
-        json={"symbol": "CSVX", "timeframe": "1d", "provider": "csv", "csv_text": csv},
-    )
+        json={"symbol": "CSVX", "timeframe": "1d", "provider": "csv",
+              "upload_key": upload["key"], "upload_sha256": upload["sha256"]},
+    )  # fmt: skip
     assert response.status_code == 422
     detail = response.json()["detail"]
     assert "row 3" in detail and "row 4" in detail
     assert "sort" in detail.lower() and "duplicate" in detail.lower()
+
+
+def test_csv_import_parameters_hold_a_reference_and_checksum(
+    stack: tuple[LocalStack, Api],
+) -> None:
+    local, api = stack
+    rows = [f"2023-03-{d:02d},{10 + d},{12 + d},{9 + d},{11 + d},{100 * d}" for d in range(1, 29)]
+    data = ("\ufeffDate,Open,High,Low,Close,Volume\n" + "\n".join(rows) + "\n").encode()
+    upload = _upload(api, data)
+    assert upload == {
+        "key": f"uploads/{hashlib.sha256(data).hexdigest()}.csv",
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size_bytes": len(data),
+    }
+    body = {"symbol": "REFX", "timeframe": "1d", "provider": "csv",
+            "upload_key": upload["key"], "upload_sha256": upload["sha256"]}  # fmt: skip
+    op = api.http.post("/data/downloads/start", json=body).json()
+    done = api.wait_status(op["id"], {"completed", "failed"}, 30)
+    assert done["status"] == "completed", done["error"]
+    assert done["params"]["upload_key"] == upload["key"]
+    assert done["params"]["upload_sha256"] == upload["sha256"]
+    assert "2023-03-05" not in json.dumps(done), "the file's rows are not in the record"
+    bars = DataStore(local.data_home / "data").load("REFX", "1d", None, None)
+    assert len(bars) == 28 and bars["close"].iloc[-1] == 39.0 and bars["volume"].iloc[0] == 100
+
+
+def test_uploads_are_bounded_and_references_checked(stack: tuple[LocalStack, Api]) -> None:
+    local, api = stack
+    too_big = api.http.post("/data/uploads", content=b"x" * (UPLOAD_LIMIT + 1))
+    assert too_big.status_code == 413 and "KTRDR_MAX_UPLOAD_BYTES" in too_big.json()["detail"]
+    assert api.http.post("/data/uploads", content=b"").status_code == 422
+    base = {"symbol": "REFY", "timeframe": "1d", "provider": "csv"}
+    inline = api.http.post("/data/downloads/start", json={**base, "csv_text": "date,open\n"})
+    assert inline.status_code == 422 and "POST /api/v1/data/uploads" in inline.text
+    missing = api.http.post(
+        "/data/downloads/start",
+        json={**base, "upload_key": f"uploads/{'0' * 64}.csv", "upload_sha256": "0" * 64},
+    )
+    assert missing.status_code == 422 and "no upload" in missing.json()["detail"]
+    upload = _upload(api, b"date,open,high,low,close,volume\n2024-01-01,1,2,0.5,1.5,10\n")
+    (local.data_home / "artifacts" / upload["key"]).write_bytes(b"tampered")
+    tampered = api.http.post(
+        "/data/downloads/start",
+        json={**base, "upload_key": upload["key"], "upload_sha256": upload["sha256"]},
+    )
+    assert tampered.status_code == 422 and "checksum" in tampered.json()["detail"]
 
 
 def test_cli_backtest_errors_are_one_line_with_the_fix(
@@ -196,6 +258,18 @@ def test_cli_backtest_run_shows_results_and_writes_html(
     page = report.read_text()
     assert "Plotly.newPlot" in page and "sma_crossover on EURUSD 1h" in page
     assert f"{op['result']['statistics']['num_trades']}" in page
+    # `ops list` on a narrow terminal: what each operation ran, and ids never cut.
+    listed = subprocess.run(
+        [sys.executable, "-m", "ktrdr.cli.main", "ops", "list", "--type", "backtesting",
+         "--url", local.api_url],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "100"},
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if op["id"] in line)
+    stats = op["result"]["statistics"]
+    assert "sma_crossover" in listed.stdout and "EURUSD" in listed.stdout
+    assert f"{stats['total_return_pct']:+.2f}%" in listed.stdout
+    assert row.count(op["id"]) == 1
 
 
 def test_cli_data_import_list_and_show(stack: tuple[LocalStack, Api], tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ def test_fifty_concurrent_operations_each_complete_once_one_at_a_time_per_worker
     assert len(ops) == 50
     assert {o["id"] for o in ops} == set(ids)
     assert all(o["attempt"] == 1 for o in ops), "each ran exactly once"
-    labels = sorted(o["result"]["label"] for o in ops)
+    labels = sorted(o["result_summary"]["label"] for o in ops)
     assert labels == sorted(f"n{i}" for i in range(50))
     per_worker = assert_one_job_at_a_time_per_worker(ops)
     assert len(per_worker) == 2, "both workers took work"

@@ -52,9 +52,11 @@ def assert_one_job_at_a_time_per_worker(ops: list[dict[str, Any]]) -> dict[str, 
     at once, and each result names the worker the backend assigned. Returns jobs/worker."""
     runs: dict[str, list[tuple[float, float]]] = {}
     for op in ops:
-        assert op["result"]["worker_id"] == op["worker_id"]
+        # A full record (GET /operations/{id}) or a listing's summary: both carry these.
+        result = op["result"] if "result" in op else op["result_summary"]
+        assert result["worker_id"] == op["worker_id"]
         runs.setdefault(op["worker_id"], []).append(
-            (op["result"]["started_unix_s"], op["result"]["ended_unix_s"])
+            (result["started_unix_s"], result["ended_unix_s"])
         )
     for worker_id, spans in runs.items():
         spans.sort()

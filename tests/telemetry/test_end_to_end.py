@@ -292,7 +292,7 @@ def test_cli_backtest_is_one_trace_from_cli_root_to_worker_phases(workload: Work
         assert chain[4:] == [server[0].name, "POST", "cli.backtest_run"], chain
     assert only(spans, "backtest.simulation").attributes["backtest.bars"] > 0
     trades = only(spans, "backtest.results").attributes["backtest.trades"]
-    assert trades == len(op["result"]["trades"]) > 0
+    assert trades == op["result"]["artifacts"]["trades"]["rows"] > 0
     # The whole trace crosses exactly the three services.
     assert {s.service_name for s in spans} == {"ktrdr-cli", "ktrdr-api", "ktrdr-worker-general"}
 

@@ -18,6 +18,7 @@ from ktrdr.api.docs import install_offline_docs
 from ktrdr.api.errors import install_error_handlers
 from ktrdr.api.routers import data, health, operations, starts, workers
 from ktrdr.api.state_reader import StoreStateReader
+from ktrdr.artifacts import artifact_store
 from ktrdr.config import ApiSettings
 from ktrdr.console import mount_console
 from ktrdr.constants import API_PREFIX
@@ -47,8 +48,9 @@ def create_app(settings: ApiSettings, *, registry: CollectorRegistry = REGISTRY)
         engine = make_engine(settings.resolved_database_url())
         await asyncio.to_thread(upgrade_schema, engine)
         store = Store(engine)
+        artifacts = artifact_store(settings.data_home)
         operations_service = OperationService(
-            store, max_attempts=settings.max_attempts, events=metrics
+            store, max_attempts=settings.max_attempts, events=metrics, artifacts=artifacts
         )
         await asyncio.to_thread(store.refresh_all_heartbeats, operations_service.clock())
         # Workers that registered before a backend restart do not register again: give
@@ -74,6 +76,7 @@ def create_app(settings: ApiSettings, *, registry: CollectorRegistry = REGISTRY)
             app.state.operations = operations_service
             app.state.workers = workers_service
             app.state.dispatcher = dispatcher
+            app.state.artifacts = artifacts
             task = asyncio.create_task(dispatcher.run(), name="dispatcher")
             if not settings.api_token:
                 log.warning(

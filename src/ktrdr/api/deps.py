@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ktrdr.api import auth
+from ktrdr.artifacts import ArtifactStore
 from ktrdr.config import ApiSettings
 from ktrdr.dispatch.dispatcher import Dispatcher
 from ktrdr.operations.service import OperationService
@@ -28,6 +29,11 @@ def _dispatcher(request: Request) -> Dispatcher:
     return dispatcher
 
 
+def _artifacts(request: Request) -> ArtifactStore:
+    store: ArtifactStore = request.app.state.artifacts
+    return store
+
+
 def _settings(request: Request) -> ApiSettings:
     settings: ApiSettings = request.app.state.settings
     return settings
@@ -37,6 +43,7 @@ OperationsDep = Annotated[OperationService, Depends(_operations)]
 WorkersDep = Annotated[WorkerService, Depends(_workers)]
 DispatcherDep = Annotated[Dispatcher, Depends(_dispatcher)]
 SettingsDep = Annotated[ApiSettings, Depends(_settings)]
+ArtifactsDep = Annotated[ArtifactStore, Depends(_artifacts)]
 
 
 # Credentials live in one module; re-exported here where the routes have always found it.

@@ -9,8 +9,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
 from ktrdr import http_errors
+from ktrdr.artifacts import ArtifactCorrupt, ArtifactNotFound
 from ktrdr.jobs.specs import ParamsError
 from ktrdr.operations.model import IllegalTransition
+from ktrdr.operations.results import NoSuchPart
 from ktrdr.operations.store import IdempotencyConflict, OperationNotFound, StaleReport
 from ktrdr.registry.service import (
     WorkerCredentialRequired,
@@ -29,6 +31,10 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
     IllegalTransition: 409,
     IdempotencyConflict: 409,
     StaleReport: 409,
+    NoSuchPart: 404,
+    # A referenced artifact that is gone or damaged is the store's fault, not the client's.
+    ArtifactNotFound: 410,
+    ArtifactCorrupt: 500,
 }
 
 

@@ -83,8 +83,9 @@ def run(
         "slippage": slippage,
         "debug_frames": True if debug_frames is not None else None,
     }
+    client = ApiClient(url)
     final = ops.submit_and_follow(
-        ApiClient(url),
+        client,
         "backtest_run",
         "/backtests/start",
         body,
@@ -95,7 +96,7 @@ def run(
     if debug_frames is not None and final["status"] == "completed":
         write_debug_frame(final["result"].pop("debug_frame"), debug_frames, quiet=json)
     ops.print_outcome_and_exit(
-        final, json=json, show=lambda op: show_result(op["id"], op["result"], trades)
+        final, json=json, show=lambda op: show_result(op["id"], full_result(client, op), trades)
     )
 
 
@@ -115,6 +116,12 @@ def write_debug_frame(payload: dict[str, Any], path: Path, *, quiet: bool) -> No
         frame.to_parquet(path)
     if not quiet:
         console.print(f"debug frame ({len(frame):,} bars × {frame.shape[1]} columns) in {path}")
+
+
+def full_result(client: ApiClient, op: dict[str, Any]) -> dict[str, Any]:
+    """The record keeps statistics and table references; the API resolves the tables."""
+    result: dict[str, Any] = client.get(f"/operations/{op['id']}/results")
+    return result
 
 
 def show_result(

@@ -77,17 +77,19 @@ class ApiClient:
         path: str,
         *,
         json: Any = None,
+        content: bytes | None = None,
         params: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        content_type: str | None = None,
     ) -> Any:
-        headers: dict[str, str] = {}
+        headers: dict[str, str] = {"Content-Type": content_type} if content_type else {}
         if idempotency_key:
             headers[IDEMPOTENCY_HEADER] = idempotency_key
         with _client_span(method, f"{self.base_url}{API_PREFIX}{path}") as span:
             _inject_trace_headers(headers)
             try:
                 response = self._http.request(
-                    method, path, json=json, params=params, headers=headers
+                    method, path, json=json, content=content, params=params, headers=headers
                 )
             except httpx.TransportError as exc:
                 raise ApiUnreachable(
@@ -108,6 +110,10 @@ class ApiClient:
 
     def post(self, path: str, body: Any = None, *, idempotency_key: str | None = None) -> Any:
         return self.request("POST", path, json=body, idempotency_key=idempotency_key)
+
+    def upload(self, path: str, content: bytes, media_type: str) -> Any:
+        """POST raw bytes (a file upload) and return the JSON answer."""
+        return self.request("POST", path, content=content, content_type=media_type)
 
     def close(self) -> None:
         self._http.close()

@@ -17,10 +17,13 @@ from ktrdr.cli.tracing import cli_span
 app = typer.Typer(help="Market data: download, import, list.", no_args_is_help=True)
 
 
-def _submit(body: dict[str, Any], url: str, json: bool, command: str) -> None:
+def _submit(
+    body: dict[str, Any], url: str, json: bool, command: str, client: ApiClient | None = None
+) -> None:
     final = ops.submit_and_follow(
-        ApiClient(url), command, "/data/downloads/start", body, quiet=json, symbol=body["symbol"]
-    )
+        client or ApiClient(url), command, "/data/downloads/start", body, quiet=json,
+        symbol=body["symbol"],
+    )  # fmt: skip
     ops.print_outcome_and_exit(final, json=json, show=_print_dataset)
 
 
@@ -79,12 +82,16 @@ def import_csv(
     json: JsonOption = False,
 ) -> None:
     """Import a date,open,high,low,close,volume CSV; every bad row is reported with a fix."""
+    client = ApiClient(url)
+    # The file goes up once as an artifact; the operation refers to it by key and checksum.
+    with cli_span("data_upload", symbol=symbol):
+        upload = client.upload("/data/uploads", file.read_bytes(), "text/csv")
     body = {
         "symbol": symbol, "timeframe": timeframe, "provider": "csv",
-        "csv_text": file.read_text(encoding="utf-8-sig"), "merge": merge,
+        "upload_key": upload["key"], "upload_sha256": upload["sha256"], "merge": merge,
         "csv_delimiter": delimiter, "csv_decimal": decimal, "adjusted": adjusted,
     }  # fmt: skip
-    _submit({k: v for k, v in body.items() if v is not None}, url, json, "data_import")
+    _submit({k: v for k, v in body.items() if v is not None}, url, json, "data_import", client)
 
 
 @app.command("list")

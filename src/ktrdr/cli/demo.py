@@ -8,7 +8,7 @@ crossover through a backtesting operation, shows the results and stops everythin
 from __future__ import annotations
 
 from ktrdr.cli import ops
-from ktrdr.cli.backtest import html_report, show_result
+from ktrdr.cli.backtest import full_result, html_report, show_result
 from ktrdr.cli.client import ApiClient
 from ktrdr.cli.output import console
 from ktrdr.cli.servers import refuse_busy_ports
@@ -62,9 +62,10 @@ def run_demo(*, workers: int, api_port: int, worker_port: int) -> int:
         )  # fmt: skip
         final = ops.follow(client, op["id"])
         if final["status"] == "completed":
-            show_result(final["id"], final["result"], trades=10, hint=False)
+            result = full_result(client, final)
+            show_result(final["id"], result, trades=10, hint=False)
             report = home / f"report-{final['id']}.html"
-            report.write_text(html_report(final["id"], final["result"]))
+            report.write_text(html_report(final["id"], result))
             console.print(f"HTML report with the equity curve: {report}")
             console.print("[dim]`ktrdr up` keeps a stack running for your own backtests[/]")
         console.print(

@@ -54,18 +54,55 @@ def short_time(value: str | None) -> str:
     return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _ran(op: dict[str, Any]) -> str:
+    """What the operation ran, from its parameter summary: strategy, symbol, timeframe."""
+    params = op.get("params_summary") or {}
+    parts = [params.get("strategy"), params.get("symbol"), params.get("timeframe")]
+    if op["type"] == "data_download":
+        parts = [params.get("provider"), params.get("symbol"), params.get("timeframe")]
+    elif params.get("label"):
+        parts.append(params["label"])
+    return " ".join(str(p) for p in parts if p) or "-"
+
+
+def _outcome(op: dict[str, Any]) -> str:
+    """The headline of the result summary (backtests: return, Sharpe, trades)."""
+    result = op.get("result_summary") or {}
+    stats = result.get("statistics") or {}
+    if stats:
+        ret, sharpe = stats.get("total_return_pct"), stats.get("sharpe_ratio")
+        return (
+            f"{'n/a' if ret is None else f'{ret:+.2f}%'} · Sharpe "
+            f"{'n/a' if sharpe is None else f'{sharpe:.2f}'} · {stats.get('num_trades', 0)} trades"
+        )
+    metrics = result.get("metrics") or {}
+    if "test_accuracy" in metrics:
+        return f"test accuracy {metrics['test_accuracy']:.1%}"
+    if "rows_written" in metrics:
+        return f"{metrics['rows_written']:,} rows"
+    return (op.get("error") or "").splitlines()[0][:60] if op.get("error") else ""
+
+
 def operations_table(ops: list[dict[str, Any]], total: int) -> Table:
-    table = Table(title=f"Operations ({len(ops)} of {total})", title_justify="left")
-    for column in ("id", "type", "status", "progress", "worker", "created"):
-        table.add_column(column)
+    # Ids are what people copy into the next command: never wrapped or cut, so the table
+    # keeps to four columns and stacks the rest in two-line cells.
+    table = Table(title=f"Operations ({len(ops)} of {total})", title_justify="left", box=None)
+    id_width = max((len(op["id"]) for op in ops), default=2)
+    table.add_column("id", no_wrap=True, min_width=id_width, overflow="ignore")
+    table.add_column("status")
+    table.add_column("ran / result")
+    table.add_column("created", no_wrap=True)
     for op in ops:
+        status = status_text(op["status"])
+        if op["status"] == "running":
+            status += f" {op['progress']['percent']:.0f}%"
+        worker = op.get("worker_id")
+        outcome = _outcome(op)
         table.add_row(
             op["id"],
-            op["type"],
-            status_text(op["status"]),
-            f"{op['progress']['percent']:.0f}%",
-            op.get("worker_id") or "-",
-            short_time(op["created_at"]),
+            status + (f"\n[dim]{worker}[/]" if worker else ""),
+            _ran(op) + (f"\n{outcome}" if outcome else ""),
+            datetime.fromisoformat(op["created_at"]).strftime("%m-%d %H:%M"),
         )
     return table
 

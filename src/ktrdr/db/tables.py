@@ -43,6 +43,11 @@ class OperationRow(Base):
     __table_args__ = (
         Index("ix_operations_created_at", "created_at"),
         Index("ix_operations_status_queued_at", "status", "queued_at"),
+        # Listings: pick a page (filtered by status and/or type, newest first) from these
+        # indexes alone, never touching the rows' large parameters and results.
+        Index("ix_operations_listing", "created_at", "id"),
+        Index("ix_operations_listing_status", "status", "created_at", "id"),
+        Index("ix_operations_listing_type_status", "type", "status", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -68,6 +73,9 @@ class OperationRow(Base):
     items_done: Mapped[int | None] = mapped_column(Integer)
     items_total: Mapped[int | None] = mapped_column(Integer)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # What listings show (ktrdr.operations.summary): a listing never reads params/result.
+    params_summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    result_summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     status_reason: Mapped[str | None] = mapped_column(Text)
     trace_id: Mapped[str | None] = mapped_column(String(32))

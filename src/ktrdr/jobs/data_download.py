@@ -1,7 +1,9 @@
 """Parameters of a data download: market data into the workers' local store.
 
-A CSV sent for import is validated here, with the engine's own CSV reader (parsing only,
-no storage), so a bad file is a 4xx naming each bad row before anything is queued."""
+A CSV to import is uploaded first (``POST /api/v1/data/uploads``) and referenced here by
+artifact key and sha256: the file never sits in the operation's parameters. The backend
+checks the upload at submission with the engine's own CSV reader (parsing only, no
+storage), so a bad file is a 4xx naming each bad row before anything is queued."""
 
 from __future__ import annotations
 
@@ -17,12 +19,18 @@ from ktrdr.engine.data.csv_import import infer_timeframe, read_ohlcv_csv
 from ktrdr.engine.errors import DataValidationError
 from ktrdr.engine.timeframes import TIMEFRAMES, check_timeframe
 
+UPLOAD_KEY_PATTERN = r"^uploads/[0-9a-f]{64}\.csv$"
+UPLOAD_HINT = (
+    "upload the file first (POST /api/v1/data/uploads with the file as the body returns "
+    "its key and sha256; `ktrdr data import FILE.csv` does both steps)"
+)
+
 
 class Provider(StrEnum):
     # Deterministic generated bars, clearly not market data: for offline use and tests.
     SYNTHETIC = "synthetic"
     YAHOO = "yahoo"  # real market data; needs network access and the `download` extra
-    CSV = "csv"  # a CSV file's text sent with the request
+    CSV = "csv"  # an uploaded CSV file, referenced by artifact key and checksum
 
 
 class DataDownloadParams(BaseModel):
@@ -37,7 +45,12 @@ class DataDownloadParams(BaseModel):
     end: datetime | None = Field(None, description="yahoo: end (exclusive)")
     bars: int = Field(5_000, ge=10, le=5_000_000, description="synthetic: number of bars")
     seed: int = Field(0, ge=0, description="synthetic: random seed (same seed, same bars)")
-    csv_text: str | None = Field(None, max_length=50_000_000, description="csv: the file's text")
+    upload_key: str | None = Field(
+        None, pattern=UPLOAD_KEY_PATTERN, description="csv: key returned by POST /data/uploads"
+    )
+    upload_sha256: str | None = Field(
+        None, pattern=r"^[0-9a-f]{64}$", description="csv: sha256 returned with the key"
+    )
     merge: bool = Field(False, description="keep stored bars; new ones win at equal times")
     csv_delimiter: str | None = Field(
         None, pattern=r"^(,|;|\t|\|)$", description="csv: column separator; default: detected"
@@ -46,6 +59,13 @@ class DataDownloadParams(BaseModel):
         None, pattern=r"^[.,]$", description="csv: decimal mark; default: detected"
     )
     adjusted: bool = Field(False, description="csv: use the Adj Close column as the close")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_inline_csv(cls, data: object) -> object:
+        if isinstance(data, dict) and "csv_text" in data:
+            raise ValueError(f"csv_text is no longer accepted: {UPLOAD_HINT}")
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> DataDownloadParams:
@@ -58,25 +78,31 @@ class DataDownloadParams(BaseModel):
             raise ValueError("provider yahoo needs start and end dates")
         if self.start and self.end and self.start >= self.end:
             raise ValueError("start must be before end")
-        if self.provider == Provider.CSV and not self.csv_text:
-            raise ValueError("provider csv needs csv_text (the CLI reads the file for you)")
-        if self.provider != Provider.CSV and self.csv_text:
-            raise ValueError("csv_text is only for provider csv")
-        if self.provider == Provider.CSV:
-            bars = self.read_csv()
-            self.timeframe = _csv_timeframe(bars.index, self.timeframe)
+        uploaded = self.upload_key is not None or self.upload_sha256 is not None
+        if self.provider == Provider.CSV and not (self.upload_key and self.upload_sha256):
+            raise ValueError(f"provider csv needs upload_key and upload_sha256: {UPLOAD_HINT}")
+        if self.provider != Provider.CSV and uploaded:
+            raise ValueError("upload_key and upload_sha256 are only for provider csv")
         return self
 
     def resolved_timeframe(self) -> str:
         assert self.timeframe is not None  # required, or inferred from the CSV, above
         return self.timeframe
 
-    def read_csv(self) -> pd.DataFrame:
-        """The CSV's bars with this request's options (ValueError naming each problem)."""
+    def read_csv(self, data: bytes) -> pd.DataFrame:
+        """An uploaded CSV's bars with this request's options (ValueError naming each
+        problem and its row)."""
         return _read_csv(
-            self.csv_text or "", delimiter=self.csv_delimiter, decimal=self.csv_decimal,
-            adjusted=self.adjusted,
-        )  # fmt: skip
+            data, delimiter=self.csv_delimiter, decimal=self.csv_decimal, adjusted=self.adjusted
+        )
+
+
+def check_uploaded_csv(params: dict[str, Any], data: bytes) -> dict[str, Any]:
+    """At submission: reject a bad CSV (ValueError -> 4xx) and settle its timeframe (the
+    file's own; a given one must agree). Returns the parameters to store."""
+    request = DataDownloadParams.model_validate(params)
+    bars = request.read_csv(data)
+    return {**params, "timeframe": _csv_timeframe(bars.index, request.timeframe)}
 
 
 def _csv_timeframe(index: pd.DatetimeIndex, given: str | None) -> str:
@@ -95,10 +121,9 @@ def _csv_timeframe(index: pd.DatetimeIndex, given: str | None) -> str:
     return found
 
 
-def _read_csv(text: str, **options: Any) -> pd.DataFrame:
-    """Reject a bad CSV at submission (4xx), every problem with its row and a fix."""
+def _read_csv(data: bytes, **options: Any) -> pd.DataFrame:
     try:
-        return read_ohlcv_csv(io.StringIO(text), **options)
+        return read_ohlcv_csv(io.StringIO(data.decode("utf-8-sig")), **options)
     except DataValidationError as exc:
         shown = exc.problems[:20]
         more = f"; and {len(exc.problems) - 20} more" if len(exc.problems) > 20 else ""

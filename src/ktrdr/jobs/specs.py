@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,12 +30,16 @@ class JobSpec:
     needs_data: bool = False
     # Backtests of model-driven strategies need a trained model that fits the run.
     needs_model: bool = False
+    # Jobs that read an uploaded file (``upload_key`` + ``upload_sha256``): the backend
+    # checks the upload's content with this at submission (a ValueError says what is
+    # wrong, so a bad file is a 4xx) and gets back the parameters to store.
+    check_upload: Callable[[dict[str, Any], bytes], dict[str, Any]] | None = None
 
 
 def _build_specs() -> dict[OperationType, JobSpec]:
     # Imported here: the parameter modules import this one for ParamsError.
     from ktrdr.jobs.backtest import BacktestParams
-    from ktrdr.jobs.data_download import DataDownloadParams
+    from ktrdr.jobs.data_download import DataDownloadParams, check_uploaded_csv
     from ktrdr.jobs.diagnostic import DiagnosticParams
     from ktrdr.jobs.training import TrainingParams
 
@@ -47,7 +52,12 @@ def _build_specs() -> dict[OperationType, JobSpec]:
             needs_data=True,
             needs_model=True,
         ),
-        JobSpec(OperationType.DATA_DOWNLOAD, DataDownloadParams, "/data/downloads/start"),
+        JobSpec(
+            OperationType.DATA_DOWNLOAD,
+            DataDownloadParams,
+            "/data/downloads/start",
+            check_upload=check_uploaded_csv,
+        ),
         JobSpec(OperationType.TRAINING, TrainingParams, "/training/start", needs_data=True),
     ]
     return {spec.op_type: spec for spec in specs}

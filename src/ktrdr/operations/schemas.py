@@ -60,8 +60,45 @@ class OperationPublic(BaseModel):
         return (self.completed_at - self.started_at).total_seconds()
 
 
+class OperationSummary(BaseModel):
+    """An operation as a listing shows it: what a table needs, bounded in size whatever the
+    operation holds. The full parameters and result are at GET /operations/{id}."""
+
+    id: str
+    type: OperationType
+    status: OperationStatus
+    progress: Progress
+    worker_id: str | None
+    attempt: int
+    max_attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    updated_at: datetime
+    params_summary: dict[str, Any] = Field(
+        description="strategy name, symbol, timeframe, window and other short parameters"
+    )
+    result_summary: dict[str, Any] | None = Field(
+        description="headline figures of the result (e.g. return, Sharpe, trades)"
+    )
+    error: str | None = Field(description="first line of the error, shortened")
+    status_reason: str | None
+    trace_id: str | None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The parameter summary, where views written for full records look for params."""
+        return self.params_summary
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at is None or self.completed_at is None:
+            return None
+        return (self.completed_at - self.started_at).total_seconds()
+
+
 class OperationsPublic(BaseModel):
-    data: list[OperationPublic]
+    data: list[OperationSummary]
     count: int = Field(description="total matching the filters, across all pages")
     limit: int
     offset: int

@@ -13,11 +13,12 @@ from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
 
-from ktrdr.jobs.specs import get_spec, params_hash, validate_params
+from ktrdr.artifacts import ArtifactCorrupt, ArtifactNotFound, ArtifactStore
+from ktrdr.jobs.specs import ParamsError, get_spec, params_hash, validate_params
 from ktrdr.operations.catalog import require_bars, resolve_model
 from ktrdr.operations.history import OperationEvent, completed_per_worker
 from ktrdr.operations.model import OperationStatus, OperationType, Outcome, utcnow
-from ktrdr.operations.schemas import OperationPublic, Progress
+from ktrdr.operations.schemas import OperationPublic, OperationSummary, Progress
 from ktrdr.operations.store import Store, Transition
 
 log = logging.getLogger(__name__)
@@ -127,8 +128,11 @@ class OperationService:
         events: LifecycleEvents | None = None,
         on_queue_change: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = utcnow,
+        artifacts: ArtifactStore | None = None,
     ):
         self.store = store
+        # Where uploaded files are (checked at submission); None: uploads are refused.
+        self.artifacts = artifacts
         self.max_attempts = max_attempts
         self.events: LifecycleEvents = events or NoLifecycleEvents()
         # Wakes the dispatcher when something became pending or a worker became free.
@@ -153,6 +157,13 @@ class OperationService:
                 )  # fmt: skip
             if get_spec(op_type).needs_model:
                 clean = resolve_model(self.store, clean)
+            check = get_spec(op_type).check_upload
+            if check is not None and clean.get("upload_key"):
+                try:
+                    data = self._uploaded(clean["upload_key"], clean["upload_sha256"])
+                    clean = check(clean, data)
+                except ValueError as exc:
+                    raise ParamsError(str(exc)) from None
             ids = current_trace()
             operation, created = self.store.create_operation(
                 op_type=op_type,
@@ -174,6 +185,17 @@ class OperationService:
                 log.info("operation created", extra={"operation_id": operation.id})
                 self.on_queue_change()
             return operation, created
+
+    def _uploaded(self, key: str, sha256: str) -> bytes:
+        hint = "upload it again with POST /api/v1/data/uploads (or `ktrdr data import`)"
+        if self.artifacts is None:
+            raise ParamsError(f"this backend has no artifact store for uploads; {hint}")
+        try:
+            return self.artifacts.get(key, sha256)
+        except ArtifactNotFound:
+            raise ParamsError(f"no upload {key!r}: {hint}") from None
+        except ArtifactCorrupt as exc:
+            raise ParamsError(f"{exc}; {hint}") from None
 
     def get(self, operation_id: str) -> OperationPublic:
         return self.store.get_operation(operation_id)
@@ -197,7 +219,7 @@ class OperationService:
         offset: int,
         symbol: str | None = None,
         strategy: str | None = None,
-    ) -> tuple[list[OperationPublic], int]:
+    ) -> tuple[list[OperationSummary], int]:
         with tracer.start_as_current_span("operations.list") as span:
             items, total = self.store.list_operations(
                 statuses=statuses, types=types, limit=limit, offset=offset,

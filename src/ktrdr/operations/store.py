@@ -25,7 +25,8 @@ from ktrdr.operations.model import (
     check_transition,
     new_operation_id,
 )
-from ktrdr.operations.schemas import OperationPublic, Progress
+from ktrdr.operations.schemas import OperationPublic, OperationSummary, Progress
+from ktrdr.operations.summary import summarise_params, summarise_result
 from ktrdr.registry.schemas import LIVE_STATES, WorkerPublic, WorkerState
 
 _LIVE = [state.value for state in LIVE_STATES]
@@ -97,6 +98,59 @@ def strategy_matches(name: str) -> ColumnElement[bool]:
     )
 
 
+# Listings cut free text to this many characters (the record has it whole).
+LISTED_TEXT_CHARS = 200
+_SUMMARY_COLUMNS = (
+    OperationRow.id,
+    OperationRow.type,
+    OperationRow.status,
+    OperationRow.worker_id,
+    OperationRow.attempt,
+    OperationRow.max_attempts,
+    OperationRow.created_at,
+    OperationRow.started_at,
+    OperationRow.completed_at,
+    OperationRow.updated_at,
+    OperationRow.progress_percent,
+    OperationRow.progress_phase,
+    func.substr(OperationRow.progress_message, 1, LISTED_TEXT_CHARS).label("progress_message"),
+    OperationRow.items_done,
+    OperationRow.items_total,
+    OperationRow.params_summary,
+    OperationRow.result_summary,
+    func.substr(OperationRow.error, 1, LISTED_TEXT_CHARS).label("error"),
+    func.substr(OperationRow.status_reason, 1, LISTED_TEXT_CHARS).label("status_reason"),
+    OperationRow.trace_id,
+)
+
+
+def _summary(row: Any) -> OperationSummary:
+    return OperationSummary(
+        id=row["id"],
+        type=OperationType(row["type"]),
+        status=OperationStatus(row["status"]),
+        progress=Progress(
+            percent=row["progress_percent"],
+            phase=row["progress_phase"],
+            message=row["progress_message"],
+            items_done=row["items_done"],
+            items_total=row["items_total"],
+        ),
+        worker_id=row["worker_id"],
+        attempt=row["attempt"],
+        max_attempts=row["max_attempts"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+        updated_at=row["updated_at"],
+        params_summary=row["params_summary"] or {},
+        result_summary=row["result_summary"],
+        error=row["error"],
+        status_reason=row["status_reason"],
+        trace_id=row["trace_id"],
+    )
+
+
 def _worker_public(row: WorkerRow) -> WorkerPublic:
     return WorkerPublic.model_validate(row)
 
@@ -145,6 +199,7 @@ class Store:
             type=op_type.value,
             status=OperationStatus.PENDING.value,
             params=params,
+            params_summary=summarise_params(params),
             params_hash=params_hash,
             idempotency_key=idempotency_key,
             attempt=0,
@@ -200,8 +255,10 @@ class Store:
         offset: int = 0,
         symbol: str | None = None,
         strategy: str | None = None,
-    ) -> tuple[list[OperationPublic], int]:
-        """Newest first, with the total count matching the filters."""
+    ) -> tuple[list[OperationSummary], int]:
+        """Newest first, with the total count matching the filters; summaries only (the
+        query reads neither parameters nor results unless filtering by symbol or strategy,
+        so its cost does not grow with them)."""
         conditions: list[ColumnElement[bool]] = []
         status_values = [s.value for s in statuses]
         type_values = [t.value for t in types]
@@ -217,14 +274,22 @@ class Store:
             total = session.scalar(
                 select(func.count()).select_from(OperationRow).where(*conditions)
             )
-            rows = session.scalars(
-                select(OperationRow)
+            # Two steps: pick the page by id first, so sorting the matches never reads the
+            # columns stored after the large ones (SQLite walks a row's overflow pages to
+            # reach them); then read the summary columns of the page's rows only.
+            order = (OperationRow.created_at.desc(), OperationRow.id.desc())
+            page = (
+                select(OperationRow.id)
                 .where(*conditions)
-                .order_by(OperationRow.created_at.desc(), OperationRow.id.desc())
+                .order_by(*order)
                 .limit(limit)
                 .offset(offset)
+                .scalar_subquery()
+            )
+            rows = session.execute(
+                select(*_SUMMARY_COLUMNS).where(OperationRow.id.in_(page)).order_by(*order)
             ).all()
-            return [to_public(r) for r in rows], int(total or 0)
+            return [_summary(r._mapping) for r in rows], int(total or 0)
 
     def pending_operations(self, limit: int = 100) -> list[OperationPublic]:
         """Oldest queued first: first come, first served."""
@@ -581,6 +646,7 @@ def _transition_values(
         values["completed_at"] = now
         if result is not None:
             values["result"] = result
+            values["result_summary"] = summarise_result(result)
         if error is not None:
             values["error"] = error
         if target == OperationStatus.COMPLETED:

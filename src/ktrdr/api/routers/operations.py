@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Query, Request, Response
+from fastapi import (
+    APIRouter,
+    BackgroundTasks,
+    Header,
+    HTTPException,
+    Path,
+    Query,
+    Request,
+    Response,
+)
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from ktrdr.api.auth import (
@@ -15,10 +25,12 @@ from ktrdr.api.auth import (
     audit,
     authenticate_worker,
 )
-from ktrdr.api.deps import DispatcherDep, OperationsDep, WorkersDep
+from ktrdr.api.deps import ArtifactsDep, DispatcherDep, OperationsDep, WorkersDep
+from ktrdr.artifacts.tables import MEDIA_TYPES, TableFormat, render
 from ktrdr.constants import IDEMPOTENCY_HEADER
 from ktrdr.operations.history import OperationEvent
 from ktrdr.operations.model import OperationStatus, OperationType, Outcome
+from ktrdr.operations.results import full_result, part_table, result_part
 from ktrdr.operations.schemas import (
     OperationCreate,
     OperationPublic,
@@ -130,15 +142,7 @@ def get_operation_metrics(operation_id: str, service: OperationsDep) -> Operatio
     )
 
 
-@router.get("/{operation_id}/results", dependencies=[ReadAccess])
-def get_results(
-    operation_id: str,
-    service: OperationsDep,
-    part: Annotated[
-        str | None, Query(description="one top-level key, e.g. statistics, trades, equity_curve")
-    ] = None,
-) -> Any:
-    """The stored result of a completed operation (409 while it is not completed)."""
+def _completed_result(service: OperationService, operation_id: str) -> dict[str, Any]:
     op = service.get(operation_id)
     if op.status != OperationStatus.COMPLETED or op.result is None:
         hint = f" ({op.error})" if op.error else ""
@@ -147,12 +151,51 @@ def get_results(
             f"operation {op.id} is {op.status.value}{hint}; results exist only once it has "
             f"completed — follow it with `ktrdr ops follow {op.id}`",
         )
+    return op.result
+
+
+@router.get("/{operation_id}/results", dependencies=[ReadAccess])
+def get_results(
+    operation_id: str,
+    service: OperationsDep,
+    artifacts: ArtifactsDep,
+    part: Annotated[
+        str | None,
+        Query(max_length=64, description="a top-level key: statistics, trades, equity_curve…"),
+    ] = None,
+) -> Any:
+    """The result of a completed operation, tables inline (409 while it is not completed)."""
+    result = _completed_result(service, operation_id)
     if part is None:
-        return op.result
-    if part not in op.result:
-        parts = ", ".join(sorted(op.result))
-        raise HTTPException(404, f"result has no part {part!r}; parts: {parts}")
-    return op.result[part]
+        return full_result(result, artifacts)
+    return result_part(result, part, artifacts)
+
+
+@router.get(
+    "/{operation_id}/results/{table}",
+    dependencies=[ReadAccess],
+    response_class=StreamingResponse,
+    responses={200: {"content": {m: {} for m in MEDIA_TYPES.values()}}},
+)
+def get_result_table(
+    operation_id: str,
+    table: Annotated[str, Path(max_length=64, description="trades, equity (every bar), …")],
+    service: OperationsDep,
+    artifacts: ArtifactsDep,
+    format: Annotated[TableFormat, Query(description="json records, csv or parquet")] = (
+        TableFormat.JSON
+    ),
+    limit: Annotated[int | None, Query(ge=1, le=100_000_000, description="first rows")] = None,
+) -> StreamingResponse:
+    """A whole result table (all trades, the equity at every bar) as JSON, CSV or Parquet."""
+    data = part_table(_completed_result(service, operation_id), table, artifacts)
+    if limit is not None:
+        data = data.slice(0, limit)
+    headers = {"X-Total-Rows": str(data.num_rows)}
+    if format != TableFormat.JSON:
+        name = f"{operation_id}-{table}.{format.value}"
+        headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return StreamingResponse(render(data, format), media_type=MEDIA_TYPES[format], headers=headers)
 
 
 @router.post("/{operation_id}/cancel", response_model=OperationPublic)

@@ -11,6 +11,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from ktrdr.artifacts.tables import thin_positions
+
 # Why a trade ended (the trade table's exit_reason code; names in EXIT_REASONS).
 EXIT_SIGNAL = 0
 EXIT_END_OF_DATA = 1
@@ -75,6 +77,25 @@ class TradeTable:
 
     def __len__(self) -> int:
         return len(self.net_pnl)
+
+    def columns(self) -> dict[str, Any]:
+        """The trades as named columns, in ``Trade``'s field order and units (no per-trade
+        objects: this is what the platform stores)."""
+        return {
+            "entry_time": self.entry_time,
+            "exit_time": self.exit_time,
+            "side": np.where(self.side > 0, "long", "short"),
+            "size": self.size,
+            "entry_price": self.entry_price,
+            "exit_price": self.exit_price,
+            "gross_pnl": self.gross_pnl,
+            "slippage_cost": self.slippage_cost,
+            "commission": self.commission,
+            "net_pnl": self.net_pnl,
+            "pnl_pct": self.pnl_pct,
+            "bars_held": self.bars_held,
+            "exit_reason": np.asarray(EXIT_REASONS)[self.exit_reason],
+        }
 
     def to_trades(self) -> list[Trade]:
         columns = zip(
@@ -170,20 +191,23 @@ class BacktestResult:
         """The trade list (built on first use from ``trade_table``)."""
         return self.trade_table.to_trades()
 
-    def to_dict(self, *, max_equity_points: int | None = None) -> dict[str, Any]:
-        """JSON-serialisable result; ``max_equity_points`` thins the curve (keeps the last)."""
+    def _closes_at(self, index: pd.Index) -> npt.NDArray[np.float64]:
+        if self.closes is None:
+            return np.full(len(index), np.nan)
+        return self.closes.reindex(index).to_numpy(dtype=float)
+
+    def equity_columns(self) -> dict[str, Any]:
+        """The equity curve as named columns (``timestamp``, ``equity``, the bar's ``close``
+        for a buy-and-hold comparison)."""
         curve = self.equity_curve
-        if max_equity_points is not None and len(curve) > max_equity_points > 1:
-            step = math.ceil(len(curve) / max_equity_points)
-            picked = list(range(0, len(curve), step))
-            if picked[-1] != len(curve) - 1:
-                picked.append(len(curve) - 1)
-            curve = curve.iloc[picked]
-        closes = (
-            self.closes.reindex(curve.index).to_numpy()
-            if self.closes is not None
-            else np.full(len(curve), np.nan)
-        )
+        return {
+            "timestamp": curve.index,
+            "equity": curve.to_numpy(),
+            "close": self._closes_at(curve.index),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """Everything but the per-trade and per-bar tables, JSON-ready."""
         return {
             "strategy_name": self.strategy_name,
             "symbol": self.symbol,
@@ -191,6 +215,16 @@ class BacktestResult:
             "commission": self.commission,
             "slippage": self.slippage,
             "statistics": self.statistics.to_dict(),
+        }
+
+    def to_dict(self, *, max_equity_points: int | None = None) -> dict[str, Any]:
+        """JSON-serialisable result; ``max_equity_points`` thins the curve (keeps the last)."""
+        curve = self.equity_curve
+        if max_equity_points is not None:
+            curve = curve.iloc[thin_positions(len(curve), max_equity_points)]
+        closes = self._closes_at(curve.index)
+        return {
+            **self.summary(),
             "trades": [t.to_dict() for t in self.trades],
             "equity_curve": [
                 {"timestamp": ts.isoformat(), "equity": json_float(v), "close": json_float(c)}

@@ -1,9 +1,18 @@
-"""The backtest job: data_loading → strategy_init → simulation → results, one span each."""
+"""The backtest job: data_loading → strategy_init → simulation → results, one span each.
+
+The trades and the whole equity curve are written as columnar artifacts before the job
+returns; the report to the backend carries the statistics and the artifacts' keys and
+checksums only, so a result is never referenced before its tables are complete.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pyarrow as pa
+
+from ktrdr.artifacts import artifact_store
+from ktrdr.artifacts.tables import write_table
 from ktrdr.engine.backtest import build_result, prepare_data, prepare_strategy, simulate
 from ktrdr.engine.backtest.debug import debug_frame, frame_to_payload
 from ktrdr.engine.model_choice import ModelSummary, in_sample_warning, pin_model_version
@@ -15,7 +24,8 @@ from ktrdr.worker.job import JobContext
 from ktrdr.worker.runners.stores import data_store, model_store
 
 PHASES = ("data_loading", "strategy_init", "simulation", "results")
-# Stored equity curves are thinned to this many points; statistics use every bar.
+# GET /operations/{id}/results shows the equity curve thinned to this many points (the
+# artifact holds every bar; /results/equity serves it whole).
 MAX_STORED_EQUITY_POINTS = 5_000
 
 
@@ -69,8 +79,21 @@ def run_backtest_job(ctx: JobContext) -> dict[str, Any]:
             slippage=slippage,
         )  # fmt: skip
         span.set_attribute("backtest.trades", len(result.trade_table))
-        payload = result.to_dict(max_equity_points=MAX_STORED_EQUITY_POINTS)
-    payload["capital"] = params.capital
+        store = artifact_store(ctx.data_home)
+        prefix = f"operations/{ctx.operation_id}/attempt-{ctx.attempt}"
+        tables = {
+            "trades": (pa.table(result.trade_table.columns()), {}),
+            "equity_curve": (
+                pa.table(result.equity_columns()),
+                {"preview_points": MAX_STORED_EQUITY_POINTS},
+            ),
+        }
+        artifacts = {}
+        for part, (table, extra) in tables.items():
+            ref = write_table(store, f"{prefix}/{part}.arrow", table)
+            artifacts[part] = {**ref.to_dict(), "rows": table.num_rows, **extra}
+    payload: dict[str, Any] = {**result.summary(), "capital": params.capital}
+    payload["artifacts"] = artifacts
     if params.debug_frames:
         frame = debug_frame(strategy, data, sim, models=models)
         payload["debug_frame"] = frame_to_payload(frame)

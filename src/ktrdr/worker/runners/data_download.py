@@ -6,11 +6,8 @@ from typing import Any
 
 import pandas as pd
 
-from ktrdr.engine.data import (
-    SYNTHETIC_SOURCE,
-    YahooProvider,
-    generate_synthetic_bars,
-)
+from ktrdr.artifacts import artifact_store
+from ktrdr.engine.data import SYNTHETIC_SOURCE, YahooProvider, generate_synthetic_bars
 from ktrdr.engine.data.calendars import market_of
 from ktrdr.engine.data.csv_import import CSV_SOURCE
 from ktrdr.engine.data.yahoo import YAHOO_SOURCE
@@ -31,8 +28,11 @@ def _fetch(params: DataDownloadParams, ctx: JobContext) -> tuple[pd.DataFrame, s
         )  # fmt: skip
         return bars, SYNTHETIC_SOURCE
     if params.provider == Provider.CSV:
-        assert params.csv_text is not None  # checked by the params model
-        return params.read_csv(), CSV_SOURCE
+        assert params.upload_key and params.upload_sha256  # checked by the params model
+        # The same store the backend checked the upload in (a shared data home / volume);
+        # the checksum proves it is the file that was checked.
+        data = artifact_store(ctx.data_home).get(params.upload_key, params.upload_sha256)
+        return params.read_csv(data), CSV_SOURCE
     assert params.start and params.end  # checked by the params model
 
     def progress(fraction: float, _phase: str, message: str) -> None:

@@ -1,0 +1,28 @@
+"""Large payloads (result tables, uploaded files) as artifacts addressed by key and checksum.
+
+Importable by the API and by workers alike: no engine, no database, no HTTP in here.
+"""
+
+from ktrdr.artifacts.store import (
+    SHA256_PATTERN,
+    ArtifactCorrupt,
+    ArtifactError,
+    ArtifactNotFound,
+    ArtifactRef,
+    ArtifactStore,
+    LocalArtifactStore,
+    artifact_store,
+    check_key,
+)
+
+__all__ = [
+    "SHA256_PATTERN",
+    "ArtifactCorrupt",
+    "ArtifactError",
+    "ArtifactNotFound",
+    "ArtifactRef",
+    "ArtifactStore",
+    "LocalArtifactStore",
+    "artifact_store",
+    "check_key",
+]
