@@ -1,7 +1,8 @@
 """The dispatcher: one asyncio task in the API process.
 
 Woken whenever an operation becomes pending or a worker becomes free (and every
-`poll_s` regardless), it marks silent workers lost, then walks the queue oldest first
+`poll_s` regardless), it marks silent workers lost, frees workers held by an operation
+that is not running on them (the registry invariant), then walks the queue oldest first
 and gives each operation to the least-recently-used capable idle worker. The claim is
 a compare-and-set in the store, so a second dispatcher (another API replica) can run
 beside it without ever putting two operations on one worker.
@@ -80,6 +81,9 @@ class Dispatcher:
                 if now - last_liveness_check >= self.poll_s:
                     last_liveness_check = now
                     await asyncio.to_thread(self.workers.mark_silent_workers_lost)
+                # Every round, before the queue: a worker held by an operation that is not
+                # running on it would otherwise never be offered work again.
+                await asyncio.to_thread(self.workers.free_orphaned_workers)
                 await self.dispatch_pending()
             except Exception:  # a bad round must not stop dispatching for good
                 log.exception("dispatch round failed; retrying in %.1fs", self.poll_s)
