@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from ktrdr import __version__
 from ktrdr.api.auth import Keyring
 from ktrdr.api.errors import install_error_handlers
+from ktrdr.api.limits import RequestLimits
 from ktrdr.api.routers import data, health, operations, starts, workers
 from ktrdr.api.state_reader import StoreStateReader
 from ktrdr.config import ApiSettings
@@ -109,6 +110,11 @@ def create_app(settings: ApiSettings, *, registry: CollectorRegistry = REGISTRY)
     app.state.keyring = Keyring(settings.user_api_keys())
     app.state.started_monotonic = time.monotonic()
     install_error_handlers(app)
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout_s=settings.body_timeout_s,
+    )
     for router in (health.router, workers.router, operations.router, starts.router, data.router):
         app.include_router(router, prefix=API_PREFIX)
     mount_console(app)  # the web console at / (pages, live fragments, assets)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -193,8 +194,19 @@ class Dispatcher:
                     "attempt": op.attempt,
                     "traceparent": current_trace().traceparent,
                 }
+                try:
+                    # Encoded here, strictly: stored parameters that are not JSON (a NaN
+                    # from before the API checked floats) fail the operation with that
+                    # reason instead of crashing this task and stranding it as running.
+                    content = json.dumps(body, allow_nan=False)
+                except (TypeError, ValueError) as exc:
+                    span.record_exception(exc)
+                    span.set_status(trace.StatusCode.ERROR, str(exc))
+                    await asyncio.to_thread(self._unsendable, op, f"{type(exc).__name__}: {exc}")
+                    return
                 url = worker.url + get_spec(op.type).worker_start_path
-                response = await self.client.post(url, json=body, headers=self.auth_headers)
+                headers = {**self.auth_headers, "content-type": "application/json"}
+                response = await self.client.post(url, content=content, headers=headers)
                 response.raise_for_status()
                 log.info("dispatched to %s", worker.id, extra={"operation_id": op.id})
             self.operations.events.operation_dispatched(
@@ -204,8 +216,20 @@ class Dispatcher:
             span.record_exception(exc)
             span.set_status(trace.StatusCode.ERROR, str(exc))
             await asyncio.to_thread(self._dispatch_failed, op, worker, _describe(exc))
+        except Exception as exc:  # a send must end in a recorded outcome, never a lost task
+            log.exception("sending %s to %s failed", op.id, worker.id)
+            span.record_exception(exc)
+            await asyncio.to_thread(self._unsendable, op, f"{type(exc).__name__}: {exc}")
         finally:
             span.end()
+
+    def _unsendable(self, op: OperationPublic, why: str) -> None:
+        """The request to the worker cannot be built: retrying elsewhere would not help."""
+        reason = f"could not be sent to a worker: {why}"
+        log.error(reason, extra={"operation_id": op.id})
+        # Cancelled meanwhile: leave it; the worker's heartbeat settles who holds what.
+        with contextlib.suppress(IllegalTransition, OperationNotFound):
+            self.operations.transition(op.id, OperationStatus.FAILED, reason=reason, error=reason)
 
     def _dispatch_failed(self, op: OperationPublic, worker: WorkerPublic, why: str) -> None:
         reason = f"dispatch to worker {worker.id} failed: {why}"

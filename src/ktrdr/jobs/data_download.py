@@ -6,12 +6,12 @@ no storage), so a bad file is a 4xx naming each bad row before anything is queue
 from __future__ import annotations
 
 import io
-from datetime import datetime
 from enum import StrEnum
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from ktrdr.bounds import CSV_TEXT_MAX, RequestModel, UtcDateTime
 from ktrdr.engine.data.csv_import import read_ohlcv_csv
 from ktrdr.engine.errors import DataValidationError
 from ktrdr.engine.timeframes import TIMEFRAMES
@@ -24,17 +24,15 @@ class Provider(StrEnum):
     CSV = "csv"  # a CSV file's text sent with the request
 
 
-class DataDownloadParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DataDownloadParams(RequestModel):
     symbol: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._=^-]+$")
     timeframe: str = Field(description=f"one of {', '.join(TIMEFRAMES)}")
     provider: Provider = Provider.SYNTHETIC
-    start: datetime | None = Field(None, description="yahoo: first day; synthetic: first bar")
-    end: datetime | None = Field(None, description="yahoo: end (exclusive)")
+    start: UtcDateTime | None = Field(None, description="yahoo: first day; synthetic: first bar")
+    end: UtcDateTime | None = Field(None, description="yahoo: end (exclusive)")
     bars: int = Field(5_000, ge=10, le=5_000_000, description="synthetic: number of bars")
     seed: int = Field(0, ge=0, description="synthetic: random seed (same seed, same bars)")
-    csv_text: str | None = Field(None, max_length=50_000_000, description="csv: the file's text")
+    csv_text: str | None = Field(None, max_length=CSV_TEXT_MAX, description="csv: the file's text")
     merge: bool = Field(False, description="keep stored bars; new ones win at equal times")
 
     @model_validator(mode="after")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from ktrdr.api.auth import (
     Operator,
@@ -16,6 +16,15 @@ from ktrdr.api.auth import (
     authenticate_worker,
 )
 from ktrdr.api.deps import DispatcherDep, OperationsDep, WorkersDep
+from ktrdr.api.params import OperationIdPath
+from ktrdr.bounds import (
+    ERROR_MAX,
+    IDEMPOTENCY_KEY_MAX,
+    INT32_MAX,
+    INT64_MAX,
+    RequestModel,
+    WorkerId,
+)
 from ktrdr.constants import IDEMPOTENCY_HEADER
 from ktrdr.operations.history import OperationEvent
 from ktrdr.operations.model import OperationStatus, OperationType, Outcome
@@ -33,7 +42,7 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         alias=IDEMPOTENCY_HEADER,
-        max_length=200,
+        max_length=IDEMPOTENCY_KEY_MAX,
         description="retrying with the same key returns the first operation instead of a new one",
     ),
 ]
@@ -73,7 +82,7 @@ def list_operations(
     status: Annotated[list[OperationStatus] | None, Query()] = None,
     type: Annotated[list[OperationType] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
     symbol: Annotated[str | None, Query(max_length=64)] = None,
     strategy: Annotated[
         str | None, Query(max_length=200, description="example name or the file's name:")
@@ -88,7 +97,7 @@ def list_operations(
 
 
 @router.get("/{operation_id}", dependencies=[ReadAccess], response_model=OperationPublic)
-def get_operation(operation_id: str, service: OperationsDep) -> OperationPublic:
+def get_operation(operation_id: OperationIdPath, service: OperationsDep) -> OperationPublic:
     """One operation with its progress, result or error."""
     return service.get(operation_id)
 
@@ -113,7 +122,9 @@ class OperationMetrics(BaseModel):
 
 
 @router.get("/{operation_id}/metrics", dependencies=[ReadAccess], response_model=OperationMetrics)
-def get_operation_metrics(operation_id: str, service: OperationsDep) -> OperationMetrics:
+def get_operation_metrics(
+    operation_id: OperationIdPath, service: OperationsDep
+) -> OperationMetrics:
     """Timing and type-specific figures of one operation."""
     op = service.get(operation_id)
     result = op.result or {}
@@ -132,10 +143,13 @@ def get_operation_metrics(operation_id: str, service: OperationsDep) -> Operatio
 
 @router.get("/{operation_id}/results", dependencies=[ReadAccess])
 def get_results(
-    operation_id: str,
+    operation_id: OperationIdPath,
     service: OperationsDep,
     part: Annotated[
-        str | None, Query(description="one top-level key, e.g. statistics, trades, equity_curve")
+        str | None,
+        Query(
+            max_length=64, description="one top-level key, e.g. statistics, trades, equity_curve"
+        ),
     ] = None,
 ) -> Any:
     """The stored result of a completed operation (409 while it is not completed)."""
@@ -157,7 +171,7 @@ def get_results(
 
 @router.post("/{operation_id}/cancel", response_model=OperationPublic)
 def cancel(
-    operation_id: str,
+    operation_id: OperationIdPath,
     service: OperationsDep,
     workers: WorkersDep,
     dispatcher: DispatcherDep,
@@ -177,7 +191,7 @@ def cancel(
 
 @router.post("/{operation_id}/resume", status_code=202, response_model=OperationPublic)
 def resume(
-    operation_id: str, service: OperationsDep, response: Response, who: Operator
+    operation_id: OperationIdPath, service: OperationsDep, response: Response, who: Operator
 ) -> OperationPublic:
     """Continue a cancelled or failed training run from its last checkpoint (a new run)."""
     op = service.get(operation_id)
@@ -194,16 +208,14 @@ def resume(
     return create_operation(service, OperationType.TRAINING, params, None, response, who)
 
 
-class ProgressReport(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    worker_id: str
+class ProgressReport(RequestModel):
+    worker_id: WorkerId
     progress: Progress
 
 
-@router.post("/{operation_id}/progress", include_in_schema=False)
+@router.post("/{operation_id}/progress")
 def report_progress(
-    operation_id: str,
+    operation_id: OperationIdPath,
     body: ProgressReport,
     service: OperationsDep,
     request: Request,
@@ -215,20 +227,18 @@ def report_progress(
     return {"accepted": service.record_progress(operation_id, body.worker_id, body.progress)}
 
 
-class ResultReport(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    worker_id: str
-    attempt: int = Field(ge=1)
+class ResultReport(RequestModel):
+    worker_id: WorkerId
+    attempt: int = Field(ge=1, le=INT32_MAX)
     outcome: Outcome
     result: dict[str, Any] | None = None
-    error: str | None = Field(None, max_length=20_000)
+    error: str | None = Field(None, max_length=ERROR_MAX)
     progress: Progress | None = Field(None, description="the job's last progress")
 
 
-@router.post("/{operation_id}/report", include_in_schema=False)
+@router.post("/{operation_id}/report")
 def report_result(
-    operation_id: str,
+    operation_id: OperationIdPath,
     body: ResultReport,
     service: OperationsDep,
     request: Request,
