@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -348,3 +350,54 @@ def test_stored_parameters_that_are_not_json_fail_the_operation_clearly(
     assert worker["state"] == "online" and worker["current_operation_id"] is None
     after = api.start_diagnostic(steps=1, step_ms=1)
     assert api.wait_status(after["id"], {"completed"}, 10)["worker_id"] == worker["id"]
+
+
+# ------------------------------------------------------------------- request limits
+
+DEFAULT_MAX_BODY_BYTES = 64 * 2**20
+
+
+def _raw_post(api: Api, head: str, chunks: Iterator[bytes] = iter(())) -> tuple[int, dict]:
+    """Send a request by hand (a declared length we never send, or a chunked upload) and
+    read the answer: httpx would insist on sending the whole body first."""
+    host, port = api.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(head.encode())
+        for chunk in chunks:
+            sock.sendall(chunk)
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+            data = sock.recv(65536)
+            if not data:
+                break
+            answer += data
+    status = int(answer.split(b" ", 2)[1])
+    return status, json.loads(answer.split(b"\r\n\r\n", 1)[1])
+
+
+def test_oversized_body_is_413_saying_the_limit_and_what_to_do(api: Api) -> None:
+    declared = (
+        "POST /api/v1/data/downloads/start HTTP/1.1\r\nHost: ktrdr\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {DEFAULT_MAX_BODY_BYTES + 1}\r\n\r\n"
+    )
+    status, body = _raw_post(api, declared)  # refused on the header: nothing uploaded
+    assert status == 413
+    assert body["detail"] == (
+        f"request body is larger than the API's limit of {DEFAULT_MAX_BODY_BYTES:,} bytes "
+        "(KTRDR_MAX_BODY_BYTES); send less - e.g. import a long CSV in parts with "
+        "`ktrdr data import --merge` - or raise the limit on the API"
+    )
+
+    def chunks() -> Iterator[bytes]:  # no length declared: counted as it arrives
+        piece = b"x" * 2**20
+        for _ in range(DEFAULT_MAX_BODY_BYTES // len(piece) + 1):
+            yield b"%x\r\n%s\r\n" % (len(piece), piece)
+
+    chunked = (
+        "POST /api/v1/data/downloads/start HTTP/1.1\r\nHost: ktrdr\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    status, body = _raw_post(api, chunked, chunks())
+    assert status == 413 and "KTRDR_MAX_BODY_BYTES" in body["detail"]
+    assert api.http.get("/health").status_code == 200
