@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -410,13 +411,17 @@ def test_oversized_body_is_413_saying_the_limit_and_what_to_do(api: Api) -> None
 @pytest.mark.parametrize("token", [TOKEN, None], ids=["with-token", "without-token"])
 def test_schemathesis_finds_no_server_error_on_any_route(served: Served, token: str | None) -> None:
     """Every route of /openapi.json, fixed seed, small budget (`./run fuzz` runs a large
-    one): no input is a 5xx. Without the token only the worker routes differ (401)."""
+    one): no input is a 5xx. Without the token only the worker routes differ (a 401,
+    decided before the store is touched: fuzzed on SQLite only here, on both by the verb)."""
+    if token is None and served.backend != "sqlite":
+        pytest.skip("the 401 path does not reach the store; `./run fuzz` covers it here")
     run = schemathesis(
         served.api.base_url,
         token=token,
-        max_examples=5 if token else 2,
+        max_examples=4 if token else 1,
         phases="fuzzing",
         only_worker_routes=token is None,
     )
     assert run.returncode == 0, run.stdout[-8000:]
-    assert "0 generated" not in run.stdout and " passed" in run.stdout
+    generated = re.search(r"(\d+) generated, (\d+) passed", run.stdout)
+    assert generated and int(generated[1]) > 0 and generated[1] == generated[2], run.stdout
