@@ -18,9 +18,9 @@ from ktrdr.local_stack import LocalStack, ManagedProcess
 from tests.support.stack import Api, StackFactory, wait_for
 
 # Long enough that a worker process restarts well within it on a loaded 2-core machine
-# (importing the engine takes seconds there): the test must see the restart path, not
+# (importing the engine took 11 s there under a load of 19): the test must see the restart path, not
 # the heartbeat-loss path, which frees the worker by other means.
-HEARTBEAT_TIMEOUT_S = 10.0
+HEARTBEAT_TIMEOUT_S = 20.0
 # From kill to running again. The restart itself must not wait for the timeout: the
 # worker comes back long before it, with the same id, so nothing is ever marked lost.
 BOUND_S = HEARTBEAT_TIMEOUT_S + 2.0
