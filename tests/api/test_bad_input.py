@@ -189,6 +189,9 @@ def test_offset_beyond_64_bits_is_422_naming_it(api: Api) -> None:
         assert response.status_code == 422, response.text
         assert fields(response) == {"offset"}
         assert f"less than or equal to {INT64_MAX}" in detail(response)
+    for name in ("symbol", "strategy"):
+        nul = api.http.get("/operations", params={name: "a\x00b"})
+        assert nul.status_code == 422 and fields(nul) == {name}
     last = api.http.get("/operations", params={"offset": INT64_MAX})
     assert last.status_code == 200
     assert (last.json()["data"], last.json()["offset"]) == ([], INT64_MAX)
@@ -198,6 +201,7 @@ OPERATION_ROUTES = [
     ("GET", "", None),
     ("GET", "/metrics", None),
     ("GET", "/results", None),
+    ("GET", "/events", None),
     ("POST", "/cancel", None),
     ("POST", "/progress", {"worker_id": "w1", "progress": {"percent": 1}}),
     ("POST", "/report", {"worker_id": "w1", "attempt": 1, "outcome": "completed"}),

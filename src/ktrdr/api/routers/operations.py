@@ -16,7 +16,7 @@ from ktrdr.api.auth import (
     authenticate_worker,
 )
 from ktrdr.api.deps import DispatcherDep, OperationsDep, WorkersDep
-from ktrdr.api.params import OperationIdPath
+from ktrdr.api.params import OperationIdPath, QueryText
 from ktrdr.bounds import (
     ERROR_MAX,
     IDEMPOTENCY_KEY_MAX,
@@ -83,9 +83,9 @@ def list_operations(
     type: Annotated[list[OperationType] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
-    symbol: Annotated[str | None, Query(max_length=64)] = None,
+    symbol: Annotated[QueryText | None, Query(max_length=64)] = None,
     strategy: Annotated[
-        str | None, Query(max_length=200, description="example name or the file's name:")
+        QueryText | None, Query(max_length=200, description="example name or the file's name:")
     ] = None,
 ) -> OperationsPublic:
     """List operations, newest first, filtered by status, type, symbol, strategy; with count."""
@@ -105,7 +105,9 @@ def get_operation(operation_id: OperationIdPath, service: OperationsDep) -> Oper
 @router.get(
     "/{operation_id}/events", dependencies=[ReadAccess], response_model=list[OperationEvent]
 )
-def get_operation_events(operation_id: str, service: OperationsDep) -> list[OperationEvent]:
+def get_operation_events(
+    operation_id: OperationIdPath, service: OperationsDep
+) -> list[OperationEvent]:
     """The operation's history: each dispatch (attempt), phase change and transition."""
     return service.history(operation_id)
 
