@@ -425,6 +425,9 @@ def test_schemathesis_finds_no_server_error_on_any_route(served: Served, token: 
         max_examples=4 if token else 1,
         phases="fuzzing",
         only_worker_routes=token is None,
+        # One client: two writing at once beside the dispatcher can outwait SQLite's busy
+        # timeout on a loaded machine (a 503 "database unreachable", not an input bug).
+        workers=1,
     )
     assert run.returncode == 0, run.stdout[-8000:]
     generated = re.search(r"(\d+) generated, (\d+) passed", run.stdout)

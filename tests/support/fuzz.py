@@ -30,6 +30,7 @@ def schemathesis(
     seed: int = SEED,
     only_worker_routes: bool = False,
     report_dir: Path | None = None,
+    workers: int = 2,
 ) -> subprocess.CompletedProcess[str]:
     """Run the schemathesis CLI once; its exit code is 0 when no check failed."""
     command = [
@@ -45,7 +46,7 @@ def schemathesis(
         "--phases",
         phases,
         "--workers",
-        "2",
+        str(workers),
         "--request-timeout",
         "30",
         "--no-color",
