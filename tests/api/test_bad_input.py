@@ -356,6 +356,15 @@ def test_stored_parameters_that_are_not_json_fail_the_operation_clearly(
     assert worker["state"] == "online" and worker["current_operation_id"] is None
     after = api.start_diagnostic(steps=1, step_ms=1)
     assert api.wait_status(after["id"], {"completed"}, 10)["worker_id"] == worker["id"]
+    # Take the NaN out again: the stack is shared, and reading a stored NaN back (the
+    # listing) is its own problem, left for a follow-up (see the hand-off notes).
+    engine = make_engine(f"sqlite:///{served.stack.data_home / 'ktrdr.db'}")
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM operation_events WHERE operation_id = ?", (op.id,))
+            conn.exec_driver_sql("DELETE FROM operations WHERE id = ?", (op.id,))
+    finally:
+        engine.dispose()
 
 
 # ------------------------------------------------------------------- request limits
