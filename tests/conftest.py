@@ -53,6 +53,12 @@ def postgres_url() -> Iterator[str]:
     yield from _scratch_database()
 
 
+@pytest.fixture(scope="module")
+def module_postgres_url() -> Iterator[str]:
+    """A database of its own for one test module (a stack shared by its tests)."""
+    yield from _scratch_database()
+
+
 @pytest.fixture
 def fresh_postgres_url() -> Iterator[str]:
     """A database of its own for one test (a stack must not meet another's workers)."""

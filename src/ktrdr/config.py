@@ -93,6 +93,14 @@ class ApiSettings(CommonSettings):
     )
     api_keys_file: Path | None = Field(None, description="a file of such entries, one a line")
 
+    # Request limits (see ktrdr.api.limits and ktrdr.serve). 64 MiB holds a CSV import at
+    # its 50 M-character limit, and a backtest report with ~200,000 trades.
+    max_body_bytes: int = Field(64 * 2**20, ge=1024, description="413 past this")
+    body_timeout_s: float = Field(120.0, gt=0, description="408 if a body takes longer")
+    max_connections: int = Field(
+        1000, ge=10, description="open connections + requests before uvicorn answers 503"
+    )
+
     @model_validator(mode="after")
     def _secrets_real_outside_local(self) -> ApiSettings:
         keys = self.user_api_keys()  # a bad entry stops the start, with where it is

@@ -32,7 +32,7 @@ def serve_api(settings: ApiSettings) -> None:
     instrument_app(app)
     shutdown_with_app(app, handle)
     try:
-        _run(app, settings.host, settings.port)
+        _run(app, settings.host, settings.port, limit_concurrency=settings.max_connections)
     finally:
         handle.shutdown()  # when uvicorn returns normally; a signal ends in the lifespan
 
@@ -69,7 +69,7 @@ def serve_worker(settings: WorkerSettings) -> None:
         handle.shutdown()  # when uvicorn returns normally; a signal ends in the lifespan
 
 
-def _run(app: FastAPI, host: str, port: int) -> None:
+def _run(app: FastAPI, host: str, port: int, *, limit_concurrency: int | None = None) -> None:
     # reset_contextvars: every request starts from an empty context. Without it, on
     # asyncio a request whose body exceeds uvicorn's 64 KiB read buffer (a worker's final
     # report with trades and equity curve) leaves its server span current on the
@@ -82,4 +82,13 @@ def _run(app: FastAPI, host: str, port: int) -> None:
         log_config=None,
         access_log=False,
         reset_contextvars=True,
+        # Slow or greedy clients: h11 (the pure-Python parser, so its limits apply) caps
+        # a request's head at 16 KiB, an idle keep-alive connection closes after 5 s, and
+        # past `limit_concurrency` connections + requests uvicorn answers 503 instead of
+        # running out of file descriptors. Bodies are bounded in size and time by the
+        # API's RequestLimits middleware.
+        http="h11",
+        h11_max_incomplete_event_size=16 * 1024,
+        timeout_keep_alive=5,
+        limit_concurrency=limit_concurrency,
     )

@@ -261,3 +261,108 @@ def test_migrations_build_exactly_the_tables_the_code_declares(store: Store) -> 
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
+
+
+def _holder(store: Store, worker_id: str) -> str | None:
+    worker = store.get_worker(worker_id)
+    assert worker is not None
+    return worker.current_operation_id
+
+
+def test_requeue_frees_the_worker_in_the_same_transaction(store: Store) -> None:
+    """running -> pending (worker restarted, or handed back on SIGTERM) frees its worker,
+    so the re-queued operation can be dispatched again - to the same worker too."""
+    op = create(store)
+    add_worker(store, "w1")
+    store.claim(op.id, "w1", NOW)
+    requeued = store.transition(op.id, OperationStatus.PENDING, now=NOW, reason="restarted")
+    assert requeued.changed and requeued.operation.worker_id is None
+    assert _holder(store, "w1") is None
+    again = store.claim(op.id, "w1", NOW + timedelta(seconds=1))
+    assert again is not None and again.attempt == 2 and again.worker_id == "w1"
+    failed = store.transition(op.id, OperationStatus.FAILED, now=NOW, error="x")
+    assert failed.operation.worker_id == "w1", "a final state keeps who ran it"
+    assert _holder(store, "w1") is None
+
+
+def test_orphaned_workers_are_freed_and_only_those(store: Store) -> None:
+    running, pending, elsewhere, done, cancelled = (create(store) for _ in range(5))
+    for w in ("busy", "stale", "moved", "finished", "stopping", "ghost", "idle", "other"):
+        add_worker(store, w)
+    store.claim(running.id, "busy", NOW)
+    store.claim(pending.id, "stale", NOW)
+    store.claim(elsewhere.id, "other", NOW)
+    store.claim(done.id, "finished", NOW)
+    store.claim(cancelled.id, "stopping", NOW)
+    store.transition(done.id, OperationStatus.COMPLETED, now=NOW)  # frees "finished"
+    store.transition(cancelled.id, OperationStatus.CANCELLED, now=NOW)  # keeps "stopping"
+    # The leaks the invariant exists for (as a re-queue on main left them, or a registry
+    # that remembers an operation since moved on or deleted):
+    store.set_worker_assignment("stale", pending.id)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "UPDATE operations SET status='pending', worker_id=NULL WHERE id=?"
+            if store.engine.dialect.name == "sqlite"
+            else "UPDATE operations SET status='pending', worker_id=NULL WHERE id=%s",
+            (pending.id,),
+        )
+    store.set_worker_assignment("moved", elsewhere.id)
+    store.set_worker_assignment("finished", done.id)
+    store.set_worker_assignment("ghost", "op_diagnostic_20261125_120000_deadbeef")
+
+    freed = sorted(store.free_orphaned_workers())
+    assert freed == sorted(
+        [
+            ("stale", pending.id),
+            ("moved", elsewhere.id),
+            ("finished", done.id),
+            ("ghost", "op_diagnostic_20261125_120000_deadbeef"),
+        ]
+    )
+    holders = {w.id: w.current_operation_id for w in store.list_workers()}
+    assert holders == {
+        "busy": running.id,
+        "stopping": cancelled.id,
+        "other": elsewhere.id,
+        "stale": None,
+        "moved": None,
+        "finished": None,
+        "ghost": None,
+        "idle": None,
+    }
+    assert store.free_orphaned_workers() == [], "nothing left to free"
+    assert store.claim(pending.id, "stale", NOW) is not None
+
+
+def test_invariant_never_frees_a_worker_during_concurrent_dispatch(store: Store) -> None:
+    """Claims, completions and re-queues race the invariant: it must free nothing, since
+    each of those moves both rows in one transaction."""
+    ops = [create(store).id for _ in range(30)]
+    workers = ["w1", "w2", "w3"]
+    for w in workers:
+        add_worker(store, w)
+    stop = threading.Event()
+    freed: list[tuple[str, str]] = []
+
+    def check() -> None:
+        while not stop.is_set():
+            freed.extend(store.free_orphaned_workers())
+
+    def dispatch(worker_id: str) -> None:
+        for i, op_id in enumerate(ops):
+            if store.claim(op_id, worker_id, NOW) is None:
+                continue
+            target = OperationStatus.PENDING if i % 2 else OperationStatus.COMPLETED
+            store.transition(op_id, target, now=NOW)
+
+    checker = threading.Thread(target=check)
+    checker.start()
+    threads = [threading.Thread(target=dispatch, args=(w,)) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    checker.join()
+    assert freed == []
+    assert all(_holder(store, w) is None for w in workers)

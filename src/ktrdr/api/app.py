@@ -16,6 +16,7 @@ from ktrdr import __version__
 from ktrdr.api.auth import Keyring
 from ktrdr.api.docs import install_offline_docs
 from ktrdr.api.errors import install_error_handlers
+from ktrdr.api.limits import RequestLimits
 from ktrdr.api.routers import data, health, operations, starts, workers
 from ktrdr.api.state_reader import StoreStateReader
 from ktrdr.artifacts import artifact_store
@@ -116,6 +117,11 @@ def create_app(settings: ApiSettings, *, registry: CollectorRegistry = REGISTRY)
     app.state.started_monotonic = time.monotonic()
     install_error_handlers(app)
     install_offline_docs(app)
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout_s=settings.body_timeout_s,
+    )
     for router in (health.router, workers.router, operations.router, starts.router, data.router):
         app.include_router(router, prefix=API_PREFIX)
     mount_console(app)  # the web console at / (pages, live fragments, assets)

@@ -24,6 +24,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from ktrdr.api.params import WorkerIdPath
 from ktrdr.config import ApiSettings
 from ktrdr.credentials import ApiKeyEntry, Scope, hash_secret
 from ktrdr.registry.service import WorkerService
@@ -97,7 +98,8 @@ def authenticate_worker(request: Request, worker_id: str, credential: str) -> No
     workers.authenticate(worker_id, credential)
 
 
-def _path_worker(request: Request, worker_id: str, credential: WorkerCredential) -> None:
+def _path_worker(request: Request, worker_id: WorkerIdPath, credential: WorkerCredential) -> None:
+    # WorkerIdPath: a malformed id is a 422 here, before it reaches the store.
     authenticate_worker(request, worker_id, credential)
 
 

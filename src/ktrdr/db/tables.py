@@ -9,6 +9,15 @@ from sqlalchemy import JSON, DateTime, Float, Index, Integer, String, Text, Type
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from ktrdr.bounds import (
+    IDEMPOTENCY_KEY_MAX,
+    OPERATION_ID_MAX,
+    PHASE_MAX,
+    VERSION_MAX,
+    WORKER_ID_MAX,
+    WORKER_URL_MAX,
+)
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Stores naive UTC, returns aware UTC: SQLite keeps no time zone, PostgreSQL does."""
@@ -50,13 +59,13 @@ class OperationRow(Base):
         Index("ix_operations_listing_type_status", "type", "status", "created_at", "id"),
     )
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(String(OPERATION_ID_MAX), primary_key=True)
     type: Mapped[str] = mapped_column(String(32), index=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
     params_hash: Mapped[str] = mapped_column(String(64))
-    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
-    worker_id: Mapped[str | None] = mapped_column(String(200))
+    idempotency_key: Mapped[str | None] = mapped_column(String(IDEMPOTENCY_KEY_MAX), unique=True)
+    worker_id: Mapped[str | None] = mapped_column(String(WORKER_ID_MAX))
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -68,7 +77,7 @@ class OperationRow(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     progress_percent: Mapped[float] = mapped_column(Float, default=0.0)
-    progress_phase: Mapped[str | None] = mapped_column(String(64))
+    progress_phase: Mapped[str | None] = mapped_column(String(PHASE_MAX))
     progress_message: Mapped[str | None] = mapped_column(Text)
     items_done: Mapped[int | None] = mapped_column(Integer)
     items_total: Mapped[int | None] = mapped_column(Integer)
@@ -85,15 +94,15 @@ class OperationRow(Base):
 class WorkerRow(Base):
     __tablename__ = "workers"
 
-    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    id: Mapped[str] = mapped_column(String(WORKER_ID_MAX), primary_key=True)
     kinds: Mapped[list[str]] = mapped_column(JSON)
-    url: Mapped[str] = mapped_column(String(500))
+    url: Mapped[str] = mapped_column(String(WORKER_URL_MAX))
     state: Mapped[str] = mapped_column(String(16), index=True)
-    current_operation_id: Mapped[str | None] = mapped_column(String(64))
+    current_operation_id: Mapped[str | None] = mapped_column(String(OPERATION_ID_MAX))
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    version: Mapped[str | None] = mapped_column(String(32))
+    version: Mapped[str | None] = mapped_column(String(VERSION_MAX))
     lost_reason: Mapped[str | None] = mapped_column(Text)
     # SHA-256 of the credential issued to the instance that registered last (see
     # ktrdr.credentials); rotated on every registration, never returned by the API.

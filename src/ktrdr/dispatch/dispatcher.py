@@ -1,7 +1,8 @@
 """The dispatcher: one asyncio task in the API process.
 
 Woken whenever an operation becomes pending or a worker becomes free (and every
-`poll_s` regardless), it marks silent workers lost, then walks the queue oldest first
+`poll_s` regardless), it marks silent workers lost, frees workers held by an operation
+that is not running on them (the registry invariant), then walks the queue oldest first
 and gives each operation to the least-recently-used capable idle worker. The claim is
 a compare-and-set in the store, so a second dispatcher (another API replica) can run
 beside it without ever putting two operations on one worker.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -80,6 +82,9 @@ class Dispatcher:
                 if now - last_liveness_check >= self.poll_s:
                     last_liveness_check = now
                     await asyncio.to_thread(self.workers.mark_silent_workers_lost)
+                # Every round, before the queue: a worker held by an operation that is not
+                # running on it would otherwise never be offered work again.
+                await asyncio.to_thread(self.workers.free_orphaned_workers)
                 await self.dispatch_pending()
             except Exception:  # a bad round must not stop dispatching for good
                 log.exception("dispatch round failed; retrying in %.1fs", self.poll_s)
@@ -189,8 +194,19 @@ class Dispatcher:
                     "attempt": op.attempt,
                     "traceparent": current_trace().traceparent,
                 }
+                try:
+                    # Encoded here, strictly: stored parameters that are not JSON (a NaN
+                    # from before the API checked floats) fail the operation with that
+                    # reason instead of crashing this task and stranding it as running.
+                    content = json.dumps(body, allow_nan=False)
+                except (TypeError, ValueError) as exc:
+                    span.record_exception(exc)
+                    span.set_status(trace.StatusCode.ERROR, str(exc))
+                    await asyncio.to_thread(self._unsendable, op, f"{type(exc).__name__}: {exc}")
+                    return
                 url = worker.url + get_spec(op.type).worker_start_path
-                response = await self.client.post(url, json=body, headers=self.auth_headers)
+                headers = {**self.auth_headers, "content-type": "application/json"}
+                response = await self.client.post(url, content=content, headers=headers)
                 response.raise_for_status()
                 log.info("dispatched to %s", worker.id, extra={"operation_id": op.id})
             self.operations.events.operation_dispatched(
@@ -200,8 +216,20 @@ class Dispatcher:
             span.record_exception(exc)
             span.set_status(trace.StatusCode.ERROR, str(exc))
             await asyncio.to_thread(self._dispatch_failed, op, worker, _describe(exc))
+        except Exception as exc:  # a send must end in a recorded outcome, never a lost task
+            log.exception("sending %s to %s failed", op.id, worker.id)
+            span.record_exception(exc)
+            await asyncio.to_thread(self._unsendable, op, f"{type(exc).__name__}: {exc}")
         finally:
             span.end()
+
+    def _unsendable(self, op: OperationPublic, why: str) -> None:
+        """The request to the worker cannot be built: retrying elsewhere would not help."""
+        reason = f"could not be sent to a worker: {why}"
+        log.error(reason, extra={"operation_id": op.id})
+        # Cancelled meanwhile: leave it; the worker's heartbeat settles who holds what.
+        with contextlib.suppress(IllegalTransition, OperationNotFound):
+            self.operations.transition(op.id, OperationStatus.FAILED, reason=reason, error=reason)
 
     def _dispatch_failed(self, op: OperationPublic, worker: WorkerPublic, why: str) -> None:
         reason = f"dispatch to worker {worker.id} failed: {why}"

@@ -10,7 +10,8 @@ from ktrdr.jobs.strategy_run import StrategyRunParams
 
 
 class BacktestParams(StrategyRunParams):
-    capital: float = Field(100_000.0, gt=0, description="initial equity")
+    # A quadrillion is beyond any account; bigger values overflow the equity arithmetic.
+    capital: float = Field(100_000.0, gt=0, le=1e15, description="initial equity")
     commission: float | None = Field(
         None, ge=0, lt=0.1, description="fraction of notional per side; default: strategy's"
     )

@@ -8,13 +8,13 @@ storage), so a bad file is a 4xx naming each bad row before anything is queued."
 from __future__ import annotations
 
 import io
-from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from ktrdr.bounds import RequestModel, UtcDateTime
 from ktrdr.engine.data.csv_import import infer_timeframe, read_ohlcv_csv
 from ktrdr.engine.errors import DataValidationError
 from ktrdr.engine.timeframes import TIMEFRAMES, check_timeframe
@@ -33,16 +33,14 @@ class Provider(StrEnum):
     CSV = "csv"  # an uploaded CSV file, referenced by artifact key and checksum
 
 
-class DataDownloadParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DataDownloadParams(RequestModel):
     symbol: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._=^-]+$")
     timeframe: str | None = Field(
         None, description=f"one of {', '.join(TIMEFRAMES)}; csv: inferred when left out"
     )
     provider: Provider = Provider.SYNTHETIC
-    start: datetime | None = Field(None, description="yahoo: first day; synthetic: first bar")
-    end: datetime | None = Field(None, description="yahoo: end (exclusive)")
+    start: UtcDateTime | None = Field(None, description="yahoo: first day; synthetic: first bar")
+    end: UtcDateTime | None = Field(None, description="yahoo: end (exclusive)")
     bars: int = Field(5_000, ge=10, le=5_000_000, description="synthetic: number of bars")
     seed: int = Field(0, ge=0, description="synthetic: random seed (same seed, same bars)")
     upload_key: str | None = Field(

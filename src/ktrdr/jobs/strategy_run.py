@@ -6,11 +6,11 @@ strategy file is a 4xx at submission rather than a failed operation later.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from ktrdr.bounds import STRATEGY_TEXT_MAX, RequestModel, UtcDateTime
 from ktrdr.engine.errors import StrategyError
 from ktrdr.engine.strategy import Strategy, builtin_strategy_names, load_strategy
 from ktrdr.engine.strategy.loader import validate_strategy_text
@@ -31,18 +31,20 @@ def resolve_strategy(strategy: str) -> Strategy:
     return validate_strategy_text(strategy)
 
 
-class StrategyRunParams(BaseModel):
+class StrategyRunParams(RequestModel):
     """Strategy, symbol, timeframe and window; symbol and timeframe default to the file's."""
 
-    model_config = ConfigDict(extra="forbid")
-
     strategy: str = Field(
-        min_length=1, max_length=200_000, description="example name or strategy YAML text"
+        min_length=1, max_length=STRATEGY_TEXT_MAX, description="example name or strategy YAML text"
     )
-    symbol: str | None = Field(None, description="default: the strategy's data.symbol")
-    timeframe: str | None = Field(None, description="default: the strategy's data.timeframe")
-    start: datetime | None = Field(None, description="first bar (inclusive), UTC")
-    end: datetime | None = Field(None, description="last bar (inclusive), UTC")
+    symbol: str | None = Field(
+        None, max_length=32, description="default: the strategy's data.symbol"
+    )
+    timeframe: str | None = Field(
+        None, max_length=16, description="default: the strategy's data.timeframe"
+    )
+    start: UtcDateTime | None = Field(None, description="first bar (inclusive), UTC")
+    end: UtcDateTime | None = Field(None, description="last bar (inclusive), UTC")
     overrides: dict[str, Any] = Field(
         default_factory=dict,
         description="{dotted path: value} set in the strategy for this run, validated like "

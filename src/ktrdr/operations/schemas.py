@@ -7,17 +7,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ktrdr.bounds import INT32_MAX, MESSAGE_MAX, PHASE_MAX, RequestModel
 from ktrdr.operations.model import OperationStatus, OperationType
 
 
-class Progress(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Progress(RequestModel):
     percent: float = Field(0.0, ge=0.0, le=100.0, description="0 to 100")
-    phase: str | None = Field(None, max_length=64)
-    message: str | None = Field(None, max_length=2000)
-    items_done: int | None = Field(None, ge=0)
-    items_total: int | None = Field(None, ge=0)
+    phase: str | None = Field(None, max_length=PHASE_MAX)
+    message: str | None = Field(None, max_length=MESSAGE_MAX)
+    items_done: int | None = Field(None, ge=0, le=INT32_MAX)
+    items_total: int | None = Field(None, ge=0, le=INT32_MAX)
 
 
 class OperationPublic(BaseModel):
@@ -104,10 +103,8 @@ class OperationsPublic(BaseModel):
     offset: int
 
 
-class OperationCreate(BaseModel):
+class OperationCreate(RequestModel):
     """Generic creation request: a type and its parameters (validated per type)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     type: OperationType
     params: dict[str, Any] = Field(default_factory=dict)

@@ -30,6 +30,8 @@ from ktrdr.operations.summary import summarise_params, summarise_result
 from ktrdr.registry.schemas import LIVE_STATES, WorkerPublic, WorkerState
 
 _LIVE = [state.value for state in LIVE_STATES]
+# States in which an operation legitimately holds the worker it names.
+_HOLDING = [OperationStatus.RUNNING.value, OperationStatus.CANCELLED.value]
 
 _CAS_RETRIES = 5
 
@@ -378,8 +380,11 @@ class Store:
                     continue  # someone else moved it first: re-read and decide again
                 if current == OperationStatus.RUNNING and target != OperationStatus.CANCELLED:
                     # A cancelled operation keeps its worker until the worker confirms it
-                    # stopped: the worker is not free while it is still computing.
-                    _release_worker(session, row.worker_id, operation_id)
+                    # stopped: the worker is not free while it is still computing. Same
+                    # transaction as the move, so no one ever sees a re-queued operation
+                    # whose worker is still held; `worker_id` was read before the UPDATE
+                    # (whose synchronisation clears it on `row`).
+                    _release_worker(session, worker_id, operation_id)
                 add_event(
                     session, operation_id, EventKind.STATUS, at=now, attempt=attempt,
                     worker_id=worker_id, name=target.value, detail=reason,
@@ -562,6 +567,56 @@ class Store:
     def release_worker(self, worker_id: str, operation_id: str) -> bool:
         with self.session() as session, session.begin():
             return _release_worker(session, worker_id, operation_id)
+
+    def free_orphaned_workers(self) -> list[tuple[str, str]]:
+        """Free every worker held by an operation that is not running on it.
+
+        The registry invariant, checked by the dispatcher every round: a worker's
+        `current_operation_id` names an operation that is `running` on that worker, or
+        `cancelled` on it (the worker keeps it until it confirms it stopped; its report or
+        heartbeat settles that). Anything else - missing, pending, re-assigned, finished -
+        is a leak, freed here. Returns the (worker, operation) pairs freed.
+
+        Safe beside a dispatch in flight: `claim` sets both rows in one transaction, so
+        a claimed worker is never seen without its running operation. On PostgreSQL the
+        candidates are locked first (as `claim` does: the worker row first), so the
+        UPDATE re-checks them on a fresh snapshot that no claim can change meanwhile; on
+        SQLite the UPDATE runs under the database's single write lock.
+        """
+        orphaned = WorkerRow.current_operation_id.is_not(None) & ~(
+            select(OperationRow.id)
+            .where(
+                OperationRow.id == WorkerRow.current_operation_id,
+                OperationRow.worker_id == WorkerRow.id,
+                OperationRow.status.in_(_HOLDING),
+            )
+            .exists()
+        )
+        with self.session() as session:
+            candidates = session.execute(
+                select(WorkerRow.id, WorkerRow.current_operation_id).where(orphaned)
+            ).all()
+        if not candidates:  # the common case: one read, no write lock
+            return []
+        freed: list[tuple[str, str]] = []
+        with self.session() as session, session.begin():
+            ids = [worker_id for worker_id, _ in candidates]
+            locked = select(WorkerRow.id).where(WorkerRow.id.in_(ids)).with_for_update()
+            session.execute(locked).all()
+            for worker_id, operation_id in candidates:
+                outcome = session.execute(
+                    update(WorkerRow)
+                    .where(
+                        WorkerRow.id == worker_id,
+                        WorkerRow.current_operation_id == operation_id,
+                        orphaned,
+                    )
+                    .values(current_operation_id=None)
+                    .execution_options(synchronize_session=False)
+                )
+                if outcome.rowcount == 1:  # type: ignore[attr-defined]
+                    freed.append((worker_id, str(operation_id)))
+        return freed
 
     def stale_workers(self, cutoff: datetime) -> list[WorkerPublic]:
         with self.session() as session:

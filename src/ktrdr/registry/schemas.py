@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, UrlConstraints
 
+from ktrdr.bounds import VERSION_MAX, WORKER_URL_MAX, OperationId, RequestModel, WorkerId
 from ktrdr.operations.model import OperationType
 from ktrdr.operations.schemas import Progress
 
@@ -18,16 +20,16 @@ class WorkerState(StrEnum):
     OFFLINE = "offline"  # deregistered on a clean shutdown
 
 
-class WorkerRegistration(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    worker_id: str = Field(
-        min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@-]+$", description="stable id"
+class WorkerRegistration(RequestModel):
+    worker_id: WorkerId = Field(description="stable id")
+    kinds: list[OperationType] = Field(min_length=1, max_length=len(OperationType))
+    url: Annotated[HttpUrl, UrlConstraints(max_length=WORKER_URL_MAX)] = Field(
+        description="where the backend reaches this worker"
     )
-    kinds: list[OperationType] = Field(min_length=1)
-    url: HttpUrl = Field(description="where the backend reaches this worker")
-    version: str | None = Field(None, max_length=32)
-    current_operation_id: str | None = Field(None, description="what it is running right now")
+    version: str | None = Field(None, max_length=VERSION_MAX)
+    current_operation_id: OperationId | None = Field(
+        None, description="what it is running right now"
+    )
     progress: Progress | None = None
     credential: str | None = Field(
         None,
@@ -41,10 +43,8 @@ class WorkerRegistration(BaseModel):
 LIVE_STATES = (WorkerState.ONLINE, WorkerState.DRAINING)
 
 
-class Heartbeat(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    current_operation_id: str | None = None
+class Heartbeat(RequestModel):
+    current_operation_id: OperationId | None = None
     progress: Progress | None = None
     draining: bool = Field(False, description="shutting down: send no new jobs")
 

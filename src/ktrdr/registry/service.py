@@ -211,6 +211,18 @@ class WorkerService:
             span.set_attribute("workers.count", len(workers))
             return workers
 
+    def free_orphaned_workers(self) -> list[tuple[str, str]]:
+        """Enforce the registry invariant (see Store.free_orphaned_workers); log each leak."""
+        freed = self.store.free_orphaned_workers()
+        for worker_id, operation_id in freed:
+            log.warning(
+                "worker %s was held by %s, which is not running on it; freed",
+                worker_id,
+                operation_id,
+                extra={"operation_id": operation_id},
+            )
+        return freed
+
     def mark_silent_workers_lost(self) -> list[str]:
         """Workers silent past the timeout are lost; their operations re-queued or failed."""
         now = self.operations.clock()

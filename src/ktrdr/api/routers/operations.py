@@ -15,7 +15,7 @@ from fastapi import (
     Response,
 )
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from ktrdr.api.auth import (
     Operator,
@@ -26,7 +26,16 @@ from ktrdr.api.auth import (
     authenticate_worker,
 )
 from ktrdr.api.deps import ArtifactsDep, DispatcherDep, OperationsDep, WorkersDep
+from ktrdr.api.params import OperationIdPath, QueryText
 from ktrdr.artifacts.tables import MEDIA_TYPES, TableFormat, render
+from ktrdr.bounds import (
+    ERROR_MAX,
+    IDEMPOTENCY_KEY_MAX,
+    INT32_MAX,
+    INT64_MAX,
+    RequestModel,
+    WorkerId,
+)
 from ktrdr.constants import IDEMPOTENCY_HEADER
 from ktrdr.operations.history import OperationEvent
 from ktrdr.operations.model import OperationStatus, OperationType, Outcome
@@ -45,7 +54,7 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         alias=IDEMPOTENCY_HEADER,
-        max_length=200,
+        max_length=IDEMPOTENCY_KEY_MAX,
         description="retrying with the same key returns the first operation instead of a new one",
     ),
 ]
@@ -85,10 +94,10 @@ def list_operations(
     status: Annotated[list[OperationStatus] | None, Query()] = None,
     type: Annotated[list[OperationType] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    symbol: Annotated[str | None, Query(max_length=64)] = None,
+    offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
+    symbol: Annotated[QueryText | None, Query(max_length=64)] = None,
     strategy: Annotated[
-        str | None, Query(max_length=200, description="example name or the file's name:")
+        QueryText | None, Query(max_length=200, description="example name or the file's name:")
     ] = None,
 ) -> OperationsPublic:
     """List operations, newest first, filtered by status, type, symbol, strategy; with count."""
@@ -100,7 +109,7 @@ def list_operations(
 
 
 @router.get("/{operation_id}", dependencies=[ReadAccess], response_model=OperationPublic)
-def get_operation(operation_id: str, service: OperationsDep) -> OperationPublic:
+def get_operation(operation_id: OperationIdPath, service: OperationsDep) -> OperationPublic:
     """One operation with its progress, result or error."""
     return service.get(operation_id)
 
@@ -108,7 +117,9 @@ def get_operation(operation_id: str, service: OperationsDep) -> OperationPublic:
 @router.get(
     "/{operation_id}/events", dependencies=[ReadAccess], response_model=list[OperationEvent]
 )
-def get_operation_events(operation_id: str, service: OperationsDep) -> list[OperationEvent]:
+def get_operation_events(
+    operation_id: OperationIdPath, service: OperationsDep
+) -> list[OperationEvent]:
     """The operation's history: each dispatch (attempt), phase change and transition."""
     return service.history(operation_id)
 
@@ -125,7 +136,9 @@ class OperationMetrics(BaseModel):
 
 
 @router.get("/{operation_id}/metrics", dependencies=[ReadAccess], response_model=OperationMetrics)
-def get_operation_metrics(operation_id: str, service: OperationsDep) -> OperationMetrics:
+def get_operation_metrics(
+    operation_id: OperationIdPath, service: OperationsDep
+) -> OperationMetrics:
     """Timing and type-specific figures of one operation."""
     op = service.get(operation_id)
     result = op.result or {}
@@ -156,7 +169,7 @@ def _completed_result(service: OperationService, operation_id: str) -> dict[str,
 
 @router.get("/{operation_id}/results", dependencies=[ReadAccess])
 def get_results(
-    operation_id: str,
+    operation_id: OperationIdPath,
     service: OperationsDep,
     artifacts: ArtifactsDep,
     part: Annotated[
@@ -178,7 +191,7 @@ def get_results(
     responses={200: {"content": {m: {} for m in MEDIA_TYPES.values()}}},
 )
 def get_result_table(
-    operation_id: str,
+    operation_id: OperationIdPath,
     table: Annotated[str, Path(max_length=64, description="trades, equity (every bar), …")],
     service: OperationsDep,
     artifacts: ArtifactsDep,
@@ -200,7 +213,7 @@ def get_result_table(
 
 @router.post("/{operation_id}/cancel", response_model=OperationPublic)
 def cancel(
-    operation_id: str,
+    operation_id: OperationIdPath,
     service: OperationsDep,
     workers: WorkersDep,
     dispatcher: DispatcherDep,
@@ -220,7 +233,7 @@ def cancel(
 
 @router.post("/{operation_id}/resume", status_code=202, response_model=OperationPublic)
 def resume(
-    operation_id: str, service: OperationsDep, response: Response, who: Operator
+    operation_id: OperationIdPath, service: OperationsDep, response: Response, who: Operator
 ) -> OperationPublic:
     """Continue a cancelled or failed training run from its last checkpoint (a new run)."""
     op = service.get(operation_id)
@@ -237,16 +250,14 @@ def resume(
     return create_operation(service, OperationType.TRAINING, params, None, response, who)
 
 
-class ProgressReport(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    worker_id: str
+class ProgressReport(RequestModel):
+    worker_id: WorkerId
     progress: Progress
 
 
-@router.post("/{operation_id}/progress", include_in_schema=False)
+@router.post("/{operation_id}/progress")
 def report_progress(
-    operation_id: str,
+    operation_id: OperationIdPath,
     body: ProgressReport,
     service: OperationsDep,
     request: Request,
@@ -258,20 +269,18 @@ def report_progress(
     return {"accepted": service.record_progress(operation_id, body.worker_id, body.progress)}
 
 
-class ResultReport(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    worker_id: str
-    attempt: int = Field(ge=1)
+class ResultReport(RequestModel):
+    worker_id: WorkerId
+    attempt: int = Field(ge=1, le=INT32_MAX)
     outcome: Outcome
     result: dict[str, Any] | None = None
-    error: str | None = Field(None, max_length=20_000)
+    error: str | None = Field(None, max_length=ERROR_MAX)
     progress: Progress | None = Field(None, description="the job's last progress")
 
 
-@router.post("/{operation_id}/report", include_in_schema=False)
+@router.post("/{operation_id}/report")
 def report_result(
-    operation_id: str,
+    operation_id: OperationIdPath,
     body: ResultReport,
     service: OperationsDep,
     request: Request,

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 
 from ktrdr.api.auth import ReadAccess, WorkerInstanceAuth
 from ktrdr.api.deps import WorkerAuth, WorkersDep
+from ktrdr.api.params import WorkerIdPath
 from ktrdr.api.state_reader import visible_workers
 from ktrdr.registry.schemas import (
     Heartbeat,
@@ -33,13 +34,13 @@ def register(body: WorkerRegistration, workers: WorkersDep) -> RegistrationReply
     dependencies=[WorkerInstanceAuth],
     response_model=HeartbeatReply,
 )
-def heartbeat(worker_id: str, body: Heartbeat, workers: WorkersDep) -> HeartbeatReply:
+def heartbeat(worker_id: WorkerIdPath, body: Heartbeat, workers: WorkersDep) -> HeartbeatReply:
     """Liveness and progress; 401/404 tell the worker to register again."""
     return workers.heartbeat(worker_id, body)
 
 
 @router.delete("/workers/{worker_id}", dependencies=[WorkerInstanceAuth], status_code=204)
-def deregister(worker_id: str, workers: WorkersDep) -> None:
+def deregister(worker_id: WorkerIdPath, workers: WorkersDep) -> None:
     """A worker leaving cleanly; its operation, if any, is re-queued."""
     workers.deregister(worker_id)
 
