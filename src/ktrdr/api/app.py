@@ -15,8 +15,9 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from ktrdr import __version__
 from ktrdr.api.auth import Keyring
 from ktrdr.api.errors import install_error_handlers
-from ktrdr.api.routers import data, health, operations, starts, workers
+from ktrdr.api.routers import campaigns, data, health, operations, starts, workers
 from ktrdr.api.state_reader import StoreStateReader
+from ktrdr.campaigns.driver import CampaignDriver
 from ktrdr.config import ApiSettings
 from ktrdr.console import mount_console
 from ktrdr.constants import API_PREFIX
@@ -68,12 +69,24 @@ def create_app(settings: ApiSettings, *, registry: CollectorRegistry = REGISTRY)
                 auth_headers=auth,
                 poll_s=settings.dispatch_poll_s,
             )
-            operations_service.on_queue_change = dispatcher.wake
+            driver = CampaignDriver(
+                operations_service,
+                poll_s=settings.dispatch_poll_s,
+                events=metrics,
+                send_cancel=dispatcher.send_cancel_to,
+            )
+
+            def on_queue_change() -> None:
+                dispatcher.wake()
+                driver.wake()
+
+            operations_service.on_queue_change = on_queue_change
             metrics.set_state_reader(StoreStateReader(store))
             app.state.operations = operations_service
             app.state.workers = workers_service
             app.state.dispatcher = dispatcher
             task = asyncio.create_task(dispatcher.run(), name="dispatcher")
+            driver_task = asyncio.create_task(driver.run(), name="campaign-driver")
             if not settings.api_token:
                 log.warning(
                     "KTRDR_API_TOKEN is not set: any process can register as a worker "
@@ -91,9 +104,10 @@ def create_app(settings: ApiSettings, *, registry: CollectorRegistry = REGISTRY)
             try:
                 yield
             finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                for running in (task, driver_task):
+                    running.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await running
                 await dispatcher.close()
                 metrics.set_state_reader(None)
                 engine.dispose()
@@ -109,7 +123,9 @@ def create_app(settings: ApiSettings, *, registry: CollectorRegistry = REGISTRY)
     app.state.keyring = Keyring(settings.user_api_keys())
     app.state.started_monotonic = time.monotonic()
     install_error_handlers(app)
-    for router in (health.router, workers.router, operations.router, starts.router, data.router):
+    routers = (health.router, workers.router, operations.router, starts.router, data.router,
+               campaigns.router)  # fmt: skip
+    for router in routers:
         app.include_router(router, prefix=API_PREFIX)
     mount_console(app)  # the web console at / (pages, live fragments, assets)
 

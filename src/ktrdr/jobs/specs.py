@@ -27,11 +27,22 @@ class JobSpec:
     # Backtests and training runs need stored bars: the backend checks the data catalog
     # before queueing.
     needs_data: bool = False
+    # Which worker kind runs it: a sweep chunk runs on workers that offer `backtesting`
+    # (None: its own type). The dispatcher and workers read this, never special cases.
+    runs_on: OperationType | None = None
+    # Driven by the backend itself (campaign parents): never dispatched to a worker.
+    backend_driven: bool = False
+
+    @property
+    def worker_kind(self) -> OperationType | None:
+        """The kind a worker must offer to run this type; None for backend-driven types."""
+        return None if self.backend_driven else (self.runs_on or self.op_type)
 
 
 def _build_specs() -> dict[OperationType, JobSpec]:
     # Imported here: the parameter modules import this one for ParamsError.
     from ktrdr.jobs.backtest import BacktestParams
+    from ktrdr.jobs.campaigns import SweepChunkParams, SweepParams, WalkforwardParams
     from ktrdr.jobs.data_download import DataDownloadParams
     from ktrdr.jobs.diagnostic import DiagnosticParams
     from ktrdr.jobs.training import TrainingParams
@@ -41,6 +52,16 @@ def _build_specs() -> dict[OperationType, JobSpec]:
         JobSpec(OperationType.BACKTESTING, BacktestParams, "/backtests/start", needs_data=True),
         JobSpec(OperationType.DATA_DOWNLOAD, DataDownloadParams, "/data/downloads/start"),
         JobSpec(OperationType.TRAINING, TrainingParams, "/training/start", needs_data=True),
+        JobSpec(OperationType.SWEEP, SweepParams, "", needs_data=True, backend_driven=True),
+        JobSpec(
+            OperationType.WALKFORWARD, WalkforwardParams, "", needs_data=True, backend_driven=True
+        ),
+        JobSpec(
+            OperationType.SWEEP_CHUNK,
+            SweepChunkParams,
+            "/sweeps/chunks/start",
+            runs_on=OperationType.BACKTESTING,
+        ),
     ]
     return {spec.op_type: spec for spec in specs}
 
@@ -63,6 +84,11 @@ def get_spec(op_type: OperationType) -> JobSpec:
             f"operation type {op_type.value!r} cannot be run by this version; "
             f"available types: {available}"
         ) from None
+
+
+def types_run_by(kinds: list[OperationType]) -> list[OperationType]:
+    """Every operation type a worker offering ``kinds`` runs (e.g. backtesting: also chunks)."""
+    return [t for t, spec in _specs().items() if spec.worker_kind in kinds]
 
 
 def validate_params(op_type: OperationType, params: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,281 @@
+"""Sweeps as parent operations with chunk children, on the real API and two workers."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ktrdr.engine.backtest import run_backtest
+from ktrdr.engine.data import DataStore
+from ktrdr.engine.strategy.loader import validate_strategy_text
+from ktrdr.engine.strategy.search import SearchSpace
+from ktrdr.local_stack import LocalStack
+from tests.support.stack import Api, StackFactory, wait_for
+
+SYMBOL = "EURUSD"
+BARS = 3000
+
+SWEEP_STRATEGY = """
+name: sma_sweep
+data: {symbol: EURUSD, timeframe: 1h}
+indicators:
+  - {id: sma_fast, type: sma, params: {period: 10}}
+  - {id: sma_slow, type: sma, params: {period: 30}}
+decisions:
+  signals:
+    - crossover: {fast: sma_fast, slow: sma_slow}
+costs: {commission: 0.001, slippage: 0.0}
+search:
+  parameters:
+    indicators.sma_fast.params.period: {range: [4, 16, 4]}
+    indicators.sma_slow.params.period: {values: [12, 30, 50]}
+  constraints: ["sma_fast.period < sma_slow.period"]
+"""
+FAST, SLOW = "indicators.sma_fast.params.period", "indicators.sma_slow.params.period"
+
+# A grid big enough that each of its two chunks runs for about a second.
+LONG_STRATEGY = SWEEP_STRATEGY.replace("{range: [4, 16, 4]}", "{range: [2, 151, 1]}").replace(
+    "{values: [12, 30, 50]}", "{values: [160, 200]}"
+)
+
+
+def download(api: Api) -> None:
+    response = api.http.post(
+        "/data/downloads/start",
+        json={
+            "symbol": SYMBOL,
+            "timeframe": "1h",
+            "provider": "synthetic",
+            "bars": BARS,
+            "seed": 3,
+        },
+    )
+    assert response.status_code == 202, response.text
+    done = api.wait_status(response.json()["id"], {"completed", "failed"}, 30)
+    assert done["status"] == "completed", done["error"]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack, Api]]:
+    factory = StackFactory(tmp_path_factory.mktemp("campaigns"))
+    local, api = factory.start(workers=2)
+    download(api)
+    yield local, api
+    factory.stop_all()
+
+
+def start_sweep(api: Api, **body: Any) -> dict[str, Any]:
+    response = api.http.post("/sweeps/start", json={"strategy": SWEEP_STRATEGY, **body})
+    assert response.status_code == 202, response.text
+    op: dict[str, Any] = response.json()
+    assert op["type"] == "sweep" and op["status"] == "pending"
+    return op
+
+
+def finish(api: Api, op_id: str, timeout_s: float = 60) -> dict[str, Any]:
+    done = api.wait_status(op_id, {"completed", "failed", "cancelled"}, timeout_s)
+    assert done["status"] == "completed", (done["error"], done["status_reason"])
+    return done
+
+
+def children(api: Api, op_id: str) -> list[dict[str, Any]]:
+    page = api.http.get("/operations", params={"parent_id": op_id, "limit": 500}).json()
+    data: list[dict[str, Any]] = page["data"]
+    return data
+
+
+def all_results(api: Api, op_id: str, **params: Any) -> list[dict[str, Any]]:
+    page = api.http.get(
+        f"/operations/{op_id}/sweep-results", params={"limit": 10_000, **params}
+    ).json()
+    data: list[dict[str, Any]] = page["data"]
+    assert page["count"] == len(data)
+    return data
+
+
+def assert_same_statistics(got: dict[str, Any], expected: dict[str, Any]) -> None:
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        if isinstance(value, float) and math.isfinite(value):
+            assert got[key] == pytest.approx(value, rel=1e-12, abs=1e-12), key
+        else:
+            assert got[key] == value, key
+
+
+def test_grid_sweep_on_two_workers_equals_each_combination_run_as_a_backtest(
+    stack: tuple[LocalStack, Api],
+) -> None:
+    local, api = stack
+    op = start_sweep(api, chunk_size=2, capital=50_000)
+    done = finish(api, op["id"])
+
+    strategy = validate_strategy_text(SWEEP_STRATEGY)
+    space = SearchSpace.from_strategy(strategy)
+    grid = space.grid()
+    assert len(grid) == 10  # 4 fast periods x 3 slow ones with fast < slow
+    results = sorted(all_results(api, op["id"]), key=lambda r: r["combination"])
+    assert [r["params"] for r in results] == grid
+    bars = DataStore(local.data_home / "data").load(SYMBOL, "1h")
+    for result in results:
+        expected = run_backtest(space.apply(strategy, result["params"]), bars, capital=50_000)
+        assert_same_statistics(result["statistics"], expected.statistics.to_dict())
+
+    chunks = children(api, op["id"])
+    assert len(chunks) == 5 and {c["type"] for c in chunks} == {"sweep_chunk"}
+    assert {c["parent_id"] for c in chunks} == {op["id"]}
+    assert {c["status"] for c in chunks} == {"completed"}
+    assert len({c["worker_id"] for c in chunks}) == 2, "both workers took chunks"
+    assert {c["trace_id"] for c in chunks} == {done["trace_id"]}, "chunks join the sweep's trace"
+
+    best = max(results, key=lambda r: r["statistics"]["sharpe_ratio"])
+    summary = done["result"]
+    assert summary["best"]["params"] == best["params"]
+    assert summary["combinations"] == summary["evaluated"] == 10
+    assert done["progress"]["items_done"] == 10 and done["progress"]["percent"] == 100
+    top = api.http.get(f"/operations/{op['id']}/sweep-results", params={"limit": 3}).json()
+    assert [r["key"] for r in top["data"]] == [r["key"] for r in summary["top"][:3]]
+    by_trades = all_results(api, op["id"], sort="num_trades", order="asc")
+    trades = [r["statistics"]["num_trades"] for r in by_trades]
+    assert trades == sorted(trades)
+
+
+def test_min_trades_keeps_thin_results_from_ranking_best(stack: tuple[LocalStack, Api]) -> None:
+    _, api = stack
+    op = start_sweep(api, chunk_size=10, min_trades=10_000)
+    done = finish(api, op["id"])
+    assert done["result"]["best"] is None and done["result"]["eligible"] == 0
+    assert done["result"]["evaluated"] == 10
+
+
+def _params_by_index(api: Api, op_id: str) -> list[dict[str, Any]]:
+    return [r["params"] for r in sorted(all_results(api, op_id), key=lambda r: r["combination"])]
+
+
+@pytest.mark.parametrize("method", ["tpe", "random"])
+def test_seeded_searches_are_reproducible_run_to_run(
+    stack: tuple[LocalStack, Api], method: str
+) -> None:
+    _, api = stack
+    body = {"method": method, "trials": 6, "seed": 11, "batch_size": 3, "chunk_size": 2}
+    first = finish(api, start_sweep(api, **body)["id"])
+    second = finish(api, start_sweep(api, **body)["id"])
+    tried = _params_by_index(api, first["id"])
+    assert len(tried) == 6
+    assert tried == _params_by_index(api, second["id"])
+    assert first["result"]["best"] == second["result"]["best"]
+    space = SearchSpace.from_strategy(validate_strategy_text(SWEEP_STRATEGY))
+    assert all(space.is_feasible(p) for p in tried)
+    if method == "tpe":
+        # Two rounds of three: the second was asked only after the first was stored.
+        chunks = sorted(children(api, first["id"]), key=lambda c: c["created_at"])
+        assert len(chunks) == 4
+        first_round_done = max(c["completed_at"] for c in chunks[:2])
+        assert min(c["created_at"] for c in chunks[2:]) >= first_round_done
+
+
+def _mid_chunk(api: Api, op_id: str) -> dict[str, Any]:
+    def running_chunk() -> dict[str, Any] | None:
+        for c in children(api, op_id):
+            done = c["progress"]["items_done"] or 0
+            if c["status"] == "running" and 0 < done < (c["progress"]["items_total"] or 0):
+                return c
+        return None
+
+    return wait_for(running_chunk, 30, "a chunk half-way through")
+
+
+def test_cancelled_sweep_leaves_no_chunk_running_and_every_worker_free(
+    stack: tuple[LocalStack, Api],
+) -> None:
+    _, api = stack
+    response = api.http.post("/sweeps/start", json={"strategy": LONG_STRATEGY, "chunk_size": 50})
+    op = response.json()
+    _mid_chunk(api, op["id"])
+    cancelled = api.http.post(f"/operations/{op['id']}/cancel").json()
+    assert cancelled["status"] == "cancelled"
+
+    def settled() -> list[dict[str, Any]] | None:
+        chunks = children(api, op["id"])
+        return chunks if all(c["status"] == "cancelled" for c in chunks) else None
+
+    chunks = wait_for(settled, 20, "every chunk cancelled")
+    assert len(chunks) == 6
+    wait_for(
+        lambda: all(w["current_operation_id"] is None for w in api.workers()), 20, "idle workers"
+    )
+    assert len(api.workers()) == 2
+    assert api.op(op["id"])["status"] == "cancelled"
+
+
+BAD_SWEEPS = [
+    ({"strategy": "sma_crossover"}, "no search: section"),
+    ({"objective": "sharp"}, "did you mean 'sharpe'"),
+    ({"method": "random"}, "needs trials"),
+    ({"method": "grid", "trials": 5}, "a grid tries every point"),
+    ({"method": "bayes"}, "grid"),
+    ({"chunk_size": 0}, "chunk_size"),
+    (
+        {"strategy": SWEEP_STRATEGY.replace("sma_fast.period <", "sma_fst.period <")},
+        "did you mean 'sma_fast.period'",
+    ),
+    (
+        {
+            "strategy": SWEEP_STRATEGY.replace(
+                "indicators.sma_fast.params.period:", "indicators.sma_fats.params.period:"
+            )
+        },
+        "sma_fast",
+    ),
+    (
+        {"strategy": SWEEP_STRATEGY.replace("[12, 30, 50]", "[2, 3]")},
+        "no combination",
+    ),
+]
+
+
+@pytest.mark.parametrize(("change", "fix"), BAD_SWEEPS)
+def test_bad_sweeps_are_refused_before_queueing_with_the_fix(
+    stack: tuple[LocalStack, Api], change: dict[str, Any], fix: str
+) -> None:
+    _, api = stack
+    before = api.http.get("/operations", params={"type": "sweep"}).json()["count"]
+    response = api.http.post("/sweeps/start", json={"strategy": SWEEP_STRATEGY, **change})
+    assert response.status_code == 422, response.text
+    assert fix in response.json()["detail"]
+    assert api.http.get("/operations", params={"type": "sweep"}).json()["count"] == before
+
+
+def test_results_route_refuses_unknown_sort_keys_and_non_campaigns(
+    stack: tuple[LocalStack, Api],
+) -> None:
+    _, api = stack
+    op = finish(api, start_sweep(api, chunk_size=8)["id"])
+    response = api.http.get(f"/operations/{op['id']}/sweep-results", params={"sort": "sharp"})
+    assert response.status_code == 422 and "did you mean 'sharpe'" in response.json()["detail"]
+    chunk = children(api, op["id"])[0]
+    response = api.http.get(f"/operations/{chunk['id']}/sweep-results")
+    assert response.status_code == 422 and "not a sweep" in response.json()["detail"]
+    assert api.http.get("/operations/op_nope/sweep-results").status_code == 404
+
+
+# Last in the module: it leaves the shared stack with one worker.
+def test_killed_worker_mid_sweep_still_stores_every_combination_once(
+    stack: tuple[LocalStack, Api],
+) -> None:
+    local, api = stack
+    response = api.http.post("/sweeps/start", json={"strategy": LONG_STRATEGY, "chunk_size": 150})
+    op = response.json()
+    chunk = _mid_chunk(api, op["id"])
+    victim = next(w for w in local.workers if chunk["worker_id"].endswith(w.url.rsplit(":", 1)[1]))
+    victim.kill()
+
+    done = finish(api, op["id"], timeout_s=90)
+    results = all_results(api, op["id"])
+    assert sorted(r["combination"] for r in results) == list(range(300))
+    assert len({r["key"] for r in results}) == 300
+    rerun = next(c for c in children(api, op["id"]) if c["id"] == chunk["id"])
+    assert rerun["attempt"] == 2 and rerun["worker_id"] != chunk["worker_id"]
+    assert done["result"]["evaluated"] == 300
