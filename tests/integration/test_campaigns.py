@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -259,6 +262,37 @@ def test_results_route_refuses_unknown_sort_keys_and_non_campaigns(
     response = api.http.get(f"/operations/{chunk['id']}/sweep-results")
     assert response.status_code == 422 and "not a sweep" in response.json()["detail"]
     assert api.http.get("/operations/op_nope/sweep-results").status_code == 404
+
+
+def test_cli_sweep_run_and_show_write_a_self_contained_report(
+    stack: tuple[LocalStack, Api], tmp_path: Path
+) -> None:
+    local, api = stack
+    strategy_file = tmp_path / "sweep.yaml"
+    strategy_file.write_text(SWEEP_STRATEGY)
+    run = subprocess.run(
+        [sys.executable, "-m", "ktrdr.cli.main", "sweep", "run", str(strategy_file),
+         "--chunk-size", "5", "--top", "3", "--url", local.api_url],
+        capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "10/10 combinations, best sharpe" in run.stdout
+    assert "top 3 of 10 by sharpe" in run.stdout and "sma_fast.period" in run.stdout
+    op_id = run.stdout.split("queued ", 1)[1].split()[0]
+    report = tmp_path / "report.html"
+    show = subprocess.run(
+        [sys.executable, "-m", "ktrdr.cli.main", "sweep", "show", op_id, "--top", "5",
+         "--html", str(report), "--url", local.api_url],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert show.returncode == 0, show.stderr
+    text = report.read_text()
+    assert 'aria-label="heatmap"' in text and text.count("<rect") == 4 * 3
+    assert 'aria-label="sensitivity to sma_fast.period"' in text
+    assert 'aria-label="sensitivity to sma_slow.period"' in text
+    assert "<script" not in text and "http" not in text, "self-contained, offline"
+    best = api.op(op_id)["result"]["best"]
+    assert f"<td>{best['combination']}</td>" in text
 
 
 # Last in the module: it leaves the shared stack with one worker.

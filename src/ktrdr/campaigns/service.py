@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from ktrdr.campaigns.ranking import sorted_by
+from ktrdr.campaigns.ranking import sorted_by, statistics_key
 from ktrdr.campaigns.results import CampaignResult, CampaignResults
 from ktrdr.jobs.campaigns import CampaignSettings, Direction
 from ktrdr.jobs.specs import ParamsError
@@ -17,6 +17,7 @@ CAMPAIGN_TYPES = (OperationType.SWEEP, OperationType.WALKFORWARD)
 class ResultsPage(BaseModel):
     operation_id: str
     sort: str
+    statistic: str = Field(description="the statistics key sorted by")
     order: str
     data: list[CampaignResult]
     count: int = Field(description="results stored so far (matching stage/window)")
@@ -50,10 +51,11 @@ def results_page(
         order = "desc" if maximize else "asc"
     rows = CampaignResults(store).list(operation_id, stage=stage, window=window)
     try:
-        ordered = sorted_by(rows, sort, descending=order == "desc")
+        statistic = statistics_key(sort)
     except ValueError as exc:
         raise ParamsError(str(exc)) from None
+    ordered = sorted_by(rows, sort, descending=order == "desc")
     return ResultsPage(
-        operation_id=operation_id, sort=sort, order=order,
+        operation_id=operation_id, sort=sort, statistic=statistic, order=order,
         data=ordered[offset : offset + limit], count=len(rows), limit=limit, offset=offset,
     )  # fmt: skip

@@ -39,6 +39,7 @@ def sweep_summary(
     return {
         "method": settings.method.value,
         "objective": settings.objective,
+        "objective_statistic": settings.objective_key,
         "direction": settings.direction.value,
         "min_trades": settings.min_trades,
         "combinations": planned,

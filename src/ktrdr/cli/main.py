@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from ktrdr.cli import backtest, data, keys, mcp, ops, servers, train
 from ktrdr.cli.client import API_KEY_ENV, ApiClient, ApiError, ApiUnreachable, use_api_key
 from ktrdr.cli.output import console, err_console, print_json, workers_table
 from ktrdr.cli.state import DEFAULT_URL, ExitCode, JsonOption, UrlOption
@@ -26,6 +25,8 @@ app.add_typer(backtest.app, name="backtest")
 app.add_typer(data.app, name="data")
 app.add_typer(train.app, name="train")
 app.add_typer(keys.app, name="keys")
+app.add_typer(sweep.app, name="sweep")
+app.add_typer(sweep.wf_app, name="walkforward")
 
 
 @app.callback()
