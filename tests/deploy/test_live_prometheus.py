@@ -59,6 +59,22 @@ VARIABLES = {"__range": "5m", "__rate_interval": "15s", "__interval": "1s"}
 SUCCESSFUL_STRATEGIES = ("sma_crossover", "rsi_fuzzy", "macd_adx_long_short")
 DOWNLOAD_BARS = 3000
 DEFAULT_WORKER_KINDS = ("backtesting", "data_download", "diagnostic")
+SWEEP_STRATEGY = """
+name: sma_sweep
+data: {symbol: EURUSD, timeframe: 1h}
+indicators:
+  - {id: fast, type: sma, params: {period: 10}}
+  - {id: slow, type: sma, params: {period: 30}}
+decisions:
+  signals:
+    - crossover: {fast: fast, slow: slow}
+search:
+  parameters:
+    indicators.fast.params.period: {values: [5, 10]}
+    indicators.slow.params.period: {values: [20, 40]}
+"""
+SWEEP_COMBINATIONS = 4
+SWEEP_CHUNKS = 2
 
 # Panels that are not required by workload_panel_queries() (downloads, training, the lost
 # worker) but that this test's workload does fill: they must show data too.
@@ -307,6 +323,21 @@ def run_workload(api: Api, prom: Prometheus, stack: LocalStack) -> Workload:
             'type="backtesting", phase="results"})',
             done,
         )
+
+    # A small sweep: two chunks of two combinations, on both workers.
+    sweep = start("/sweeps/start", {"strategy": SWEEP_STRATEGY, "chunk_size": 2})
+    finish(sweep, "completed")
+    wait_for_value(
+        prom,
+        f'ktrdr_campaign_combinations_evaluated_total{{job="{API_JOB}", type="sweep"}}',
+        SWEEP_COMBINATIONS,
+    )
+    wait_for_value(prom, f'ktrdr_sweeps_completed_total{{job="{API_JOB}"}}', 1)
+    wait_for_value(
+        prom,
+        f'ktrdr_campaign_chunk_duration_seconds_count{{job="{API_JOB}", type="sweep"}}',
+        SWEEP_CHUNKS,
+    )
 
     # Failures: a backtest whose data file is gone, a diagnostic failing on purpose.
     failing_backtest = start("/backtests/start", {"strategy": "sma_crossover", "symbol": "GBPUSD"})

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from ktrdr.cli import backtest, data, keys, mcp, ops, servers, sweep, train
 from ktrdr.cli.client import API_KEY_ENV, ApiClient, ApiError, ApiUnreachable, use_api_key
 from ktrdr.cli.output import console, err_console, print_json, workers_table
 from ktrdr.cli.state import DEFAULT_URL, ExitCode, JsonOption, UrlOption
