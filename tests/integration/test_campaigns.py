@@ -9,9 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from ktrdr.engine.backtest import run_backtest
+from ktrdr.engine.campaigns.diagnostics import (
+    deflated_sharpe_ratio,
+    probability_of_backtest_overfitting,
+)
 from ktrdr.engine.data import DataStore
 from ktrdr.engine.strategy.loader import validate_strategy_text
 from ktrdr.engine.strategy.search import SearchSpace
@@ -39,25 +44,20 @@ search:
 """
 FAST, SLOW = "indicators.sma_fast.params.period", "indicators.sma_slow.params.period"
 
-# A grid big enough that each of its two chunks runs for about a second.
-LONG_STRATEGY = SWEEP_STRATEGY.replace("{range: [4, 16, 4]}", "{range: [2, 151, 1]}").replace(
-    "{values: [12, 30, 50]}", "{values: [160, 200]}"
+# On more bars (LONG_SYMBOL), a grid whose chunks run for a second or more each.
+LONG_SYMBOL, LONG_BARS = "GBPUSD", 20_000
+LONG_STRATEGY = (
+    SWEEP_STRATEGY.replace("{range: [4, 16, 4]}", "{range: [2, 61, 1]}")
+    .replace("{values: [12, 30, 50]}", "{values: [100, 200]}")
+    .replace("symbol: EURUSD", f"symbol: {LONG_SYMBOL}")
 )
 
 
-def download(api: Api) -> None:
-    response = api.http.post(
-        "/data/downloads/start",
-        json={
-            "symbol": SYMBOL,
-            "timeframe": "1h",
-            "provider": "synthetic",
-            "bars": BARS,
-            "seed": 3,
-        },
-    )
+def download(api: Api, symbol: str, bars: int) -> None:
+    body = {"symbol": symbol, "timeframe": "1h", "provider": "synthetic", "bars": bars, "seed": 3}
+    response = api.http.post("/data/downloads/start", json=body)
     assert response.status_code == 202, response.text
-    done = api.wait_status(response.json()["id"], {"completed", "failed"}, 30)
+    done = api.wait_status(response.json()["id"], {"completed", "failed"}, 60)
     assert done["status"] == "completed", done["error"]
 
 
@@ -65,7 +65,8 @@ def download(api: Api) -> None:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack, Api]]:
     factory = StackFactory(tmp_path_factory.mktemp("campaigns"))
     local, api = factory.start(workers=2)
-    download(api)
+    download(api, SYMBOL, BARS)
+    download(api, LONG_SYMBOL, LONG_BARS)
     yield local, api
     factory.stop_all()
 
@@ -138,6 +139,24 @@ def test_grid_sweep_on_two_workers_equals_each_combination_run_as_a_backtest(
     assert summary["best"]["params"] == best["params"]
     assert summary["combinations"] == summary["evaluated"] == 10
     assert done["progress"]["items_done"] == 10 and done["progress"]["percent"] == 100
+    # Overfitting diagnostics from the compact per-combination returns the chunks kept.
+    diagnostics = summary["diagnostics"]
+    assert diagnostics["trials"] == 10
+    blocks = np.array([r["extra"]["block_returns"] for r in results]).T
+    assert blocks.shape == (128, 10)
+    assert diagnostics["probability_of_backtest_overfitting"] == pytest.approx(
+        probability_of_backtest_overfitting(blocks, n_splits=16), abs=1e-12
+    )
+    sharpes = [r["extra"]["sharpe_per_bar"] for r in results]
+    chosen = next(r for r in results if r["key"] == summary["best"]["key"])["extra"]
+    assert diagnostics["deflated_sharpe_ratio"] == pytest.approx(
+        deflated_sharpe_ratio(
+            chosen["sharpe_per_bar"], n_trials=10,
+            trials_sharpe_variance=float(np.var(sharpes, ddof=1)), n_obs=BARS,
+            skew=chosen["skew"], kurtosis=chosen["kurtosis"],
+        ),
+        abs=1e-12,
+    )  # fmt: skip
     top = api.http.get(f"/operations/{op['id']}/sweep-results", params={"limit": 3}).json()
     assert [r["key"] for r in top["data"]] == [r["key"] for r in summary["top"][:3]]
     by_trades = all_results(api, op["id"], sort="num_trades", order="asc")
@@ -205,7 +224,7 @@ def test_cancelled_sweep_leaves_no_chunk_running_and_every_worker_free(
         return chunks if all(c["status"] == "cancelled" for c in chunks) else None
 
     chunks = wait_for(settled, 20, "every chunk cancelled")
-    assert len(chunks) == 6
+    assert len(chunks) == 120 // 50 + 1
     wait_for(
         lambda: all(w["current_operation_id"] is None for w in api.workers()), 20, "idle workers"
     )
@@ -300,7 +319,7 @@ def test_killed_worker_mid_sweep_still_stores_every_combination_once(
     stack: tuple[LocalStack, Api],
 ) -> None:
     local, api = stack
-    response = api.http.post("/sweeps/start", json={"strategy": LONG_STRATEGY, "chunk_size": 150})
+    response = api.http.post("/sweeps/start", json={"strategy": LONG_STRATEGY, "chunk_size": 60})
     op = response.json()
     chunk = _mid_chunk(api, op["id"])
     victim = next(w for w in local.workers if chunk["worker_id"].endswith(w.url.rsplit(":", 1)[1]))
@@ -308,8 +327,8 @@ def test_killed_worker_mid_sweep_still_stores_every_combination_once(
 
     done = finish(api, op["id"], timeout_s=90)
     results = all_results(api, op["id"])
-    assert sorted(r["combination"] for r in results) == list(range(300))
-    assert len({r["key"] for r in results}) == 300
+    assert sorted(r["combination"] for r in results) == list(range(120))
+    assert len({r["key"] for r in results}) == 120
     rerun = next(c for c in children(api, op["id"]) if c["id"] == chunk["id"])
     assert rerun["attempt"] == 2 and rerun["worker_id"] != chunk["worker_id"]
-    assert done["result"]["evaluated"] == 300
+    assert done["result"]["evaluated"] == 120

@@ -8,7 +8,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from ktrdr.campaigns.results import CampaignResult
-from ktrdr.jobs.campaigns import OBJECTIVE_KEYS, CampaignSettings, Direction
+from ktrdr.engine.campaigns.objectives import OBJECTIVES, meets_constraints
+from ktrdr.engine.timeframes import did_you_mean
+from ktrdr.jobs.campaigns import CampaignSettings
 
 # Keys the results route sorts by: the objectives' names and these statistics as named.
 SORTABLE_STATISTICS = (
@@ -19,17 +21,15 @@ SORTABLE_STATISTICS = (
 
 
 def sort_key_names() -> list[str]:
-    return [*OBJECTIVE_KEYS, *SORTABLE_STATISTICS]
+    return [*OBJECTIVES, *SORTABLE_STATISTICS]
 
 
 def statistics_key(sort: str) -> str:
     """The statistics key behind a sort name; ValueError listing the choices."""
-    if sort in OBJECTIVE_KEYS:
-        return OBJECTIVE_KEYS[sort]
+    if sort in OBJECTIVES:
+        return OBJECTIVES[sort].statistic
     if sort in SORTABLE_STATISTICS:
         return sort
-    from ktrdr.engine.timeframes import did_you_mean
-
     names = sort_key_names()
     raise ValueError(
         f"cannot sort by {sort!r}{did_you_mean(sort, names)}; sort by one of {', '.join(names)}"
@@ -44,28 +44,30 @@ def value_of(statistics: dict[str, Any], key: str) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def eligible(result: CampaignResult, settings: CampaignSettings) -> bool:
-    """Passes the result constraints and has a defined objective."""
-    stats = result.statistics
-    if settings.min_trades is not None and int(stats.get("num_trades") or 0) < settings.min_trades:
-        return False
-    return value_of(stats, settings.objective_key) is not None
-
-
 def objective_value(result: CampaignResult, settings: CampaignSettings) -> float | None:
-    """The objective of an eligible result, else None."""
-    return (
-        value_of(result.statistics, settings.objective_key) if eligible(result, settings) else None
-    )
+    """The raw objective of a result that meets the result constraints, else None
+    (undefined objectives too: they never rank)."""
+    if not meets_constraints(result.statistics, settings.constraints):
+        return None
+    rule = settings.objective_rule
+    return None if math.isinf(rule.score(result.statistics)) else rule.value(result.statistics)
+
+
+def objective_score(result: CampaignResult, settings: CampaignSettings) -> float | None:
+    """Higher is better whatever the direction (what TPE maximises); None if it does not
+    qualify."""
+    if objective_value(result, settings) is None:
+        return None
+    return settings.objective_rule.score(result.statistics)
 
 
 def ranked(results: Iterable[CampaignResult], settings: CampaignSettings) -> list[CampaignResult]:
-    """Eligible results, best first (ties: lower combination index first)."""
-    sign = -1.0 if settings.direction == Direction.MAXIMIZE else 1.0
-    scored = [(objective_value(r, settings), r) for r in results]
-    good = [(v, r) for v, r in scored if v is not None]
-    good.sort(key=lambda vr: (sign * vr[0], vr[1].window or 0, vr[1].combination))
-    return [r for _, r in good]
+    """Results that qualify, best first by the engine's objective score (ties: lower
+    combination first)."""
+    rule = settings.objective_rule
+    good = [r for r in results if objective_value(r, settings) is not None]
+    good.sort(key=lambda r: (-rule.score(r.statistics), r.window or 0, r.combination))
+    return good
 
 
 def sorted_by(

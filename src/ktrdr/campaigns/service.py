@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field
 
 from ktrdr.campaigns.ranking import sorted_by, statistics_key
 from ktrdr.campaigns.results import CampaignResult, CampaignResults
-from ktrdr.jobs.campaigns import CampaignSettings, Direction
+from ktrdr.jobs.campaigns import CampaignSettings
 from ktrdr.jobs.specs import ParamsError
 from ktrdr.operations.model import OperationType
 from ktrdr.operations.store import Store
@@ -47,7 +47,8 @@ def results_page(
     )
     sort = sort or settings.objective
     if order is None:
-        maximize = settings.direction == Direction.MAXIMIZE or sort != settings.objective
+        rule = settings.objective_rule
+        maximize = rule.direction == "maximize" or sort != settings.objective
         order = "desc" if maximize else "asc"
     rows = CampaignResults(store).list(operation_id, stage=stage, window=window)
     try:

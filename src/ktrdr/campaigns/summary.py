@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 from typing import Any
+
+import numpy as np
 
 from ktrdr.campaigns.ranking import objective_value, ranked
 from ktrdr.campaigns.results import CampaignResult
@@ -32,6 +36,56 @@ def entry(result: CampaignResult, settings: CampaignSettings) -> dict[str, Any]:
     }
 
 
+def per_bar_sharpe(result: CampaignResult) -> float | None:
+    """Per-bar Sharpe: from the kept returns' moments, else the annualised one de-annualised."""
+    extra = result.extra or {}
+    if extra.get("sharpe_per_bar") is not None:
+        return float(extra["sharpe_per_bar"])
+    annual, bars_per_year = (
+        result.statistics.get("sharpe_ratio"),
+        result.statistics.get("bars_per_year"),
+    )
+    if annual is None or not bars_per_year:
+        return None
+    return float(annual) / math.sqrt(float(bars_per_year))
+
+
+def diagnostics(
+    results: list[CampaignResult], best: CampaignResult | None
+) -> dict[str, float | int | None]:
+    """Deflated Sharpe Ratio of the best result given every trial, and PBO by CSCV when
+    the chunks kept compact return series (formulas: docs/campaigns.md)."""
+    from ktrdr.engine.campaigns import diagnostics as d
+
+    out: dict[str, float | int | None] = {"trials": len(results)}
+    sharpes = [v for r in results if (v := per_bar_sharpe(r)) is not None]
+    chosen = per_bar_sharpe(best) if best is not None else None
+    if best is not None and chosen is not None and len(sharpes) >= 2:
+        extra = best.extra or {}
+        n_obs = int(extra.get("n_obs") or best.statistics.get("bars") or 0)
+        with contextlib.suppress(ValueError):  # degenerate moments: no DSR
+            out["deflated_sharpe_ratio"] = _finite(
+                d.deflated_sharpe_ratio(
+                    chosen, n_trials=len(results),
+                    trials_sharpe_variance=float(np.var(sharpes, ddof=1)), n_obs=n_obs,
+                    skew=float(extra.get("skew") or 0.0),
+                    kurtosis=float(extra.get("kurtosis") or 3.0),
+                )
+            )  # fmt: skip
+    blocks = [(r.extra or {}).get("block_returns") or [] for r in results]
+    if len(results) >= 2 and all(blocks):
+        matrix = np.array([[np.nan if v is None else v for v in b] for b in blocks]).T
+        with contextlib.suppress(ValueError):  # too few blocks for 16 splits: no PBO
+            out["probability_of_backtest_overfitting"] = _finite(
+                d.probability_of_backtest_overfitting(np.nan_to_num(matrix), n_splits=16)
+            )
+    return out
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
 def sweep_summary(
     results: list[CampaignResult], settings: CampaignSettings, *, planned: int
 ) -> dict[str, Any]:
@@ -40,11 +94,12 @@ def sweep_summary(
         "method": settings.method.value,
         "objective": settings.objective,
         "objective_statistic": settings.objective_key,
-        "direction": settings.direction.value,
-        "min_trades": settings.min_trades,
+        "direction": settings.objective_rule.direction,
+        "result_constraints": settings.constraints,
         "combinations": planned,
         "evaluated": len(results),
         "eligible": len(order),
         "best": entry(order[0], settings) if order else None,
         "top": [entry(r, settings) for r in order[:TOP_IN_SUMMARY]],
+        "diagnostics": diagnostics(results, order[0] if order else None),
     }

@@ -47,7 +47,9 @@ def _grid_or_random(
     if key not in driver.cache:
         driver.cache[key] = list(enumerate(plan.combinations(params)))
     indexed: list[tuple[int, dict[str, Any]]] = driver.cache[key]
-    return combination_requests(params, indexed, params.chunk_size)
+    return combination_requests(
+        params, indexed, params.chunk_size, keep_returns=params.keep_returns
+    )
 
 
 def _tpe(
@@ -72,7 +74,9 @@ def _tpe(
         history = [r for r in results if r.combination < start]
         trials = tpe.ask_round(params, search_space(params), history, current)
         driver.cache[key] = list(zip(tpe.round_indices(params, current), trials, strict=True))
-    return combination_requests(params, driver.cache[key], params.chunk_size)
+    return combination_requests(
+        params, driver.cache[key], params.chunk_size, keep_returns=params.keep_returns
+    )
 
 
 def drive_sweep(

@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ktrdr.campaigns.ranking import objective_value
+from ktrdr.campaigns.ranking import objective_score
 from ktrdr.campaigns.results import CampaignResult
 from ktrdr.engine.strategy.search import SearchSpace
-from ktrdr.jobs.campaigns import Direction, SweepParams
+from ktrdr.jobs.campaigns import SweepParams
 
 # Asks per trial before falling back to a seeded feasible draw (constraints may reject).
 _MAX_ASKS = 50
@@ -44,15 +44,11 @@ def ask_round(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     distributions = {p.path: p.optuna_distribution() for p in space.parameters}
-    direction = (
-        optuna.study.StudyDirection.MAXIMIZE
-        if params.direction == Direction.MAXIMIZE
-        else optuna.study.StudyDirection.MINIMIZE
-    )
     sampler = optuna.samplers.TPESampler(seed=params.seed * 100_003 + round_no)
-    study = optuna.create_study(direction=direction, sampler=sampler)
+    # Scores are "higher is better" for either direction of the objective.
+    study = optuna.create_study(direction=optuna.study.StudyDirection.MAXIMIZE, sampler=sampler)
     for result in sorted(history, key=lambda r: r.combination):
-        value = objective_value(result, params)
+        value = objective_score(result, params)
         study.add_trial(
             optuna.trial.create_trial(
                 params=result.params,

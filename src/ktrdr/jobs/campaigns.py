@@ -7,14 +7,20 @@ a constraint no combination satisfies is one too.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ktrdr.engine.campaigns.objectives import (
+    OBJECTIVES,
+    Objective,
+    get_objective,
+    parse_result_constraints,
+)
 from ktrdr.engine.errors import StrategyError
 from ktrdr.engine.strategy.search import SearchSpace
-from ktrdr.engine.timeframes import did_you_mean
 from ktrdr.jobs.backtest import BacktestParams
 from ktrdr.jobs.strategy_run import resolve_strategy
 
@@ -23,15 +29,9 @@ from ktrdr.jobs.strategy_run import resolve_strategy
 MAX_COMBINATIONS = 100_000
 MAX_CHUNK_COMBINATIONS = 1_000
 
-# Objective name -> the statistics key it ranks by. Mirrors the engine's OBJECTIVES
-# registry (ktrdr.engine.campaigns), whose evaluators the backend must not import.
-OBJECTIVE_KEYS: dict[str, str] = {
-    "sharpe": "sharpe_ratio",
-    "sortino": "sortino_ratio",
-    "calmar": "calmar_ratio",
-    "total_return": "total_return_pct",
-    "profit_factor": "profit_factor",
-}
+# Per-combination return series are reduced on the worker to this many compounded blocks
+# (rows of the PBO matrix: enough for 16 CSCV splits) plus their moments (for the DSR).
+RETURN_BLOCKS = 128
 
 
 class SearchMethod(StrEnum):
@@ -53,10 +53,18 @@ class CampaignSettings(BaseModel):
         None, ge=1, le=MAX_COMBINATIONS, description="combinations to try (random, tpe)"
     )
     seed: int = Field(0, ge=0, le=2**31 - 1, description="random and TPE are seeded")
-    objective: str = Field("sharpe", description=", ".join(OBJECTIVE_KEYS))
-    direction: Direction = Direction.MAXIMIZE
+    objective: str = Field("sharpe", description=", ".join(OBJECTIVES))
+    direction: Direction | None = Field(None, description="default: the objective's own")
     min_trades: int | None = Field(
         None, ge=0, le=10_000_000, description="results with fewer trades never rank best"
+    )
+    result_constraints: dict[str, float] = Field(
+        default_factory=dict,
+        description="bounds a result must meet to rank, e.g. {max_drawdown_pct: -20}",
+    )
+    keep_returns: bool = Field(
+        True,
+        description="keep each combination's returns compactly: PBO and exact DSR moments",
     )
     chunk_size: int = Field(
         25, ge=1, le=MAX_CHUNK_COMBINATIONS, description="combinations per child operation"
@@ -66,17 +74,26 @@ class CampaignSettings(BaseModel):
     )
 
     @property
+    def objective_rule(self) -> Objective:
+        """The engine's objective (one rule for what "best" means), in this direction."""
+        return get_objective(self.objective, self.direction.value if self.direction else None)
+
+    @property
     def objective_key(self) -> str:
-        return OBJECTIVE_KEYS[self.objective]
+        return self.objective_rule.statistic
+
+    @property
+    def constraints(self) -> dict[str, float]:
+        """Result constraints, min_trades included."""
+        merged = dict(self.result_constraints)
+        if self.min_trades is not None:
+            merged["min_trades"] = float(self.min_trades)
+        return merged
 
 
 def _check_settings(settings: CampaignSettings) -> None:
-    if settings.objective not in OBJECTIVE_KEYS:
-        raise ValueError(
-            f"unknown objective {settings.objective!r}"
-            f"{did_you_mean(settings.objective, tuple(OBJECTIVE_KEYS))}; "
-            f"choose one of {', '.join(OBJECTIVE_KEYS)}"
-        )
+    settings.objective_rule  # noqa: B018 - raises ValueError with a did-you-mean
+    parse_result_constraints(settings.result_constraints)
     if settings.method == SearchMethod.GRID and settings.trials is not None:
         raise ValueError("trials is for random and tpe searches; a grid tries every point")
     if settings.method != SearchMethod.GRID and settings.trials is None:
@@ -142,6 +159,10 @@ class ChunkCombination(BaseModel):
     key: str = Field(min_length=1, max_length=64)
     index: int = Field(ge=0)
     params: dict[str, Any]
+    # Out-of-sample runs of a walk-forward: each window's own test bars.
+    window: int | None = Field(None, ge=0)
+    start: datetime | None = None
+    end: datetime | None = None
 
 
 class SweepChunkParams(BacktestParams):
@@ -152,10 +173,8 @@ class SweepChunkParams(BacktestParams):
     )
     stage: str = Field("sweep", pattern="^(sweep|in_sample|out_of_sample|windows)$")
     window: int | None = Field(None, ge=0)
-    # Per-combination returns aggregated into this many blocks (PBO); 0 keeps none.
-    return_blocks: int = Field(0, ge=0, le=4096)
-    # Keep each combination's equity curve (walk-forward out-of-sample runs).
-    keep_equity: bool = False
+    # Reduce each combination's returns to moments and blocks (DSR, PBO).
+    keep_returns: bool = False
     # Walk-forward planning child: compute the windows over the stored bars.
     windows: dict[str, Any] | None = None
 
