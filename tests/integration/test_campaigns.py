@@ -314,6 +314,68 @@ def test_cli_sweep_run_and_show_write_a_self_contained_report(
     assert f"<td>{best['combination']}</td>" in text
 
 
+def test_walkforward_stitched_out_of_sample_equals_the_chosen_params_run_window_by_window(
+    stack: tuple[LocalStack, Api], tmp_path: Path
+) -> None:
+    local, api = stack
+    body = {"strategy": SWEEP_STRATEGY, "train_bars": 1000, "test_bars": 500, "chunk_size": 10}
+    response = api.http.post("/walkforwards/start", json=body)
+    assert response.status_code == 202, response.text
+    done = finish(api, response.json()["id"], timeout_s=90)
+    result = done["result"]
+    windows = result["windows"]
+    assert len(windows) == 4  # train 1000 + test 500, stepping 500 over 3000 bars
+    strategy = validate_strategy_text(SWEEP_STRATEGY)
+    space = SearchSpace.from_strategy(strategy)
+    bars = DataStore(local.data_home / "data").load(SYMBOL, "1h")
+    stitched, equity = [], 100_000.0
+    for w in windows:
+        assert w["train_end"] < w["test_start"], "test bars come after all training bars"
+        in_sample = api.http.get(
+            f"/operations/{done['id']}/sweep-results",
+            params={"stage": "in_sample", "window": w["window"], "limit": 1},
+        ).json()
+        assert in_sample["count"] == 10 and in_sample["data"][0]["params"] == w["params"]
+        run = run_backtest(
+            space.apply(strategy, w["params"]), bars, start=w["test_start"], end=w["test_end"]
+        )
+        assert_same_statistics(w["out_of_sample"], run.statistics.to_dict())
+        curve = run.equity_curve * (equity / 100_000.0)
+        stitched += [[t.isoformat(), v] for t, v in curve.items()]
+        equity = float(curve.iloc[-1])
+    assert [p[0] for p in result["stitched_equity"]] == [p[0] for p in stitched]
+    got = np.array([p[1] for p in result["stitched_equity"]])
+    assert got == pytest.approx(np.array([p[1] for p in stitched]), rel=1e-12)
+    assert result["stitched"]["total_return_pct"] == pytest.approx((equity / 1e5 - 1) * 100)
+    is_mean = np.mean([w["in_sample_objective"] for w in windows])
+    oos_mean = np.mean([w["out_of_sample_objective"] for w in windows])
+    assert result["walkforward_efficiency"] == pytest.approx(oos_mean / is_mean, rel=1e-12)
+    assert len(children(api, done["id"])) == 1 + 4 + 1  # windows, 4 in-sample, 1 OOS
+
+    report = tmp_path / "wf.html"
+    show = subprocess.run(
+        [sys.executable, "-m", "ktrdr.cli.main", "walkforward", "show", done["id"],
+         "--html", str(report), "--url", local.api_url],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert show.returncode == 0, show.stderr
+    assert "walk-forward efficiency" in show.stdout
+    assert report.read_text().count("window from ") == 4
+
+
+def test_bad_walkforwards_are_refused_before_queueing(stack: tuple[LocalStack, Api]) -> None:
+    _, api = stack
+    for change, fix in (
+        ({"method": "tpe", "trials": 5}, "grid or random"),
+        ({"test_bars": 1}, "test_bars"),
+        ({"objective": "sharpee"}, "did you mean 'sharpe'"),
+    ):
+        body = {"strategy": SWEEP_STRATEGY, "train_bars": 1000, "test_bars": 500, **change}
+        response = api.http.post("/walkforwards/start", json=body)
+        assert response.status_code == 422, response.text
+        assert fix in response.json()["detail"]
+
+
 # Last in the module: it leaves the shared stack with one worker.
 def test_killed_worker_mid_sweep_still_stores_every_combination_once(
     stack: tuple[LocalStack, Api],

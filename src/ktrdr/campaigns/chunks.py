@@ -59,7 +59,7 @@ def campaign_progress(done: int, total: int, text: str) -> Progress:
     message = f"{done}/{total} combinations" + (f", {text}" if text else "")
     return Progress(
         percent=percent if done >= total else min(percent, 99.9),
-        phase="results" if done >= total else "evaluating",
+        phase="planning" if not total else "results" if done >= total else "evaluating",
         message=message[:2000], items_done=done, items_total=total,
     )  # fmt: skip
 

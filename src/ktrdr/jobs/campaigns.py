@@ -152,6 +152,15 @@ class WalkforwardParams(SweepParams):
     )
     anchored: bool = Field(False, description="in-sample windows all start at the first bar")
 
+    @model_validator(mode="after")
+    def _check_walkforward(self) -> WalkforwardParams:
+        if self.method == SearchMethod.TPE:
+            raise ValueError(
+                "walk-forward in-sample searches are grid or random (the same combinations "
+                "in every window); use method grid or random"
+            )
+        return self
+
 
 class ChunkCombination(BaseModel):
     model_config = ConfigDict(extra="forbid")
