@@ -147,13 +147,17 @@ def test_grid_sweep_on_two_workers_equals_each_combination_run_as_a_backtest(
     assert diagnostics["probability_of_backtest_overfitting"] == pytest.approx(
         probability_of_backtest_overfitting(blocks, n_splits=16), abs=1e-12
     )
-    sharpes = [r["extra"]["sharpe_per_bar"] for r in results]
-    chosen = next(r for r in results if r["key"] == summary["best"]["key"])["extra"]
+    per_period = [
+        r["statistics"]["sharpe_ratio"] / math.sqrt(r["statistics"]["bars_per_year"])
+        for r in results
+    ]
+    best_row = next(r for r in results if r["key"] == summary["best"]["key"])
+    chosen = best_row["statistics"]
     assert diagnostics["deflated_sharpe_ratio"] == pytest.approx(
         deflated_sharpe_ratio(
-            chosen["sharpe_per_bar"], n_trials=10,
-            trials_sharpe_variance=float(np.var(sharpes, ddof=1)), n_obs=BARS,
-            skew=chosen["skew"], kurtosis=chosen["kurtosis"],
+            chosen["sharpe_ratio"] / math.sqrt(chosen["bars_per_year"]), 10,
+            float(np.var(per_period, ddof=1)), BARS,
+            best_row["extra"]["skew"], best_row["extra"]["kurtosis"],
         ),
         abs=1e-12,
     )  # fmt: skip

@@ -36,42 +36,36 @@ def entry(result: CampaignResult, settings: CampaignSettings) -> dict[str, Any]:
     }
 
 
-def per_bar_sharpe(result: CampaignResult) -> float | None:
-    """Per-bar Sharpe: from the kept returns' moments, else the annualised one de-annualised."""
-    extra = result.extra or {}
-    if extra.get("sharpe_per_bar") is not None:
-        return float(extra["sharpe_per_bar"])
-    annual, bars_per_year = (
-        result.statistics.get("sharpe_ratio"),
-        result.statistics.get("bars_per_year"),
-    )
-    if annual is None or not bars_per_year:
-        return None
-    return float(annual) / math.sqrt(float(bars_per_year))
-
-
 def diagnostics(
     results: list[CampaignResult], best: CampaignResult | None
 ) -> dict[str, float | int | None]:
-    """Deflated Sharpe Ratio of the best result given every trial, and PBO by CSCV when
-    the chunks kept compact return series (formulas: docs/campaigns.md)."""
+    """Deflated Sharpe Ratio of the best result among every trial, and PBO by CSCV over the
+    compact return series the chunks kept (formulas: docs/campaigns.md).
+
+    The DSR follows the engine's ``sweep_deflated_sharpe`` (per-period Sharpes from the
+    statistics, N = trials with a defined Sharpe, their variance with ddof 1, T = bars);
+    the best's skew and kurtosis come from the moments its chunk kept (normal without)."""
     from ktrdr.engine.campaigns import diagnostics as d
 
     out: dict[str, float | int | None] = {"trials": len(results)}
-    sharpes = [v for r in results if (v := per_bar_sharpe(r)) is not None]
-    chosen = per_bar_sharpe(best) if best is not None else None
-    if best is not None and chosen is not None and len(sharpes) >= 2:
+    stats = [r.statistics for r in results]
+    if best is not None:
         extra = best.extra or {}
-        n_obs = int(extra.get("n_obs") or best.statistics.get("bars") or 0)
-        with contextlib.suppress(ValueError):  # degenerate moments: no DSR
-            out["deflated_sharpe_ratio"] = _finite(
-                d.deflated_sharpe_ratio(
-                    chosen, n_trials=len(results),
-                    trials_sharpe_variance=float(np.var(sharpes, ddof=1)), n_obs=n_obs,
-                    skew=float(extra.get("skew") or 0.0),
-                    kurtosis=float(extra.get("kurtosis") or 3.0),
-                )
-            )  # fmt: skip
+        per_period = [
+            float(st["sharpe_ratio"]) / math.sqrt(float(st["bars_per_year"]))
+            for st in stats
+            if st.get("sharpe_ratio") is not None
+        ]
+        chosen = best.statistics
+        if chosen.get("sharpe_ratio") is not None and len(per_period) >= 2:
+            with contextlib.suppress(ValueError):  # degenerate moments: no DSR
+                out["deflated_sharpe_ratio"] = _finite(
+                    d.deflated_sharpe_ratio(
+                        float(chosen["sharpe_ratio"]) / math.sqrt(float(chosen["bars_per_year"])),
+                        len(per_period), float(np.var(per_period, ddof=1)), int(chosen["bars"]),
+                        float(extra.get("skew") or 0.0), float(extra.get("kurtosis") or 3.0),
+                    )
+                )  # fmt: skip
     blocks = [(r.extra or {}).get("block_returns") or [] for r in results]
     if len(results) >= 2 and all(blocks):
         matrix = np.array([[np.nan if v is None else v for v in b] for b in blocks]).T
