@@ -326,7 +326,11 @@ def run_workload(api: Api, prom: Prometheus, stack: LocalStack) -> Workload:
 
     # A small sweep: two chunks of two combinations, on both workers.
     sweep = start("/sweeps/start", {"strategy": SWEEP_STRATEGY, "chunk_size": 2})
-    finish(sweep, "completed")
+    # The sweep itself is driven by the backend (never dispatched); its chunks are.
+    assert api.wait_status(sweep, {"completed", "failed", "cancelled"}, 60)["status"] == "completed"
+    chunks = api.http.get("/operations", params={"parent_id": sweep}).json()["data"]
+    assert len(chunks) == SWEEP_CHUNKS
+    assert {c["status"] for c in chunks} == {"completed"}
     wait_for_value(
         prom,
         f'ktrdr_campaign_combinations_evaluated_total{{job="{API_JOB}", type="sweep"}}',
@@ -427,6 +431,8 @@ FINISHED_BY_THE_WORKLOAD = {
     ("diagnostic", "cancelled"): 4,
     ("data_download", "completed"): 2,
     ("training", "completed"): 1,
+    ("sweep", "completed"): 1,
+    ("sweep_chunk", "completed"): SWEEP_CHUNKS,
 }
 
 
@@ -572,7 +578,9 @@ def test_dashboards_and_rules_against_live_prometheus(
     assert {k: exactly(v) for k, v in finished.items()} == FINISHED_BY_THE_WORKLOAD
     assert stat("Backtests completed (window)") == n
     success = prom.scalar(substitute(_panel("Success rate (window)").expr, exact_vars), at=end)
-    assert success == pytest.approx(n / (n + 1), rel=1e-9)
+    completed = sum(v for (_, s), v in FINISHED_BY_THE_WORKLOAD.items() if s == "completed")
+    failed = sum(v for (_, s), v in FINISHED_BY_THE_WORKLOAD.items() if s == "failed")
+    assert success == pytest.approx(completed / (completed + failed), rel=1e-9)
     per_worker = panel_values(
         prom, "Operations per worker (window)", end, exact_vars, "worker_id", "type"
     )

@@ -24,6 +24,7 @@ from ktrdr.constants import API_PREFIX
 from ktrdr.db.engine import make_engine, upgrade_schema
 from ktrdr.dispatch.dispatcher import Dispatcher
 from ktrdr.engine.strategy import builtin_strategy_names
+from ktrdr.jobs.specs import get_spec
 from ktrdr.operations.model import OperationType
 from ktrdr.operations.service import OperationService
 from ktrdr.operations.store import Store
@@ -38,7 +39,8 @@ def create_app(settings: ApiSettings, *, registry: CollectorRegistry = REGISTRY)
     metrics = PlatformMetrics(
         registry=registry,
         operation_types=[t.value for t in OperationType],
-        worker_kinds=[t.value for t in OperationType],
+        # Kinds a worker can offer: not campaign parents or chunk types (they ride on one).
+        worker_kinds=[t.value for t in OperationType if get_spec(t).worker_kind == t],
         strategies=builtin_strategy_names(),
     )
 
