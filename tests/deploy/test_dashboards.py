@@ -87,6 +87,10 @@ CONTRACT_METRICS = {
     "ktrdr_backtest_bars_simulated_total",
     "ktrdr_data_rows_downloaded_total",
     "ktrdr_training_epochs_total",
+    "ktrdr_campaign_combinations_evaluated_total",
+    "ktrdr_campaign_chunk_duration_seconds",
+    "ktrdr_sweeps_completed_total",
+    "ktrdr_walkforwards_completed_total",
 }
 
 

@@ -13,7 +13,8 @@ from ktrdr.worker.runners import RUNNERS
 
 def test_with_pytorch_a_worker_offers_every_kind_with_a_runner() -> None:
     assert importlib.util.find_spec("torch") is not None, "the test environment has the ml extra"
-    assert resolve_kinds([]) == list(RUNNERS)
+    # Chunk types ride on a kind (a sweep chunk on backtesting): they are not offered.
+    assert resolve_kinds([]) == [k for k in RUNNERS if k != OperationType.SWEEP_CHUNK]
     assert OperationType.TRAINING in resolve_kinds([])
 
 
@@ -34,9 +35,14 @@ def test_without_pytorch_training_is_not_offered_and_asking_for_it_says_what_to_
     assert "pip install 'ktrdr[ml]'" in str(exc.value)
 
 
-def test_every_operation_type_has_a_job_spec_and_a_runner() -> None:
-    from ktrdr.jobs.specs import get_spec
+def test_every_operation_type_has_a_job_spec_and_a_runner_or_is_driven_by_the_backend() -> None:
+    from ktrdr.jobs.specs import get_spec, types_run_by
 
     for op_type in OperationType:
-        assert get_spec(op_type).op_type == op_type
-        assert op_type in RUNNERS, op_type
+        spec = get_spec(op_type)
+        assert spec.op_type == op_type
+        assert (op_type in RUNNERS) != spec.backend_driven, op_type
+    assert get_spec(OperationType.SWEEP_CHUNK).worker_kind == OperationType.BACKTESTING
+    assert types_run_by([OperationType.BACKTESTING]) == [
+        OperationType.BACKTESTING, OperationType.SWEEP_CHUNK,
+    ]  # fmt: skip

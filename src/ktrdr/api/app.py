@@ -17,15 +17,17 @@ from ktrdr.api.auth import Keyring
 from ktrdr.api.docs import install_offline_docs
 from ktrdr.api.errors import install_error_handlers
 from ktrdr.api.limits import RequestLimits
-from ktrdr.api.routers import data, health, operations, starts, workers
+from ktrdr.api.routers import campaigns, data, health, operations, starts, workers
 from ktrdr.api.state_reader import StoreStateReader
 from ktrdr.artifacts import artifact_store
+from ktrdr.campaigns.driver import CampaignDriver
 from ktrdr.config import ApiSettings
 from ktrdr.console import mount_console
 from ktrdr.constants import API_PREFIX
 from ktrdr.db.engine import make_engine, upgrade_schema
 from ktrdr.dispatch.dispatcher import Dispatcher
 from ktrdr.engine.strategy import builtin_strategy_names
+from ktrdr.jobs.specs import get_spec
 from ktrdr.operations.model import OperationType
 from ktrdr.operations.service import OperationService
 from ktrdr.operations.store import Store
@@ -40,7 +42,8 @@ def create_app(settings: ApiSettings, *, registry: CollectorRegistry = REGISTRY)
     metrics = PlatformMetrics(
         registry=registry,
         operation_types=[t.value for t in OperationType],
-        worker_kinds=[t.value for t in OperationType],
+        # Kinds a worker can offer: not campaign parents or chunk types (they ride on one).
+        worker_kinds=[t.value for t in OperationType if get_spec(t).worker_kind == t],
         strategies=builtin_strategy_names(),
     )
 
@@ -72,13 +75,25 @@ def create_app(settings: ApiSettings, *, registry: CollectorRegistry = REGISTRY)
                 auth_headers=auth,
                 poll_s=settings.dispatch_poll_s,
             )
-            operations_service.on_queue_change = dispatcher.wake
+            driver = CampaignDriver(
+                operations_service,
+                poll_s=settings.dispatch_poll_s,
+                events=metrics,
+                send_cancel=dispatcher.send_cancel_to,
+            )
+
+            def on_queue_change() -> None:
+                dispatcher.wake()
+                driver.wake()
+
+            operations_service.on_queue_change = on_queue_change
             metrics.set_state_reader(StoreStateReader(store))
             app.state.operations = operations_service
             app.state.workers = workers_service
             app.state.dispatcher = dispatcher
             app.state.artifacts = artifacts
             task = asyncio.create_task(dispatcher.run(), name="dispatcher")
+            driver_task = asyncio.create_task(driver.run(), name="campaign-driver")
             if not settings.api_token:
                 log.warning(
                     "KTRDR_API_TOKEN is not set: any process can register as a worker "
@@ -96,9 +111,10 @@ def create_app(settings: ApiSettings, *, registry: CollectorRegistry = REGISTRY)
             try:
                 yield
             finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                for running in (task, driver_task):
+                    running.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await running
                 await dispatcher.close()
                 metrics.set_state_reader(None)
                 engine.dispose()
@@ -122,7 +138,9 @@ def create_app(settings: ApiSettings, *, registry: CollectorRegistry = REGISTRY)
         max_body_bytes=settings.max_body_bytes,
         body_timeout_s=settings.body_timeout_s,
     )
-    for router in (health.router, workers.router, operations.router, starts.router, data.router):
+    routers = (health.router, workers.router, operations.router, starts.router, data.router,
+               campaigns.router)  # fmt: skip
+    for router in routers:
         app.include_router(router, prefix=API_PREFIX)
     mount_console(app)  # the web console at / (pages, live fragments, assets)
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from ktrdr.cli import backtest, data, keys, mcp, ops, servers, strategy, train
+from ktrdr.cli import backtest, data, keys, mcp, ops, servers, strategy, sweep, train
 from ktrdr.cli.client import API_KEY_ENV, ApiClient, ApiError, ApiUnreachable, use_api_key
 from ktrdr.cli.output import console, print_error, print_json, workers_table
 from ktrdr.cli.state import DEFAULT_URL, ExitCode, JsonOption, UrlOption
@@ -67,6 +67,8 @@ app.add_typer(data.app, name="data")
 app.add_typer(train.app, name="train")
 app.add_typer(keys.app, name="keys")
 app.add_typer(strategy.app, name="strategy")
+app.add_typer(sweep.app, name="sweep")
+app.add_typer(sweep.wf_app, name="walkforward")
 
 
 app.command()(servers.api)

@@ -336,5 +336,69 @@ def build(jaeger_url: str = JAEGER_UI_URL) -> Dashboard:
                 width=12,
                 decimals=0,
             ),
+            *campaign_panels(),
+        ),
+    )
+
+
+def campaign_panels() -> tuple[Row | Panel, ...]:
+    """Sweeps and walk-forwards (counted by the backend's campaign driver)."""
+    api = f'job="{API_JOB}"'
+    return (
+        Row("Campaigns (sweeps, walk-forwards)"),
+        Panel(
+            "Campaign combinations evaluated per second",
+            PanelType.TIMESERIES,
+            (
+                Target(
+                    "sum by (type) (rate(ktrdr_campaign_combinations_evaluated_total"
+                    f"{{{api}}}[$__rate_interval]))",
+                    "{{type}}",
+                ),
+            ),
+            description="Parameter sets evaluated by chunks and stored in the results table.",
+            unit="short",
+            width=8,
+            expectation=FILLED,
+        ),
+        Panel(
+            "Campaign chunk duration P50 / P95",
+            PanelType.TIMESERIES,
+            (
+                Target(
+                    "histogram_quantile(0.5, sum by (type, le) (rate("
+                    f"ktrdr_campaign_chunk_duration_seconds_bucket{{{api}}}[$__rate_interval])))",
+                    "P50 {{type}}",
+                ),
+                Target(
+                    "histogram_quantile(0.95, sum by (type, le) (rate("
+                    f"ktrdr_campaign_chunk_duration_seconds_bucket{{{api}}}[$__rate_interval])))",
+                    "P95 {{type}}",
+                ),
+            ),
+            description="Run time of one chunk operation on its worker (a slice of a sweep).",
+            unit="s",
+            width=8,
+            expectation=FILLED,
+        ),
+        Panel(
+            "Sweeps and walk-forwards completed (window)",
+            PanelType.STAT,
+            (
+                Target(
+                    f"sum(increase(ktrdr_sweeps_completed_total{{{api}}}[$__range]))",
+                    "sweeps",
+                    instant=True,
+                ),
+                Target(
+                    f"sum(increase(ktrdr_walkforwards_completed_total{{{api}}}[$__range]))",
+                    "walk-forwards",
+                    instant=True,
+                ),
+            ),
+            width=8,
+            height=5,
+            decimals=0,
+            expectation=FILLED,
         ),
     )

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Float, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -89,6 +99,8 @@ class OperationRow(Base):
     status_reason: Mapped[str | None] = mapped_column(Text)
     trace_id: Mapped[str | None] = mapped_column(String(32))
     traceparent: Mapped[str | None] = mapped_column(String(64))
+    # The campaign (sweep / walk-forward) a chunk belongs to; None for top-level work.
+    parent_id: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class WorkerRow(Base):
@@ -130,3 +142,26 @@ class OperationEventRow(Base):
     # phase name for `phase`, the new status for `status`
     name: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+class CampaignResultRow(Base):
+    """One evaluated parameter set of a campaign. (parent_id, key) is unique, so a chunk
+    that runs twice (its worker was killed) can never store a combination twice."""
+
+    __tablename__ = "campaign_results"
+    __table_args__ = (UniqueConstraint("parent_id", "key", name="uq_campaign_results_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # Reads by campaign use the unique constraint's index (parent_id first).
+    parent_id: Mapped[str] = mapped_column(String(64))
+    # "17" for combination 17 of a sweep; "w2/17", "w2/oos" inside walk-forward window 2.
+    key: Mapped[str] = mapped_column(String(64))
+    combination: Mapped[int] = mapped_column(Integer)
+    window: Mapped[int | None] = mapped_column(Integer)
+    stage: Mapped[str] = mapped_column(String(16))
+    chunk_id: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    statistics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Extra per-combination data a chunk returned (compact returns for PBO, OOS equity).
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -36,6 +36,12 @@ tracer = trace.get_tracer("ktrdr.dispatch")
 _propagator = TraceContextTextMapPropagator()
 
 
+def worker_kind(op: OperationPublic) -> str | None:
+    """The kind a worker must offer (a sweep chunk: backtesting); None: never dispatched."""
+    kind = get_spec(op.type).worker_kind
+    return None if kind is None else kind.value
+
+
 def order_candidates(workers: Sequence[WorkerPublic], kind: str) -> list[WorkerPublic]:
     """Capable idle workers, least recently used first."""
     never = datetime.min.replace(tzinfo=UTC)
@@ -96,12 +102,15 @@ class Dispatcher:
         # skip its other operations instead of asking the registry again for each.
         exhausted: dict[str, list[WorkerPublic]] = {}
         for op in pending:
-            if op.type.value in exhausted:
-                self._note_wait(op, exhausted[op.type.value])
+            kind = worker_kind(op)
+            if kind is None:
+                continue  # a campaign parent: driven by the backend itself, never dispatched
+            if kind in exhausted:
+                self._note_wait(op, exhausted[kind])
                 continue
             claimed, online = await asyncio.to_thread(self._select_and_claim, op)
             if claimed is None:
-                exhausted[op.type.value] = online
+                exhausted[kind] = online
                 continue
             operation, worker, parent = claimed
             task = asyncio.create_task(self._send(operation, worker, parent))
@@ -117,7 +126,7 @@ class Dispatcher:
         self, op: OperationPublic
     ) -> tuple[tuple[OperationPublic, WorkerPublic, trace.Span] | None, list[WorkerPublic]]:
         online = self.workers.store.list_workers()
-        if not order_candidates(online, op.type.value):
+        if not order_candidates(online, worker_kind(op) or ""):
             # Nothing to try: no span pair for this round (a long queue would flood the
             # operation's trace with two spans per round); the wait span counts it.
             self._note_wait(op, online)
@@ -139,7 +148,7 @@ class Dispatcher:
         Each round without a worker adds to its round count; an event marks each change
         of the reason (no capable worker at all / all busy), not each round.
         """
-        capable = [w for w in online if op.type.value in w.kinds]
+        capable = [w for w in online if worker_kind(op) in w.kinds]
         outcome = "no_workers_available" if capable else "no_capable_workers"
         waiting = self._waiting.get(op.id)
         if waiting is None:
@@ -165,7 +174,7 @@ class Dispatcher:
         self, op: OperationPublic, online: Sequence[WorkerPublic]
     ) -> tuple[OperationPublic, WorkerPublic] | None:
         with tracer.start_as_current_span("workers.select") as span:
-            kind = op.type.value
+            kind = worker_kind(op) or ""
             capable = [w for w in online if kind in w.kinds]
             candidates = order_candidates(online, kind)
             span.set_attribute("worker.kind", kind)
@@ -253,6 +262,12 @@ class Dispatcher:
             )
         except httpx.HTTPError as exc:
             log.info("cancel of %s on %s not delivered now: %s", operation_id, worker.id, exc)
+
+    async def send_cancel_to(self, worker_id: str, operation_id: str) -> None:
+        """Tell the worker by id (the campaign driver stops a campaign's running chunks)."""
+        worker = await asyncio.to_thread(self.workers.store.get_worker, worker_id)
+        if worker is not None:
+            await self.send_cancel(worker, operation_id)
 
     async def close(self) -> None:
         for task in list(self._sends):

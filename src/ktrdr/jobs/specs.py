@@ -34,11 +34,22 @@ class JobSpec:
     # checks the upload's content with this at submission (a ValueError says what is
     # wrong, so a bad file is a 4xx) and gets back the parameters to store.
     check_upload: Callable[[dict[str, Any], bytes], dict[str, Any]] | None = None
+    # Which worker kind runs it: a sweep chunk runs on workers that offer `backtesting`
+    # (None: its own type). The dispatcher and workers read this, never special cases.
+    runs_on: OperationType | None = None
+    # Driven by the backend itself (campaign parents): never dispatched to a worker.
+    backend_driven: bool = False
+
+    @property
+    def worker_kind(self) -> OperationType | None:
+        """The kind a worker must offer to run this type; None for backend-driven types."""
+        return None if self.backend_driven else (self.runs_on or self.op_type)
 
 
 def _build_specs() -> dict[OperationType, JobSpec]:
     # Imported here: the parameter modules import this one for ParamsError.
     from ktrdr.jobs.backtest import BacktestParams
+    from ktrdr.jobs.campaigns import SweepChunkParams, SweepParams, WalkforwardParams
     from ktrdr.jobs.data_download import DataDownloadParams, check_uploaded_csv
     from ktrdr.jobs.diagnostic import DiagnosticParams
     from ktrdr.jobs.training import TrainingParams
@@ -59,6 +70,16 @@ def _build_specs() -> dict[OperationType, JobSpec]:
             check_upload=check_uploaded_csv,
         ),
         JobSpec(OperationType.TRAINING, TrainingParams, "/training/start", needs_data=True),
+        JobSpec(OperationType.SWEEP, SweepParams, "", needs_data=True, backend_driven=True),
+        JobSpec(
+            OperationType.WALKFORWARD, WalkforwardParams, "", needs_data=True, backend_driven=True
+        ),
+        JobSpec(
+            OperationType.SWEEP_CHUNK,
+            SweepChunkParams,
+            "/sweeps/chunks/start",
+            runs_on=OperationType.BACKTESTING,
+        ),
     ]
     return {spec.op_type: spec for spec in specs}
 
@@ -81,6 +102,11 @@ def get_spec(op_type: OperationType) -> JobSpec:
             f"operation type {op_type.value!r} cannot be run by this version; "
             f"available types: {available}"
         ) from None
+
+
+def types_run_by(kinds: list[OperationType]) -> list[OperationType]:
+    """Every operation type a worker offering ``kinds`` runs (e.g. backtesting: also chunks)."""
+    return [t for t, spec in _specs().items() if spec.worker_kind in kinds]
 
 
 def validate_params(op_type: OperationType, params: dict[str, Any]) -> dict[str, Any]:

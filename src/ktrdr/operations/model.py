@@ -14,6 +14,11 @@ class OperationType(StrEnum):
     # Platform self-test: N steps of M ms with progress, optionally failing. Used by the
     # platform's own tests, `ktrdr doctor` and the latency benchmark.
     DIAGNOSTIC = "diagnostic"
+    # Campaigns: parents driven by the backend (never dispatched), whose work is
+    # `sweep_chunk` children run by backtesting workers (see ktrdr.campaigns).
+    SWEEP = "sweep"
+    WALKFORWARD = "walkforward"
+    SWEEP_CHUNK = "sweep_chunk"
 
 
 class OperationStatus(StrEnum):

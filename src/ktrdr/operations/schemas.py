@@ -44,6 +44,7 @@ class OperationPublic(BaseModel):
     trace_id: str | None
     # W3C context of the creating request: continues the operation's trace at dispatch.
     traceparent: str | None = Field(None, exclude=True)
+    parent_id: str | None = Field(None, description="the campaign a chunk belongs to")
 
     @property
     def queue_wait_s(self) -> float | None:

@@ -145,8 +145,13 @@ class OperationService:
         params: dict[str, Any],
         *,
         idempotency_key: str | None = None,
+        parent_id: str | None = None,
+        trace_ids: CurrentTrace | None = None,
     ) -> tuple[OperationPublic, bool]:
-        """Validate, store as pending and wake the dispatcher. Returns (operation, created)."""
+        """Validate, store as pending and wake the dispatcher. Returns (operation, created).
+
+        ``trace_ids``: the trace to join instead of the active span's (a campaign's chunks
+        join their parent's trace)."""
         with tracer.start_as_current_span("operations.create") as span:
             span.set_attribute("operation.type", op_type.value)
             clean = validate_params(op_type, params)
@@ -164,7 +169,7 @@ class OperationService:
                     clean = check(clean, data)
                 except ValueError as exc:
                     raise ParamsError(str(exc)) from None
-            ids = current_trace()
+            ids = trace_ids or current_trace()
             operation, created = self.store.create_operation(
                 op_type=op_type,
                 params=clean,
@@ -174,6 +179,7 @@ class OperationService:
                 idempotency_key=idempotency_key,
                 trace_id=ids.trace_id,
                 traceparent=ids.traceparent,
+                parent_id=parent_id,
             )
             span.set_attribute("operation.id", operation.id)
             span.set_attribute("operation.created", created)
@@ -219,11 +225,12 @@ class OperationService:
         offset: int,
         symbol: str | None = None,
         strategy: str | None = None,
+        parent_id: str | None = None,
     ) -> tuple[list[OperationSummary], int]:
         with tracer.start_as_current_span("operations.list") as span:
             items, total = self.store.list_operations(
                 statuses=statuses, types=types, limit=limit, offset=offset,
-                symbol=symbol, strategy=strategy,
+                symbol=symbol, strategy=strategy, parent_id=parent_id,
             )  # fmt: skip
             span.set_attribute("operations.returned", len(items))
             span.set_attribute("operations.total", total)

@@ -85,6 +85,7 @@ def to_public(row: OperationRow) -> OperationPublic:
         status_reason=row.status_reason,
         trace_id=row.trace_id,
         traceparent=row.traceparent,
+        parent_id=row.parent_id,
     )
 
 
@@ -190,6 +191,7 @@ class Store:
         idempotency_key: str | None = None,
         trace_id: str | None = None,
         traceparent: str | None = None,
+        parent_id: str | None = None,
     ) -> tuple[OperationPublic, bool]:
         """Insert a pending operation; with a known idempotency key return the existing one."""
         if idempotency_key is not None:
@@ -213,6 +215,7 @@ class Store:
             progress_percent=0.0,
             trace_id=trace_id,
             traceparent=traceparent,
+            parent_id=parent_id,
         )
         try:
             with self.session() as session, session.begin():
@@ -257,11 +260,14 @@ class Store:
         offset: int = 0,
         symbol: str | None = None,
         strategy: str | None = None,
+        parent_id: str | None = None,
     ) -> tuple[list[OperationSummary], int]:
         """Newest first, with the total count matching the filters; summaries only (the
         query reads neither parameters nor results unless filtering by symbol or strategy,
         so its cost does not grow with them)."""
         conditions: list[ColumnElement[bool]] = []
+        if parent_id is not None:
+            conditions.append(OperationRow.parent_id == parent_id)
         status_values = [s.value for s in statuses]
         type_values = [t.value for t in types]
         if status_values:
@@ -292,6 +298,32 @@ class Store:
                 select(*_SUMMARY_COLUMNS).where(OperationRow.id.in_(page)).order_by(*order)
             ).all()
             return [_summary(r._mapping) for r in rows], int(total or 0)
+
+    def full_operations(
+        self,
+        *,
+        statuses: Iterable[OperationStatus] = (),
+        types: Iterable[OperationType] = (),
+        parent_id: str | None = None,
+        limit: int = 500,
+    ) -> list[OperationPublic]:
+        """Whole records (parameters and results), oldest first: for the backend's own
+        work on a bounded set, e.g. a campaign's children; listings use summaries."""
+        conditions: list[ColumnElement[bool]] = []
+        if parent_id is not None:
+            conditions.append(OperationRow.parent_id == parent_id)
+        if statuses:
+            conditions.append(OperationRow.status.in_([s.value for s in statuses]))
+        if types:
+            conditions.append(OperationRow.type.in_([t.value for t in types]))
+        with self.session() as session:
+            rows = session.scalars(
+                select(OperationRow)
+                .where(*conditions)
+                .order_by(OperationRow.created_at, OperationRow.id)
+                .limit(limit)
+            ).all()
+            return [to_public(r) for r in rows]
 
     def pending_operations(self, limit: int = 100) -> list[OperationPublic]:
         """Oldest queued first: first come, first served."""
@@ -432,6 +464,20 @@ class Store:
         """The operation's dispatches, phase changes and transitions, oldest first."""
         with self.session() as session:
             return read_events(session, operation_id)
+
+    def record_driver_progress(self, operation_id: str, progress: Progress, now: datetime) -> bool:
+        """Progress of a running backend-driven operation (a campaign: no worker owns it)."""
+        with self.session() as session, session.begin():
+            outcome = session.execute(
+                update(OperationRow)
+                .where(
+                    OperationRow.id == operation_id,
+                    OperationRow.status == OperationStatus.RUNNING.value,
+                    OperationRow.worker_id.is_(None),
+                )
+                .values(updated_at=now, **_progress_values(progress))
+            )
+            return bool(outcome.rowcount == 1)  # type: ignore[attr-defined]
 
     def claim(self, operation_id: str, worker_id: str, now: datetime) -> OperationPublic | None:
         """Atomically give a pending operation to an idle online worker, or do nothing.
@@ -697,6 +743,10 @@ def _transition_values(
         values.update(
             worker_id=None, started_at=None, pending_since=now, **_progress_values(Progress())
         )
+    elif target == OperationStatus.RUNNING:
+        # Only backend-driven operations (campaign parents) start by a transition; the
+        # dispatcher's claim sets started_at for dispatched ones.
+        values["started_at"] = now
     elif target.is_terminal:
         values["completed_at"] = now
         if result is not None:

@@ -51,7 +51,11 @@ __all__ = [
 # Emitting a 0 for each known type keeps idle types on dashboards instead of "no data".
 # The same values as ktrdr.operations.model.OperationType (tests/telemetry checks it);
 # the API passes the enum's values in, so a new type is covered without editing this.
-KNOWN_OPERATION_TYPES: tuple[str, ...] = ("backtesting", "training", "data_download", "diagnostic")
+KNOWN_OPERATION_TYPES: tuple[str, ...] = (
+    "backtesting", "training", "data_download", "diagnostic", "sweep", "walkforward",
+    "sweep_chunk",
+)  # fmt: skip
+CAMPAIGN_TYPES: tuple[str, ...] = ("sweep", "walkforward")
 FINAL_STATUSES: tuple[str, ...] = ("completed", "failed", "cancelled")
 # Operation types whose runs are research: counted by strategy in ktrdr_research_runs_total.
 RESEARCH_TYPES: tuple[str, ...] = ("backtesting", "training")
@@ -80,6 +84,7 @@ SPAN_PREFIXES: Mapping[str, str] = {
     "training": "training",
     "data_download": "data_download",
     "diagnostic": "diagnostic",
+    "sweep_chunk": "sweep_chunk",
 }
 
 
@@ -180,6 +185,7 @@ class PlatformMetrics:
         self.state_collector = PlatformStateCollector(
             state, operation_types=self.operation_types, worker_kinds=worker_kinds
         )
+        self._campaign_metrics(registry)
         registry.register(self.state_collector)
         self._precreate_series(tuple(worker_kinds))
 
@@ -215,6 +221,37 @@ class PlatformMetrics:
         name = strategy.strip() if isinstance(strategy, str) else ""
         return name if name in self.strategies else CUSTOM_STRATEGY
 
+    def _campaign_metrics(self, registry: CollectorRegistry) -> None:
+        # Campaigns: counted by the backend's campaign driver when it stores a chunk.
+        self.combinations = Counter(
+            "ktrdr_campaign_combinations_evaluated_total",
+            "Parameter sets evaluated and stored by campaigns.", ["type"], registry=registry,
+        )  # fmt: skip
+        self.chunk_duration = Histogram(
+            "ktrdr_campaign_chunk_duration_seconds",
+            "Run time of one campaign chunk on its worker.", ["type"],
+            buckets=OPERATION_DURATION_BUCKETS_S, registry=registry,
+        )  # fmt: skip
+        self.sweeps_completed = Counter(
+            "ktrdr_sweeps_completed_total", "Sweeps completed successfully.", registry=registry
+        )
+        self.walkforwards_completed = Counter(
+            "ktrdr_walkforwards_completed_total",
+            "Walk-forward analyses completed successfully.", registry=registry,
+        )  # fmt: skip
+        for campaign_type in CAMPAIGN_TYPES:
+            self.combinations.labels(campaign_type)
+            self.chunk_duration.labels(campaign_type)
+
+    def chunk_collected(
+        self, campaign_type: str, combinations: int, duration_s: float | None
+    ) -> None:
+        """A campaign stored a chunk's ``combinations`` new results."""
+        campaign_type = _label(campaign_type)
+        self.combinations.labels(campaign_type).inc(combinations)
+        if duration_s is not None and duration_s >= 0:
+            self.chunk_duration.labels(campaign_type).observe(duration_s)
+
     def set_state_reader(self, state: PlatformStateReader | None) -> None:
         """Attach the store once it exists (e.g. in the API lifespan)."""
         self.state_collector.state = state
@@ -245,6 +282,10 @@ class PlatformMetrics:
             self.training_runs.labels(status).inc(exemplar=exemplar)
         elif op_type == "data_download":
             self.data_downloads.labels(status).inc(exemplar=exemplar)
+        elif op_type == "sweep" and status == "completed":
+            self.sweeps_completed.inc(exemplar=exemplar)
+        elif op_type == "walkforward" and status == "completed":
+            self.walkforwards_completed.inc(exemplar=exemplar)
         if strategy is not None:
             self.research_runs.labels(op_type, self.strategy_label(strategy), status).inc(
                 exemplar=exemplar

@@ -15,7 +15,7 @@ from ktrdr import __version__
 from ktrdr.config import WorkerSettings
 from ktrdr.http_errors import install_error_handlers
 from ktrdr.jobs.data_download import Provider
-from ktrdr.jobs.specs import get_spec
+from ktrdr.jobs.specs import get_spec, types_run_by
 from ktrdr.operations.model import OperationType
 from ktrdr.telemetry.metrics import JobMetrics
 from ktrdr.telemetry.metrics_endpoint import render_metrics
@@ -36,13 +36,15 @@ class StartBody(BaseModel):
 
 def resolve_kinds(requested: list[OperationType]) -> list[OperationType]:
     """The kinds asked for, or every kind this install can run; refuse ones it cannot."""
-    available = [k for k in RUNNERS if missing_extra(k) is None]
+    # Kinds are what a worker offers; chunk types ride on one (a sweep chunk on backtesting).
+    offered = [k for k in RUNNERS if get_spec(k).worker_kind == k]
+    available = [k for k in offered if missing_extra(k) is None]
     if not requested:
         return available
     for kind in requested:
-        if kind in RUNNERS and (how := missing_extra(kind)) is not None:
+        if kind in offered and (how := missing_extra(kind)) is not None:
             raise ValueError(f"this worker cannot run {how}")
-    missing = [k.value for k in requested if k not in RUNNERS]
+    missing = [k.value for k in requested if k not in offered]
     if missing:
         names = ", ".join(k.value for k in available)
         raise ValueError(f"this worker cannot run {', '.join(missing)}; it can run: {names}")
@@ -97,8 +99,9 @@ def create_worker_app(
     worker_id = settings.resolved_worker_id()
     kinds = resolve_kinds(settings.kinds)
     metrics = JobMetrics(registry=registry)
-    for kind in kinds:
-        metrics.declare_phases(kind.value, PHASES[kind])
+    job_types = types_run_by(kinds)
+    for job_type in job_types:
+        metrics.declare_phases(job_type.value, PHASES[job_type])
     if OperationType.DATA_DOWNLOAD in kinds:
         metrics.declare_providers(p.value for p in Provider)
     runtime = WorkerRuntime(
@@ -124,14 +127,14 @@ def create_worker_app(
     app.state.settings = settings
     install_error_handlers(app)
     backend_only = [Depends(_backend_only)]
-    for kind in kinds:
+    for job_type in job_types:
         app.add_api_route(
-            get_spec(kind).worker_start_path,
+            get_spec(job_type).worker_start_path,
             start_job,
             methods=["POST"],
             status_code=202,
             dependencies=backend_only,
-            summary=f"Start a {kind.value} job (backend only)",
+            summary=f"Start a {job_type.value} job (backend only)",
         )
     app.add_api_route(
         "/operations/{operation_id}/cancel", cancel_job, methods=["POST"], dependencies=backend_only

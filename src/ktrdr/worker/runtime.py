@@ -21,6 +21,7 @@ from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from ktrdr import __version__
+from ktrdr.jobs.specs import get_spec
 from ktrdr.operations.model import OperationType, Outcome
 from ktrdr.operations.schemas import Progress
 from ktrdr.telemetry.context import operation_id_var
@@ -148,7 +149,7 @@ class WorkerRuntime:
     def start_job(self, request: StartRequest) -> bool:
         """Accept a job; False if it is the one already running (a repeated dispatch)."""
         runner = runner_for(request.type)
-        if runner is None or request.type not in self.kinds:
+        if runner is None or get_spec(request.type).worker_kind not in self.kinds:
             raise ValueError(f"this worker does not run {request.type.value} operations")
         with self._lock:
             if not self._accepting:

@@ -99,11 +99,15 @@ def list_operations(
     strategy: Annotated[
         QueryText | None, Query(max_length=200, description="example name or the file's name:")
     ] = None,
+    parent_id: Annotated[
+        str | None, Query(max_length=64, description="only the chunks of this campaign")
+    ] = None,
 ) -> OperationsPublic:
-    """List operations, newest first, filtered by status, type, symbol, strategy; with count."""
+    """List operations, newest first, filtered by status, type, symbol, strategy and parent
+    campaign; with the count."""
     items, total = service.list_operations(
         statuses=status or [], types=type or [], limit=limit, offset=offset,
-        symbol=symbol, strategy=strategy,
+        symbol=symbol, strategy=strategy, parent_id=parent_id,
     )  # fmt: skip
     return OperationsPublic(data=items, count=total, limit=limit, offset=offset)
 

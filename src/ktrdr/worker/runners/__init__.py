@@ -7,13 +7,14 @@ import importlib.util
 from ktrdr.engine.training.network import TORCH_MISSING
 from ktrdr.operations.model import OperationType
 from ktrdr.worker.job import Runner
-from ktrdr.worker.runners import backtest, data_download, diagnostic, training
+from ktrdr.worker.runners import backtest, data_download, diagnostic, sweep_chunk, training
 
 RUNNERS: dict[OperationType, Runner] = {
     OperationType.BACKTESTING: backtest.run_backtest_job,
     OperationType.DATA_DOWNLOAD: data_download.run_data_download,
     OperationType.DIAGNOSTIC: diagnostic.run_diagnostic,
     OperationType.TRAINING: training.run_training_job,
+    OperationType.SWEEP_CHUNK: sweep_chunk.run_sweep_chunk,
 }
 
 # The phases each runner opens (span `<prefix>.<phase>`, phase-duration histogram).
@@ -22,6 +23,7 @@ PHASES: dict[OperationType, tuple[str, ...]] = {
     OperationType.DATA_DOWNLOAD: data_download.PHASES,
     OperationType.DIAGNOSTIC: diagnostic.PHASES,
     OperationType.TRAINING: training.PHASES,
+    OperationType.SWEEP_CHUNK: sweep_chunk.PHASES,
 }
 
 

@@ -1,0 +1,190 @@
+"""Parameter sweep end to end through the platform (run by hand, not a test).
+
+The 100 (fast, slow) SMA pairs of bench_sweep.py on synthetic 1h bars with 0.1 %
+commission, submitted as one sweep to the real API and workers (submit -> every
+combination stored -> completed), on 2 workers and then on 1; in the same run against
+(a) vectorbt 1.2.0's broadcasting (its own env, see bench_sweep.py) and (b) a plain Python
+loop of ktrdr library backtests on the same bars. Also: dispatch and reporting overhead
+per chunk (the chunk's run time on the backend minus the time inside the runner), and
+the campaign's statistics against the loop's (must be equal to 1e-12).
+
+    nice -n 10 .venv/bin/python bench/bench_sweep_platform.py [--bars 1000000]
+        [--chunk-size 25] [--no-vectorbt]
+
+Writes bench/results/sweep-platform-<timestamp>.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib
+from bench_sweep import CAPITAL, COMMISSION, FAST, PAIRS, SLOW, STRATEGY, run_vectorbt
+from ktrdr.engine.backtest import run_backtest
+from ktrdr.engine.data import DataStore
+from ktrdr.engine.strategy import validate_strategy_text
+from ktrdr.engine.strategy.search import apply_overrides
+from ktrdr.local_stack import LocalStack
+
+SEARCH = (
+    f"search:\n  parameters:\n    {FAST}: {{values: {sorted({f for f, _ in PAIRS})}}}\n"
+    f"    {SLOW}: {{values: {sorted({s for _, s in PAIRS})}}}\n"
+)
+SWEEP_STRATEGY = STRATEGY + SEARCH
+
+
+def wait(http: httpx.Client, op_id: str, timeout_s: float = 3600) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        op: dict[str, Any] = http.get(f"/operations/{op_id}").json()
+        if op["status"] in {"completed", "failed", "cancelled"}:
+            assert op["status"] == "completed", op
+            return op
+        time.sleep(0.05)
+    raise TimeoutError(op_id)
+
+
+def sweep(http: httpx.Client, chunk_size: int, strategy: str = SWEEP_STRATEGY) -> dict[str, Any]:
+    body = {"strategy": strategy, "chunk_size": chunk_size, "commission": COMMISSION,
+            "capital": CAPITAL}  # fmt: skip
+    began = time.perf_counter()
+    op = http.post("/sweeps/start", json=body).json()
+    done = wait(http, op["id"])
+    wall = time.perf_counter() - began
+    chunks = http.get("/operations", params={"parent_id": op["id"], "limit": 500}).json()["data"]
+    runs = [
+        {
+            "worker": c["worker_id"],
+            "run_s": _seconds(c["started_at"], c["completed_at"]),
+            "compute_s": c["result"]["compute_seconds"],
+        }
+        for c in chunks
+    ]
+    for r in runs:
+        r["overhead_pct"] = 100 * (r["run_s"] - r["compute_s"]) / r["run_s"]
+    results = http.get(f"/operations/{op['id']}/sweep-results", params={"limit": 10_000}).json()
+    return {"operation_id": op["id"], "wall_s": wall, "chunks": runs,
+            "results": results["data"], "summary": done["result"]}  # fmt: skip
+
+
+def _seconds(start: str, end: str) -> float:
+    from datetime import datetime
+
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+def library_loop(bars: Any) -> tuple[float, dict[tuple[int, int], dict[str, Any]]]:
+    strategy = validate_strategy_text(STRATEGY)
+    began = time.perf_counter()
+    out = {}
+    for fast, slow in PAIRS:
+        combo = apply_overrides(strategy, {FAST: fast, SLOW: slow})
+        out[(fast, slow)] = run_backtest(
+            combo, bars, capital=CAPITAL, commission=COMMISSION
+        ).statistics.to_dict()
+    return time.perf_counter() - began, out
+
+
+def max_difference(platform: list[dict[str, Any]], loop: dict[Any, dict[str, Any]]) -> float:
+    worst = 0.0
+    for row in platform:
+        expected = loop[(row["params"][FAST], row["params"][SLOW])]
+        for key, value in expected.items():
+            got = row["statistics"][key]
+            if isinstance(value, float) and isinstance(got, float):
+                worst = max(worst, abs(got - value) / max(1.0, abs(value)))
+    return worst
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bars", type=int, default=1_000_000)
+    parser.add_argument("--chunk-size", type=int, default=25)
+    parser.add_argument("--no-vectorbt", action="store_true")
+    args = parser.parse_args()
+    benchlib.without_otlp_env()
+    stamp = benchlib.timestamp()
+    with tempfile.TemporaryDirectory() as home:
+        stack = LocalStack(
+            data_home=Path(home), api_port=benchlib.free_port(),
+            worker_ports=[benchlib.free_port(), benchlib.free_port()],
+            worker_kinds=("backtesting", "data_download"),
+            extra_env={"KTRDR_ENVIRONMENT": "local"},
+        )  # fmt: skip
+        stack.start(timeout_s=120)
+        try:
+            http = httpx.Client(base_url=stack.api_url + "/api/v1", timeout=60)
+            body = {"symbol": "EURUSD", "timeframe": "1h", "provider": "synthetic",
+                    "bars": args.bars, "seed": 42}  # fmt: skip
+            wait(http, http.post("/data/downloads/start", json=body).json()["id"])
+            bars = DataStore(Path(home) / "data").load("EURUSD", "1h")
+            # Warm-up: every worker imports and loads the compiled kernels once.
+            small = STRATEGY + SEARCH.replace(
+                f"{{values: {sorted({s for _, s in PAIRS})}}}", "{values: [60, 80]}"
+            ).replace(f"{{values: {sorted({f for f, _ in PAIRS})}}}", "{values: [5]}")
+            sweep(http, 1, small)
+            two = sweep(http, args.chunk_size)
+            stack.workers[1].stop()
+            wait_one = time.monotonic() + 30
+            while len(http.get("/workers").json()["data"]) != 1 and time.monotonic() < wait_one:
+                time.sleep(0.1)
+            one = sweep(http, args.chunk_size)
+        finally:
+            stack.stop()
+    loop_s, loop = library_loop(bars)
+    vbt = {"skipped": True} if args.no_vectorbt else run_vectorbt(bars, 25)
+    report = {
+        "bars": args.bars, "pairs": len(PAIRS), "chunk_size": args.chunk_size,
+        "platform_2_workers": {k: v for k, v in two.items() if k != "results"},
+        "platform_1_worker": {k: v for k, v in one.items() if k != "results"},
+        "library_loop_s": loop_s,
+        "vectorbt": {k: v for k, v in vbt.items() if k != "results"},
+        "max_relative_difference_vs_loop": max(max_difference(two["results"], loop),
+                                               max_difference(one["results"], loop)),
+        "environment": benchlib.environment(["ktrdr", "numba", "numpy", "pandas", "optuna"]),
+    }  # fmt: skip
+    benchlib.write_json("sweep-platform", stamp, report)
+    md = markdown(report)
+    (benchlib.RESULTS_DIR / f"sweep-platform-{stamp}.md").write_text(md)
+    print(md)
+
+
+def markdown(r: dict[str, Any]) -> str:
+    one, two = r["platform_1_worker"], r["platform_2_workers"]
+    vbt_s = r["vectorbt"].get("seconds")
+    overhead = [c["overhead_pct"] for c in one["chunks"] + two["chunks"]]
+    lines = [
+        f"# Sweep through the platform: {r['pairs']} SMA pairs on {r['bars']:,} bars",
+        "",
+        "| run | seconds | vs vectorbt | vs library loop |",
+        "|---|---|---|---|",
+    ]
+    for name, s in (("platform, 1 worker", one["wall_s"]), ("platform, 2 workers", two["wall_s"]),
+                    ("library loop (in process)", r["library_loop_s"])):  # fmt: skip
+        ratio = f"{vbt_s / s:.2f}x faster" if vbt_s else "n/a"
+        lines.append(f"| {name} | {s:.2f} | {ratio} | {s / r['library_loop_s']:.2f}x its time |")
+    if vbt_s:
+        lines.append(f"| vectorbt {r['vectorbt'].get('vectorbt')} | {vbt_s:.2f} | 1 | |")
+    lines += [
+        "",
+        f"- 2 workers vs 1: {one['wall_s'] / two['wall_s']:.2f}x the throughput",
+        f"- dispatch + reporting overhead per chunk (run time on the backend minus time in "
+        f"the runner): max {max(overhead):.1f} %, mean {sum(overhead) / len(overhead):.1f} % "
+        f"of the chunk's time ({len(one['chunks'])} chunks of {r['chunk_size']})",
+        f"- statistics vs the library loop: max relative difference "
+        f"{r['max_relative_difference_vs_loop']:.1e}",
+        *benchlib.machine_lines(r["environment"]),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

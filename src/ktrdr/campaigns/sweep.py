@@ -1,0 +1,102 @@
+"""Driving one sweep: which chunks it needs now, and when it is done.
+
+Grid and random sweeps know every combination up front and create all their chunks at
+once. TPE decides round by round: the next round's trials are asked only once every
+result of the rounds before it is stored (see ktrdr.campaigns.tpe).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ktrdr.campaigns import plan, tpe
+from ktrdr.campaigns.chunks import ChunkRequest, Driving, campaign_progress, chunk_body, first_key
+from ktrdr.campaigns.results import CampaignResult
+from ktrdr.campaigns.summary import best_text, sweep_summary
+from ktrdr.jobs.campaigns import SearchMethod, SweepParams, search_space
+from ktrdr.operations.model import OperationStatus
+from ktrdr.operations.schemas import OperationPublic
+
+
+def sweep_params(driver: Driving, parent: OperationPublic) -> SweepParams:
+    key = ("params", parent.id)
+    if key not in driver.cache:
+        driver.cache[key] = SweepParams.model_validate(parent.params)
+    cached: SweepParams = driver.cache[key]
+    return cached
+
+
+def combination_requests(
+    params: SweepParams, indexed: list[tuple[int, dict[str, Any]]], chunk_size: int, **extra: Any
+) -> list[ChunkRequest]:
+    """Chunks of `chunk_size` over (index, params) pairs, keyed by index."""
+    requests = []
+    for i in range(0, len(indexed), chunk_size):
+        part = indexed[i : i + chunk_size]
+        combos = [{"key": str(n), "index": n, "params": p} for n, p in part]
+        requests.append(
+            ChunkRequest(str(part[0][0]), chunk_body(params, combinations=combos, **extra))
+        )
+    return requests
+
+
+def _grid_or_random(
+    driver: Driving, parent: OperationPublic, params: SweepParams
+) -> list[ChunkRequest]:
+    key = ("combinations", parent.id)
+    if key not in driver.cache:
+        driver.cache[key] = list(enumerate(plan.combinations(params)))
+    indexed: list[tuple[int, dict[str, Any]]] = driver.cache[key]
+    return combination_requests(
+        params, indexed, params.chunk_size, keep_returns=params.keep_returns
+    )
+
+
+def _tpe(
+    driver: Driving,
+    parent: OperationPublic,
+    params: SweepParams,
+    children: list[OperationPublic],
+    results: list[CampaignResult],
+) -> list[ChunkRequest]:
+    """The chunks of the newest round that may start (all of them, created or not)."""
+    started = [tpe.round_of(params, int(first_key(c))) for c in children]
+    current = max(started, default=-1)
+    if current >= 0:
+        before_next = tpe.round_indices(params, current).stop
+        stored = sum(1 for r in results if r.combination < before_next)
+        if stored == before_next and current + 1 < tpe.round_count(params):
+            current += 1
+    current = max(current, 0)
+    key = ("tpe", parent.id, current)
+    if key not in driver.cache:
+        start = tpe.round_indices(params, current).start
+        history = [r for r in results if r.combination < start]
+        trials = tpe.ask_round(params, search_space(params), history, current)
+        driver.cache[key] = list(zip(tpe.round_indices(params, current), trials, strict=True))
+    return combination_requests(
+        params, driver.cache[key], params.chunk_size, keep_returns=params.keep_returns
+    )
+
+
+def drive_sweep(
+    driver: Driving, parent: OperationPublic, children: list[OperationPublic]
+) -> list[tuple[str, str]]:
+    params = sweep_params(driver, parent)
+    results = driver.results.list(parent.id)
+    if params.method == SearchMethod.TPE:
+        assert params.trials is not None
+        total = params.trials
+        wanted = _tpe(driver, parent, params, children, results)
+    else:
+        wanted = _grid_or_random(driver, parent, params)
+        total = len(driver.cache[("combinations", parent.id)])
+    existing = {first_key(c) for c in children}
+    driver.create_chunks(parent, [w for w in wanted if w.first_key not in existing])
+    done = len(results)
+    if done >= total and all(c.status == OperationStatus.COMPLETED for c in children):
+        summary = sweep_summary(results, params, planned=total)
+        progress = campaign_progress(done, total, best_text(results, params))
+        return driver.finish(parent, OperationStatus.COMPLETED, result=summary, progress=progress)
+    driver.report_progress(parent, done, total, best_text(results, params))
+    return []

@@ -1,0 +1,196 @@
+"""Parameters of campaigns (sweeps, walk-forwards) and of their chunks, validated on entry.
+
+The backend may import the strategy schema and its search space (not the engine's
+evaluators): a bad space, objective or constraint is a 4xx before anything is queued, and
+a constraint no combination satisfies is one too.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ktrdr.engine.campaigns.objectives import (
+    OBJECTIVES,
+    Objective,
+    get_objective,
+    parse_result_constraints,
+)
+from ktrdr.engine.errors import StrategyError
+from ktrdr.engine.strategy.search import SearchSpace
+from ktrdr.jobs.backtest import BacktestParams
+from ktrdr.jobs.strategy_run import resolve_strategy
+
+# The largest grid (or trial budget) one campaign may hold: results stay queryable and a
+# typo in a range (step 0.0001) is refused instead of queueing millions of backtests.
+MAX_COMBINATIONS = 100_000
+MAX_CHUNK_COMBINATIONS = 1_000
+
+# Per-combination return series are reduced on the worker to this many compounded blocks
+# (rows of the PBO matrix: enough for 16 CSCV splits) plus their moments (for the DSR).
+RETURN_BLOCKS = 128
+
+
+class SearchMethod(StrEnum):
+    GRID = "grid"
+    RANDOM = "random"
+    TPE = "tpe"
+
+
+class Direction(StrEnum):
+    MAXIMIZE = "maximize"
+    MINIMIZE = "minimize"
+
+
+class CampaignSettings(BaseModel):
+    """How to search and what "best" means; shared by sweeps and walk-forwards."""
+
+    method: SearchMethod = Field(SearchMethod.GRID, description="grid | random | tpe")
+    trials: int | None = Field(
+        None, ge=1, le=MAX_COMBINATIONS, description="combinations to try (random, tpe)"
+    )
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="random and TPE are seeded")
+    objective: str = Field("sharpe", description=", ".join(OBJECTIVES))
+    direction: Direction | None = Field(None, description="default: the objective's own")
+    min_trades: int | None = Field(
+        None, ge=0, le=10_000_000, description="results with fewer trades never rank best"
+    )
+    result_constraints: dict[str, float] = Field(
+        default_factory=dict,
+        description="bounds a result must meet to rank, e.g. {max_drawdown_pct: -20}",
+    )
+    keep_returns: bool = Field(
+        True,
+        description="keep each combination's returns compactly: PBO and exact DSR moments",
+    )
+    chunk_size: int = Field(
+        25, ge=1, le=MAX_CHUNK_COMBINATIONS, description="combinations per child operation"
+    )
+    batch_size: int = Field(
+        8, ge=1, le=256, description="TPE: trials decided per round (spread over workers)"
+    )
+
+    @property
+    def objective_rule(self) -> Objective:
+        """The engine's objective (one rule for what "best" means), in this direction."""
+        return get_objective(self.objective, self.direction.value if self.direction else None)
+
+    @property
+    def objective_key(self) -> str:
+        return self.objective_rule.statistic
+
+    @property
+    def constraints(self) -> dict[str, float]:
+        """Result constraints, min_trades included."""
+        merged = dict(self.result_constraints)
+        if self.min_trades is not None:
+            merged["min_trades"] = float(self.min_trades)
+        return merged
+
+
+def _check_settings(settings: CampaignSettings) -> None:
+    settings.objective_rule  # noqa: B018 - raises ValueError with a did-you-mean
+    parse_result_constraints(settings.result_constraints)
+    if settings.method == SearchMethod.GRID and settings.trials is not None:
+        raise ValueError("trials is for random and tpe searches; a grid tries every point")
+    if settings.method != SearchMethod.GRID and settings.trials is None:
+        raise ValueError(f"a {settings.method.value} search needs trials (e.g. trials: 50)")
+
+
+def search_space(params: BacktestParams) -> SearchSpace:
+    """The strategy's `search:` space (StrategyError if it has none or it is wrong)."""
+    return SearchSpace.from_strategy(resolve_strategy(params.strategy))
+
+
+def check_plannable(params: SweepParams) -> None:
+    """StrategyError unless the campaign has something to evaluate within the limits."""
+    space = search_space(params)
+    if params.method == SearchMethod.GRID:
+        size = space.grid_size
+        if size > MAX_COMBINATIONS:
+            raise StrategyError(
+                [
+                    f"the grid has {size:,} feasible combinations, more than one campaign "
+                    f"holds ({MAX_COMBINATIONS:,}); narrow the ranges or use method random "
+                    "or tpe with a trial budget"
+                ]
+            )
+        if size == 0:
+            raise StrategyError(
+                [
+                    "no grid combination satisfies the constraints "
+                    f"{[c.text for c in space.constraints]}; relax them or widen the ranges"
+                ]
+            )
+    else:
+        space.sample(1, params.seed)  # raises when no feasible combination can be drawn
+
+
+class SweepParams(BacktestParams, CampaignSettings):
+    """A sweep: the strategy's `search:` space explored on one window."""
+
+    @model_validator(mode="after")
+    def _check_sweep(self) -> SweepParams:
+        _check_settings(self)
+        try:
+            check_plannable(self)
+        except StrategyError as exc:
+            raise ValueError("; ".join(exc.problems)) from None
+        return self
+
+
+class WalkforwardParams(SweepParams):
+    """Rolling or anchored windows: sweep in sample, run the best out of sample."""
+
+    train_bars: int = Field(ge=10, le=10_000_000, description="in-sample bars per window")
+    test_bars: int = Field(ge=2, le=10_000_000, description="out-of-sample bars per window")
+    step_bars: int | None = Field(
+        None, ge=1, le=10_000_000, description="default: test_bars (back-to-back tests)"
+    )
+    anchored: bool = Field(False, description="in-sample windows all start at the first bar")
+
+    @model_validator(mode="after")
+    def _check_walkforward(self) -> WalkforwardParams:
+        if self.method == SearchMethod.TPE:
+            raise ValueError(
+                "walk-forward in-sample searches are grid or random (the same combinations "
+                "in every window); use method grid or random"
+            )
+        return self
+
+
+class ChunkCombination(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(min_length=1, max_length=64)
+    index: int = Field(ge=0)
+    params: dict[str, Any]
+    # Out-of-sample runs of a walk-forward: each window's own test bars.
+    window: int | None = Field(None, ge=0)
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+class SweepChunkParams(BacktestParams):
+    """One child of a campaign: evaluate these parameter sets on the same bars."""
+
+    combinations: list[ChunkCombination] = Field(
+        default_factory=list, max_length=MAX_CHUNK_COMBINATIONS
+    )
+    stage: str = Field("sweep", pattern="^(sweep|in_sample|out_of_sample|windows)$")
+    window: int | None = Field(None, ge=0)
+    # Reduce each combination's returns to moments and blocks (DSR, PBO).
+    keep_returns: bool = False
+    # Walk-forward planning child: compute the windows over the stored bars.
+    windows: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _check_chunk(self) -> SweepChunkParams:
+        if (self.stage == "windows") != (self.windows is not None):
+            raise ValueError("a windows chunk needs windows settings and nothing else does")
+        if self.stage != "windows" and not self.combinations:
+            raise ValueError("a chunk needs at least one combination")
+        return self

@@ -1,0 +1,212 @@
+"""A campaign's chunk: many parameter sets on the same bars, statistics per set.
+
+Phases data_loading -> strategy_init -> evaluation -> results, one span each (prefix
+`sweep_chunk`); progress per combination; cancellation between batches. Sweep and
+in-sample chunks run the engine's batch evaluator; a walk-forward's `windows` chunk cuts
+the bars into windows, its `out_of_sample` chunk runs each window's chosen parameters as
+an ordinary backtest and stitches the equity curves.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from ktrdr.engine.backtest import build_result, prepare_data, prepare_strategy, simulate
+from ktrdr.engine.backtest.result import json_float
+from ktrdr.engine.campaigns import evaluate_batch
+from ktrdr.engine.campaigns.diagnostics import return_moments
+from ktrdr.engine.campaigns.walkforward import stitch_equity, walkforward_windows
+from ktrdr.engine.errors import BacktestCancelled
+from ktrdr.jobs.campaigns import RETURN_BLOCKS, SweepChunkParams, search_space
+from ktrdr.worker.job import JobCancelled, JobContext
+from ktrdr.worker.runners.stores import data_store
+
+PHASES = ("data_loading", "strategy_init", "evaluation", "results")
+MAX_EQUITY_POINTS = 5_000
+# Per-bar returns held at once when they are kept (8 bytes each): 64 MB per batch.
+_RETURNS_BUDGET = 8_000_000
+# Combinations per evaluate_batch call: progress and the cancel check come between calls.
+_PER_CALL = 16
+
+
+def block_returns(returns: npt.NDArray[np.float64], blocks: int) -> list[float | None]:
+    """Compounded return of each of ``blocks`` near-equal runs of bars (compact, for PBO)."""
+    edges = np.linspace(0, len(returns), min(blocks, len(returns)) + 1).round().astype(int)
+    growth = np.add.reduceat(np.log1p(returns), edges[:-1])
+    return [json_float(v) for v in np.expm1(growth)]
+
+
+def _compact(returns: npt.NDArray[np.float64] | None) -> dict[str, Any] | None:
+    if returns is None or len(returns) < 2:
+        return None
+    sharpe, skew, kurtosis, n = return_moments(returns)
+    return {
+        "sharpe_per_bar": json_float(sharpe), "skew": json_float(skew),
+        "kurtosis": json_float(kurtosis), "n_obs": n,
+        "block_returns": block_returns(returns, RETURN_BLOCKS),
+    }  # fmt: skip
+
+
+def _load(ctx: JobContext, params: SweepChunkParams, warmup: int) -> Any:
+    symbol, timeframe = params.data_key()
+    ctx.progress(1, message=f"loading {symbol} {timeframe}")
+    bars = data_store(ctx.data_home).load(
+        symbol, timeframe, params.start, params.end, warmup_bars=warmup
+    )
+    return prepare_data(bars, params.start, params.end)
+
+
+def run_sweep_chunk(ctx: JobContext) -> dict[str, Any]:
+    params = SweepChunkParams.model_validate(ctx.params)
+    if params.stage == "windows":
+        return _windows(ctx, params)
+    if params.stage == "out_of_sample":
+        return _out_of_sample(ctx, params)
+    return _evaluate(ctx, params)
+
+
+def _evaluate(ctx: JobContext, params: SweepChunkParams) -> dict[str, Any]:
+    began = time.perf_counter()
+    strategy = params.run_strategy()
+    combos = params.combinations
+    with ctx.phase("data_loading", span_prefix="sweep_chunk") as span:
+        space = search_space(params)
+        warmup = max(space.apply(strategy, c.params).warmup_bars() for c in combos)
+        data = _load(ctx, params, warmup)
+        bars = data.window_end - data.window_start
+        span.set_attribute("sweep.combinations", len(combos))
+        span.set_attribute("backtest.bars", bars)
+    ctx.check_cancelled()
+
+    with ctx.phase("strategy_init", span_prefix="sweep_chunk"):
+        param_sets = [c.params for c in combos]
+    per_call = _PER_CALL
+    if params.keep_returns:
+        per_call = max(1, min(per_call, _RETURNS_BUDGET // max(bars, 1)))
+    rows: list[dict[str, Any]] = []
+    with ctx.phase("evaluation", span_prefix="sweep_chunk") as span:
+        for first in range(0, len(combos), per_call):
+
+            def progress(done: int, _total: int, first: int = first) -> None:
+                n = first + done
+                ctx.progress(5 + 90 * n / len(combos), message=f"{n}/{len(combos)} combinations",
+                             items_done=n, items_total=len(combos))  # fmt: skip
+
+            try:
+                results = evaluate_batch(
+                    strategy, data, param_sets[first : first + per_call],
+                    capital=params.capital, commission=params.commission,
+                    slippage=params.slippage, keep_returns=params.keep_returns,
+                    progress=progress, should_cancel=lambda: ctx.cancelled,
+                )  # fmt: skip
+            except BacktestCancelled as exc:
+                raise JobCancelled(ctx.cancel_reason or str(exc)) from None
+            for combo, result in zip(combos[first : first + per_call], results, strict=True):
+                rows.append(
+                    {
+                        "key": combo.key, "index": combo.index, "params": combo.params,
+                        "statistics": result.statistics, "stage": params.stage,
+                        "window": params.window, "extra": _compact(result.returns),
+                    }
+                )  # fmt: skip
+            ctx.metrics.bars_simulated(bars * len(results))
+        span.set_attribute("sweep.evaluated", len(rows))
+
+    with ctx.phase("results", span_prefix="sweep_chunk"):
+        ctx.progress(99, message=f"{len(rows)} results")
+    # Time inside the runner: the benchmark compares it with the chunk's run time on the
+    # backend to measure dispatch and reporting overhead.
+    return {"results": rows, "bars": bars, "compute_seconds": time.perf_counter() - began}
+
+
+def _windows(ctx: JobContext, params: SweepChunkParams) -> dict[str, Any]:
+    """Cut the campaign's bars into walk-forward windows (timestamps the backend plans on)."""
+    settings = params.windows or {}
+    with ctx.phase("data_loading", span_prefix="sweep_chunk"):
+        data = _load(ctx, params, 0)
+    with ctx.phase("evaluation", span_prefix="sweep_chunk"):
+        try:
+            windows = walkforward_windows(
+                pd.DatetimeIndex(data.window.index), train=settings["train"],
+                test=settings["test"], step=settings.get("step"),
+                anchored=bool(settings.get("anchored")),
+            )  # fmt: skip
+        except ValueError as exc:
+            raise ValueError(f"walk-forward windows: {exc}") from None
+    return {
+        "windows": [
+            {
+                "window": i,
+                "train_start": w.train_first.isoformat(),
+                "train_end": w.train_last.isoformat(),
+                "test_start": w.test_first.isoformat(),
+                "test_end": w.test_last.isoformat(),
+            }
+            for i, w in enumerate(windows)
+        ]
+    }
+
+
+def _out_of_sample(ctx: JobContext, params: SweepChunkParams) -> dict[str, Any]:
+    """Each window's chosen parameters on its test bars, then the stitched curve."""
+    strategy = params.run_strategy()
+    space = search_space(params)
+    store = data_store(ctx.data_home)
+    symbol, timeframe = params.data_key()
+    rows: list[dict[str, Any]] = []
+    segments: list[pd.Series] = []
+    with ctx.phase("evaluation", span_prefix="sweep_chunk"):
+        for n, combo in enumerate(params.combinations):
+            ctx.check_cancelled()
+            variant = space.apply(strategy, combo.params)
+            bars = store.load(symbol, timeframe, combo.start, combo.end,
+                              warmup_bars=variant.warmup_bars())  # fmt: skip
+            data = prepare_data(bars, combo.start, combo.end)
+            target = prepare_strategy(variant, data)
+            costs = {
+                "commission": variant.costs.commission if params.commission is None
+                else params.commission,
+                "slippage": variant.costs.slippage if params.slippage is None else params.slippage,
+            }  # fmt: skip
+            sim = simulate(variant, data, target, capital=params.capital, **costs)
+            result = build_result(variant, data, sim, capital=params.capital, **costs)
+            segments.append(result.equity_curve)
+            rows.append(
+                {
+                    "key": combo.key, "index": combo.index, "params": combo.params,
+                    "statistics": result.statistics.to_dict(), "stage": params.stage,
+                    "window": combo.window, "extra": None,
+                }
+            )  # fmt: skip
+            ctx.progress(100 * (n + 1) / len(params.combinations), items_done=n + 1,
+                         items_total=len(params.combinations))  # fmt: skip
+    with ctx.phase("results", span_prefix="sweep_chunk"):
+        stitched = stitch_equity(segments, params.capital)
+        values = stitched.to_numpy(dtype=float)
+        peaks = np.maximum.accumulate(np.concatenate(([params.capital], values)))[1:]
+    return {
+        "results": rows,
+        "stitched_equity": _thinned(stitched),
+        "stitched": {
+            "start": stitched.index[0].isoformat(),
+            "end": stitched.index[-1].isoformat(),
+            "bars": len(stitched),
+            "final_equity": json_float(values[-1]),
+            "total_return_pct": json_float((values[-1] / params.capital - 1.0) * 100.0),
+            "max_drawdown_pct": json_float(float((values / peaks - 1.0).min()) * 100.0),
+        },
+    }
+
+
+def _thinned(equity: pd.Series) -> list[list[Any]]:
+    step = max(1, math.ceil(len(equity) / MAX_EQUITY_POINTS))
+    picked = list(range(0, len(equity), step))
+    if picked and picked[-1] != len(equity) - 1:
+        picked.append(len(equity) - 1)
+    return [[equity.index[i].isoformat(), json_float(equity.iloc[i])] for i in picked]
