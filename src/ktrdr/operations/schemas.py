@@ -84,6 +84,7 @@ class OperationSummary(BaseModel):
     error: str | None = Field(description="first line of the error, shortened")
     status_reason: str | None
     trace_id: str | None
+    parent_id: str | None = Field(None, description="the campaign a chunk belongs to")
 
     @property
     def params(self) -> dict[str, Any]:

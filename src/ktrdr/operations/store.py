@@ -124,6 +124,7 @@ _SUMMARY_COLUMNS = (
     func.substr(OperationRow.error, 1, LISTED_TEXT_CHARS).label("error"),
     func.substr(OperationRow.status_reason, 1, LISTED_TEXT_CHARS).label("status_reason"),
     OperationRow.trace_id,
+    OperationRow.parent_id,
 )
 
 
@@ -151,6 +152,7 @@ def _summary(row: Any) -> OperationSummary:
         error=row["error"],
         status_reason=row["status_reason"],
         trace_id=row["trace_id"],
+        parent_id=row["parent_id"],
     )
 
 
