@@ -259,18 +259,23 @@ class ProgressReport(RequestModel):
     progress: Progress
 
 
-@router.post("/{operation_id}/progress")
+class ProgressAccepted(BaseModel):
+    accepted: bool = Field(description="false: the operation is no longer this worker's")
+
+
+@router.post("/{operation_id}/progress", response_model=ProgressAccepted)
 def report_progress(
     operation_id: OperationIdPath,
     body: ProgressReport,
     service: OperationsDep,
     request: Request,
     credential: WorkerCredential,
-) -> dict[str, bool]:
+) -> ProgressAccepted:
     """Worker → backend: progress of the operation it runs."""
     authenticate_worker(request, body.worker_id, credential)
     service.get(operation_id)  # 404 for an unknown id
-    return {"accepted": service.record_progress(operation_id, body.worker_id, body.progress)}
+    accepted = service.record_progress(operation_id, body.worker_id, body.progress)
+    return ProgressAccepted(accepted=accepted)
 
 
 class ResultReport(RequestModel):
