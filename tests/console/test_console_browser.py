@@ -223,12 +223,11 @@ def test_cancelling_from_the_page_cancels_the_operation(
 
 def test_user_text_renders_as_text(watched: WatchedPage, stack: ConsoleStack) -> None:
     api = stack.api
-    # A strategy named like a script, and an operation that fails with an error quoting it.
-    # (The model strategy fails on the worker: no model of that name was trained.)
-    model_text = builtin_strategy_text("fuzzy_nn").replace(
-        "name: fuzzy_nn", f'name: "{XSS_NAME}"', 1
+    # A strategy named like a script, and an operation that fails with an error quoting it
+    # (a diagnostic asked to fail quotes its label in the error).
+    failing = api.http.post(
+        "/diagnostics/start", json={"steps": 1, "step_ms": 0, "fail_at_step": 0, "label": XSS_NAME}
     )
-    failing = api.http.post("/backtests/start", json={"strategy": model_text})
     assert failing.status_code == 202, failing.text
     text = builtin_strategy_text("sma_crossover").replace(
         "name: sma_crossover", f'name: "{XSS_NAME}"', 1

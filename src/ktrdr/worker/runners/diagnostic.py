@@ -19,6 +19,12 @@ class DiagnosticFailure(RuntimeError):
     """The failure a diagnostic operation was asked to produce."""
 
 
+def _failure(step: int, label: str | None) -> DiagnosticFailure:
+    # The label is user text carried into the error: the console's escaping is tested on it.
+    suffix = f" ({label})" if label else ""
+    return DiagnosticFailure(f"diagnostic failure requested at step {step}{suffix}")
+
+
 def run_diagnostic(ctx: JobContext) -> dict[str, Any]:
     params = DiagnosticParams.model_validate(ctx.params)
     started = time.perf_counter()
@@ -28,7 +34,7 @@ def run_diagnostic(ctx: JobContext) -> dict[str, Any]:
         for step in range(params.steps):
             ctx.check_cancelled()
             if params.fail_at_step is not None and step == params.fail_at_step:
-                raise DiagnosticFailure(f"diagnostic failure requested at step {step}")
+                raise _failure(step, params.label)
             # Sleep in small slices so a cancel is honoured quickly even for long steps.
             deadline = time.perf_counter() + params.step_ms / 1000
             while (remaining := deadline - time.perf_counter()) > 0:
@@ -42,7 +48,7 @@ def run_diagnostic(ctx: JobContext) -> dict[str, Any]:
                 items_total=params.steps,
             )
         if params.fail_at_step is not None and params.fail_at_step >= params.steps:
-            raise DiagnosticFailure(f"diagnostic failure requested at step {params.fail_at_step}")
+            raise _failure(params.fail_at_step, params.label)
     return {
         "metrics": {
             "steps": params.steps,
