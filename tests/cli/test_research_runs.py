@@ -57,6 +57,9 @@ def two_runs(api: Api) -> list[dict[str, Any]]:
         api, "backtest", "run", "sma_crossover",
         "--set", "indicators.sma_fast.params.period=5", "--set", "costs.commission=0.0002",
     )  # fmt: skip
+    # The record keeps statistics and table references; the tables come from /results.
+    for op in (plain, changed):
+        op["result"] = api.http.get(f"/operations/{op['id']}/results").json()
     return [plain, changed]
 
 

@@ -17,6 +17,8 @@ MAX_NESTED_KEYS = 8
 # Result sections that a table shows a few numbers of, and which numbers.
 _HEADLINE = {
     "statistics": (
+        "start",
+        "end",
         "total_return_pct",
         "sharpe_ratio",
         "max_drawdown_pct",
