@@ -28,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from ktrdr.local_stack import LocalStack
+from ktrdr.operations.model import OperationType
 from tests.support.otlp_receiver import OtlpReceiver, ReceivedSpan
 from tests.support.stack import Api, StackFactory, free_port, wait_for
 
@@ -433,9 +434,10 @@ def test_metrics_on_api_and_workers_match_the_workload(workload: Workload) -> No
     assert {wid for wid, _ in per_worker} <= worker_ids
     assert per_worker[(workload.backtest["worker_id"], "backtesting")] >= 1
     for gauge in ("ktrdr_operations_active", "ktrdr_operations_queued"):
+        # Every operation type is exported (0 when idle), campaigns included.
         assert {s.labels["type"]: s.value for s in samples(api, gauge)} == {
-            "backtesting": 0, "training": 0, "data_download": 0, "diagnostic": 0,
-        }  # fmt: skip
+            t.value: 0 for t in OperationType
+        }
     assert value(api, "ktrdr_workers_registered", kind="diagnostic") == 2
     assert value(api, "ktrdr_workers_available", kind="backtesting") == 2
 
