@@ -28,6 +28,8 @@ class JobContext:
     metrics: JobMetrics
     data_home: str
     on_progress: Callable[[Progress], None]
+    # Threads a job may run its parts in (a universe's symbols): KTRDR_BACKTEST_THREADS.
+    threads: int = 1
     cancel_event: threading.Event = field(default_factory=threading.Event)
     cancel_reason: str | None = None
     # Stopped by a worker shutdown rather than a user: the backend re-queues it.

@@ -76,6 +76,7 @@ class WorkerRuntime:
         heartbeat_interval_s: float,
         data_home: str,
         metrics: JobMetrics,
+        threads: int = 1,
     ):
         self.backend = backend
         self.kinds = kinds
@@ -83,6 +84,7 @@ class WorkerRuntime:
         self.heartbeat_interval_s = heartbeat_interval_s
         self.data_home = data_home
         self.metrics = metrics
+        self.threads = threads
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._job: JobContext | None = None
@@ -167,6 +169,7 @@ class WorkerRuntime:
                 metrics=self.metrics,
                 data_home=self.data_home,
                 on_progress=self._on_progress,
+                threads=self.threads,
             )
             self._job = ctx
             self._job_thread = threading.Thread(

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ktrdr.engine.data import DataStore
+from ktrdr.engine.model_choice import ModelSummary
+from ktrdr.engine.strategy import Strategy
 from ktrdr.engine.training import ModelStore
 from ktrdr.engine.training.checkpoint import CheckpointStore
+
+if TYPE_CHECKING:
+    from ktrdr.jobs.backtest import BacktestParams
 
 # Checkpoints of runs that did not complete are kept this long for a resume, then pruned
 # by the next training job on the worker (completed runs remove theirs at once).
@@ -38,3 +44,15 @@ def prune_checkpoints(data_home: str, max_age_s: float = CHECKPOINT_RETENTION_S)
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder.name)
     return removed
+
+
+def chosen_model(
+    strategy: Strategy, params: BacktestParams, models: ModelStore
+) -> ModelSummary | None:
+    """The model version a backtest trades on (the backend's choice at submission, when
+    it made one); None for rule-based strategies."""
+    cfg = strategy.decisions.model
+    if cfg is None:
+        return None
+    version = params.model["version"] if params.model is not None else cfg.version
+    return models.describe(strategy.model_name, version)
