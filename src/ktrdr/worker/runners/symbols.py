@@ -6,7 +6,7 @@ the indicator and fill kernels release the GIL).
 
 Results are lean as single backtests are: the record holds the book's statistics and
 references; the per-symbol table, the trades of all symbols, the book's equity (and for
-a portfolio its cash and positions) are artifacts (``/results/symbols`` and so on).
+a portfolio its cash and positions) are artifacts (``/results/per_symbol`` and so on).
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def _universe_payload(
     ]
     equity = book.equity_curve
     tables: Tables = {
-        "symbols": (pa.Table.from_pylist(rows), {}),
+        "per_symbol": (pa.Table.from_pylist(rows), {}),
         "trades": (pa.concat_tables(trades, promote_options="default"), {}),
         "equity_curve": (
             pa.table({"timestamp": equity.index, "equity": equity.to_numpy()}),
@@ -179,7 +179,7 @@ def _portfolio_payload(book: Any, params: BacktestParams) -> tuple[dict[str, Any
     index = book.equity_curve.index
     positions = {"timestamp": index, **{s: book.units[s].to_numpy() for s in book.units}}
     tables: Tables = {
-        "symbols": (pa.Table.from_pylist(book.per_symbol()), {}),
+        "per_symbol": (pa.Table.from_pylist(book.per_symbol()), {}),
         "equity_curve": (
             pa.table(
                 {
