@@ -12,7 +12,8 @@ from typing import Any
 from ktrdr.engine.errors import TrainingCancelled
 from ktrdr.engine.model_choice import summary_from_metadata
 from ktrdr.engine.strategy.paths import strategy_document
-from ktrdr.engine.training import EpochReport, evaluate, fit_model, prepare_training_data
+from ktrdr.engine.training import EpochReport, evaluate, fit_model
+from ktrdr.engine.training.stacked import per_symbol_summary, training_rows
 from ktrdr.jobs.training import TrainingParams
 from ktrdr.worker.job import JobContext
 from ktrdr.worker.runners.stores import (
@@ -29,7 +30,9 @@ _TRAINING_FROM, _TRAINING_TO = 20.0, 85.0
 
 def run_training_job(ctx: JobContext) -> dict[str, Any]:
     params = TrainingParams.model_validate(ctx.params)
-    symbol, timeframe = params.data_key()
+    symbols = [s for s, _ in params.data_keys()]
+    # Several symbols train one model on their stacked rows (ktrdr.engine.training.stacked).
+    symbol, timeframe = ",".join(symbols), params.data_keys()[0][1]
     strategy = params.run_strategy()
     config = strategy.training
     if params.epochs is not None:
@@ -37,17 +40,21 @@ def run_training_job(ctx: JobContext) -> dict[str, Any]:
 
     with ctx.phase("data_loading", span_prefix="training") as span:
         ctx.progress(2, message=f"loading {symbol} {timeframe}")
-        bars = data_store(ctx.data_home).load(
-            symbol, timeframe, params.start, params.end, warmup_bars=strategy.warmup_bars()
-        )
+        store = data_store(ctx.data_home)
+        bars = {
+            s: store.load(
+                s, timeframe, params.start, params.end, warmup_bars=strategy.warmup_bars()
+            )
+            for s in symbols
+        }
         span.set_attribute("training.symbol", symbol)
         span.set_attribute("training.timeframe", timeframe)
-        span.set_attribute("training.rows", len(bars))
+        span.set_attribute("training.rows", sum(len(b) for b in bars.values()))
     ctx.check_cancelled()
 
     with ctx.phase("feature_engineering", span_prefix="training") as span:
         ctx.progress(10, message="fuzzy features and forward-return labels")
-        data = prepare_training_data(strategy, bars, params.start, params.end)
+        data, stacked = training_rows(strategy, bars, params.start, params.end)
         span.set_attribute("training.strategy", strategy.name)
         span.set_attribute("training.features", len(data.feature_names))
         span.set_attribute("training.samples", len(data.y))
@@ -106,7 +113,11 @@ def run_training_job(ctx: JobContext) -> dict[str, Any]:
         span.set_attribute("training.model_version", info.version)
     checkpoints.clear()  # the model is saved: the run's checkpoints are done with
     summary = summary_from_metadata(info.metadata)
+    if stacked is not None:
+        predicted = fitted.predict_proba(data.X[data.test]).argmax(axis=1)
+        extra = {"symbols": symbols, "per_symbol": per_symbol_summary(stacked, predicted)}
     return {
+        **(extra if stacked is not None else {}),
         # What the backend's model catalog needs to choose and check models before
         # queueing a backtest (ktrdr.operations.catalog.resolve_model).
         "model": {**summary.to_dict(), "path": str(info.path)},
