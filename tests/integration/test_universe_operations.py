@@ -230,3 +230,55 @@ def test_cli_runs_a_portfolio_with_weights(stack: Stack) -> None:
                 "--timeframe", "1h", "--portfolio", "--rebalance", "yearly")  # fmt: skip
     assert bad.returncode == 3
     assert "unknown rebalance rule 'yearly'" in bad.stdout + bad.stderr
+
+
+def test_training_on_several_symbols_stacks_their_own_splits(stack: Stack) -> None:
+    from ktrdr.engine.strategy.paths import apply_overrides
+    from ktrdr.engine.training import evaluate, fit_model
+    from ktrdr.engine.training.stacked import per_symbol_summary, prepare_stacked_training_data
+
+    local, api = stack
+    symbols = ["AAA", "BBB"]
+    body = {"strategy": "fuzzy_nn", "symbols": symbols, "timeframe": "1h", "epochs": 2}
+    response = api.http.post("/training/start", json=body)
+    assert response.status_code == 202, response.text
+    op = api.wait_status(response.json()["id"], {"completed", "failed"}, 120)
+    assert op["status"] == "completed", op["error"]
+    result = op["result"]
+    # The engine, run here on the same stored bars, gives the same split and model.
+    strategy = apply_overrides(_strategy("fuzzy_nn"), {"training.epochs": 2})
+    store = DataStore(local.data_home / "data")
+    bars = {s: store.load(s, "1h", None, None, warmup_bars=strategy.warmup_bars()) for s in symbols}
+    stacked = prepare_stacked_training_data(strategy, bars)
+    fitted = fit_model(stacked.data, strategy.training)
+    predicted = fitted.predict_proba(stacked.data.X[stacked.data.test]).argmax(axis=1)
+    assert result["symbols"] == symbols
+    assert result["per_symbol"] == _json(per_symbol_summary(stacked, predicted))
+    assert result["evaluation"] == _json(evaluate(fitted, stacked.data))
+    for symbol in symbols:
+        ranges = result["per_symbol"][symbol]["date_ranges"]
+        assert ranges["train"]["end"] < ranges["validation"]["start"] < ranges["test"]["start"]
+    assert result["model"]["symbol"] == "AAA,BBB"
+    # The model serves a backtest of each symbol it was trained on, and of the universe.
+    version = result["model"]["version"]
+    pinned = {"decisions.model.version": version}  # 2 epochs need not beat the baseline
+    for run in ({"symbol": "BBB"}, {"symbols": symbols}):
+        _, stored = _run(
+            api, {"strategy": "fuzzy_nn", "timeframe": "1h", "overrides": pinned, **run}
+        )
+        assert stored["model"]["version"] == version
+        assert stored["warnings"], "the training window overlaps: in-sample, and said so"
+    detail = _reject(
+        api, {"strategy": "fuzzy_nn", "timeframe": "1h", "symbol": "CCC", "overrides": pinned}
+    )
+    assert "was trained on AAA,BBB 1h, this run is CCC 1h" in detail
+    detail = _reject_training(api, {**body, "overrides": {"training.model": "lstm"}})
+    assert "training.model lstm learns from sequences" in detail
+    detail = _reject_training(api, {**body, "symbols": ["AAA", "BBX"]})
+    assert "no data for BBX 1h yet (did you mean 'BBB'?)" in detail
+
+
+def _reject_training(api: Api, body: dict[str, Any]) -> str:
+    response = api.http.post("/training/start", json=body)
+    assert response.status_code == 422, response.text
+    return str(response.json()["detail"])
