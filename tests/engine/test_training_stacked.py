@@ -78,7 +78,7 @@ def test_one_symbol_trains_as_it_always_did(bars: dict[str, pd.DataFrame]) -> No
 
 def test_sequence_models_are_refused_for_stacked_symbols(bars: dict[str, pd.DataFrame]) -> None:
     lstm = apply_overrides(STRATEGY, {"training.model": "lstm"})
-    with pytest.raises(DataValidationError, match="training.model lstm learns from sequences"):
+    with pytest.raises(DataValidationError, match=r"training\.model lstm learns from sequences"):
         prepare_stacked_training_data(lstm, bars)
 
 
