@@ -40,7 +40,8 @@ def prepare_strategy(
 
     ``models`` holds the trained models; only strategies with ``decisions.model`` need it.
     """
-    features = compute_features(strategy, data.bars)
+    prices = {c: data.column(c) for c in ("open", "high", "low", "close", "volume")}
+    features = compute_features(strategy, data.bars, columns=prices)
     actions = decide_actions(strategy, features, models)[data.window_start : data.window_end]
     return target_positions(actions, strategy.position_mode)
 
@@ -54,19 +55,18 @@ def simulate(
     commission: float,
     slippage: float,
 ) -> SimulationOutput:
-    window = data.window
     sizing = strategy.position_sizing
     return simulate_fills(
-        window["open"].to_numpy(dtype=float),
-        window["close"].to_numpy(dtype=float),
+        data.window_column("open"),
+        data.window_column("close"),
         target,
         capital=capital,
         fraction=position_fractions(strategy, data),
         fixed_units=sizing.units if sizing.method == "fixed_units" else None,
         commission=commission,
         slippage=slippage,
-        high=window["high"].to_numpy(dtype=float),
-        low=window["low"].to_numpy(dtype=float),
+        high=data.window_column("high"),
+        low=data.window_column("low"),
         exits=exit_levels(strategy.exits, data),
     )
 
@@ -103,11 +103,12 @@ def exit_levels(exits: ExitsConfig, data: PreparedData) -> Exits:
     return Exits(sf, tf, rf, sd, td, rd, exits.time_stop_bars or 0)
 
 
-def build_trades(sim: SimulationOutput, window: pd.DataFrame) -> TradeTable:
+def build_trades(sim: SimulationOutput, data: PreparedData) -> TradeTable:
     """Trade columns from the simulation (vectorised; Trade objects are made on demand)."""
     e, x, side, size = sim.entry_index, sim.exit_index, sim.side, sim.size
-    opens = window["open"].to_numpy(dtype=float)
-    closes = window["close"].to_numpy(dtype=float)
+    opens = data.window_column("open")
+    closes = data.window_column("close")
+    index = data.window_index
     raw_entry = opens[e]
     raw_exit = np.where(sim.closed_at_end, closes[x], opens[x])
     gross = side * size * (raw_exit - raw_entry)
@@ -116,8 +117,8 @@ def build_trades(sim: SimulationOutput, window: pd.DataFrame) -> TradeTable:
     net = side * size * (sim.exit_fill - sim.entry_fill) - comm
     pct = net / (size * sim.entry_fill) * 100.0
     return TradeTable(
-        entry_time=window.index[e],
-        exit_time=window.index[x],
+        entry_time=index[e],
+        exit_time=index[x],
         side=side,
         size=size,
         entry_price=sim.entry_fill,
@@ -142,13 +143,13 @@ def build_result(
     commission: float,
     slippage: float,
 ) -> BacktestResult:
-    window = data.window
-    trades = build_trades(sim, window)
-    equity = pd.Series(sim.equity, index=window.index, name="equity", copy=False)
+    trades = build_trades(sim, data)
+    index = data.window_index
+    equity = pd.Series(sim.equity, index=index, name="equity", copy=False)
     stats = compute_statistics(
         equity,
         sim.units,
-        window["close"].to_numpy(dtype=float),
+        data.window_column("close"),
         trades,
         capital=capital,
         timeframe=strategy.data.timeframe,
@@ -162,8 +163,8 @@ def build_result(
         statistics=stats,
         trade_table=trades,
         equity_curve=equity,
-        positions=pd.Series(sim.units, index=window.index, name="units", copy=False),
-        closes=window["close"],
+        positions=pd.Series(sim.units, index=index, name="units", copy=False),
+        closes=pd.Series(data.window_column("close"), index=index, name="close", copy=False),
     )
 
 

@@ -98,7 +98,9 @@ def compute_statistics(
     from ktrdr.engine.backtest import aggregates as a
 
     eq = np.ascontiguousarray(equity.to_numpy(dtype=float))
-    index = pd.DatetimeIndex(equity.index)
+    index = equity.index
+    if not isinstance(index, pd.DatetimeIndex):
+        index = pd.DatetimeIndex(index)
     bpy = bars_per_year(index, timeframe)
     # One compiled pass (numpy's own summation order): returns, their mean, std and
     # downside deviation, drawdown and its longest run, exposure.
