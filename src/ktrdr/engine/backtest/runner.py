@@ -88,14 +88,18 @@ def position_fractions(strategy: Strategy, data: PreparedData) -> float | npt.ND
 def exit_levels(exits: ExitsConfig, data: PreparedData) -> Exits:
     """The strategy's exits as the kernel wants them: fractions, or ATR distances per bar."""
     bars = data.bars
+    atrs: dict[int, npt.NDArray[np.float64]] = {}  # a stop and a target often share one
 
     def parts(d: PriceDistance | None) -> tuple[float, npt.NDArray[np.float64] | None]:
         if d is None:
             return np.nan, None
         if d.fraction is not None:
             return d.fraction, None
-        atr_values = atr(bars["high"], bars["low"], bars["close"], d.atr_period).to_numpy()
-        return np.nan, float(d.atr or 0.0) * atr_values[data.window_start : data.window_end]
+        if d.atr_period not in atrs:
+            atrs[d.atr_period] = atr(
+                bars["high"], bars["low"], bars["close"], d.atr_period
+            ).to_numpy()[data.window_start : data.window_end]
+        return np.nan, float(d.atr or 0.0) * atrs[d.atr_period]
 
     (sf, sd), (tf, td), (rf, rd) = (
         parts(exits.stop_loss), parts(exits.take_profit), parts(exits.trailing_stop)

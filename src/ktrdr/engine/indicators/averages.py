@@ -37,8 +37,15 @@ def _seeded_recursion(x: pd.Series, period: int, alpha: float) -> pd.Series:
     seed_at = first + period - 1
     tail = values[seed_at:].copy()
     tail[0] = values[first : seed_at + 1].mean()
-    # ewm(adjust=False) is exactly this recursion once its first value is the seed.
-    out[seed_at:] = pd.Series(tail).ewm(alpha=alpha, adjust=False).mean().to_numpy()
+    # ewm(adjust=False) is exactly this recursion once its first value is the seed. The
+    # compiled copy of pandas' steps gives the same bits without pandas' set-up; pandas'
+    # weights across missing values are its own, so a tail with gaps stays with pandas.
+    if np.isnan(tail).any():
+        out[seed_at:] = pd.Series(tail).ewm(alpha=alpha, adjust=False).mean().to_numpy()
+    else:
+        from ktrdr.engine.indicators.kernels import ewm_mean
+
+        out[seed_at:] = ewm_mean(tail, alpha)
     return pd.Series(out, index=x.index, copy=False)
 
 

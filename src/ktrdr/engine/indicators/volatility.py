@@ -16,9 +16,14 @@ from ktrdr.engine.indicators.oscillators import snap_noise
 
 def true_range(high: pd.Series, low: pd.Series, close: pd.Series) -> pd.Series:
     """max(high − low, |high − prev close|, |low − prev close|); NaN on the first bar."""
-    prev = close.shift(1)
-    ranges = pd.concat([high - low, (high - prev).abs(), (low - prev).abs()], axis=1)
-    return ranges.max(axis=1, skipna=False)
+    from ktrdr.engine.indicators.kernels import true_range_kernel
+
+    values = true_range_kernel(
+        high.to_numpy(dtype=np.float64),
+        low.to_numpy(dtype=np.float64),
+        close.to_numpy(dtype=np.float64),
+    )
+    return pd.Series(values, index=close.index, copy=False)
 
 
 def atr(high: pd.Series, low: pd.Series, close: pd.Series, period: int) -> pd.Series:
