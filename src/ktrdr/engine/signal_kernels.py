@@ -61,3 +61,29 @@ def hold_targets(
             side = 0
         out[t] = side
     return out
+
+
+@njit(cache=True, nogil=True)
+def fuzzy_decisions(
+    strengths: FloatArray, threshold: float, codes: npt.NDArray[np.int8], no_action: int
+) -> npt.NDArray[np.int8]:
+    """Per bar (column of ``strengths``, one row per action): the strongest action's code
+    if it reaches ``threshold`` and beats the runner-up (a tie decides nothing). The
+    first of equal strengths is the strongest (as argmax); with one action the runner-up
+    is 0. NumPy's sort along the actions was most of a fuzzy backtest's time."""
+    k, n = strengths.shape
+    out = np.empty(n, dtype=np.int8)
+    for t in range(n):
+        best = 0
+        top = strengths[0, t]
+        runner = -np.inf if k > 1 else 0.0
+        for j in range(1, k):
+            v = strengths[j, t]
+            if v > top:
+                runner = top
+                top = v
+                best = j
+            elif v > runner:
+                runner = v
+        out[t] = codes[best] if (top >= threshold and top > runner) else no_action
+    return out

@@ -7,6 +7,8 @@ Decisions are made at a bar's close; the backtest fills them at the next bar's o
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import numpy.typing as npt
 
@@ -86,23 +88,21 @@ def fire_rule(rule: ParsedRule, memberships: dict[tuple[str, str], FloatArray]) 
     for cond in rule.conditions:
         m = memberships[(cond.variable, cond.fuzzy_set)]
         degrees.append(1.0 - m if cond.negated else m)
-    combine = np.minimum.reduce if rule.connective == "AND" else np.maximum.reduce
-    return np.nan_to_num(combine(np.vstack(degrees), axis=0), nan=0.0) * rule.weight
+    # Pairwise, as the reduction over stacked rows would, without stacking them.
+    combined = functools.reduce(np.minimum if rule.connective == "AND" else np.maximum, degrees)
+    return np.nan_to_num(combined, nan=0.0) * rule.weight
 
 
 def _fuzzy_actions(strategy: Strategy, features: Features) -> npt.NDArray[np.int8]:
     if strategy.decisions.fuzzy_rules is None:
         raise ValueError("strategy has no fuzzy_rules")
     threshold = strategy.decisions.fuzzy_rules.threshold
+    from ktrdr.engine.signal_kernels import fuzzy_decisions
+
     strengths = rule_strengths(strategy, features)
     stacked = np.vstack([strengths[a] for a in Action])
-    best = stacked.argmax(axis=0)
-    top = stacked.max(axis=0)
-    # A tie between actions means no clear decision.
-    runner_up = np.sort(stacked, axis=0)[-2] if len(stacked) > 1 else np.zeros_like(top)
-    decided = (top >= threshold) & (top > runner_up)
     codes = np.array([_ACTION_CODE[a] for a in Action], dtype=np.int8)
-    return np.where(decided, codes[best], NO_ACTION).astype(np.int8)
+    return fuzzy_decisions(stacked, float(threshold), codes, NO_ACTION)
 
 
 # Model class index -> action code; HOLD is no action (keeps the target).
