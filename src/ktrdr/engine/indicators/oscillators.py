@@ -29,19 +29,26 @@ def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
         return num / den.where(den != 0)
 
 
+def _gains(diff: pd.Series) -> pd.Series:
+    """``diff.clip(lower=0.0)`` without pandas' masking passes: negatives become 0, NaN
+    and -0.0 stay as they are (as clip keeps them)."""
+    values = diff.to_numpy(dtype=np.float64)
+    return pd.Series(np.where(values < 0.0, 0.0, values), index=diff.index, copy=False)
+
+
 def rsi(x: pd.Series, period: int) -> pd.Series:
     """Wilder's RSI, 100·gain/(gain+loss) with Wilder-smoothed averages; NaN when flat."""
     diff = x.diff()
-    gain = wilder(diff.clip(lower=0.0), period)
-    loss = wilder((-diff).clip(lower=0.0), period)
+    gain = wilder(_gains(diff), period)
+    loss = wilder(_gains(-diff), period)
     return 100.0 * _ratio(gain, gain + loss)
 
 
 def cmo(x: pd.Series, period: int) -> pd.Series:
     """Chande momentum oscillator, 100·(gain−loss)/(gain+loss), Wilder-smoothed (as TA-Lib)."""
     diff = x.diff()
-    gain = wilder(diff.clip(lower=0.0), period)
-    loss = wilder((-diff).clip(lower=0.0), period)
+    gain = wilder(_gains(diff), period)
+    loss = wilder(_gains(-diff), period)
     return 100.0 * _ratio(gain - loss, gain + loss)
 
 

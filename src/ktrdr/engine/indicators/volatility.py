@@ -96,7 +96,12 @@ def zscore(x: pd.Series, period: int) -> pd.Series:
 def volatility(x: pd.Series, period: int, bars_per_year: float | None) -> pd.Series:
     """Sample σ (ddof=1) of one-bar log returns over ``period`` bars, annualised by
     √bars_per_year when given (the timeframe's bars per year)."""
-    sigma = np.log(x / x.shift(1)).rolling(period, min_periods=period).std(ddof=1)
+    values = x.to_numpy(dtype=np.float64)
+    ratios = np.full(len(values), np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.divide(values[1:], values[:-1], out=ratios[1:])
+        returns = pd.Series(np.log(ratios), index=x.index, copy=False)
+    sigma = returns.rolling(period, min_periods=period).std(ddof=1)
     return sigma * np.sqrt(bars_per_year) if bars_per_year else sigma
 
 
