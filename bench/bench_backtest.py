@@ -9,7 +9,7 @@ bars. Then the breadth cases, each as bars/s against the crossover's in the same
 
     .venv/bin/python bench/bench_backtest.py [--bars 1000000] [--repeat 3]
 
-Writes bench/results/backtest-<date>.md.
+Writes bench/results/backtest-<UTC time>.md, with the machine's load average.
 """
 
 from __future__ import annotations
@@ -61,13 +61,20 @@ def numpy_crossover(bars: pd.DataFrame) -> float:
     return float(np.prod(growth))
 
 
-def timed(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
-    best, out = float("inf"), None
+def interleaved(
+    fns: dict[str, Callable[[], object]], repeat: int
+) -> dict[str, tuple[float, object]]:
+    """Best wall time (and last result) of each function, run in turns: on a shared,
+    loaded machine a burst of load then hits every contender alike, so the ratios
+    between them hold even when the absolute times move."""
+    best: dict[str, tuple[float, object]] = {k: (float("inf"), None) for k in fns}
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+        for label, fn in fns.items():
+            t0 = time.perf_counter()
+            out = fn()
+            took = time.perf_counter() - t0
+            best[label] = (min(best[label][0], took), out)
+    return best
 
 
 def peak_mb(fn: Callable[[], object]) -> float:
@@ -81,7 +88,7 @@ def peak_mb(fn: Callable[[], object]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bars", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
 
     bars = generate_synthetic_bars("1h", args.bars, seed=42)
@@ -89,38 +96,56 @@ def main() -> None:
     # Warm the numba kernel (compiled or loaded from cache) outside the timings.
     run_backtest(strategies["sma_crossover"], bars.iloc[:1000])
 
+    load_before = os.getloadavg()
     rows = []
     for n in (args.bars, 100_000):
         sub = bars.iloc[:n]
-        t_np, _ = timed(lambda b=sub: numpy_crossover(b), args.repeat)
+        fns: dict[str, Callable[[], object]] = {"numpy": lambda b=sub: numpy_crossover(b)}
+        fns |= {name: (lambda s=s, b=sub: run_backtest(s, b)) for name, s in strategies.items()}
+        times = interleaved(fns, args.repeat)
+        t_np = times["numpy"][0]
         rows.append((f"numpy reference crossover, {n:,} bars", n, t_np,
                      peak_mb(lambda b=sub: numpy_crossover(b)), None))  # fmt: skip
         for name, strategy in strategies.items():
-            t, result = timed(lambda s=strategy, b=sub: run_backtest(s, b), args.repeat)
+            t, result = times[name]
             trades = result.statistics.num_trades  # type: ignore[attr-defined]
             mem = peak_mb(lambda s=strategy, b=sub: run_backtest(s, b))
             rows.append((f"engine {name} ({trades} trades), {n:,} bars", n, t, mem, t / t_np))
 
-    crossover_rate = args.bars / next(r[2] for r in rows if "sma_crossover" in r[0])
-    breadth = []
+    cross = strategies["sma_crossover"]
+    universe = {f"S{i:02d}": generate_synthetic_bars("1h", 100_000, seed=i) for i in range(20)}
+    cases: dict[str, Callable[[], object]] = {"crossover": lambda: run_backtest(cross, bars)}
+    sizes = {"crossover": args.bars}
     for name in ("trend_stops", "rsi_daily_trend"):
         strategy = load_strategy(name)
         run_backtest(strategy, bars.iloc[:5000])
-        t, result = timed(lambda s=strategy: run_backtest(s, bars), args.repeat)
+        cases[name] = lambda s=strategy: run_backtest(s, bars)
+        sizes[name] = args.bars
+    cases["universe"] = lambda: run_universe(cross, universe)
+    cases["portfolio"] = lambda: run_portfolio(cross, universe, rebalance_every=24)
+    sizes["universe"] = sizes["portfolio"] = 2_000_000
+    times = interleaved(cases, args.repeat)
+    crossover_rate = args.bars / times["crossover"][0]
+    breadth = []
+    for name in ("trend_stops", "rsi_daily_trend"):
+        t, result = times[name]
         trades = result.statistics.num_trades  # type: ignore[attr-defined]
         breadth.append((f"{name} ({trades} trades), {args.bars:,} bars", args.bars, t))
-    universe = {f"S{i:02d}": generate_synthetic_bars("1h", 100_000, seed=i) for i in range(20)}
-    cross = strategies["sma_crossover"]
-    t, _ = timed(lambda: run_universe(cross, universe), args.repeat)
-    breadth.append(("sma_crossover universe, 20 × 100,000 bars", 2_000_000, t))
-    t, _ = timed(lambda: run_portfolio(cross, universe, rebalance_every=24), args.repeat)
-    breadth.append(("sma_crossover portfolio, 20 × 100,000 bars, daily rebalance", 2_000_000, t))
+    breadth.append(("sma_crossover universe, 20 × 100,000 bars", 2_000_000, times["universe"][0]))
+    breadth.append(("sma_crossover portfolio, 20 × 100,000 bars, daily rebalance", 2_000_000,
+                    times["portfolio"][0]))  # fmt: skip
+    load_after = os.getloadavg()
 
     lines = [
         f"# Backtest benchmark — {dt.date.today().isoformat()}",
         "",
         f"{args.bars:,} synthetic 1h bars, end to end (indicators, signals, simulation,",
-        f"statistics); best of {args.repeat}; peak memory by tracemalloc in a separate run.",
+        f"statistics); best of {args.repeat}, the contenders of each table run in turns;",
+        "peak memory by tracemalloc in a separate run.",
+        "",
+        f"Load average (1, 5, 15 min) on this shared {os.cpu_count()}-CPU machine: "
+        f"{', '.join(f'{x:.2f}' for x in load_before)} at the start, "
+        f"{', '.join(f'{x:.2f}' for x in load_after)} at the end.",
         "",
         "| run | wall time (s) | bars/s | peak memory (MB) | ratio to numpy |",
         "|---|---:|---:|---:|---:|",
@@ -130,7 +155,8 @@ def main() -> None:
         lines.append(f"| {label} | {t:.3f} | {n / t:,.0f} | {mem:.0f} | {r} |")
     lines += [
         "",
-        "Breadth (bars/s against the 1M-bar crossover's in this run; goal: at most 3x slower):",
+        "Breadth (bars/s against the 1M-bar crossover's, run in turns with these; goal: at most",
+        "3x slower):",
         "",
         "| run | wall time (s) | bars/s | crossover bars/s ÷ these |",
         "|---|---:|---:|---:|",
@@ -146,7 +172,8 @@ def main() -> None:
         f"- python {sys.version.split()[0]}, numpy {np.__version__}, pandas {pd.__version__}, "
         f"numba {numba.__version__}",
     ]
-    out = Path(__file__).parent / "results" / f"backtest-{dt.date.today().isoformat()}.md"
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = Path(__file__).parent / "results" / f"backtest-{stamp}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     sys.stdout.write("\n".join(lines) + f"\n\nwritten to {out}\n")

@@ -39,9 +39,14 @@ def _gains(diff: pd.Series) -> pd.Series:
 def rsi(x: pd.Series, period: int) -> pd.Series:
     """Wilder's RSI, 100·gain/(gain+loss) with Wilder-smoothed averages; NaN when flat."""
     diff = x.diff()
-    gain = wilder(_gains(diff), period)
-    loss = wilder(_gains(-diff), period)
-    return 100.0 * _ratio(gain, gain + loss)
+    gain = wilder(_gains(diff), period).to_numpy()
+    loss = wilder(_gains(-diff), period).to_numpy()
+    total = gain + loss
+    # _ratio's rule (0/0 is no reading) on the arrays: pandas' where and division are
+    # these element operations, paid for once per Series.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = 100.0 * (gain / np.where(total != 0, total, np.nan))
+    return pd.Series(value, index=x.index, copy=False)
 
 
 def cmo(x: pd.Series, period: int) -> pd.Series:
