@@ -63,9 +63,10 @@ def compute_features(
             )
         else:
             key = (ind.type, f"{higher or ''}|{params.model_dump_json()}")
-            outputs = cache.get(key)
-            if outputs is None:
-                outputs = cache[key] = _indicator_outputs(spec, params, bars, higher, resampled)
+            cached = cache.get(key)
+            if cached is None:
+                cached = cache[key] = _indicator_outputs(spec, params, bars, higher, resampled)
+            outputs = cached
         for name, values in outputs.items():
             out[f"{ind.id}.{name}"] = values
         out[ind.id] = out[f"{ind.id}.{spec.primary_output}"]
