@@ -272,6 +272,15 @@ def test_training_on_several_symbols_stacks_their_own_splits(stack: Stack) -> No
         api, {"strategy": "fuzzy_nn", "timeframe": "1h", "symbol": "CCC", "overrides": pinned}
     )
     assert "was trained on AAA,BBB 1h, this run is CCC 1h" in detail
+    # The CLI: --symbols, and the per-symbol table after the run.
+    cli = ktrdr(api, "train", "run", "fuzzy_nn", "--symbols", "AAA,BBB", "--timeframe", "1h",
+                "--epochs", "1")  # fmt: skip
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert "Per symbol (each split on its own)" in cli.stdout
+    for symbol in symbols:
+        test = result["per_symbol"][symbol]["date_ranges"]["test"]
+        row = next(ln for ln in cli.stdout.splitlines() if ln.strip("│ ").startswith(symbol))
+        assert test["start"][:10] in row and f"{test['rows']:,}" in row
     detail = _reject_training(api, {**body, "overrides": {"training.model": "lstm"}})
     assert "training.model lstm learns from sequences" in detail
     detail = _reject_training(api, {**body, "symbols": ["AAA", "BBX"]})
