@@ -65,20 +65,24 @@ def hold_targets(
 
 @njit(cache=True, nogil=True)
 def fuzzy_decisions(
-    strengths: FloatArray, threshold: float, codes: npt.NDArray[np.int8], no_action: int
+    strengths: tuple[FloatArray, ...],
+    threshold: float,
+    codes: npt.NDArray[np.int8],
+    no_action: int,
 ) -> npt.NDArray[np.int8]:
-    """Per bar (column of ``strengths``, one row per action): the strongest action's code
-    if it reaches ``threshold`` and beats the runner-up (a tie decides nothing). The
-    first of equal strengths is the strongest (as argmax); with one action the runner-up
-    is 0. NumPy's sort along the actions was most of a fuzzy backtest's time."""
-    k, n = strengths.shape
+    """Per bar (one array of ``strengths`` per action): the strongest action's code if it
+    reaches ``threshold`` and beats the runner-up (a tie decides nothing). The first of
+    equal strengths is the strongest (as argmax); with one action the runner-up is 0.
+    NumPy's sort along the stacked actions was most of a fuzzy backtest's time."""
+    k = len(strengths)
+    n = len(strengths[0])
     out = np.empty(n, dtype=np.int8)
     for t in range(n):
         best = 0
-        top = strengths[0, t]
+        top = strengths[0][t]
         runner = -np.inf if k > 1 else 0.0
         for j in range(1, k):
-            v = strengths[j, t]
+            v = strengths[j][t]
             if v > top:
                 runner = top
                 top = v

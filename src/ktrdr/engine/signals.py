@@ -100,9 +100,9 @@ def _fuzzy_actions(strategy: Strategy, features: Features) -> npt.NDArray[np.int
     from ktrdr.engine.signal_kernels import fuzzy_decisions
 
     strengths = rule_strengths(strategy, features)
-    stacked = np.vstack([strengths[a] for a in Action])
+    rows = tuple(np.ascontiguousarray(strengths[a], dtype=np.float64) for a in Action)
     codes = np.array([_ACTION_CODE[a] for a in Action], dtype=np.int8)
-    return fuzzy_decisions(stacked, float(threshold), codes, NO_ACTION)
+    return fuzzy_decisions(rows, float(threshold), codes, NO_ACTION)
 
 
 # Model class index -> action code; HOLD is no action (keeps the target).

@@ -76,7 +76,14 @@ def join_closed(values: pd.DataFrame, timeframe: str, base_index: pd.DatetimeInd
     available_at = values.index + check_timeframe(timeframe)
     order = np.argsort(available_at.asi8, kind="stable")
     available = available_at[order]
-    picks = available.searchsorted(base_index, side="right") - 1
+    if base_index.is_monotonic_increasing:
+        # Few higher bars, many base bars: where each higher bar becomes visible, then a
+        # running count (the same picks as searching every base bar, in a fraction).
+        visible_from = base_index.searchsorted(available, side="left")
+        counts = np.bincount(visible_from, minlength=len(base_index) + 1)[: len(base_index)]
+        picks = np.cumsum(counts) - 1
+    else:
+        picks = available.searchsorted(base_index, side="right") - 1
     seen = picks >= 0
     columns = {}
     for name in values.columns:
