@@ -21,7 +21,7 @@ from ktrdr.client.errors import (
     Unauthorized,
     ValidationFailed,
 )
-from ktrdr.client.models import Dataset, Operation, OperationPage, Progress, Worker
+from ktrdr.client.models import Dataset, DeletedData, Operation, OperationPage, Progress, Worker
 from ktrdr.client.results import BacktestResult
 from ktrdr.client.sync import KtrdrClient
 
@@ -33,6 +33,7 @@ __all__ = [
     "Conflict",
     "ConnectionFailed",
     "Dataset",
+    "DeletedData",
     "Forbidden",
     "KtrdrClient",
     "KtrdrError",

@@ -12,7 +12,7 @@ import httpx
 
 from ktrdr.client import calls
 from ktrdr.client.calls import Call, body_of, operation_id
-from ktrdr.client.models import Dataset, Operation, OperationPage, Worker
+from ktrdr.client.models import Dataset, DeletedData, Operation, OperationPage, Worker
 from ktrdr.client.progress import Follower
 from ktrdr.client.results import BacktestResult
 
@@ -158,6 +158,9 @@ class AsyncKtrdrClient:
 
     async def datasets(self) -> list[Dataset]:
         return await self.send(calls.datasets())
+
+    async def delete_data(self, symbol: str, timeframe: str) -> DeletedData:
+        return await self.send(calls.delete_data(symbol, timeframe))
 
     async def health(self) -> dict[str, Any]:
         return await self.send(calls.health())

@@ -10,11 +10,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
+from urllib.parse import quote
 
 import httpx
 
 from ktrdr.client.errors import ConnectionFailed, error_for
-from ktrdr.client.models import Dataset, Operation, OperationPage, Worker
+from ktrdr.client.models import Dataset, DeletedData, Operation, OperationPage, Worker
 
 T = TypeVar("T")
 
@@ -163,6 +164,11 @@ def workers(include_gone: bool) -> Call[list[Worker]]:
 
 def datasets() -> Call[list[Dataset]]:
     return Call("GET", "/data", lambda body: [Dataset.from_api(d) for d in body.get("data", [])])
+
+
+def delete_data(symbol: str, timeframe: str) -> Call[DeletedData]:
+    path = f"/data/{quote(symbol, safe='')}/{quote(timeframe, safe='')}"
+    return Call("DELETE", path, DeletedData.from_api)
 
 
 def health() -> Call[dict[str, Any]]:

@@ -12,7 +12,7 @@ import httpx
 
 from ktrdr.client import calls
 from ktrdr.client.calls import Call, body_of, operation_id
-from ktrdr.client.models import Dataset, Operation, OperationPage, Worker
+from ktrdr.client.models import Dataset, DeletedData, Operation, OperationPage, Worker
 from ktrdr.client.progress import Follower
 from ktrdr.client.results import BacktestResult
 
@@ -176,6 +176,10 @@ class KtrdrClient:
     def datasets(self) -> list[Dataset]:
         """The data catalog: every stored (symbol, timeframe) series."""
         return self.send(calls.datasets())
+
+    def delete_data(self, symbol: str, timeframe: str) -> DeletedData:
+        """Delete a stored series (NotFound if unknown, Conflict while an operation uses it)."""
+        return self.send(calls.delete_data(symbol, timeframe))
 
     def health(self) -> dict[str, Any]:
         return self.send(calls.health())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ktrdr.constants import BARS_DIR
 from ktrdr.engine.data import DataStore
 from ktrdr.engine.training import ModelStore
 from ktrdr.engine.training.checkpoint import CheckpointStore
@@ -14,7 +15,7 @@ CHECKPOINT_RETENTION_S = 7 * 24 * 3600
 
 
 def data_store(data_home: str) -> DataStore:
-    return DataStore(Path(data_home) / "data")
+    return DataStore(Path(data_home) / BARS_DIR)
 
 
 def model_store(data_home: str) -> ModelStore:
