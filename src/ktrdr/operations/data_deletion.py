@@ -124,7 +124,8 @@ def delete_dataset(
         with store.session() as session, session.begin():
             users = _users(session, target)
             if users:
-                shown = ", ".join(users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5 else "")
+                more = f" and {len(users) - 5} more" if len(users) > 5 else ""
+                shown = ", ".join(users[:5]) + more
                 raise DataInUse(
                     f"{target.symbol} {target.timeframe} is in use by {shown}; wait for them "
                     "to finish or cancel them (`ktrdr ops cancel ID`), then delete again"
