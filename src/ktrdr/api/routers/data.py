@@ -80,7 +80,17 @@ def _too_large(limit: int) -> HTTPException:
     "/data/uploads",
     status_code=201,
     response_model=UploadPublic,
-    openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "text/csv": {
+                    "schema": {"type": "string"},
+                    "example": "date,open,high,low,close,volume\n"
+                    "2020-01-06,1.1161,1.1190,1.1133,1.1195,1520\n",
+                }
+            }
+        }
+    },
 )
 async def upload(
     request: Request, artifacts: ArtifactsDep, settings: SettingsDep, who: Operator
