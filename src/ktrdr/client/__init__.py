@@ -8,6 +8,7 @@
 It imports nothing of the backend or the engine (tests/test_boundaries.py)."""
 
 from ktrdr.client.aio import AsyncKtrdrClient
+from ktrdr.client.campaigns import SweepResult, WalkforwardResult
 from ktrdr.client.errors import (
     ApiError,
     BadRequest,
@@ -43,7 +44,9 @@ __all__ = [
     "OperationPage",
     "Progress",
     "ServerError",
+    "SweepResult",
     "Unauthorized",
     "ValidationFailed",
+    "WalkforwardResult",
     "Worker",
 ]
