@@ -44,8 +44,9 @@ search:
 """
 FAST, SLOW = "indicators.sma_fast.params.period", "indicators.sma_slow.params.period"
 
-# On more bars (LONG_SYMBOL), a grid whose chunks run for a second or more each.
-LONG_SYMBOL, LONG_BARS = "GBPUSD", 20_000
+# On more bars (LONG_SYMBOL), a grid whose chunks evaluate for seconds even on a quiet
+# machine (at 20,000 bars a chunk passed its middle in ~0.2 s, too fast to catch).
+LONG_SYMBOL, LONG_BARS = "GBPUSD", 200_000
 LONG_STRATEGY = (
     SWEEP_STRATEGY.replace("{range: [4, 16, 4]}", "{range: [2, 61, 1]}")
     .replace("{values: [12, 30, 50]}", "{values: [100, 200]}")
