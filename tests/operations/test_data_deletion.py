@@ -1,5 +1,5 @@
 """Deleting a series keeps the catalog and the bar files in step: on success, on a failed
-commit, and after a crash between the two (real SQLite store, real files)."""
+commit, and after a crash between the two (real SQLite and PostgreSQL stores, real files)."""
 
 from __future__ import annotations
 
@@ -21,10 +21,18 @@ from ktrdr.operations.store import Store
 NOW = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'ktrdr.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'ktrdr.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    engine = make_engine(url)
     upgrade_schema(engine)
+    # The PostgreSQL database is shared by the session: start every test from empty tables.
+    with engine.begin() as conn:
+        for table in ("operations", "workers", "data_deletions"):
+            conn.exec_driver_sql(f"DELETE FROM {table}")
     yield Store(engine)
     engine.dispose()
 
