@@ -131,8 +131,35 @@ def check_plannable(params: SweepParams) -> None:
         space.sample(1, params.seed)  # raises when no feasible combination can be drawn
 
 
+# A strategy with a `search:` space, for the request examples.
+EXAMPLE_SEARCH_STRATEGY = """name: sma_sweep
+data: {symbol: EURUSD, timeframe: 1h}
+indicators:
+  - {id: sma_fast, type: sma, params: {period: 10}}
+  - {id: sma_slow, type: sma, params: {period: 30}}
+decisions:
+  signals:
+    - crossover: {fast: sma_fast, slow: sma_slow}
+search:
+  parameters:
+    indicators.sma_fast.params.period: {range: [4, 16, 4]}
+    indicators.sma_slow.params.period: {values: [30, 50]}
+"""
+
+
 class SweepParams(BacktestParams, CampaignSettings):
     """A sweep: the strategy's `search:` space explored on one window."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "strategy": EXAMPLE_SEARCH_STRATEGY, "method": "grid",
+                    "objective": "sharpe", "min_trades": 5,
+                }
+            ]
+        }
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _check_sweep(self) -> SweepParams:
@@ -171,6 +198,17 @@ class WalkforwardParams(SweepParams):
     Window lengths are bar counts (``train_bars``...) or durations (``train_period``...),
     all of one kind: with durations a window holds the bars whose timestamps fall in it,
     so weekends and gaps do not stretch a "90-day" test window."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "strategy": EXAMPLE_SEARCH_STRATEGY, "method": "grid",
+                    "train_bars": 1000, "test_bars": 250,
+                }
+            ]
+        }
+    )  # fmt: skip
 
     train_bars: int | None = Field(
         None, ge=10, le=10_000_000, description="in-sample bars per window"

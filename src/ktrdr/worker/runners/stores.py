@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ktrdr.constants import BARS_DIR
 from ktrdr.engine.data import DataStore
 from ktrdr.engine.data.cache import BarsCache
 from ktrdr.engine.training import ModelStore
@@ -25,7 +26,7 @@ def configure_bars_cache(max_mb: int) -> BarsCache:
 
 
 def data_store(data_home: str) -> DataStore:
-    return DataStore(Path(data_home) / "data", cache=_bars_cache)
+    return DataStore(Path(data_home) / BARS_DIR, cache=_bars_cache)
 
 
 def model_store(data_home: str) -> ModelStore:
