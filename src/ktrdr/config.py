@@ -157,6 +157,9 @@ class WorkerSettings(CommonSettings):
     backtest_threads: int = Field(
         2, ge=1, le=64, description="symbols of a universe or portfolio run at once"
     )
+    bars_cache_mb: int = Field(
+        512, ge=0, le=1_048_576, description="decoded bar files kept in memory; 0: none"
+    )
 
     def advertised_host(self) -> str:
         if self.worker_host:
