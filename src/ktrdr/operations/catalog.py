@@ -68,6 +68,11 @@ def deletion_times(store: Store) -> dict[tuple[str, str], datetime]:
     return {(symbol, timeframe): at for symbol, timeframe, at in rows}
 
 
+# difflib similarity a stored symbol needs to be suggested for an unknown one (BBX/BBB is
+# 0.67, DELME/CLIME 0.6).
+SYMBOL_SIMILARITY = 0.65
+
+
 def require_bars(
     store: Store, keys: list[tuple[str, str]], start: datetime | None, end: datetime | None
 ) -> list[dict[str, Any]]:
@@ -113,9 +118,9 @@ def _require(
                 f"{', '.join(others)} only; choose one of those timeframes or {download}"
             )
         symbols = sorted({str(d["symbol"]) for d in catalog})
-        raise ParamsError(
-            f"no data for {symbol} {timeframe} yet{did_you_mean(symbol, symbols)}: {download}"
-        )
+        # Tickers are short: only a near miss (EURUSX, BBX) is worth suggesting.
+        hint = did_you_mean(symbol, symbols, cutoff=SYMBOL_SIMILARITY)
+        raise ParamsError(f"no data for {symbol} {timeframe} yet{hint}: {download}")
     first = datetime.fromisoformat(found["first"])
     last = datetime.fromisoformat(found["last"])
     if (start and start > last) or (end and end < first):
