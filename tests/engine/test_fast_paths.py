@@ -104,3 +104,21 @@ def test_fuzzy_decisions_are_the_sorted_formulation() -> None:
         runner_up = np.sort(stacked, axis=0)[-2]
         want = np.where((top >= 0.5) & (top > runner_up), codes[best], 0)
         np.testing.assert_array_equal(fuzzy_decisions(rows, 0.5, codes, 0), want)
+
+
+def test_wilder_pair_is_two_wilders() -> None:
+    from ktrdr.engine.indicators.averages import wilder, wilder_pair
+
+    for trial in range(150):
+        n = int(RNG.integers(1, 300))
+        x, y = RNG.normal(0.0, 1.0, n), RNG.normal(0.0, 1.0, n)
+        x[: int(RNG.integers(0, n))] = np.nan
+        y[np.isnan(x)] = np.nan
+        if trial % 5 == 0 and n > 40:
+            x[30] = y[30] = np.nan  # a gap after the seed: pandas' weights, one by one
+        if trial % 7 == 0:
+            y[int(RNG.integers(0, n))] = np.nan  # different gaps: one by one as well
+        period = int(RNG.integers(1, 30))
+        a, b = wilder_pair(pd.Series(x), pd.Series(y), period)
+        np.testing.assert_array_equal(a.to_numpy(), wilder(pd.Series(x), period).to_numpy())
+        np.testing.assert_array_equal(b.to_numpy(), wilder(pd.Series(y), period).to_numpy())

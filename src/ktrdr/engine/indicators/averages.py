@@ -49,6 +49,34 @@ def _seeded_recursion(x: pd.Series, period: int, alpha: float) -> pd.Series:
     return pd.Series(out, index=x.index, copy=False)
 
 
+def wilder_pair(x: pd.Series, y: pd.Series, period: int) -> tuple[pd.Series, pd.Series]:
+    """``wilder(x, period), wilder(y, period)`` for two series missing the same bars (RSI's
+    gains and losses): the seeds as ``_seeded_recursion`` takes them, both recursions in
+    one compiled pass; anything else goes through ``wilder`` one by one."""
+    xv, yv = x.to_numpy(dtype=float), y.to_numpy(dtype=float)
+    missing = np.isnan(xv)
+    valid = np.flatnonzero(~missing)
+    if len(valid) < period or not np.array_equal(missing, np.isnan(yv)):
+        return wilder(x, period), wilder(y, period)
+    first = valid[0]
+    seed_at = first + period - 1
+    tails = []
+    for values in (xv, yv):
+        tail = values[seed_at:].copy()
+        tail[0] = values[first : seed_at + 1].mean()
+        tails.append(tail)
+    if np.isnan(tails[0]).any():
+        return wilder(x, period), wilder(y, period)
+    from ktrdr.engine.indicators.kernels import ewm_mean_pair
+
+    outs = []
+    for smoothed in ewm_mean_pair(tails[0], tails[1], 1.0 / period):
+        out = np.full(len(xv), np.nan)
+        out[seed_at:] = smoothed
+        outs.append(pd.Series(out, index=x.index, copy=False))
+    return outs[0], outs[1]
+
+
 def ema(x: pd.Series, period: int) -> pd.Series:
     """EMA with alpha = 2/(period+1), seeded with the SMA of the first ``period`` values."""
     return _seeded_recursion(x, period, 2.0 / (period + 1))

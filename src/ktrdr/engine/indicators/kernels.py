@@ -308,3 +308,33 @@ def true_range_kernel(
         else:
             out[i] = max(a, max(b, c))
     return out
+
+
+@njit(cache=True, nogil=True)
+def ewm_mean_pair(
+    a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], alpha: float
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """``ewm_mean`` of two NaN-free series of one length in one pass (the same steps,
+    lane by lane): two independent division chains run side by side (RSI's gains and
+    losses cost about one)."""
+    com = (1.0 - alpha) / alpha  # as ewm_mean: pandas' get_center_of_mass
+    alpha = 1.0 / (1.0 + com)
+    old_wt = 1.0 - alpha
+    new_wt = alpha
+    n = len(a)
+    out_a = np.empty(n)
+    out_b = np.empty(n)
+    if n == 0:
+        return out_a, out_b
+    wa, wb = a[0], b[0]
+    out_a[0], out_b[0] = wa, wb
+    for i in range(1, n):
+        xa, xb = a[i], b[i]
+        if wa != xa:
+            wa = old_wt * wa + new_wt * xa
+            wa /= old_wt + new_wt
+        if wb != xb:
+            wb = old_wt * wb + new_wt * xb
+            wb /= old_wt + new_wt
+        out_a[i], out_b[i] = wa, wb
+    return out_a, out_b

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ktrdr.engine.indicators.averages import ema, sma, wilder
+from ktrdr.engine.indicators.averages import ema, sma, wilder, wilder_pair
 
 # A deviation this small relative to the level is rounding noise, not movement: two means
 # of one constant window can differ in the last bit and must not make a signal of it.
@@ -39,8 +39,8 @@ def _gains(diff: pd.Series) -> pd.Series:
 def rsi(x: pd.Series, period: int) -> pd.Series:
     """Wilder's RSI, 100·gain/(gain+loss) with Wilder-smoothed averages; NaN when flat."""
     diff = x.diff()
-    gain = wilder(_gains(diff), period).to_numpy()
-    loss = wilder(_gains(-diff), period).to_numpy()
+    gains, losses = wilder_pair(_gains(diff), _gains(-diff), period)
+    gain, loss = gains.to_numpy(), losses.to_numpy()
     total = gain + loss
     # _ratio's rule (0/0 is no reading) on the arrays: pandas' where and division are
     # these element operations, paid for once per Series.
