@@ -90,7 +90,10 @@ def fire_rule(rule: ParsedRule, memberships: dict[tuple[str, str], FloatArray]) 
         degrees.append(1.0 - m if cond.negated else m)
     # Pairwise, as the reduction over stacked rows would, without stacking them.
     combined = functools.reduce(np.minimum if rule.connective == "AND" else np.maximum, degrees)
-    return np.nan_to_num(combined, nan=0.0) * rule.weight
+    # Memberships are in [0, 1] or NaN: only NaN needs replacing (nan_to_num's infinity
+    # passes find nothing). A weight of 1 leaves the strengths as they are.
+    strength = np.where(np.isnan(combined), 0.0, combined)
+    return strength if rule.weight == 1.0 else strength * rule.weight
 
 
 def _fuzzy_actions(strategy: Strategy, features: Features) -> npt.NDArray[np.int8]:
