@@ -38,8 +38,18 @@ def _gains(diff: pd.Series) -> pd.Series:
 
 def rsi(x: pd.Series, period: int) -> pd.Series:
     """Wilder's RSI, 100·gain/(gain+loss) with Wilder-smoothed averages; NaN when flat."""
-    diff = x.diff()
-    gains, losses = wilder_pair(_gains(diff), _gains(-diff), period)
+    # x.diff(), its gains and losses on the arrays (pandas' own element operations).
+    values = x.to_numpy(dtype=np.float64)
+    diff = np.full(len(values), np.nan)
+    np.subtract(values[1:], values[:-1], out=diff[1:])
+    rising = np.where(diff < 0.0, 0.0, diff)
+    falling = -diff
+    falling = np.where(falling < 0.0, 0.0, falling)
+    gains, losses = wilder_pair(
+        pd.Series(rising, index=x.index, copy=False),
+        pd.Series(falling, index=x.index, copy=False),
+        period,
+    )
     gain, loss = gains.to_numpy(), losses.to_numpy()
     total = gain + loss
     # _ratio's rule (0/0 is no reading) on the arrays: pandas' where and division are
