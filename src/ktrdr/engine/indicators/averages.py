@@ -30,10 +30,10 @@ def _seeded_recursion(x: pd.Series, period: int, alpha: float) -> pd.Series:
     mean of the first ``period`` valid values; NaN before the seed."""
     values = x.to_numpy(dtype=float)
     out = np.full(len(values), np.nan)
-    valid = np.flatnonzero(~np.isnan(values))
-    if len(valid) < period:
+    present = ~np.isnan(values)
+    if np.count_nonzero(present) < period:
         return pd.Series(out, index=x.index)
-    first = valid[0]
+    first = int(present.argmax())  # the first valid value (no index array of them all)
     seed_at = first + period - 1
     tail = values[seed_at:].copy()
     tail[0] = values[first : seed_at + 1].mean()
@@ -55,10 +55,9 @@ def wilder_pair(x: pd.Series, y: pd.Series, period: int) -> tuple[pd.Series, pd.
     one compiled pass; anything else goes through ``wilder`` one by one."""
     xv, yv = x.to_numpy(dtype=float), y.to_numpy(dtype=float)
     missing = np.isnan(xv)
-    valid = np.flatnonzero(~missing)
-    if len(valid) < period or not np.array_equal(missing, np.isnan(yv)):
+    if np.count_nonzero(~missing) < period or not np.array_equal(missing, np.isnan(yv)):
         return wilder(x, period), wilder(y, period)
-    first = valid[0]
+    first = int((~missing).argmax())
     seed_at = first + period - 1
     tails = []
     for values in (xv, yv):
