@@ -20,6 +20,8 @@ EVERY_N_BARS = "every_n_bars"
 # Calendar rules and the pandas period each one starts anew.
 CALENDAR_PERIODS = {"daily": "D", "weekly": "W", "monthly": "M"}
 REBALANCE_RULES = (ON_SIGNAL, EVERY_N_BARS, *CALENDAR_PERIODS)
+# Weights are fractions of equity written by people: 0.1 + 0.2 + 0.7 is 1 give or take this.
+WEIGHT_SUM_TOLERANCE = 1e-9
 
 
 def check_rebalance(rule: str, every_bars: int | None) -> None:

@@ -11,11 +11,13 @@ import math
 from pydantic import Field, model_validator
 
 from ktrdr.bounds import RequestModel
-from ktrdr.engine.rebalance import ON_SIGNAL, REBALANCE_RULES, check_rebalance
+from ktrdr.engine.rebalance import (
+    ON_SIGNAL,
+    REBALANCE_RULES,
+    WEIGHT_SUM_TOLERANCE,
+    check_rebalance,
+)
 from ktrdr.engine.timeframes import did_you_mean
-
-# Weights are fractions of equity written by people: 0.1 + 0.2 + 0.7 is 1 give or take this.
-WEIGHT_SUM_TOLERANCE = 1e-9
 
 
 class PortfolioSpec(RequestModel):

@@ -23,11 +23,14 @@ from ktrdr.engine.errors import DataValidationError
 from ktrdr.engine.models import ModelSource
 from ktrdr.engine.portfolio.stats import book_statistics
 from ktrdr.engine.portfolio.universe import check_symbols, symbol_strategy
-from ktrdr.engine.rebalance import EVERY_N_BARS, ON_SIGNAL, calendar_due, check_rebalance
+from ktrdr.engine.rebalance import (
+    EVERY_N_BARS,
+    ON_SIGNAL,
+    WEIGHT_SUM_TOLERANCE,
+    calendar_due,
+    check_rebalance,
+)
 from ktrdr.engine.strategy.schema import Strategy
-
-# Weights may add up to 1 give or take this (decimal fractions such as 0.1 + 0.2 + 0.7).
-WEIGHT_SUM_TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)
