@@ -145,7 +145,8 @@ def test_portfolio_shares_cash_and_matches_the_engine(stack: Stack) -> None:
     held = (units[SYMBOLS].to_numpy() * closes).sum(axis=1)
     np.testing.assert_allclose(curve["equity"], curve["cash"] + held, rtol=1e-12)
     assert (curve["cash"] >= 0).all()
-    assert set(op["result"]["artifacts"]) == {"per_symbol", "equity_curve", "positions"}
+    assert set(op["result"]["artifacts"]) == {"per_symbol", "equity_curve", "positions", "trades"}
+    assert stored["trades"] == [], "a portfolio rebalances: no round trips to list"
 
 
 def _reject(api: Api, body: dict[str, Any]) -> str:

@@ -14,7 +14,8 @@ from ktrdr.engine.backtest.statistics import compute_statistics
 from ktrdr.engine.strategy.schema import Strategy
 
 
-def _no_trades() -> TradeTable:
+def no_trades() -> TradeTable:
+    """An empty trade table (a book's statistics have no per-trade figures)."""
     return TradeTable(
         entry_time=pd.DatetimeIndex([], tz="UTC"), exit_time=pd.DatetimeIndex([], tz="UTC"),
         side=np.zeros(0, np.int64), size=np.zeros(0), entry_price=np.zeros(0),
@@ -35,7 +36,7 @@ def book_statistics(
 ) -> Statistics:
     """Equity statistics of the book; ``num_trades``: the trades of all symbols, if known."""
     stats = compute_statistics(
-        equity, invested.astype(float), equity.to_numpy(), _no_trades(), capital=capital,
+        equity, invested.astype(float), equity.to_numpy(), no_trades(), capital=capital,
         timeframe=strategy.data.timeframe,
     )  # fmt: skip
     extra: dict[str, float | int] = {

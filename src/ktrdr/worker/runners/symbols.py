@@ -29,6 +29,7 @@ from ktrdr.engine.portfolio import (
     simulate_portfolio,
     symbol_strategy,
 )
+from ktrdr.engine.portfolio.stats import no_trades
 from ktrdr.engine.strategy.paths import strategy_document
 from ktrdr.jobs.backtest import BacktestParams
 from ktrdr.worker.job import JobContext
@@ -191,6 +192,9 @@ def _portfolio_payload(book: Any, params: BacktestParams) -> tuple[dict[str, Any
             {"preview_points": MAX_STORED_EQUITY_POINTS},
         ),
         "positions": (pa.table(positions), {}),
+        # Rebalances, not round trips: an empty trade list, so every reader of a
+        # backtest's trades (report pages, CSV exports) finds one.
+        "trades": (pa.table({"symbol": np.array([], dtype=str), **no_trades().columns()}), {}),
     }
     summary = {
         "statistics": book.statistics.to_dict(),
