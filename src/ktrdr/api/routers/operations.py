@@ -37,6 +37,7 @@ from ktrdr.bounds import (
     WorkerId,
 )
 from ktrdr.constants import IDEMPOTENCY_HEADER
+from ktrdr.operations.curve import MAX_EPOCHS_PER_REPORT, EpochMetrics, TrainingCurve
 from ktrdr.operations.history import OperationEvent
 from ktrdr.operations.model import OperationStatus, OperationType, Outcome
 from ktrdr.operations.results import full_result, part_table, result_part
@@ -137,6 +138,9 @@ class OperationMetrics(BaseModel):
     duration_s: float | None
     progress: Progress
     metrics: dict[str, Any] = Field(description="type-specific figures, e.g. backtest statistics")
+    curve: TrainingCurve | None = Field(
+        None, description="a training run's loss and accuracy per epoch (null for other types)"
+    )
 
 
 @router.get("/{operation_id}/metrics", dependencies=[ReadAccess], response_model=OperationMetrics)
@@ -156,7 +160,22 @@ def get_operation_metrics(
         duration_s=op.duration_s,
         progress=op.progress,
         metrics=metrics if isinstance(metrics, dict) else {},
+        curve=service.curve(op) if op.type == OperationType.TRAINING else None,
     )
+
+
+@router.get("/{operation_id}/curve", dependencies=[ReadAccess], response_model=TrainingCurve)
+def get_training_curve(operation_id: OperationIdPath, service: OperationsDep) -> TrainingCurve:
+    """A training run's learning curve: train/validation loss and accuracy per epoch, as
+    reported so far (live while it runs); 409 for an operation that is not a training run."""
+    op = service.get(operation_id)
+    if op.type != OperationType.TRAINING:
+        raise HTTPException(
+            409,
+            f"operation {op.id} is a {op.type.value} operation; only training runs have a "
+            f"learning curve (its figures are at /api/v1/operations/{op.id}/metrics)",
+        )
+    return service.curve(op)
 
 
 def _completed_result(service: OperationService, operation_id: str) -> dict[str, Any]:
@@ -257,6 +276,11 @@ def resume(
 class ProgressReport(RequestModel):
     worker_id: WorkerId
     progress: Progress
+    epochs: list[EpochMetrics] = Field(
+        default_factory=list,
+        max_length=MAX_EPOCHS_PER_REPORT,
+        description="training epochs finished since the last report",
+    )
 
 
 class ProgressAccepted(BaseModel):
@@ -274,7 +298,7 @@ def report_progress(
     """Worker → backend: progress of the operation it runs."""
     authenticate_worker(request, body.worker_id, credential)
     service.get(operation_id)  # 404 for an unknown id
-    accepted = service.record_progress(operation_id, body.worker_id, body.progress)
+    accepted = service.record_progress(operation_id, body.worker_id, body.progress, body.epochs)
     return ProgressAccepted(accepted=accepted)
 
 
