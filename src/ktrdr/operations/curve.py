@@ -10,12 +10,15 @@ one point per epoch, the newest attempt's; ``recorded`` keeps everything in arri
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from ktrdr.bounds import INT32_MAX, RequestModel
-from ktrdr.operations.history import OperationEvent
 from ktrdr.operations.model import OperationStatus
+
+if TYPE_CHECKING:  # the history module needs SQLAlchemy, which workers never load
+    from ktrdr.operations.history import OperationEvent
 
 # Epochs per progress report at most; a worker sends what piled up since the last one.
 MAX_EPOCHS_PER_REPORT = 1000
