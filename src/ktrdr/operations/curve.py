@@ -4,7 +4,9 @@ A worker sends each finished epoch with its progress reports (never coalesced aw
 progress itself); the store keeps every record with the attempt that produced it. After a
 re-queue or a resume the epochs after the checkpoint are trained again, so the curve is
 one point per epoch, the newest attempt's; ``recorded`` keeps everything in arrival order
-(that is how a test sees which epochs an attempt repeated).
+(that is how a test sees which epochs an attempt repeated). A resumed attempt first sends
+the history its checkpoint holds, marked ``restored``: epochs a killed worker trained but
+never got to report are in the curve too.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ class EpochMetrics(RequestModel):
     val_loss: float | None
     val_accuracy: float | None = Field(ge=0.0, le=1.0)
     duration_s: float = Field(ge=0.0, le=1e9, description="wall time of the epoch")
+    restored: bool = Field(
+        False,
+        description="read back from the checkpoint the run went on from, not trained again "
+        "(the epochs a killed worker had not yet reported; duration unknown, 0)",
+    )
 
 
 class EpochPoint(BaseModel):
@@ -43,6 +50,7 @@ class EpochPoint(BaseModel):
     val_loss: float | None
     val_accuracy: float | None
     duration_s: float
+    restored: bool
 
 
 class TrainingCurve(BaseModel):
@@ -73,11 +81,15 @@ def build_curve(
                 epoch=metrics.epoch, attempt=event.attempt, worker_id=event.worker_id,
                 train_loss=metrics.train_loss, val_loss=metrics.val_loss,
                 val_accuracy=metrics.val_accuracy, duration_s=metrics.duration_s,
+                restored=metrics.restored,
             )
         )  # fmt: skip
     newest: dict[int, EpochPoint] = {}
-    for point in recorded:  # later records (a later attempt, a repeated report) win
-        newest[point.epoch] = point
+    for point in recorded:
+        # Later records (a later attempt, a repeated report) win, but a trained record is
+        # kept over one restored from a checkpoint (same figures, and it has its duration).
+        if not (point.restored and point.epoch in newest):
+            newest[point.epoch] = point
     points = [newest[e] for e in sorted(newest)]
     scored = [p for p in points if p.val_loss is not None]
     best = min(scored, key=lambda p: (p.val_loss, p.epoch)).epoch if scored else None

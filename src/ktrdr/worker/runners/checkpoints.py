@@ -25,6 +25,7 @@ class TracedCheckpoints(CheckpointStore):
         super().__init__(folder, keep)
         self._metrics = metrics
         self._operation_id = operation_id
+        self.restored: CheckpointState | None = None  # what ``latest`` gave the run
 
     def save(self, state: CheckpointState) -> Path:
         with tracer.start_as_current_span("training.checkpoint") as span:
@@ -48,4 +49,5 @@ class TracedCheckpoints(CheckpointStore):
                 return None
             self._metrics.checkpoint_restored(time.perf_counter() - start)
             span.set_attribute("training.resumed_from_epoch", state.epoch)
+            self.restored = state
             return state

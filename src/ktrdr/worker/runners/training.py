@@ -30,6 +30,7 @@ from ktrdr.jobs.training import TrainingParams
 from ktrdr.operations.curve import EpochMetrics
 from ktrdr.worker.job import JobContext
 from ktrdr.worker.runners.checkpoints import TracedCheckpoints
+from ktrdr.worker.runners.mlflow_export import export_run
 from ktrdr.worker.runners.stores import (
     checkpoint_store,
     data_store,
@@ -53,19 +54,19 @@ class _EpochClock:
     def restart(self) -> None:
         self._since = time.perf_counter()
 
+    def report_restored(self, history: list[dict[str, Any]]) -> None:
+        """The checkpoint's epochs, so the stored curve has those a lost worker trained
+        but never reported."""
+        for h in history:
+            self._ctx.epoch(_metrics(EpochReport(**h), 0.0, restored=True))
+
     def on_epoch(self, report: EpochReport) -> None:
         now = time.perf_counter()
         took, self._since = now - self._since, now
         ctx = self._ctx
         ctx.metrics.epoch_finished(report.epoch, report.val_loss, report.val_accuracy)
         ctx.metrics.training.epoch_took(took)
-        ctx.epoch(
-            EpochMetrics(
-                epoch=report.epoch, epochs=report.epochs, train_loss=_finite(report.train_loss),
-                val_loss=_finite(report.val_loss), val_accuracy=_finite(report.val_accuracy),
-                duration_s=took,
-            )
-        )  # fmt: skip
+        ctx.epoch(_metrics(report, took))
         done = report.epoch / report.epochs
         ctx.progress(
             _TRAINING_FROM + (_TRAINING_TO - _TRAINING_FROM) * done,
@@ -74,6 +75,14 @@ class _EpochClock:
             items_done=report.epoch,
             items_total=report.epochs,
         )
+
+
+def _metrics(report: EpochReport, took: float, *, restored: bool = False) -> EpochMetrics:
+    return EpochMetrics(
+        epoch=report.epoch, epochs=report.epochs, train_loss=_finite(report.train_loss),
+        val_loss=_finite(report.val_loss), val_accuracy=_finite(report.val_accuracy),
+        duration_s=took, restored=restored,
+    )  # fmt: skip
 
 
 def _finite(value: float) -> float | None:
@@ -146,6 +155,8 @@ def run_training_job(ctx: JobContext) -> dict[str, Any]:
             resumed.append(epoch)
             ctx.metrics.training.run_resumed("resumed" if params.resume_from else "requeued")
             span.set_attribute("training.resumed_from_epoch", epoch)
+            if checkpoints.restored is not None:
+                clock.report_restored(checkpoints.restored.history)
             ctx.progress(_TRAINING_FROM, message=f"resumed from the checkpoint of epoch {epoch}")
             clock.restart()
 
@@ -179,7 +190,7 @@ def run_training_job(ctx: JobContext) -> dict[str, Any]:
         span.set_attribute("training.model_version", info.version)
     checkpoints.clear()  # the model is saved: the run's checkpoints are done with
     summary = summary_from_metadata(info.metadata)
-    return {
+    result: dict[str, Any] = {
         # What the backend's model catalog needs to choose and check models before
         # queueing a backtest (ktrdr.operations.catalog.resolve_model).
         "model": {**summary.to_dict(), "path": str(info.path)},
@@ -208,3 +219,7 @@ def run_training_job(ctx: JobContext) -> dict[str, Any]:
         "strategy": strategy.name,
         "effective_strategy": strategy_document(strategy),  # as trained, overrides applied
     }
+    exported = export_run(ctx.operation_id, result, config.model_dump(mode="json"))
+    if exported is not None:
+        result["mlflow"] = exported
+    return result
