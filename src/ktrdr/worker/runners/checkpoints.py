@@ -11,24 +11,30 @@ import time
 from pathlib import Path
 
 from opentelemetry import trace
+from opentelemetry.trace import TracerProvider
 
 from ktrdr.engine.training.checkpoint import CheckpointState, CheckpointStore
 from ktrdr.telemetry.training_metrics import TrainingMetrics
 
-tracer = trace.get_tracer("ktrdr.worker")
-
 
 class TracedCheckpoints(CheckpointStore):
     def __init__(
-        self, folder: Path, metrics: TrainingMetrics, operation_id: str, keep: int = 2
+        self,
+        folder: Path,
+        metrics: TrainingMetrics,
+        operation_id: str,
+        keep: int = 2,
+        *,
+        tracer_provider: TracerProvider | None = None,  # default: the global one
     ) -> None:
         super().__init__(folder, keep)
+        self._tracer = trace.get_tracer("ktrdr.worker", tracer_provider=tracer_provider)
         self._metrics = metrics
         self._operation_id = operation_id
         self.restored: CheckpointState | None = None  # what ``latest`` gave the run
 
     def save(self, state: CheckpointState) -> Path:
-        with tracer.start_as_current_span("training.checkpoint") as span:
+        with self._tracer.start_as_current_span("training.checkpoint") as span:
             span.set_attribute("operation.id", self._operation_id)
             span.set_attribute("training.checkpoint.epoch", state.epoch)
             start = time.perf_counter()
@@ -40,7 +46,7 @@ class TracedCheckpoints(CheckpointStore):
     def latest(self) -> CheckpointState | None:
         if not self._files():
             return None  # a run that starts from scratch: nothing to trace
-        with tracer.start_as_current_span("training.resume") as span:
+        with self._tracer.start_as_current_span("training.resume") as span:
             span.set_attribute("operation.id", self._operation_id)
             start = time.perf_counter()
             state = super().latest()
