@@ -343,6 +343,25 @@ def test_train_show_and_compare_on_two_real_runs(
     assert one.returncode != 0 and "at least two training runs" in one.stdout
 
 
+def test_train_run_shows_the_newest_validation_metric_beside_its_bar(
+    stack: Stack, tmp_path: Path
+) -> None:
+    strategy = tmp_path / "steady.yaml"
+    strategy.write_text(STEADY, encoding="utf-8")
+    run = ktrdr(
+        "train", "run", str(strategy), "--symbol", SYMBOL, "--timeframe", "1h",
+        "--start", WINDOW["start"], "--end", WINDOW["end"], "--epochs", "5",
+        url=stack.local.api_url, timeout_s=180,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    op_id = next(line.split()[1] for line in run.stdout.splitlines() if line.startswith("queued"))
+    last = curve(stack.api, op_id)["points"][-1]
+    assert last["epoch"] == 5
+    shown = f"epoch 5/5 val loss {last['val_loss']:.4f} acc {last['val_accuracy']:.1%}"
+    [bar] = [line for line in run.stdout.splitlines() if "100.0%" in line]
+    assert shown in bar, run.stdout
+
+
 def test_finished_runs_are_exported_to_mlflow(
     stack: Stack, two_runs: tuple[dict[str, Any], dict[str, Any]]
 ) -> None:

@@ -161,7 +161,7 @@ def follow(
     """Poll until the operation ends, drawing a progress bar unless quiet. Ctrl-C stops
     following and says so: the operation goes on unless ``cancel_on_interrupt``.
     ``detail(operation_id)``: a column of its own beside the bar (e.g. the newest
-    validation metric of a training run), asked for while the operation runs."""
+    validation metric of a training run), asked for once the operation has started."""
     last: dict[str, Any] = {"status": "running"}
     try:
         return _poll(client, operation_id, interval_s, quiet, last, detail)
@@ -216,7 +216,8 @@ def _poll(
             text = " ".join(filter(None, [progress.get("phase"), progress.get("message")]))
             if op["status"] == "pending" and op.get("status_reason"):
                 text = op["status_reason"]
-            extra = detail(operation_id) if detail and op["status"] == "running" else None
+            # Asked once more at the end: the bar left on screen shows the final figures.
+            extra = detail(operation_id) if detail and op["status"] != "pending" else None
             bar.update(task, completed=progress["percent"], status=op["status"], description=text)
             if extra is not None:
                 bar.update(task, detail=extra)

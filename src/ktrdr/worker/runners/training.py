@@ -1,7 +1,10 @@
 """The training job: data_loading → feature_engineering → training → evaluation → results.
 
 One span and one phase-duration observation per phase; progress moves with every epoch,
-and a cancel stops the training at the next epoch boundary.
+each epoch goes to the operation's stored learning curve, and a cancel stops the training
+at the next epoch boundary. Checkpoints (``training.checkpoint`` / ``training.resume``
+spans) let a re-queued or resumed run go on where it stopped; with
+``training.validation.method: purged_kfold`` the evaluation phase adds the k-fold.
 """
 
 from __future__ import annotations
