@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ktrdr.engine.backtest import run_backtest
@@ -17,6 +19,7 @@ from ktrdr.engine.campaigns.diagnostics import (
     deflated_sharpe_ratio,
     probability_of_backtest_overfitting,
 )
+from ktrdr.engine.campaigns.walkforward import walkforward_windows
 from ktrdr.engine.data import DataStore
 from ktrdr.engine.strategy.loader import validate_strategy_text
 from ktrdr.engine.strategy.search import SearchSpace
@@ -44,8 +47,9 @@ search:
 """
 FAST, SLOW = "indicators.sma_fast.params.period", "indicators.sma_slow.params.period"
 
-# On more bars (LONG_SYMBOL), a grid whose chunks run for a second or more each.
-LONG_SYMBOL, LONG_BARS = "GBPUSD", 20_000
+# On more bars (LONG_SYMBOL), a grid whose chunks evaluate for seconds even on a quiet
+# machine (at 20,000 bars a chunk passed its middle in ~0.2 s, too fast to catch).
+LONG_SYMBOL, LONG_BARS = "GBPUSD", 200_000
 LONG_STRATEGY = (
     SWEEP_STRATEGY.replace("{range: [4, 16, 4]}", "{range: [2, 61, 1]}")
     .replace("{values: [12, 30, 50]}", "{values: [100, 200]}")
@@ -367,12 +371,63 @@ def test_walkforward_stitched_out_of_sample_equals_the_chosen_params_run_window_
     assert report.read_text().count("window from ") == 4
 
 
+def test_walkforward_windows_given_as_durations_follow_the_bar_timestamps(
+    stack: tuple[LocalStack, Api],
+) -> None:
+    local, _ = stack
+    cli = subprocess.run(
+        [sys.executable, "-m", "ktrdr.cli.main", "walkforward", "run", SWEEP_STRATEGY,
+         "--train-period", "40D", "--test-period", "20D", "--step-period", "30D",
+         "--url", local.api_url, "--json"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    done = json.loads(cli.stdout)
+    assert done["status"] == "completed", done["error"]
+    bars = DataStore(local.data_home / "data").load(SYMBOL, "1h")
+    expected = walkforward_windows(
+        pd.DatetimeIndex(bars.index), train="40D", test="20D", step="30D"
+    )
+    got = done["result"]["windows"]
+    assert len(got) == len(expected) >= 2
+    for w, e in zip(got, expected, strict=True):
+        assert pd.Timestamp(w["train_start"]) == e.train_first
+        assert pd.Timestamp(w["train_end"]) == e.train_last
+        assert pd.Timestamp(w["test_start"]) == e.test_first
+        assert pd.Timestamp(w["test_end"]) == e.test_last
+        # A duration window holds the bars inside it, however many that is.
+        assert pd.Timestamp(w["test_end"]) - pd.Timestamp(w["test_start"]) < pd.Timedelta("20D")
+    assert done["result"]["train_period"] == "40D" and done["result"]["step_period"] == "30D"
+    assert done["result"]["train_bars"] is None
+
+
 def test_bad_walkforwards_are_refused_before_queueing(stack: tuple[LocalStack, Api]) -> None:
     _, api = stack
     for change, fix in (
         ({"method": "tpe", "trials": 5}, "grid or random"),
         ({"test_bars": 1}, "test_bars"),
         ({"objective": "sharpee"}, "did you mean 'sharpe'"),
+        ({"train_period": "40D"}, "all as bar counts"),
+        ({"train_bars": None, "train_period": "40D"}, "all as bar counts"),
+        ({"train_bars": None}, "both train_bars and test_bars"),
+        (
+            {
+                "train_bars": None,
+                "test_bars": None,
+                "train_period": "40 fortnights",
+                "test_period": "20D",
+            },
+            "is not a duration",
+        ),
+        (
+            {"train_bars": None, "test_bars": None, "train_period": "1e30D", "test_period": "20D"},
+            "is not a duration",
+        ),
+        (
+            {"train_bars": None, "test_bars": None, "train_period": "-5D", "test_period": "20D"},
+            "longer than 0",
+        ),
+        ({"train_bars": None, "test_bars": None, "test_period": "20D"}, "both train_period"),
     ):
         body = {"strategy": SWEEP_STRATEGY, "train_bars": 1000, "test_bars": 500, **change}
         response = api.http.post("/walkforwards/start", json=body)

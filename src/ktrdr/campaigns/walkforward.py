@@ -76,7 +76,7 @@ def chosen(
             raise CampaignFailed(
                 f"walk-forward window {w['window']} ({w['train_start']} to {w['train_end']}): "
                 "no in-sample combination meets the objective's result constraints; relax "
-                "them (e.g. min_trades) or lengthen train_bars"
+                "them (e.g. min_trades) or lengthen the in-sample window"
             )
         picks.append(best[0])
     return picks
@@ -89,8 +89,7 @@ def drive_walkforward(
     by_key = {first_key(c): c for c in children}
     cutter = by_key.get(WINDOWS_KEY)
     if cutter is None:
-        settings = {"train": params.train_bars, "test": params.test_bars,
-                    "step": params.step_bars, "anchored": params.anchored}  # fmt: skip
+        settings = {**params.lengths(), "anchored": params.anchored}
         body = chunk_body(params, stage="windows", windows=settings)
         driver.create_chunks(parent, [ChunkRequest("windows", body)])
         return []
@@ -162,6 +161,9 @@ def walkforward_summary(
         "train_bars": params.train_bars,
         "test_bars": params.test_bars,
         "step_bars": params.step_bars or params.test_bars,
+        "train_period": params.train_period,
+        "test_period": params.test_period,
+        "step_period": params.step_period or params.test_period,
         "anchored": params.anchored,
         "windows": rows,
         "stitched": oos.get("stitched"),

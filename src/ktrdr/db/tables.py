@@ -165,3 +165,19 @@ class CampaignResultRow(Base):
     # Extra per-combination data a chunk returned (compact returns for PBO, OOS equity).
     extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DataDeletionRow(Base):
+    """A deleted (symbol, timeframe): the catalog hides every download of it that completed
+    before ``deleted_at`` (a later download brings the series back). ``token`` names the
+    bar file's parking place while the deletion commits (ktrdr.operations.data_deletion)."""
+
+    __tablename__ = "data_deletions"
+    __table_args__ = (Index("ix_data_deletions_key", "symbol", "timeframe"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    symbol: Mapped[str] = mapped_column(String(32))
+    timeframe: Mapped[str] = mapped_column(String(16))
+    deleted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    token: Mapped[str] = mapped_column(String(32), unique=True)
+    rows: Mapped[int | None] = mapped_column(Integer)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ktrdr.constants import BARS_DIR
 from ktrdr.engine.data import DataStore
+from ktrdr.engine.data.cache import BarsCache
 from ktrdr.engine.training import ModelStore
 from ktrdr.engine.training.checkpoint import CheckpointStore
 
@@ -13,8 +15,18 @@ from ktrdr.engine.training.checkpoint import CheckpointStore
 CHECKPOINT_RETENTION_S = 7 * 24 * 3600
 
 
+# One per worker process, shared by its jobs; sized from the worker's settings at start.
+_bars_cache = BarsCache(512 * 2**20)
+
+
+def configure_bars_cache(max_mb: int) -> BarsCache:
+    global _bars_cache
+    _bars_cache = BarsCache(max_mb * 2**20)
+    return _bars_cache
+
+
 def data_store(data_home: str) -> DataStore:
-    return DataStore(Path(data_home) / "data")
+    return DataStore(Path(data_home) / BARS_DIR, cache=_bars_cache)
 
 
 def model_store(data_home: str) -> ModelStore:
