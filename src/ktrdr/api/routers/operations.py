@@ -293,7 +293,21 @@ class ProgressReport(RequestModel):
                 {
                     "worker_id": "backtest-worker-5003",
                     "progress": {"percent": 42.0, "phase": "simulation", "message": "bar 4,200"},
-                }
+                },
+                {
+                    "worker_id": "training-worker-5004",
+                    "progress": {"percent": 33.0, "phase": "training", "message": "epoch 6/30"},
+                    "epochs": [
+                        {
+                            "epoch": 6,
+                            "epochs": 30,
+                            "train_loss": 1.02,
+                            "val_loss": 1.07,
+                            "val_accuracy": 0.41,
+                            "duration_s": 0.09,
+                        },
+                    ],
+                },
             ]
         }
     )
