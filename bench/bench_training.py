@@ -18,6 +18,7 @@ Writes bench/results/training-<UTC timestamp>.{json,md}.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -129,6 +130,10 @@ def main() -> None:
     parser.add_argument("--lstm-bars", type=int, default=20_000)
     parser.add_argument("--lstm-epochs", type=int, default=3)
     args = parser.parse_args()
+    # The bare loops run with the thread count fit_model uses (KTRDR_TORCH_THREADS, default
+    # 1): with PyTorch's default on a loaded 2-core machine, its spinning threads made the
+    # bare loop 20x slower and the comparison meaningless.
+    torch.set_num_threads(max(1, int(os.environ.get("KTRDR_TORCH_THREADS", "1"))))
 
     strategy = load_strategy("fuzzy_nn")
     # Early stopping off: every run trains exactly --epochs epochs.
