@@ -284,6 +284,10 @@ def test_training_on_several_symbols_stacks_their_own_splits(stack: Stack) -> No
         assert test["start"][:10] in row and f"{test['rows']:,}" in row
     detail = _reject_training(api, {**body, "overrides": {"training.model": "lstm"}})
     assert "training.model lstm learns from sequences" in detail
+    detail = _reject_training(
+        api, {**body, "overrides": {"training.validation.method": "purged_kfold"}}
+    )
+    assert "use method chronological for several symbols" in detail
     detail = _reject_training(api, {**body, "symbols": ["AAA", "BBX"]})
     assert "no data for BBX 1h yet (did you mean 'BBB'?)" in detail
 

@@ -9,6 +9,12 @@ from ktrdr.engine.strategy.schema import Strategy
 def stacking_problem(strategy: Strategy, symbols: int) -> str | None:
     """Why ``strategy`` cannot be trained on ``symbols`` stacked symbols, or None."""
     model = strategy.training.model
+    if symbols > 1 and strategy.training.validation.method == "purged_kfold":
+        return (
+            "training.validation.method purged_kfold folds one series in time order; "
+            "stacked symbols are split per symbol instead: use method chronological for "
+            "several symbols, or run the k-fold on one symbol"
+        )
     if symbols > 1 and model != "mlp":
         return (
             f"training.model {model} learns from sequences of consecutive rows, which in "
