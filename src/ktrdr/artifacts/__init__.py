@@ -3,6 +3,7 @@
 Importable by the API and by workers alike: no engine, no database, no HTTP in here.
 """
 
+from ktrdr.artifacts.backends import artifact_store
 from ktrdr.artifacts.store import (
     SHA256_PATTERN,
     ArtifactCorrupt,
@@ -11,7 +12,6 @@ from ktrdr.artifacts.store import (
     ArtifactRef,
     ArtifactStore,
     LocalArtifactStore,
-    artifact_store,
     check_key,
 )
 

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from ktrdr.artifacts import ArtifactStore
 from ktrdr.operations.model import OperationType
 from ktrdr.operations.schemas import Progress
 from ktrdr.telemetry.context import CancelledByRequest
@@ -28,6 +29,8 @@ class JobContext:
     metrics: JobMetrics
     data_home: str
     on_progress: Callable[[Progress], None]
+    # Shared with the API and the other workers (ktrdr.artifacts); None: the data home's.
+    artifacts: ArtifactStore | None = None
     cancel_event: threading.Event = field(default_factory=threading.Event)
     cancel_reason: str | None = None
     # Stopped by a worker shutdown rather than a user: the backend re-queues it.

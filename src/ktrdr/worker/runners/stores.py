@@ -1,37 +1,152 @@
-"""Where a worker keeps bars and trained models: under its data home, shared by its jobs."""
+"""Where a worker keeps bars, trained models and checkpoints.
+
+The engine's stores read and write plain folders. With the data home's artifact directory
+(one machine, or a volume every worker mounts) those folders are the data home's own
+``data/``, ``models/`` and ``checkpoints/``, as always. With an object store
+(KTRDR_ARTIFACTS_URL) they are folders of the worker's artifact cache: before a job reads
+a file it is fetched (verified by checksum, reused while unchanged), and what a job writes
+is uploaded under the same key, so a worker on another host reads what this one wrote.
+"""
 
 from __future__ import annotations
 
+import shutil
+import time
 from pathlib import Path
 
+from ktrdr.artifacts import ArtifactStore, artifact_store
 from ktrdr.engine.data import DataStore
+from ktrdr.engine.data.store import normalize_symbol
+from ktrdr.engine.timeframes import check_timeframe
 from ktrdr.engine.training import ModelStore
-from ktrdr.engine.training.checkpoint import CheckpointStore
+from ktrdr.engine.training.checkpoint import CheckpointState, CheckpointStore
+from ktrdr.worker.job import JobContext
 
 # Checkpoints of runs that did not complete are kept this long for a resume, then pruned
 # by the next training job on the worker (completed runs remove theirs at once).
 CHECKPOINT_RETENTION_S = 7 * 24 * 3600
 
-
-def data_store(data_home: str) -> DataStore:
-    return DataStore(Path(data_home) / "data")
-
-
-def model_store(data_home: str) -> ModelStore:
-    return ModelStore(Path(data_home) / "models")
+# Key prefixes in the object store, and the data home's folder names for the same files.
+BARS, MODELS, CHECKPOINTS = "bars", "models", "checkpoints"
+_LOCAL_FOLDERS = {BARS: "data", MODELS: "models", CHECKPOINTS: "checkpoints"}
 
 
-def checkpoint_store(data_home: str, run_id: str) -> CheckpointStore:
+class SharedTree:
+    """One folder the engine uses, mirrored to the artifact store under ``prefix``."""
+
+    def __init__(self, ctx: JobContext, prefix: str):
+        self.store: ArtifactStore = ctx.artifacts or artifact_store(ctx.data_home)
+        cache = self.store.cache_root
+        self.shared = cache is not None
+        self.prefix = prefix
+        self.root = (
+            cache / prefix if cache is not None else Path(ctx.data_home) / _LOCAL_FOLDERS[prefix]
+        )
+
+    def _key(self, relative: str) -> str:
+        return f"{self.prefix}/{relative}"
+
+    def pull(self, relative: str) -> bool:
+        """Bring the store's current copy of one file here; False if the store has none."""
+        if not self.shared:
+            return (self.root / relative).is_file()
+        key = self._key(relative)
+        if not self.store.exists(key):
+            return False
+        self.store.fetch(key)
+        return True
+
+    def pull_all(self, under: str = "") -> None:
+        """Every file under ``under`` (a folder of this tree, or all of it)."""
+        if self.shared:
+            for key in self.store.list(self._key(under) if under else self.prefix):
+                self.store.fetch(key)
+
+    def push(self, relative: str) -> None:
+        if self.shared:
+            self.store.put_file(self._key(relative), self.root / relative)
+
+    def push_folder(self, folder: Path) -> None:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            self.push(path.relative_to(self.root).as_posix())
+
+    def remove(self, relative: str) -> None:
+        if self.shared:
+            self.store.delete(self._key(relative))
+
+
+def bars_file(symbol: str, timeframe: str) -> str:
+    check_timeframe(timeframe)
+    return f"{normalize_symbol(symbol)}/{timeframe}.parquet"
+
+
+def bars_for(ctx: JobContext, symbol: str, timeframe: str) -> DataStore:
+    """A DataStore holding the current bars of ``symbol`` ``timeframe`` (fetched if shared)."""
+    tree = SharedTree(ctx, BARS)
+    tree.pull(bars_file(symbol, timeframe))
+    return DataStore(tree.root)
+
+
+def publish_bars(ctx: JobContext, symbol: str, timeframe: str) -> None:
+    """Upload the bars a DataStore from :func:`bars_for` just saved."""
+    SharedTree(ctx, BARS).push(bars_file(symbol, timeframe))
+
+
+def model_store(ctx: JobContext, name: str | None = None) -> ModelStore:
+    """Models (of ``name``, fetched from the object store when shared)."""
+    tree = SharedTree(ctx, MODELS)
+    if name is not None:
+        tree.pull_all(name)
+    return ModelStore(tree.root)
+
+
+def publish_model(ctx: JobContext, folder: Path) -> None:
+    """Upload a version folder ModelStore.save wrote (metadata after the weights)."""
+    tree = SharedTree(ctx, MODELS)
+    files = sorted((p for p in folder.iterdir() if p.is_file()), key=lambda p: p.suffix == ".json")
+    for path in files:
+        tree.push(path.relative_to(tree.root).as_posix())
+
+
+class SharedCheckpointStore(CheckpointStore):
+    """Checkpoints that follow a re-queued run to whichever worker takes it next."""
+
+    def __init__(self, tree: SharedTree, run_id: str):
+        super().__init__(tree.root / run_id)
+        self.tree = tree
+        self.run_id = run_id
+
+    def save(self, state: CheckpointState) -> Path:
+        before = {p.name for p in self._files()}
+        target = super().save(state)
+        # The weights, then the manifest that vouches for them (a reader skips a checkpoint
+        # whose manifest is missing or does not match).
+        for path in (target, target.with_suffix(".sha256.json")):
+            self.tree.push(f"{self.run_id}/{path.name}")
+        for gone in before - {p.name for p in self._files()}:
+            self.tree.remove(f"{self.run_id}/{gone}")
+            self.tree.remove(f"{self.run_id}/{Path(gone).with_suffix('.sha256.json').name}")
+        return target
+
+    def latest(self) -> CheckpointState | None:
+        self.tree.pull_all(self.run_id)
+        return super().latest()
+
+    def clear(self) -> None:
+        if self.tree.shared:
+            for key in self.tree.store.list(f"{self.tree.prefix}/{self.run_id}"):
+                self.tree.store.delete(key)
+        super().clear()
+
+
+def checkpoint_store(ctx: JobContext, run_id: str) -> CheckpointStore:
     """Checkpoints of one training run (a re-queued or resumed run keeps its run id)."""
-    return CheckpointStore(Path(data_home) / "checkpoints" / run_id)
+    return SharedCheckpointStore(SharedTree(ctx, CHECKPOINTS), run_id)
 
 
-def prune_checkpoints(data_home: str, max_age_s: float = CHECKPOINT_RETENTION_S) -> list[str]:
-    """Remove run folders untouched for ``max_age_s``; returns their names."""
-    import shutil
-    import time
-
-    root = Path(data_home) / "checkpoints"
+def prune_checkpoints(ctx: JobContext, max_age_s: float = CHECKPOINT_RETENTION_S) -> list[str]:
+    """Remove this worker's run folders untouched for ``max_age_s``; returns their names."""
+    root = SharedTree(ctx, CHECKPOINTS).root
     removed = []
     for folder in root.iterdir() if root.is_dir() else []:
         if folder.is_dir() and time.time() - folder.stat().st_mtime > max_age_s:
