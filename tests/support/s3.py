@@ -89,3 +89,16 @@ def _boto_credentials() -> dict[str, str]:
         "aws_secret_access_key": _CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         "region_name": _CREDENTIALS["AWS_REGION"],
     }
+
+
+STORES = ("local", "s3")
+
+
+def store_options(request: Any, store: str) -> dict[str, Any]:
+    """StackFactory.start options for a store: ``local`` = one data home shared by the API and
+    its workers (one host); ``s3`` = a fresh bucket on the session's S3 server and a data home
+    per worker, as for workers on separate hosts."""
+    if store == "local":
+        return {"env": {}, "separate_homes": False}
+    server: S3Server = request.getfixturevalue("s3_server")
+    return {"env": server.env(server.new_bucket()), "separate_homes": True}

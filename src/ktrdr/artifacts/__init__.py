@@ -4,6 +4,7 @@ Importable by the API and by workers alike: no engine, no database, no HTTP in h
 """
 
 from ktrdr.artifacts.backends import artifact_store
+from ktrdr.artifacts.errors import ArtifactUnavailable
 from ktrdr.artifacts.store import (
     SHA256_PATTERN,
     ArtifactCorrupt,
@@ -22,6 +23,7 @@ __all__ = [
     "ArtifactNotFound",
     "ArtifactRef",
     "ArtifactStore",
+    "ArtifactUnavailable",
     "LocalArtifactStore",
     "artifact_store",
     "check_key",

@@ -27,6 +27,7 @@ from typing import Any, BinaryIO, TypeVar
 from urllib.parse import urlsplit
 
 from ktrdr.artifacts.cache import CachedCopy, LocalCache
+from ktrdr.artifacts.errors import ArtifactUnavailable
 from ktrdr.artifacts.store import (
     ArtifactCorrupt,
     ArtifactError,
@@ -46,10 +47,6 @@ _CLIENT_CONFIG = {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_att
 _FETCH_ATTEMPTS = 3
 
 T = TypeVar("T")
-
-
-class ArtifactUnavailable(ArtifactError):
-    """The object store could not be reached or refused the request (not the object's fault)."""
 
 
 class ArtifactIncomplete(ArtifactCorrupt):
