@@ -179,7 +179,13 @@ class WorkerSettings(CommonSettings):
     )
     api_url: str = constants.DEFAULT_API_URL
     worker_id: str | None = Field(None, description="stable id; default host-port")
-    worker_url: str | None = Field(None, description="URL the API uses to reach this worker")
+    # The URL the API dispatches to and Prometheus scrapes (through /api/v1/sd/workers):
+    # set it when the worker is reached by another address than it binds (another host,
+    # NAT, a Kubernetes Service or pod IP). KTRDR_WORKER_URL is its older name.
+    worker_advertise_url: str | None = Field(
+        None, description="URL the API and Prometheus use to reach this worker"
+    )
+    worker_url: str | None = Field(None, description="older name of worker_advertise_url")
     worker_host: str | None = Field(None, description="host name advertised in the URL")
     heartbeat_interval_s: float = Field(constants.DEFAULT_HEARTBEAT_INTERVAL_S, gt=0)
     shutdown_grace_s: float = Field(10.0, ge=0, description="time a job gets to end on SIGTERM")
@@ -192,8 +198,20 @@ class WorkerSettings(CommonSettings):
             return socket.gethostname()
         return self.host
 
+    @model_validator(mode="after")
+    def _advertise_url_is_http(self) -> WorkerSettings:
+        url = self.worker_advertise_url or self.worker_url
+        parts = urlsplit(url or "")
+        if url is not None and (parts.scheme not in {"http", "https"} or not parts.hostname):
+            raise ValueError(
+                f"KTRDR_WORKER_ADVERTISE_URL {url!r} is not a URL the API can reach; use "
+                "http://HOST:PORT (the address other machines reach this worker by)"
+            )
+        return self
+
     def resolved_worker_url(self) -> str:
-        return self.worker_url or f"http://{self.advertised_host()}:{self.port}"
+        url = self.worker_advertise_url or self.worker_url
+        return url.rstrip("/") if url else f"http://{self.advertised_host()}:{self.port}"
 
     def resolved_worker_id(self) -> str:
         # Stable across restarts: the same worker keeps its identity, its registry entry
