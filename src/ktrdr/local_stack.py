@@ -29,12 +29,14 @@ class ManagedProcess:
     env: dict[str, str]
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    # Run through another command first (e.g. `ip netns exec NS`: a host of its own).
+    command_prefix: Sequence[str] = ()
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ktrdr.cli.main", *self.args],
+            [*self.command_prefix, sys.executable, "-m", "ktrdr.cli.main", *self.args],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

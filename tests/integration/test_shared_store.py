@@ -237,8 +237,8 @@ def test_an_unreachable_store_fails_the_job_and_the_upload_with_the_reason(
     done = api.wait_status(response.json()["id"], {"completed", "failed"}, 60)
     assert done["status"] == "failed"
     assert (
-        "artifact store s3://nowhere/artifacts could not write 'bars/EURUSD/1h.parquet'"
-        in (done["error"])
+        "artifact store s3://nowhere/artifacts could not look up 'bars/EURUSD/1h.parquet'"
+        in done["error"]
     )
     upload = api.http.post("/data/uploads", content=b"timestamp,open\n")
     assert upload.status_code == 503
