@@ -20,7 +20,9 @@ platform, submit -> completed on the client clock, against the library call on t
 stored bars in the same run (``DataStore.load`` + ``run_backtest``, and ``run_backtest``
 alone), with the record / report / artifact sizes and the time of each table route; and
 the listing latency (``GET /operations``, a page of 50) with ``--listing-ops`` operations
-in the store, on SQLite and on PostgreSQL (127.0.0.1:5432).
+in the store, on SQLite and on PostgreSQL (127.0.0.1:5432); and (``--store-bars``) a
+backtest's data loading from the object store, cold and warm cache, against the local data
+directory (bench/platform_store.py).
 
 Writes ``bench/results/platform-<UTC timestamp>.json`` and ``.md``.
 """
@@ -51,6 +53,7 @@ from benchlib import (
 )
 from ktrdr.local_stack import LocalStack
 from platform_results import measure_celery, measure_large_backtest, measure_listing
+from platform_store import measure_data_loading, store_markdown
 
 PACKAGES = ("ktrdr", "fastapi", "uvicorn", "sqlalchemy", "httpx", "pydantic")
 ZERO_WORK = {"steps": 0, "step_ms": 0}
@@ -265,6 +268,7 @@ def _markdown(report: dict[str, Any]) -> str:
     if "latency" not in report:
         return "\n".join(
             [f"# Platform benchmark — {report['date']}", "", *_results_markdown(report),
+             *store_markdown(report),
              "## Machine", "", *machine_lines(report["environment"]), ""]
         )  # fmt: skip
     lat, thr = report["latency"], report["throughput"]
@@ -315,6 +319,7 @@ def _markdown(report: dict[str, Any]) -> str:
         f"{thr['record_run']['median_ms']:.1f} ms, p95 {thr['record_run']['p95_ms']:.1f} ms",
         "",
         *_results_markdown(report),
+        *store_markdown(report),
         "## Machine",
         "",
         *machine_lines(report["environment"]),
@@ -335,6 +340,8 @@ def main() -> None:
     parser.add_argument("--listing-ops", type=int, default=10_000, help="0: skip")
     parser.add_argument("--listing-requests", type=int, default=50)
     parser.add_argument("--listing-databases", default="sqlite,postgresql")
+    parser.add_argument("--store-bars", type=int, default=1_000_000, help="0: skip")
+    parser.add_argument("--store-runs", type=int, default=5)
     parser.add_argument("--skip-dispatch", action="store_true", help="only the result parts")
     parser.add_argument(
         "--celery-venv", default="/work/benchenv-lean", help="Celery reference env; '' skips"
@@ -382,6 +389,10 @@ def main() -> None:
             results["celery"] = measure_celery(
                 Path(args.celery_venv), args.latency_ops, args.warmup_ops, args.throughput_ops
             )
+        if args.store_bars:
+            results["data_loading"] = measure_data_loading(
+                Path(tmp), args.store_bars, args.store_runs
+            )
         if args.listing_ops:
             results["listing"] = [
                 measure_listing(kind, Path(tmp), args.listing_ops, args.listing_requests)
@@ -421,6 +432,12 @@ def main() -> None:
         print(
             f"celery: p50 {c['latency_client_observed']['median_ms']:.1f} ms, "
             f"{c['throughput']['ops_per_s']:.1f} ops/s"
+        )
+    if "data_loading" in results:
+        d = results["data_loading"]
+        print(
+            f"data loading {d['bars']:,} bars: local {d['local']['median_ms']:.0f} ms, "
+            f"store cold {d['cold']['median_ms']:.0f} ms, warm {d['warm']['median_ms']:.0f} ms"
         )
     for listing in results.get("listing", []):
         print(f"listing {listing['database']}: {listing['page_of_50']['median_ms']:.1f} ms")
