@@ -72,9 +72,20 @@ def shared(tmp_path_factory: pytest.TempPathFactory, s3_server: S3Server) -> Ite
         shared = Shared(local, api, env, s3_server, *(_worker_id(local, i) for i in range(3)))
         done = _download(api, SYMBOL)
         assert done["worker_id"] == shared.a
+        _catalog_names_the_object(shared, done)
         yield shared
     finally:
         factory.stop_all()
+
+
+def _catalog_names_the_object(shared: Shared, done: dict[str, Any]) -> None:
+    key = f"artifacts/bars/{SYMBOL}/1h.parquet"
+    head = shared.server.client().head_object(Bucket=shared.bucket, Key=key)
+    ref = done["result"]["dataset"]["artifact"]
+    assert ref == {"key": f"bars/{SYMBOL}/1h.parquet", "sha256": head["Metadata"]["sha256"],
+                   "size_bytes": head["ContentLength"]}  # fmt: skip
+    (listed,) = shared.api.http.get("/data").json()["data"]
+    assert listed["artifact"] == ref and listed["rows"] == BARS
 
 
 def _download(api: Api, symbol: str) -> dict[str, Any]:

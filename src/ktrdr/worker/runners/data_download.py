@@ -62,13 +62,17 @@ def run_data_download(ctx: JobContext) -> dict[str, Any]:
         # A merge starts from the shared store's current bars, whoever wrote them.
         store = bars_for(ctx, params.symbol, timeframe)
         store.save(params.symbol, timeframe, bars, source=source, merge=params.merge)
-        publish_bars(ctx, params.symbol, timeframe)
+        stored = publish_bars(ctx, params.symbol, timeframe)
         info = store.info(params.symbol, timeframe)
         # Against the market's calendar: a closed market is not a gap.
         gaps = store.gaps(params.symbol, timeframe, market_of(params.symbol))
     ctx.metrics.rows_downloaded(len(bars), params.provider.value)
+    dataset: dict[str, Any] = {**info.to_dict(), "market": market_of(params.symbol)}
+    if stored is not None:
+        # In the object store: the catalog (GET /data) names the object and its checksum.
+        dataset["artifact"] = stored.to_dict()
     return {
-        "dataset": {**info.to_dict(), "market": market_of(params.symbol)},
+        "dataset": dataset,
         "rows_written": len(bars),
         "gaps": len(gaps),
         "notes": bars.attrs.get("notes", []),  # e.g. which close column a CSV gave

@@ -14,7 +14,7 @@ import shutil
 import time
 from pathlib import Path
 
-from ktrdr.artifacts import ArtifactStore, artifact_store
+from ktrdr.artifacts import ArtifactRef, ArtifactStore, artifact_store
 from ktrdr.engine.data import DataStore
 from ktrdr.engine.data.store import normalize_symbol
 from ktrdr.engine.timeframes import check_timeframe
@@ -62,9 +62,10 @@ class SharedTree:
             for key in self.store.list(self._key(under) if under else self.prefix):
                 self.store.fetch(key)
 
-    def push(self, relative: str) -> None:
-        if self.shared:
-            self.store.put_file(self._key(relative), self.root / relative)
+    def push(self, relative: str) -> ArtifactRef | None:
+        if not self.shared:
+            return None
+        return self.store.put_file(self._key(relative), self.root / relative)
 
     def push_folder(self, folder: Path) -> None:
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
@@ -87,9 +88,9 @@ def bars_for(ctx: JobContext, symbol: str, timeframe: str) -> DataStore:
     return DataStore(tree.root)
 
 
-def publish_bars(ctx: JobContext, symbol: str, timeframe: str) -> None:
-    """Upload the bars a DataStore from :func:`bars_for` just saved."""
-    SharedTree(ctx, BARS).push(bars_file(symbol, timeframe))
+def publish_bars(ctx: JobContext, symbol: str, timeframe: str) -> ArtifactRef | None:
+    """Upload the bars a DataStore from :func:`bars_for` just saved; their ref when shared."""
+    return SharedTree(ctx, BARS).push(bars_file(symbol, timeframe))
 
 
 def model_store(ctx: JobContext, name: str | None = None) -> ModelStore:
