@@ -21,3 +21,6 @@ TOKEN_HEADER = "Authorization"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # Uploaded files (CSV imports) up to this size; larger ones get a 413.
 DEFAULT_MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+# Where bars live under a data home (KTRDR_DATA_HOME), shared by the workers that write
+# them and the backend that deletes them (one volume in deployment).
+BARS_DIR = "data"

@@ -14,7 +14,9 @@ import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
+from ktrdr.mcp.server import SWEEP_ROW_STATS
 from tests.client.conftest import SYMBOL, WINDOW, ClientStack
+from tests.client.test_campaigns import SWEEP_STRATEGY, api_rows
 from tests.client.test_client import STRATEGY_WITH_TYPO
 
 pytestmark = pytest.mark.integration
@@ -60,6 +62,14 @@ async def _session_calls(stack: ClientStack) -> dict[str, Any]:
             await call("backtest_results", {"operation_id": started["operation_id"], "top": 3})
         )
         bad_start = await call("start_backtest", {"strategy": "sma_crosover"})
+        sweep = _structured(
+            await call("start_sweep", {"strategy_yaml": SWEEP_STRATEGY, "min_trades": 1})
+        )
+        swept = _structured(await call("follow_operation", {"operation_id": sweep["operation_id"]}))
+        top = _structured(
+            await call("sweep_results", {"operation_id": sweep["operation_id"], "top": 3})
+        )
+        bad_sweep = await call("start_sweep", {"strategy_yaml": "sma_crossover"})
     return {
         "tools": tools,
         "invalid": invalid,
@@ -69,6 +79,9 @@ async def _session_calls(stack: ClientStack) -> dict[str, Any]:
         "followed": followed,
         "results": results,
         "bad_start": bad_start,
+        "swept": swept,
+        "top": top,
+        "bad_sweep": bad_sweep,
     }
 
 
@@ -80,6 +93,8 @@ def test_mcp_tools_on_the_real_stack_give_the_api_numbers(client_stack: ClientSt
         "list_data",
         "list_strategies",
         "start_backtest",
+        "start_sweep",
+        "sweep_results",
         "validate_strategy",
     ]
     api_error = httpx.post(
@@ -103,3 +118,21 @@ def test_mcp_tools_on_the_real_stack_give_the_api_numbers(client_stack: ClientSt
 
     assert got["bad_start"].is_error
     assert "unknown strategy 'sma_crosover'" in got["bad_start"].content[0].text
+
+    # The sweep: its top rows are the API's first rows, trimmed to the headline statistics.
+    sweep_id = got["swept"]["operation_id"]
+    assert got["swept"]["status"] == "completed"
+    page = api_rows(client_stack, sweep_id)
+    assert got["top"]["evaluated"] == page["count"] == 8
+    assert (got["top"]["objective"], got["top"]["order"]) == ("sharpe", "desc")
+    assert got["top"]["top"] == [
+        {
+            "key": r["key"],
+            "params": r["params"],
+            "statistics": {k: r["statistics"][k] for k in SWEEP_ROW_STATS},
+        }
+        for r in page["data"][:3]
+    ]
+    assert got["top"]["diagnostics"] == client_stack.client.get(sweep_id).result["diagnostics"]
+    assert got["bad_sweep"].is_error
+    assert "search" in got["bad_sweep"].content[0].text

@@ -1,31 +1,24 @@
 """OpenAPI quality for generated clients: every public route has a summary and a
-description, and answers with a typed schema (a model, not a bare `object`)."""
+description, answers with a typed schema (a model, not a bare `object`), and every request
+body carries an example that its own model accepts."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry
+from pydantic import BaseModel
 
 from ktrdr.api.app import create_app
 from ktrdr.config import ApiSettings
 
-# Untyped today, each for a reason; the list may only shrink (a new route must be typed).
-KNOWN_UNTYPED = {
-    # a free-form status document; wants a HealthPublic model
-    ("get", "/api/v1/health"),
-    # Prometheus' HTTP service-discovery format, consumed by Prometheus, not by clients
-    ("get", "/api/v1/sd/workers"),
-    # one result part of any type (`?part=`); typed per-part routes are on branch `lean`
-    ("get", "/api/v1/operations/{operation_id}/results"),
-    # the data catalog; wants a DatasetsPublic(data, count) model
-    ("get", "/api/v1/data"),
-}
 
-
-def _spec() -> dict[str, Any]:
-    spec: dict[str, Any] = create_app(ApiSettings(), registry=CollectorRegistry()).openapi()
-    return spec
+@pytest.fixture(scope="module")
+def app() -> FastAPI:
+    return create_app(ApiSettings(), registry=CollectorRegistry())
 
 
 def _untyped(schema: dict[str, Any] | None) -> bool:
@@ -38,15 +31,67 @@ def _untyped(schema: dict[str, Any] | None) -> bool:
     return not schema.get("properties")
 
 
-def test_public_routes_have_summaries_and_typed_responses() -> None:
-    untyped, undocumented = set(), []
-    for path, item in _spec()["paths"].items():
-        for method, op in item.items():
-            if not (op.get("summary") and op.get("description")):
-                undocumented.append(f"{method.upper()} {path}")
-            for code, response in op["responses"].items():
-                schema = response.get("content", {}).get("application/json", {}).get("schema")
-                if code.startswith("2") and _untyped(schema):
-                    untyped.add((method, path))
+def _operations(app: FastAPI) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (method, path, op)
+        for path, item in app.openapi()["paths"].items()
+        for method, op in item.items()
+    ]
+
+
+def test_public_routes_have_summaries_and_typed_responses(app: FastAPI) -> None:
+    untyped, undocumented = [], []
+    for method, path, op in _operations(app):
+        if not (op.get("summary") and op.get("description")):
+            undocumented.append(f"{method.upper()} {path}")
+        for code, response in op["responses"].items():
+            schema = response.get("content", {}).get("application/json", {}).get("schema")
+            if code.startswith("2") and _untyped(schema):
+                untyped.append(f"{method.upper()} {path}")
     assert undocumented == []
-    assert untyped == KNOWN_UNTYPED
+    assert untyped == []
+
+
+def test_every_request_body_has_an_example(app: FastAPI) -> None:
+    spec = app.openapi()
+    components = spec["components"]["schemas"]
+    missing = []
+    for method, path, op in _operations(app):
+        for media, content in op.get("requestBody", {}).get("content", {}).items():
+            schema = content.get("schema", {})
+            ref = schema.get("$ref", "").rpartition("/")[2]
+            examples = content.get("example") or content.get("examples")
+            if not (examples or components.get(ref, {}).get("examples")):
+                missing.append(f"{method.upper()} {path} ({media})")
+    assert missing == []
+
+
+def _routes(routes: list[Any]) -> list[APIRoute]:
+    """Every APIRoute, inside included routers too (FastAPI keeps those as wrappers)."""
+    found = []
+    for route in routes:
+        if isinstance(route, APIRoute):
+            found.append(route)
+        elif hasattr(route, "original_router"):
+            found += _routes(route.original_router.routes)
+    return found
+
+
+def _body_models(app: FastAPI) -> dict[str, type[BaseModel]]:
+    found = {}
+    for route in _routes(app.routes):
+        if route.body_field is not None:
+            model = route.body_field.field_info.annotation
+            if isinstance(model, type) and issubclass(model, BaseModel):
+                found[f"{next(iter(route.methods))} {route.path}"] = model
+    return found
+
+
+def test_request_examples_are_accepted_by_their_models(app: FastAPI) -> None:
+    models = _body_models(app)
+    assert len(models) >= 11  # every JSON body route: starts, campaigns, worker reports
+    for route, model in models.items():
+        examples = model.model_json_schema().get("examples")
+        assert examples, f"{route}: {model.__name__} has no example"
+        for example in examples:
+            model.model_validate(example)  # raises with the field at fault

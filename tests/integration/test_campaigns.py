@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import math
 import subprocess
 import sys
@@ -10,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ktrdr.engine.backtest import run_backtest
@@ -17,6 +20,7 @@ from ktrdr.engine.campaigns.diagnostics import (
     deflated_sharpe_ratio,
     probability_of_backtest_overfitting,
 )
+from ktrdr.engine.campaigns.walkforward import walkforward_windows
 from ktrdr.engine.data import DataStore
 from ktrdr.engine.strategy.loader import validate_strategy_text
 from ktrdr.engine.strategy.search import SearchSpace
@@ -44,8 +48,9 @@ search:
 """
 FAST, SLOW = "indicators.sma_fast.params.period", "indicators.sma_slow.params.period"
 
-# On more bars (LONG_SYMBOL), a grid whose chunks run for a second or more each.
-LONG_SYMBOL, LONG_BARS = "GBPUSD", 20_000
+# On more bars (LONG_SYMBOL), a grid whose chunks evaluate for seconds even on a quiet
+# machine (at 20,000 bars a chunk passed its middle in ~0.2 s, too fast to catch).
+LONG_SYMBOL, LONG_BARS = "GBPUSD", 200_000
 LONG_STRATEGY = (
     SWEEP_STRATEGY.replace("{range: [4, 16, 4]}", "{range: [2, 61, 1]}")
     .replace("{values: [12, 30, 50]}", "{values: [100, 200]}")
@@ -166,6 +171,25 @@ def test_grid_sweep_on_two_workers_equals_each_combination_run_as_a_backtest(
     by_trades = all_results(api, op["id"], sort="num_trades", order="asc")
     trades = [r["statistics"]["num_trades"] for r in by_trades]
     assert trades == sorted(trades)
+
+    # The whole table is an artifact too: Parquet equals the rows, best first.
+    raw = api.http.get(
+        f"/operations/{op['id']}/results/sweep_results", params={"format": "parquet"}
+    )
+    assert raw.status_code == 200, raw.text
+    table = pd.read_parquet(io.BytesIO(raw.content))
+    ranked_keys = [r["key"] for r in all_results(api, op["id"])]  # the route's default: best first
+    assert list(table["key"]) == ranked_keys and list(table["rank"]) == list(range(1, 11))
+    by_key = {r["key"]: r for r in results}
+    for row in table.to_dict("records"):
+        stored = by_key[row["key"]]
+        assert row[FAST] == stored["params"][FAST] and row[SLOW] == stored["params"][SLOW]
+        assert row["sharpe_ratio"] == stored["statistics"]["sharpe_ratio"]
+        assert row["num_trades"] == stored["statistics"]["num_trades"]
+    entry = summary["artifacts"]["sweep_results"]
+    assert entry["rows"] == 10 and entry["preview_rows"] == 20
+    inline = api.http.get(f"/operations/{op['id']}/results", params={"part": "sweep_results"})
+    assert [r["key"] for r in inline.json()] == ranked_keys
 
 
 def test_min_trades_keeps_thin_results_from_ranking_best(stack: tuple[LocalStack, Api]) -> None:
@@ -355,6 +379,11 @@ def test_walkforward_stitched_out_of_sample_equals_the_chosen_params_run_window_
     oos_mean = np.mean([w["out_of_sample_objective"] for w in windows])
     assert result["walkforward_efficiency"] == pytest.approx(oos_mean / is_mean, rel=1e-12)
     assert len(children(api, done["id"])) == 1 + 4 + 1  # windows, 4 in-sample, 1 OOS
+    table = api.http.get(f"/operations/{done['id']}/results/sweep_results").json()
+    assert [(r["stage"], r["window"]) for r in table] == sorted(
+        [("in_sample", w["window"]) for w in windows for _ in range(10)]
+        + [("out_of_sample", w["window"]) for w in windows]
+    )
 
     report = tmp_path / "wf.html"
     show = subprocess.run(
@@ -367,12 +396,63 @@ def test_walkforward_stitched_out_of_sample_equals_the_chosen_params_run_window_
     assert report.read_text().count("window from ") == 4
 
 
+def test_walkforward_windows_given_as_durations_follow_the_bar_timestamps(
+    stack: tuple[LocalStack, Api],
+) -> None:
+    local, _ = stack
+    cli = subprocess.run(
+        [sys.executable, "-m", "ktrdr.cli.main", "walkforward", "run", SWEEP_STRATEGY,
+         "--train-period", "40D", "--test-period", "20D", "--step-period", "30D",
+         "--url", local.api_url, "--json"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    done = json.loads(cli.stdout)
+    assert done["status"] == "completed", done["error"]
+    bars = DataStore(local.data_home / "data").load(SYMBOL, "1h")
+    expected = walkforward_windows(
+        pd.DatetimeIndex(bars.index), train="40D", test="20D", step="30D"
+    )
+    got = done["result"]["windows"]
+    assert len(got) == len(expected) >= 2
+    for w, e in zip(got, expected, strict=True):
+        assert pd.Timestamp(w["train_start"]) == e.train_first
+        assert pd.Timestamp(w["train_end"]) == e.train_last
+        assert pd.Timestamp(w["test_start"]) == e.test_first
+        assert pd.Timestamp(w["test_end"]) == e.test_last
+        # A duration window holds the bars inside it, however many that is.
+        assert pd.Timestamp(w["test_end"]) - pd.Timestamp(w["test_start"]) < pd.Timedelta("20D")
+    assert done["result"]["train_period"] == "40D" and done["result"]["step_period"] == "30D"
+    assert done["result"]["train_bars"] is None
+
+
 def test_bad_walkforwards_are_refused_before_queueing(stack: tuple[LocalStack, Api]) -> None:
     _, api = stack
     for change, fix in (
         ({"method": "tpe", "trials": 5}, "grid or random"),
         ({"test_bars": 1}, "test_bars"),
         ({"objective": "sharpee"}, "did you mean 'sharpe'"),
+        ({"train_period": "40D"}, "all as bar counts"),
+        ({"train_bars": None, "train_period": "40D"}, "all as bar counts"),
+        ({"train_bars": None}, "both train_bars and test_bars"),
+        (
+            {
+                "train_bars": None,
+                "test_bars": None,
+                "train_period": "40 fortnights",
+                "test_period": "20D",
+            },
+            "is not a duration",
+        ),
+        (
+            {"train_bars": None, "test_bars": None, "train_period": "1e30D", "test_period": "20D"},
+            "is not a duration",
+        ),
+        (
+            {"train_bars": None, "test_bars": None, "train_period": "-5D", "test_period": "20D"},
+            "longer than 0",
+        ),
+        ({"train_bars": None, "test_bars": None, "test_period": "20D"}, "both train_period"),
     ):
         body = {"strategy": SWEEP_STRATEGY, "train_bars": 1000, "test_bars": 500, **change}
         response = api.http.post("/walkforwards/start", json=body)

@@ -196,6 +196,12 @@ def test_damaged_bars_fail_the_backtest_naming_the_object(shared: Shared) -> Non
         in (op["error"])
     )
     assert hashlib.sha256(b"PAR1 garbage").hexdigest()[:12] in op["error"]
+    # Deleting the series removes its object from the store too.
+    deleted = shared.api.http.delete("/data/GBPUSD/1h")
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["bars_removed"] is True
+    listed = client.list_objects_v2(Bucket=shared.bucket, Prefix="artifacts/bars/GBPUSD/")
+    assert listed["KeyCount"] == 0
 
 
 @pytest.mark.timeout(300)  # the module's stack may be started inside it

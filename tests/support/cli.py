@@ -14,8 +14,10 @@ def ktrdr(
     env: dict[str, str] | None = None,
     timeout_s: float = 60,
     cwd: Path | None = None,
+    input_text: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """`ktrdr ARGS` (with `--url URL` before the subcommand when given)."""
+    """`ktrdr ARGS` (with `--url URL` before the subcommand when given); `input_text` is
+    what the user types (stdin)."""
     command = [sys.executable, "-m", "ktrdr.cli.main"]
     if url:
         command += ["--url", url]
@@ -26,6 +28,7 @@ def ktrdr(
         timeout=timeout_s,
         env={**os.environ, "COLUMNS": "200", **(env or {})},
         cwd=cwd,
+        input=input_text,
     )
 
 

@@ -22,11 +22,12 @@ from ktrdr.api.state_reader import StoreStateReader
 from ktrdr.campaigns.driver import CampaignDriver
 from ktrdr.config import ApiSettings
 from ktrdr.console import mount_console
-from ktrdr.constants import API_PREFIX
+from ktrdr.constants import API_PREFIX, BARS_DIR
 from ktrdr.db.engine import make_engine, upgrade_schema
 from ktrdr.dispatch.dispatcher import Dispatcher
 from ktrdr.engine.strategy import builtin_strategy_names
 from ktrdr.jobs.specs import get_spec
+from ktrdr.operations import data_deletion
 from ktrdr.operations.model import OperationType
 from ktrdr.operations.service import OperationService
 from ktrdr.operations.store import Store
@@ -51,6 +52,8 @@ def create_app(settings: ApiSettings, *, registry: CollectorRegistry = REGISTRY)
         engine = make_engine(settings.resolved_database_url())
         await asyncio.to_thread(upgrade_schema, engine)
         store = Store(engine)
+        # A deletion a crash interrupted: finish it or undo it before serving the catalog.
+        await asyncio.to_thread(data_deletion.recover, store, settings.data_home / BARS_DIR)
         artifacts = settings.artifact_store()
         operations_service = OperationService(
             store, max_attempts=settings.max_attempts, events=metrics, artifacts=artifacts

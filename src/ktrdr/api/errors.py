@@ -11,6 +11,7 @@ from sqlalchemy.exc import OperationalError
 from ktrdr import http_errors
 from ktrdr.artifacts import ArtifactCorrupt, ArtifactNotFound, ArtifactUnavailable
 from ktrdr.jobs.specs import ParamsError
+from ktrdr.operations.data_deletion import DataInUse, DatasetNotFound
 from ktrdr.operations.model import IllegalTransition
 from ktrdr.operations.results import NoSuchPart
 from ktrdr.operations.store import IdempotencyConflict, OperationNotFound, StaleReport
@@ -32,6 +33,8 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
     IdempotencyConflict: 409,
     StaleReport: 409,
     NoSuchPart: 404,
+    DatasetNotFound: 404,
+    DataInUse: 409,
     # A referenced artifact that is gone or damaged is the store's fault, not the client's.
     ArtifactNotFound: 410,
     ArtifactCorrupt: 500,

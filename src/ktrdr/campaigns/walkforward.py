@@ -27,6 +27,7 @@ from ktrdr.campaigns.chunks import (
 )
 from ktrdr.campaigns.ranking import objective_value, ranked
 from ktrdr.campaigns.results import CampaignResult
+from ktrdr.campaigns.table import write_results_table
 from ktrdr.jobs.campaigns import WalkforwardParams
 from ktrdr.operations.model import OperationStatus
 from ktrdr.operations.schemas import OperationPublic
@@ -76,7 +77,7 @@ def chosen(
             raise CampaignFailed(
                 f"walk-forward window {w['window']} ({w['train_start']} to {w['train_end']}): "
                 "no in-sample combination meets the objective's result constraints; relax "
-                "them (e.g. min_trades) or lengthen train_bars"
+                "them (e.g. min_trades) or lengthen the in-sample window"
             )
         picks.append(best[0])
     return picks
@@ -89,8 +90,7 @@ def drive_walkforward(
     by_key = {first_key(c): c for c in children}
     cutter = by_key.get(WINDOWS_KEY)
     if cutter is None:
-        settings = {"train": params.train_bars, "test": params.test_bars,
-                    "step": params.step_bars, "anchored": params.anchored}  # fmt: skip
+        settings = {**params.lengths(), "anchored": params.anchored}
         body = chunk_body(params, stage="windows", windows=settings)
         driver.create_chunks(parent, [ChunkRequest("windows", body)])
         return []
@@ -123,6 +123,9 @@ def drive_walkforward(
         driver.report_progress(parent, len(results), total, "out of sample")
         return []
     summary = walkforward_summary(params, windows, picks, results, oos_chunk.result or {})
+    summary["artifacts"] = write_results_table(
+        driver.artifacts, parent.id, results, params, rank=False
+    )
     progress = campaign_progress(total, total, "")
     return driver.finish(parent, OperationStatus.COMPLETED, result=summary, progress=progress)
 
@@ -162,6 +165,9 @@ def walkforward_summary(
         "train_bars": params.train_bars,
         "test_bars": params.test_bars,
         "step_bars": params.step_bars or params.test_bars,
+        "train_period": params.train_period,
+        "test_period": params.test_period,
+        "step_period": params.step_period or params.test_period,
         "anchored": params.anchored,
         "windows": rows,
         "stitched": oos.get("stitched"),

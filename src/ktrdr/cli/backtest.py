@@ -38,9 +38,15 @@ app = typer.Typer(help="Run backtests and look at their results.", no_args_is_he
 
 
 def strategy_argument(strategy: str) -> str:
-    """A strategy file's text, or the name of a packaged example as is."""
+    """A strategy file's text; a packaged example's name, or YAML text itself, as is."""
+    if "\n" in strategy:  # YAML pasted or scripted inline: no file has such a name
+        return strategy
     path = Path(strategy)
-    if path.suffix in {".yaml", ".yml"} or path.exists():
+    try:
+        exists = path.exists()
+    except OSError:  # a name too long for the file system cannot be a file
+        exists = False
+    if path.suffix in {".yaml", ".yml"} or exists:
         if not path.is_file():
             raise typer.BadParameter(f"no strategy file {strategy}")
         return path.read_text()

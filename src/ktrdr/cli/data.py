@@ -1,9 +1,10 @@
-"""`ktrdr data download | import | list | show`: market data through the platform."""
+"""`ktrdr data download | import | list | show | delete`: market data through the platform."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 from rich.table import Table
@@ -14,7 +15,7 @@ from ktrdr.cli.output import console, literal, print_json
 from ktrdr.cli.state import DEFAULT_URL, ExitCode, JsonOption, UrlOption
 from ktrdr.cli.tracing import cli_span
 
-app = typer.Typer(help="Market data: download, import, list.", no_args_is_help=True)
+app = typer.Typer(help="Market data: download, import, list, delete.", no_args_is_help=True)
 
 
 def _submit(
@@ -137,3 +138,27 @@ def show(
     else:
         for key, value in found[0].items():
             console.print(f"[bold]{key:>10}[/] {literal(value)}")
+
+
+@app.command("delete")
+def delete(
+    symbol: str,
+    timeframe: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+    url: UrlOption = DEFAULT_URL,
+    json: JsonOption = False,
+) -> None:
+    """Delete a stored series (its bars and catalog entry); refused while an operation uses it."""
+    what = f"{symbol.upper()} {timeframe}"
+    if not yes and not typer.confirm(f"Delete {what}: its bars and catalog entry?"):
+        console.print("nothing deleted", markup=False)
+        raise typer.Exit(ExitCode.REJECTED)
+    with cli_span("data_delete", symbol=symbol):
+        path = f"/data/{quote(symbol, safe='')}/{quote(timeframe, safe='')}"
+        body = ApiClient(url).request("DELETE", path)
+    if json:
+        print_json(body)
+        return
+    console.print(
+        f"deleted {body['symbol']} {body['timeframe']}: {body['rows']:,} bars", markup=False
+    )

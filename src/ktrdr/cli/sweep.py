@@ -151,9 +151,20 @@ def show(
 @wf_app.command("run")
 def wf_run(
     strategy: StrategyArgument,
-    train_bars: Annotated[int, typer.Option(min=10, help="in-sample bars per window")],
-    test_bars: Annotated[int, typer.Option(min=2, help="out-of-sample bars per window")],
+    train_bars: Annotated[
+        int | None, typer.Option(min=10, help="in-sample bars per window")
+    ] = None,
+    test_bars: Annotated[
+        int | None, typer.Option(min=2, help="out-of-sample bars per window")
+    ] = None,
     step_bars: Annotated[int | None, typer.Option(min=1, help="default: test bars")] = None,
+    train_period: Annotated[
+        str | None, typer.Option(help="in-sample duration instead of bars, e.g. 365D")
+    ] = None,
+    test_period: Annotated[
+        str | None, typer.Option(help="out-of-sample duration instead of bars, e.g. 90D")
+    ] = None,
+    step_period: Annotated[str | None, typer.Option(help="default: the test period")] = None,
     anchored: Annotated[
         bool, typer.Option(help="in-sample windows start at the first bar")
     ] = False,
@@ -172,6 +183,7 @@ def wf_run(
     """Queue a walk-forward analysis and follow it; then show each window and the total."""
     body = campaign_body(
         strategy, train_bars=train_bars, test_bars=test_bars, step_bars=step_bars,
+        train_period=train_period, test_period=test_period, step_period=step_period,
         anchored=anchored, method=method, trials=trials, objective=objective, seed=seed,
         min_trades=min_trades, symbol=symbol, timeframe=timeframe, start=start, end=end,
     )  # fmt: skip

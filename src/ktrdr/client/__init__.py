@@ -8,6 +8,7 @@
 It imports nothing of the backend or the engine (tests/test_boundaries.py)."""
 
 from ktrdr.client.aio import AsyncKtrdrClient
+from ktrdr.client.campaigns import SweepResult, WalkforwardResult
 from ktrdr.client.errors import (
     ApiError,
     BadRequest,
@@ -21,7 +22,7 @@ from ktrdr.client.errors import (
     Unauthorized,
     ValidationFailed,
 )
-from ktrdr.client.models import Dataset, Operation, OperationPage, Progress, Worker
+from ktrdr.client.models import Dataset, DeletedData, Operation, OperationPage, Progress, Worker
 from ktrdr.client.results import BacktestResult
 from ktrdr.client.sync import KtrdrClient
 
@@ -33,6 +34,7 @@ __all__ = [
     "Conflict",
     "ConnectionFailed",
     "Dataset",
+    "DeletedData",
     "Forbidden",
     "KtrdrClient",
     "KtrdrError",
@@ -42,7 +44,9 @@ __all__ = [
     "OperationPage",
     "Progress",
     "ServerError",
+    "SweepResult",
     "Unauthorized",
     "ValidationFailed",
+    "WalkforwardResult",
     "Worker",
 ]

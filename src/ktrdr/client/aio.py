@@ -12,7 +12,8 @@ import httpx
 
 from ktrdr.client import calls
 from ktrdr.client.calls import Call, body_of, operation_id
-from ktrdr.client.models import Dataset, Operation, OperationPage, Worker
+from ktrdr.client.campaigns import SweepResult, WalkforwardResult
+from ktrdr.client.models import Dataset, DeletedData, Operation, OperationPage, Worker
 from ktrdr.client.progress import Follower
 from ktrdr.client.results import BacktestResult
 
@@ -153,11 +154,73 @@ class AsyncKtrdrClient:
             await self.wait(op, progress=progress, timeout_s=timeout_s)
         )
 
+    async def start_sweep(
+        self, strategy: str, *, idempotency_key: str | None = None, **params: Any
+    ) -> Operation:
+        body = body_of(strategy=strategy, **params)
+        return await self.start("sweep", body, idempotency_key=idempotency_key)
+
+    async def start_walkforward(
+        self,
+        strategy: str,
+        *,
+        train_bars: int,
+        test_bars: int,
+        idempotency_key: str | None = None,
+        **params: Any,
+    ) -> Operation:
+        body = body_of(strategy=strategy, train_bars=train_bars, test_bars=test_bars, **params)
+        return await self.start("walkforward", body, idempotency_key=idempotency_key)
+
+    async def sweeps(
+        self, *, status: list[str] | str | None = None, limit: int = 50
+    ) -> OperationPage:
+        return await self.operations(status=status, type="sweep", limit=limit)
+
+    async def walkforwards(
+        self, *, status: list[str] | str | None = None, limit: int = 50
+    ) -> OperationPage:
+        return await self.operations(status=status, type="walkforward", limit=limit)
+
+    async def sweep_rows(
+        self, operation: OpRef, *, sort: str | None = None, stage: str | None = None,
+        window: int | None = None, page_size: int = calls.RESULTS_PAGE_MAX,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        rows: list[dict[str, Any]] = []
+        offset: int | None = 0
+        while offset is not None:
+            page = await self.send(
+                calls.sweep_results(
+                    operation_id(operation), sort=sort, stage=stage, window=window,
+                    limit=page_size, offset=offset,
+                )
+            )  # fmt: skip
+            rows += page["data"]
+            offset = calls.next_offset(page)
+        return rows
+
+    async def sweep_result(self, operation: OpRef) -> SweepResult:
+        op = calls.ensure_campaign(await self.get(operation), "sweep")
+        return SweepResult(op, await self.sweep_rows(op.id))
+
+    async def walkforward_result(self, operation: OpRef) -> WalkforwardResult:
+        op = calls.ensure_campaign(await self.get(operation), "walkforward")
+        return WalkforwardResult(op, await self.sweep_rows(op.id))
+
+    async def run_sweep(
+        self, strategy: str, *, progress: bool = False, timeout_s: float | None = None, **kw: Any
+    ) -> SweepResult:
+        op = await self.start_sweep(strategy, **kw)
+        return await self.sweep_result(await self.wait(op, progress=progress, timeout_s=timeout_s))
+
     async def workers(self, *, include_gone: bool = False) -> list[Worker]:
         return await self.send(calls.workers(include_gone))
 
     async def datasets(self) -> list[Dataset]:
         return await self.send(calls.datasets())
+
+    async def delete_data(self, symbol: str, timeframe: str) -> DeletedData:
+        return await self.send(calls.delete_data(symbol, timeframe))
 
     async def health(self) -> dict[str, Any]:
         return await self.send(calls.health())

@@ -10,11 +10,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
+from urllib.parse import quote
 
 import httpx
 
 from ktrdr.client.errors import ConnectionFailed, error_for
-from ktrdr.client.models import Dataset, Operation, OperationPage, Worker
+from ktrdr.client.models import Dataset, DeletedData, Operation, OperationPage, Worker
 
 T = TypeVar("T")
 
@@ -31,7 +32,12 @@ START_PATHS = {
     "training": "/training/start",
     "data_download": "/data/downloads/start",
     "diagnostic": "/diagnostics/start",
+    "sweep": "/sweeps/start",
+    "walkforward": "/walkforwards/start",
 }
+CAMPAIGN_TYPES = ("sweep", "walkforward")
+# The API's largest sweep-results page.
+RESULTS_PAGE_MAX = 10_000
 
 
 def _identity(body: Any) -> Any:
@@ -152,6 +158,37 @@ def results(operation_id: str, part: str | None = None) -> Call[Any]:
     return Call("GET", f"/operations/{operation_id}/results", _identity, params=params)
 
 
+def sweep_results(
+    operation_id: str,
+    *,
+    sort: str | None = None,
+    order: str | None = None,
+    stage: str | None = None,
+    window: int | None = None,
+    limit: int = RESULTS_PAGE_MAX,
+    offset: int = 0,
+) -> Call[dict[str, Any]]:
+    """One page of a campaign's evaluated parameter sets (best first by default)."""
+    params = drop_none(
+        sort=sort, order=order, stage=stage, window=window, limit=limit, offset=offset
+    )
+    return Call("GET", f"/operations/{operation_id}/sweep-results", dict, params=params)
+
+
+def next_offset(page: dict[str, Any]) -> int | None:
+    """Where the next sweep-results page starts, or None after the last one."""
+    end = int(page["offset"]) + len(page["data"])
+    return end if page["data"] and end < int(page["count"]) else None
+
+
+def ensure_campaign(op: Operation, op_type: str) -> Operation:
+    if op.type != op_type:
+        from ktrdr.client.errors import BadRequest
+
+        raise BadRequest(f"operation {op.id} is a {op.type}, not a {op_type}")
+    return op
+
+
 def workers(include_gone: bool) -> Call[list[Worker]]:
     return Call(
         "GET",
@@ -163,6 +200,11 @@ def workers(include_gone: bool) -> Call[list[Worker]]:
 
 def datasets() -> Call[list[Dataset]]:
     return Call("GET", "/data", lambda body: [Dataset.from_api(d) for d in body.get("data", [])])
+
+
+def delete_data(symbol: str, timeframe: str) -> Call[DeletedData]:
+    path = f"/data/{quote(symbol, safe='')}/{quote(timeframe, safe='')}"
+    return Call("DELETE", path, DeletedData.from_api)
 
 
 def health() -> Call[dict[str, Any]]:

@@ -149,3 +149,24 @@ class Dataset:
             source=body.get("source"),
             raw=body,
         )
+
+
+@dataclass(frozen=True)
+class DeletedData:
+    """What `delete_data` removed."""
+
+    symbol: str
+    timeframe: str
+    rows: int
+    deleted_at: datetime | None
+    bars_removed: bool
+
+    @classmethod
+    def from_api(cls, body: dict[str, Any]) -> DeletedData:
+        return cls(
+            symbol=str(body["symbol"]),
+            timeframe=str(body["timeframe"]),
+            rows=int(body.get("rows", 0)),
+            deleted_at=parse_time(body.get("deleted_at")),
+            bars_removed=bool(body.get("bars_removed")),
+        )

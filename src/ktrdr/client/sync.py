@@ -12,7 +12,8 @@ import httpx
 
 from ktrdr.client import calls
 from ktrdr.client.calls import Call, body_of, operation_id
-from ktrdr.client.models import Dataset, Operation, OperationPage, Worker
+from ktrdr.client.campaigns import SweepResult, WalkforwardResult
+from ktrdr.client.models import Dataset, DeletedData, Operation, OperationPage, Worker
 from ktrdr.client.progress import Follower
 from ktrdr.client.results import BacktestResult
 
@@ -168,6 +169,70 @@ class KtrdrClient:
         op = self.start_backtest(strategy, **kw)
         return self.backtest_result(self.wait(op, progress=progress, timeout_s=timeout_s))
 
+    # ---------------------------------------------------- sweeps and walk-forwards
+
+    def start_sweep(
+        self, strategy: str, *, idempotency_key: str | None = None, **params: Any
+    ) -> Operation:
+        """Queue a sweep of a strategy YAML's `search:` space (method, trials, objective,
+        min_trades, symbol, start, end, ...: the API's SweepParams)."""
+        body = body_of(strategy=strategy, **params)
+        return self.start("sweep", body, idempotency_key=idempotency_key)
+
+    def start_walkforward(
+        self,
+        strategy: str,
+        *,
+        train_bars: int,
+        test_bars: int,
+        idempotency_key: str | None = None,
+        **params: Any,
+    ) -> Operation:
+        """Queue a walk-forward: sweep in sample per window, run the best out of sample."""
+        body = body_of(strategy=strategy, train_bars=train_bars, test_bars=test_bars, **params)
+        return self.start("walkforward", body, idempotency_key=idempotency_key)
+
+    def sweeps(self, *, status: list[str] | str | None = None, limit: int = 50) -> OperationPage:
+        return self.operations(status=status, type="sweep", limit=limit)
+
+    def walkforwards(
+        self, *, status: list[str] | str | None = None, limit: int = 50
+    ) -> OperationPage:
+        return self.operations(status=status, type="walkforward", limit=limit)
+
+    def sweep_rows(
+        self, operation: OpRef, *, sort: str | None = None, stage: str | None = None,
+        window: int | None = None, page_size: int = calls.RESULTS_PAGE_MAX,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """Every evaluated parameter set of a campaign, as the API orders them (all pages)."""
+        rows: list[dict[str, Any]] = []
+        offset: int | None = 0
+        while offset is not None:
+            page = self.send(
+                calls.sweep_results(
+                    operation_id(operation), sort=sort, stage=stage, window=window,
+                    limit=page_size, offset=offset,
+                )
+            )  # fmt: skip
+            rows += page["data"]
+            offset = calls.next_offset(page)
+        return rows
+
+    def sweep_result(self, operation: OpRef) -> SweepResult:
+        op = calls.ensure_campaign(self.get(operation), "sweep")
+        return SweepResult(op, self.sweep_rows(op.id))
+
+    def walkforward_result(self, operation: OpRef) -> WalkforwardResult:
+        op = calls.ensure_campaign(self.get(operation), "walkforward")
+        return WalkforwardResult(op, self.sweep_rows(op.id))
+
+    def run_sweep(
+        self, strategy: str, *, progress: bool = False, timeout_s: float | None = None, **kw: Any
+    ) -> SweepResult:
+        """Start a sweep, wait for it, and return its results."""
+        op = self.start_sweep(strategy, **kw)
+        return self.sweep_result(self.wait(op, progress=progress, timeout_s=timeout_s))
+
     # ------------------------------------------------------------- other resources
 
     def workers(self, *, include_gone: bool = False) -> list[Worker]:
@@ -176,6 +241,10 @@ class KtrdrClient:
     def datasets(self) -> list[Dataset]:
         """The data catalog: every stored (symbol, timeframe) series."""
         return self.send(calls.datasets())
+
+    def delete_data(self, symbol: str, timeframe: str) -> DeletedData:
+        """Delete a stored series (NotFound if unknown, Conflict while an operation uses it)."""
+        return self.send(calls.delete_data(symbol, timeframe))
 
     def health(self) -> dict[str, Any]:
         return self.send(calls.health())

@@ -24,6 +24,7 @@ from ktrdr.dashboards.model import (
     TextVariable,
     Threshold,
 )
+from ktrdr.dashboards.promql import count_in_window
 
 UID = "ktrdr-operations"
 FILLED = Expectation.FILLED_BY_BACKTEST_WORKLOAD
@@ -50,7 +51,7 @@ def jaeger_search_url(operation: str = "operations.create", tags: str = "") -> s
 
 
 def _window(metric: str, selector: str, by: str) -> str:
-    return f"sum by ({by}) (increase({metric}{{{selector}}}[$__range]))"
+    return count_in_window(f"{metric}{{{selector}}}", by)
 
 
 def _quantile(q: float, metric: str, job: str = API_JOB) -> str:
@@ -221,8 +222,7 @@ def build(jaeger_url: str = JAEGER_UI_URL) -> Dashboard:
                 PanelType.STAT,
                 (
                     Target(
-                        f'sum(increase(ktrdr_backtests_completed_total{{job="{API_JOB}"}}'
-                        "[$__range]))",
+                        count_in_window(f'ktrdr_backtests_completed_total{{job="{API_JOB}"}}'),
                         "backtests",
                         instant=True,
                     ),
@@ -386,12 +386,12 @@ def campaign_panels() -> tuple[Row | Panel, ...]:
             PanelType.STAT,
             (
                 Target(
-                    f"sum(increase(ktrdr_sweeps_completed_total{{{api}}}[$__range]))",
+                    count_in_window(f"ktrdr_sweeps_completed_total{{{api}}}"),
                     "sweeps",
                     instant=True,
                 ),
                 Target(
-                    f"sum(increase(ktrdr_walkforwards_completed_total{{{api}}}[$__range]))",
+                    count_in_window(f"ktrdr_walkforwards_completed_total{{{api}}}"),
                     "walk-forwards",
                     instant=True,
                 ),

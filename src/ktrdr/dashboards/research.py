@@ -19,6 +19,7 @@ from ktrdr.dashboards.model import (
     Row,
     Target,
 )
+from ktrdr.dashboards.promql import count_in_window
 
 UID = "ktrdr-research"
 FILLED = Expectation.FILLED_BY_BACKTEST_WORKLOAD
@@ -78,7 +79,7 @@ def _runs() -> tuple[Row | Panel, ...]:
             PanelType.BAR_GAUGE,
             (
                 Target(
-                    f"sum by (type, strategy, status) (increase({RUNS}[$__range])) > 0",
+                    count_in_window(RUNS, "type, strategy, status") + " > 0",
                     "{{type}} {{strategy}} {{status}}",
                     instant=True,
                 ),
@@ -172,7 +173,7 @@ def _data() -> tuple[Row | Panel, ...]:
             PanelType.BAR_GAUGE,
             (
                 Target(
-                    f"sum by (provider) (increase({rows}[$__range]))",
+                    count_in_window(rows, "provider"),
                     "{{provider}}",
                     instant=True,
                 ),

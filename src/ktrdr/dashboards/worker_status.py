@@ -20,6 +20,7 @@ from ktrdr.dashboards.model import (
     Threshold,
     ValueText,
 )
+from ktrdr.dashboards.promql import count_in_window
 
 UID = "ktrdr-worker-status"
 FILLED = Expectation.FILLED_BY_BACKTEST_WORKLOAD
@@ -95,8 +96,7 @@ def build() -> Dashboard:
                 PanelType.STAT,
                 (
                     Target(
-                        "sum(increase(ktrdr_workers_lost_total"
-                        f'{{{API}, kinds=~".*($kind).*"}}[$__range]))',
+                        count_in_window(f'ktrdr_workers_lost_total{{{API}, kinds=~".*($kind).*"}}'),
                         "lost",
                         instant=True,
                     ),
@@ -198,8 +198,10 @@ def build() -> Dashboard:
                 PanelType.BAR_GAUGE,
                 (
                     Target(
-                        "sum by (worker_id, type) (increase(ktrdr_worker_operations_total"
-                        f'{{{API}, type=~"$kind"}}[$__range]))',
+                        count_in_window(
+                            f'ktrdr_worker_operations_total{{{API}, type=~"$kind"}}',
+                            "worker_id, type",
+                        ),
                         "{{worker_id}} {{type}}",
                         instant=True,
                     ),

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from ktrdr.jobs.strategy_run import StrategyRunParams
 
 
 class BacktestParams(StrategyRunParams):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "strategy": "sma_crossover", "symbol": "EURUSD", "timeframe": "1h",
+                    "start": "2020-02-01T00:00:00Z", "end": "2020-04-01T00:00:00Z",
+                    "capital": 50_000.0, "commission": 0.0005,
+                }
+            ]
+        }
+    )  # fmt: skip
+
     # A quadrillion is beyond any account; bigger values overflow the equity arithmetic.
     capital: float = Field(100_000.0, gt=0, le=1e15, description="initial equity")
     commission: float | None = Field(

@@ -11,6 +11,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import pandas as pd
+from pandas.errors import OutOfBoundsTimedelta
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ktrdr.engine.campaigns.objectives import (
@@ -129,8 +131,35 @@ def check_plannable(params: SweepParams) -> None:
         space.sample(1, params.seed)  # raises when no feasible combination can be drawn
 
 
+# A strategy with a `search:` space, for the request examples.
+EXAMPLE_SEARCH_STRATEGY = """name: sma_sweep
+data: {symbol: EURUSD, timeframe: 1h}
+indicators:
+  - {id: sma_fast, type: sma, params: {period: 10}}
+  - {id: sma_slow, type: sma, params: {period: 30}}
+decisions:
+  signals:
+    - crossover: {fast: sma_fast, slow: sma_slow}
+search:
+  parameters:
+    indicators.sma_fast.params.period: {range: [4, 16, 4]}
+    indicators.sma_slow.params.period: {values: [30, 50]}
+"""
+
+
 class SweepParams(BacktestParams, CampaignSettings):
     """A sweep: the strategy's `search:` space explored on one window."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "strategy": EXAMPLE_SEARCH_STRATEGY, "method": "grid",
+                    "objective": "sharpe", "min_trades": 5,
+                }
+            ]
+        }
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _check_sweep(self) -> SweepParams:
@@ -142,13 +171,68 @@ class SweepParams(BacktestParams, CampaignSettings):
         return self
 
 
-class WalkforwardParams(SweepParams):
-    """Rolling or anchored windows: sweep in sample, run the best out of sample."""
+# A window length given as a duration: pandas' Timedelta strings ("180D", "12W", "36h").
+# Ten years of weeks is far past any data set; the bound keeps an absurd value a 4xx.
+_PERIOD_MAX = pd.Timedelta(days=36_600)
 
-    train_bars: int = Field(ge=10, le=10_000_000, description="in-sample bars per window")
-    test_bars: int = Field(ge=2, le=10_000_000, description="out-of-sample bars per window")
+
+def _period(value: str | None, field: str) -> pd.Timedelta | None:
+    if value is None:
+        return None
+    try:
+        period = pd.Timedelta(value)
+    except (ValueError, OverflowError, OutOfBoundsTimedelta):
+        period = None
+    if period is None or pd.isna(period):
+        raise ValueError(
+            f"{field} {value!r} is not a duration; give one like '180D', '12W' or '36h'"
+        )
+    if not pd.Timedelta(0) < period <= _PERIOD_MAX:
+        raise ValueError(f"{field} {value!r} must be longer than 0 and at most 100 years")
+    return period
+
+
+class WalkforwardParams(SweepParams):
+    """Rolling or anchored windows: sweep in sample, run the best out of sample.
+
+    Window lengths are bar counts (``train_bars``...) or durations (``train_period``...),
+    all of one kind: with durations a window holds the bars whose timestamps fall in it,
+    so weekends and gaps do not stretch a "90-day" test window."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "strategy": EXAMPLE_SEARCH_STRATEGY, "method": "grid",
+                    "train_bars": 1000, "test_bars": 250,
+                }
+            ]
+        }
+    )  # fmt: skip
+
+    train_bars: int | None = Field(
+        None, ge=10, le=10_000_000, description="in-sample bars per window"
+    )
+    test_bars: int | None = Field(
+        None, ge=2, le=10_000_000, description="out-of-sample bars per window"
+    )
     step_bars: int | None = Field(
         None, ge=1, le=10_000_000, description="default: test_bars (back-to-back tests)"
+    )
+    train_period: str | None = Field(
+        None,
+        max_length=32,
+        description="in-sample duration per window, e.g. '365D'",
+        examples=["365D"],
+    )
+    test_period: str | None = Field(
+        None,
+        max_length=32,
+        description="out-of-sample duration per window, e.g. '90D'",
+        examples=["90D"],
+    )
+    step_period: str | None = Field(
+        None, max_length=32, description="default: test_period (back-to-back tests)"
     )
     anchored: bool = Field(False, description="in-sample windows all start at the first bar")
 
@@ -159,7 +243,28 @@ class WalkforwardParams(SweepParams):
                 "walk-forward in-sample searches are grid or random (the same combinations "
                 "in every window); use method grid or random"
             )
+        bars = (self.train_bars, self.test_bars, self.step_bars)
+        periods = (self.train_period, self.test_period, self.step_period)
+        by_bars = self.train_bars is not None or self.test_bars is not None
+        by_period = self.train_period is not None or self.test_period is not None
+        if by_bars == by_period or any(v is not None for v in (periods if by_bars else bars)):
+            raise ValueError(
+                "give the window lengths all as bar counts (train_bars, test_bars, step_bars) "
+                "or all as durations (train_period, test_period, step_period)"
+            )
+        if by_bars and (self.train_bars is None or self.test_bars is None):
+            raise ValueError("bar-count windows need both train_bars and test_bars")
+        if by_period and (self.train_period is None or self.test_period is None):
+            raise ValueError("duration windows need both train_period and test_period")
+        for field in ("train_period", "test_period", "step_period"):
+            _period(getattr(self, field), field)
         return self
+
+    def lengths(self) -> dict[str, int | str | None]:
+        """train / test / step as the engine's walkforward_windows takes them."""
+        if self.train_period is not None:
+            return {"train": self.train_period, "test": self.test_period, "step": self.step_period}
+        return {"train": self.train_bars, "test": self.test_bars, "step": self.step_bars}
 
 
 class ChunkCombination(BaseModel):

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 import pandas as pd
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from ktrdr.bounds import RequestModel, UtcDateTime
 from ktrdr.engine.data.csv_import import infer_timeframe, read_ohlcv_csv
@@ -34,6 +34,18 @@ class Provider(StrEnum):
 
 
 class DataDownloadParams(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"symbol": "EURUSD", "timeframe": "1h", "provider": "synthetic", "bars": 5000},
+                {
+                    "symbol": "AAPL", "timeframe": "1d", "provider": "yahoo",
+                    "start": "2020-01-01T00:00:00Z", "end": "2024-01-01T00:00:00Z",
+                },
+            ]
+        }
+    )  # fmt: skip
+
     symbol: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._=^-]+$")
     timeframe: str | None = Field(
         None, description=f"one of {', '.join(TIMEFRAMES)}; csv: inferred when left out"

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from ktrdr.jobs.strategy_run import StrategyRunParams
 
 
 class TrainingParams(StrategyRunParams):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"strategy": "fuzzy_nn", "symbol": "EURUSD", "timeframe": "1h", "epochs": 20}
+            ]
+        }
+    )
+
     epochs: int | None = Field(
         None, ge=1, le=1000, description="default: the strategy's training.epochs"
     )

@@ -14,13 +14,20 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import ValidationError
 
-from ktrdr.client import AsyncKtrdrClient, KtrdrError, Operation
+from ktrdr.client import AsyncKtrdrClient, KtrdrError, Operation, calls
 
 TOP_TRADES = 5
+TOP_SWEEP_ROWS = 10
+# The statistics a sweep row keeps for a model to read (the API's keys).
+SWEEP_ROW_STATS = (
+    "total_return_pct", "sharpe_ratio", "max_drawdown_pct", "num_trades", "win_rate_pct",
+    "profit_factor",
+)  # fmt: skip
 INSTRUCTIONS = (
     "KTRDR runs trading-strategy backtests on a platform of workers. List strategies and "
     "data, validate a strategy YAML, start a backtest, follow it until it completes, then "
-    "read its statistics and top trades."
+    "read its statistics and top trades. A strategy with a `search:` space can be swept: "
+    "start_sweep, follow it, then read the top parameter sets with sweep_results."
 )
 
 
@@ -47,6 +54,16 @@ def operation_view(op: Operation) -> dict[str, Any]:
 def top_trades(trades: list[dict[str, Any]], n: int) -> dict[str, list[dict[str, Any]]]:
     ranked = sorted(trades, key=lambda t: t.get("net_pnl") or 0.0)
     return {"best": ranked[::-1][:n], "worst": ranked[:n]}
+
+
+def sweep_row(row: dict[str, Any]) -> dict[str, Any]:
+    """One evaluated parameter set, trimmed to its parameters and headline statistics."""
+    stats = row["statistics"]
+    return {
+        "key": row["key"],
+        "params": row["params"],
+        "statistics": {k: stats[k] for k in SWEEP_ROW_STATS if k in stats},
+    }
 
 
 def build_server(client: AsyncKtrdrClient | None = None) -> MCPServer:
@@ -146,7 +163,51 @@ def build_server(client: AsyncKtrdrClient | None = None) -> MCPServer:
             "top_trades": top_trades(trades, max(0, min(top, 50))),
         }
 
+    add_sweep_tools(server, api)
     return server
+
+
+def add_sweep_tools(server: MCPServer, api: AsyncKtrdrClient) -> None:
+    """Sweeps: start one over a strategy's `search:` space, read its top rows."""
+
+    @server.tool()
+    async def start_sweep(
+        strategy_yaml: str,
+        method: str = "grid",
+        trials: int | None = None,
+        objective: str | None = None,
+        min_trades: int | None = None,
+        symbol: str | None = None,
+        timeframe: str | None = None,
+        start: str | None = None,
+        end: str | None = None,
+    ) -> dict[str, Any]:
+        """Queue a sweep of a strategy YAML's `search:` space (grid, or random / tpe with
+        trials) over the workers; returns its id. Follow it, then call sweep_results."""
+        with api_errors():
+            op = await api.start_sweep(
+                strategy_yaml, method=method, trials=trials, objective=objective,
+                min_trades=min_trades, symbol=symbol, timeframe=timeframe, start=start, end=end,
+            )  # fmt: skip
+        return operation_view(op)
+
+    @server.tool()
+    async def sweep_results(operation_id: str, top: int = TOP_SWEEP_ROWS) -> dict[str, Any]:
+        """The best parameter sets of a sweep (best first by its objective) with headline
+        statistics, and how many were evaluated."""
+        with api_errors():
+            op = await api.get(operation_id)
+            page = await api.send(calls.sweep_results(operation_id, limit=max(1, min(top, 50))))
+        summary = op.result or {}
+        return {
+            "operation_id": operation_id,
+            "status": op.status,
+            "objective": page["sort"],
+            "order": page["order"],
+            "evaluated": page["count"],
+            "top": [sweep_row(r) for r in page["data"]],
+            "diagnostics": summary.get("diagnostics"),
+        }
 
 
 def serve(base_url: str | None = None, api_key: str | None = None) -> None:

@@ -7,6 +7,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func, select
+
+from ktrdr.db.tables import DataDeletionRow, OperationRow
 from ktrdr.engine.errors import ModelNotFoundError
 from ktrdr.engine.model_choice import (
     ModelSummary,
@@ -16,19 +19,52 @@ from ktrdr.engine.model_choice import (
 )
 from ktrdr.jobs.backtest import BacktestParams
 from ktrdr.jobs.specs import ParamsError
-from ktrdr.operations.model import OperationType
+from ktrdr.operations.model import OperationStatus, OperationType
 from ktrdr.operations.store import Store
+
+# The catalog is built from the newest completed downloads (as many as the store's own
+# completed_results reads by default).
+CATALOG_SCAN_LIMIT = 1000
 
 
 def datasets(store: Store) -> list[dict[str, Any]]:
-    """The newest known state of every (symbol, timeframe), sorted."""
-    seen: dict[tuple[str, str], dict[str, Any]] = {}
-    for result in store.completed_results(OperationType.DATA_DOWNLOAD):
-        dataset = result.get("dataset")
-        if isinstance(dataset, dict):
-            key = (str(dataset["symbol"]), str(dataset["timeframe"]))
-            seen.setdefault(key, {**dataset, "gaps": result.get("gaps")})
-    return [seen[k] for k in sorted(seen)]
+    """The newest known state of every (symbol, timeframe), sorted; a series deleted
+    after its newest download is left out (a later download brings it back)."""
+    deleted = deletion_times(store)
+    # The newest download of a series decides (rows come newest first); None: deleted.
+    seen: dict[tuple[str, str], dict[str, Any] | None] = {}
+    with store.session() as session:
+        rows = session.execute(
+            select(OperationRow.result, OperationRow.completed_at)
+            .where(
+                OperationRow.type == OperationType.DATA_DOWNLOAD.value,
+                OperationRow.status == OperationStatus.COMPLETED.value,
+            )
+            .order_by(OperationRow.completed_at.desc())
+            .limit(CATALOG_SCAN_LIMIT)
+        ).all()
+    for result, completed_at in rows:
+        dataset = (result or {}).get("dataset")
+        if not isinstance(dataset, dict):
+            continue
+        key = (str(dataset["symbol"]), str(dataset["timeframe"]))
+        if key in seen:
+            continue
+        hidden = key in deleted and completed_at <= deleted[key]
+        seen[key] = None if hidden else {**dataset, "gaps": result.get("gaps")}
+    return [d for _, d in sorted(seen.items()) if d is not None]
+
+
+def deletion_times(store: Store) -> dict[tuple[str, str], datetime]:
+    """(symbol, timeframe) -> when it was last deleted."""
+    with store.session() as session:
+        rows = session.execute(
+            select(
+                DataDeletionRow.symbol, DataDeletionRow.timeframe,
+                func.max(DataDeletionRow.deleted_at),
+            ).group_by(DataDeletionRow.symbol, DataDeletionRow.timeframe)
+        ).all()  # fmt: skip
+    return {(symbol, timeframe): at for symbol, timeframe, at in rows}
 
 
 def require_bars(

@@ -12,6 +12,15 @@ from ktrdr.operations.model import OperationStatus, OperationType
 
 
 class Progress(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"percent": 42.0, "phase": "simulation", "message": "bar 4,200 of 10,000",
+                 "items_done": 4200, "items_total": 10000}
+            ]
+        }
+    )  # fmt: skip
+
     percent: float = Field(0.0, ge=0.0, le=100.0, description="0 to 100")
     phase: str | None = Field(None, max_length=PHASE_MAX)
     message: str | None = Field(None, max_length=MESSAGE_MAX)
@@ -108,5 +117,59 @@ class OperationsPublic(BaseModel):
 class OperationCreate(RequestModel):
     """Generic creation request: a type and its parameters (validated per type)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"type": "diagnostic", "params": {"steps": 5, "step_ms": 50}}]
+        }
+    )
+
     type: OperationType
     params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ResultTable(BaseModel):
+    """A result table stored as an artifact (served whole by GET /results/{table})."""
+
+    model_config = ConfigDict(extra="allow")
+
+    key: str
+    sha256: str
+    size_bytes: int
+    rows: int | None = None
+    preview_points: int | None = Field(None, description="inline copies are thinned to this")
+
+
+class OperationResult(BaseModel):
+    """A completed operation's result. Its parts depend on the type: backtests have
+    statistics, trades and equity_curve; training runs model, metrics, evaluation and
+    history; data downloads dataset, rows_written, gaps and notes; campaigns a summary.
+    Tables stored as artifacts are inline here (thinned to a preview where the worker
+    asked for one) and listed under `artifacts`."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "statistics": {"total_return_pct": 3.2, "sharpe_ratio": 1.1, "num_trades": 14},
+                    "trades": [
+                        {"entry_time": "2020-02-03T10:00:00+00:00",
+                         "exit_time": "2020-02-04T09:00:00+00:00", "side": "long",
+                         "net_pnl": 120.5}
+                    ],
+                    "equity_curve": [{"timestamp": "2020-02-03T10:00:00+00:00",
+                                      "equity": 50_000.0}],
+                }
+            ]
+        },
+    )  # fmt: skip
+
+    statistics: dict[str, Any] | None = Field(None, description="backtests: the statistics")
+    trades: list[dict[str, Any]] | None = Field(None, description="backtests: one per trade")
+    equity_curve: list[dict[str, Any]] | None = Field(
+        None, description="backtests: {timestamp, equity} per stored bar"
+    )
+    artifacts: dict[str, ResultTable] | None = None
+    metrics: dict[str, Any] | None = Field(None, description="what GET /metrics serves")
+    dataset: dict[str, Any] | None = Field(None, description="data downloads: the series")
+    model: dict[str, Any] | None = Field(None, description="training: the saved model")

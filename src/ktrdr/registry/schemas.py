@@ -21,6 +21,17 @@ class WorkerState(StrEnum):
 
 
 class WorkerRegistration(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "worker_id": "backtest-worker-5003", "kinds": ["backtesting"],
+                    "url": "http://10.0.0.7:5003", "version": "0.1.0",
+                }
+            ]
+        }
+    )  # fmt: skip
+
     worker_id: WorkerId = Field(description="stable id")
     kinds: list[OperationType] = Field(min_length=1, max_length=len(OperationType))
     url: Annotated[HttpUrl, UrlConstraints(max_length=WORKER_URL_MAX)] = Field(
@@ -44,6 +55,17 @@ LIVE_STATES = (WorkerState.ONLINE, WorkerState.DRAINING)
 
 
 class Heartbeat(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "current_operation_id": "op_backtesting_20261202_010000_1a2b3c4d",
+                    "progress": {"percent": 42.0, "phase": "simulation"},
+                }
+            ]
+        }
+    )
+
     current_operation_id: OperationId | None = None
     progress: Progress | None = None
     draining: bool = Field(False, description="shutting down: send no new jobs")

@@ -21,6 +21,7 @@ from ktrdr.telemetry.metrics import JobMetrics
 from ktrdr.telemetry.metrics_endpoint import render_metrics
 from ktrdr.worker.backend_client import BackendClient
 from ktrdr.worker.runners import PHASES, RUNNERS, missing_extra
+from ktrdr.worker.runners.stores import configure_bars_cache
 from ktrdr.worker.runtime import ShuttingDown, StartRequest, WorkerBusy, WorkerRuntime
 
 
@@ -97,6 +98,7 @@ def create_worker_app(
     settings: WorkerSettings, *, registry: CollectorRegistry = REGISTRY
 ) -> FastAPI:
     worker_id = settings.resolved_worker_id()
+    configure_bars_cache(settings.bars_cache_mb)
     kinds = resolve_kinds(settings.kinds)
     metrics = JobMetrics(registry=registry)
     job_types = types_run_by(kinds)

@@ -14,8 +14,9 @@ from fastapi import (
     Request,
     Response,
 )
-from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from ktrdr.api.auth import (
     Operator,
@@ -43,6 +44,7 @@ from ktrdr.operations.results import full_result, part_table, result_part
 from ktrdr.operations.schemas import (
     OperationCreate,
     OperationPublic,
+    OperationResult,
     OperationsPublic,
     Progress,
 )
@@ -171,21 +173,32 @@ def _completed_result(service: OperationService, operation_id: str) -> dict[str,
     return op.result
 
 
-@router.get("/{operation_id}/results", dependencies=[ReadAccess])
+@router.get(
+    "/{operation_id}/results",
+    dependencies=[ReadAccess],
+    response_model=OperationResult,
+    # The result as stored: parts a type does not have are left out, not null.
+    response_model_exclude_unset=True,
+)
 def get_results(
     operation_id: OperationIdPath,
     service: OperationsDep,
     artifacts: ArtifactsDep,
     part: Annotated[
         str | None,
-        Query(max_length=64, description="a top-level key: statistics, trades, equity_curve…"),
+        Query(
+            max_length=64,
+            description="answer with one top-level field's value only (statistics, trades, "
+            "equity_curve…), not the whole result",
+        ),
     ] = None,
 ) -> Any:
     """The result of a completed operation, tables inline (409 while it is not completed)."""
     result = _completed_result(service, operation_id)
     if part is None:
         return full_result(result, artifacts)
-    return result_part(result, part, artifacts)
+    # One field of OperationResult, as it is (a table's rows, the statistics object).
+    return JSONResponse(jsonable_encoder(result_part(result, part, artifacts)))
 
 
 @router.get(
@@ -255,6 +268,17 @@ def resume(
 
 
 class ProgressReport(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "worker_id": "backtest-worker-5003",
+                    "progress": {"percent": 42.0, "phase": "simulation", "message": "bar 4,200"},
+                }
+            ]
+        }
+    )
+
     worker_id: WorkerId
     progress: Progress
 
@@ -279,6 +303,18 @@ def report_progress(
 
 
 class ResultReport(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "worker_id": "backtest-worker-5003", "attempt": 1, "outcome": "completed",
+                    "result": {"statistics": {"total_return_pct": 3.2, "num_trades": 14}},
+                    "progress": {"percent": 100.0, "phase": "simulation"},
+                }
+            ]
+        }
+    )  # fmt: skip
+
     worker_id: WorkerId
     attempt: int = Field(ge=1, le=INT32_MAX)
     outcome: Outcome

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
 
 from ktrdr.api.auth import ReadAccess, WorkerInstanceAuth
 from ktrdr.api.deps import WorkerAuth, WorkersDep
@@ -54,8 +55,15 @@ def list_workers(
     return WorkersPublic(data=items, count=len(items))
 
 
-@router.get("/sd/workers")
-def service_discovery(workers: WorkersDep) -> list[dict[str, Any]]:
+class TargetGroup(BaseModel):
+    """One entry of Prometheus' HTTP service-discovery format."""
+
+    targets: list[str] = Field(description="host:port to scrape")
+    labels: dict[str, str] = Field(description="worker_id and worker_kind")
+
+
+@router.get("/sd/workers", response_model=list[TargetGroup])
+def service_discovery(workers: WorkersDep) -> list[TargetGroup]:
     """Prometheus HTTP service discovery: online workers, and lost ones for an hour.
 
     Keeping a lost worker listed for a while lets its `up` series show 0 (a red cell on
@@ -69,5 +77,5 @@ def service_discovery(workers: WorkersDep) -> list[dict[str, Any]]:
             "worker_id": worker.id,
             "worker_kind": ",".join(sorted(k.value for k in worker.kinds)),
         }
-        groups.append({"targets": [urlsplit(worker.url).netloc], "labels": labels})
+        groups.append(TargetGroup(targets=[urlsplit(worker.url).netloc], labels=labels))
     return groups

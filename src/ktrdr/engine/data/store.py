@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ktrdr.engine.data.cache import BarsCache
 from ktrdr.engine.data.calendars import Market, expected_bars
 from ktrdr.engine.data.validation import OHLCV_COLUMNS, validate_ohlcv
 from ktrdr.engine.errors import DataNotFoundError, DataValidationError
@@ -92,8 +93,10 @@ def to_utc(value: str | pd.Timestamp) -> pd.Timestamp:
 class DataStore:
     """OHLCV bars on disk under ``root`` (a directory; created on first save)."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, cache: BarsCache | None = None) -> None:
         self.root = Path(root)
+        # Decoded files kept in memory between loads (a worker's; the library reads afresh).
+        self.cache = cache
 
     def path(self, symbol: str, timeframe: str) -> Path:
         check_timeframe(timeframe)
@@ -236,10 +239,15 @@ class DataStore:
         )
 
     def _read(self, symbol: str, timeframe: str) -> pd.DataFrame:
-        bars = pd.read_parquet(self._existing_path(symbol, timeframe))
-        index = pd.DatetimeIndex(bars.index, name="timestamp")
-        bars.index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
-        return bars
+        path = self._existing_path(symbol, timeframe)
+        return _read_file(path) if self.cache is None else self.cache.get(path, _read_file)
+
+
+def _read_file(path: Path) -> pd.DataFrame:
+    bars = pd.read_parquet(path)
+    index = pd.DatetimeIndex(bars.index, name="timestamp")
+    bars.index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
+    return bars
 
 
 def _standardize(bars: pd.DataFrame) -> pd.DataFrame:

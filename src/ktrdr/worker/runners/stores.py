@@ -15,7 +15,10 @@ import time
 from pathlib import Path
 
 from ktrdr.artifacts import ArtifactRef, ArtifactStore, artifact_store
+from ktrdr.artifacts.keys import BARS, CHECKPOINTS, MODELS, bars_key
+from ktrdr.constants import BARS_DIR
 from ktrdr.engine.data import DataStore
+from ktrdr.engine.data.cache import BarsCache
 from ktrdr.engine.data.store import normalize_symbol
 from ktrdr.engine.timeframes import check_timeframe
 from ktrdr.engine.training import ModelStore
@@ -26,9 +29,18 @@ from ktrdr.worker.job import JobContext
 # by the next training job on the worker (completed runs remove theirs at once).
 CHECKPOINT_RETENTION_S = 7 * 24 * 3600
 
-# Key prefixes in the object store, and the data home's folder names for the same files.
-BARS, MODELS, CHECKPOINTS = "bars", "models", "checkpoints"
-_LOCAL_FOLDERS = {BARS: "data", MODELS: "models", CHECKPOINTS: "checkpoints"}
+# The data home's folder names for the files under each key prefix.
+_LOCAL_FOLDERS = {BARS: BARS_DIR, MODELS: "models", CHECKPOINTS: "checkpoints"}
+
+# Decoded bar files kept in memory between jobs: one per worker process, shared by its
+# jobs; sized from the worker's settings at start (KTRDR_BARS_CACHE_MB).
+_bars_cache = BarsCache(512 * 2**20)
+
+
+def configure_bars_cache(max_mb: int) -> BarsCache:
+    global _bars_cache
+    _bars_cache = BarsCache(max_mb * 2**20)
+    return _bars_cache
 
 
 class SharedTree:
@@ -52,6 +64,8 @@ class SharedTree:
             return (self.root / relative).is_file()
         key = self._key(relative)
         if not self.store.exists(key):
+            # Deleted (or never written): a copy cached earlier must not stand in for it.
+            (self.root / relative).unlink(missing_ok=True)
             return False
         self.store.fetch(key)
         return True
@@ -77,15 +91,17 @@ class SharedTree:
 
 
 def bars_file(symbol: str, timeframe: str) -> str:
+    """The bars' path inside the bars tree (their key without the prefix)."""
     check_timeframe(timeframe)
-    return f"{normalize_symbol(symbol)}/{timeframe}.parquet"
+    return bars_key(normalize_symbol(symbol), timeframe).removeprefix(f"{BARS}/")
 
 
 def bars_for(ctx: JobContext, symbol: str, timeframe: str) -> DataStore:
     """A DataStore holding the current bars of ``symbol`` ``timeframe`` (fetched if shared)."""
     tree = SharedTree(ctx, BARS)
     tree.pull(bars_file(symbol, timeframe))
-    return DataStore(tree.root)
+    # The in-memory cache keys on the file's identity: a fetched new version is a new file.
+    return DataStore(tree.root, cache=_bars_cache)
 
 
 def publish_bars(ctx: JobContext, symbol: str, timeframe: str) -> ArtifactRef | None:
