@@ -81,10 +81,6 @@ class SharedTree:
             return None
         return self.store.put_file(self._key(relative), self.root / relative)
 
-    def push_folder(self, folder: Path) -> None:
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            self.push(path.relative_to(self.root).as_posix())
-
     def remove(self, relative: str) -> None:
         if self.shared:
             self.store.delete(self._key(relative))
