@@ -10,11 +10,12 @@ is uploaded under the same key, so a worker on another host reads what this one 
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from pathlib import Path
 
-from ktrdr.artifacts import ArtifactRef, ArtifactStore, artifact_store
+from ktrdr.artifacts import ArtifactCorrupt, ArtifactRef, ArtifactStore, artifact_store
 from ktrdr.artifacts.keys import BARS, CHECKPOINTS, MODELS, bars_key
 from ktrdr.constants import BARS_DIR
 from ktrdr.engine.data import DataStore
@@ -24,6 +25,8 @@ from ktrdr.engine.timeframes import check_timeframe
 from ktrdr.engine.training import ModelStore
 from ktrdr.engine.training.checkpoint import CheckpointState, CheckpointStore
 from ktrdr.worker.job import JobContext
+
+log = logging.getLogger(__name__)
 
 # Checkpoints of runs that did not complete are kept this long for a resume, then pruned
 # by the next training job on the worker (completed runs remove theirs at once).
@@ -142,7 +145,13 @@ class SharedCheckpointStore(CheckpointStore):
         return target
 
     def latest(self) -> CheckpointState | None:
-        self.tree.pull_all(self.run_id)
+        if self.tree.shared:
+            for key in self.tree.store.list(f"{self.tree.prefix}/{self.run_id}"):
+                try:
+                    self.tree.store.fetch(key)
+                except ArtifactCorrupt as exc:
+                    # As for a damaged local file: skipped, the previous checkpoint is used.
+                    log.warning("skipping checkpoint object: %s", exc)
         return super().latest()
 
     def clear(self) -> None:
