@@ -8,8 +8,10 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from ktrdr.artifacts import artifact_store
+from ktrdr.telemetry.metrics import JobMetrics
 from ktrdr.worker.job import JobContext
 from ktrdr.worker.runners.stores import SharedTree, bars_for, checkpoint_store
 from tests.support.s3 import S3Server
@@ -26,7 +28,11 @@ def env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 def host(home: Path, env: dict[str, str]) -> JobContext:
     """What a job on a worker with data home ``home`` sees of the store."""
     store = artifact_store(home, env["KTRDR_ARTIFACTS_URL"])
-    return cast(JobContext, SimpleNamespace(artifacts=store, data_home=str(home)))
+    metrics = JobMetrics(registry=CollectorRegistry())
+    seen = SimpleNamespace(
+        artifacts=store, data_home=str(home), metrics=metrics, operation_id="op_training_1"
+    )
+    return cast(JobContext, seen)
 
 
 def _state(epoch: int) -> Any:

@@ -23,8 +23,10 @@ from ktrdr.engine.data.cache import BarsCache
 from ktrdr.engine.data.store import normalize_symbol
 from ktrdr.engine.timeframes import check_timeframe
 from ktrdr.engine.training import ModelStore
-from ktrdr.engine.training.checkpoint import CheckpointState, CheckpointStore
+from ktrdr.engine.training.checkpoint import CheckpointState
+from ktrdr.telemetry.training_metrics import TrainingMetrics
 from ktrdr.worker.job import JobContext
+from ktrdr.worker.runners.checkpoints import TracedCheckpoints
 
 log = logging.getLogger(__name__)
 
@@ -124,11 +126,13 @@ def publish_model(ctx: JobContext, folder: Path) -> None:
         tree.push(path.relative_to(tree.root).as_posix())
 
 
-class SharedCheckpointStore(CheckpointStore):
-    """Checkpoints that follow a re-queued run to whichever worker takes it next."""
+class SharedCheckpointStore(TracedCheckpoints):
+    """Checkpoints (traced, see TracedCheckpoints) that follow a re-queued run to whichever
+    worker takes it next: each one written is uploaded, a resume fetches the run's."""
 
-    def __init__(self, tree: SharedTree, run_id: str):
-        super().__init__(tree.root / run_id)
+    def __init__(self, tree: SharedTree, run_id: str, metrics: TrainingMetrics,
+                 operation_id: str):  # fmt: skip
+        super().__init__(tree.root / run_id, metrics, operation_id)
         self.tree = tree
         self.run_id = run_id
 
@@ -161,9 +165,10 @@ class SharedCheckpointStore(CheckpointStore):
         super().clear()
 
 
-def checkpoint_store(ctx: JobContext, run_id: str) -> CheckpointStore:
+def checkpoint_store(ctx: JobContext, run_id: str) -> SharedCheckpointStore:
     """Checkpoints of one training run (a re-queued or resumed run keeps its run id)."""
-    return SharedCheckpointStore(SharedTree(ctx, CHECKPOINTS), run_id)
+    tree = SharedTree(ctx, CHECKPOINTS)
+    return SharedCheckpointStore(tree, run_id, ctx.metrics.training, ctx.operation_id)
 
 
 def prune_checkpoints(ctx: JobContext, max_age_s: float = CHECKPOINT_RETENTION_S) -> list[str]:
