@@ -114,6 +114,7 @@ def create_worker_app(
         data_home=str(settings.data_home),
         metrics=metrics,
         threads=settings.backtest_threads,
+        artifacts=settings.artifact_store(),
     )
 
     @contextlib.asynccontextmanager

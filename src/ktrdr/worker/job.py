@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from ktrdr.artifacts import ArtifactStore
 from ktrdr.operations.curve import EpochMetrics
 from ktrdr.operations.model import OperationType
 from ktrdr.operations.schemas import Progress
@@ -31,6 +32,8 @@ class JobContext:
     on_progress: Callable[[Progress], None]
     # Threads a job may run its parts in (a universe's symbols): KTRDR_BACKTEST_THREADS.
     threads: int = 1
+    # Shared with the API and the other workers (ktrdr.artifacts); None: the data home's.
+    artifacts: ArtifactStore | None = None
     cancel_event: threading.Event = field(default_factory=threading.Event)
     # Finished training epochs: the runtime queues each one for the backend (not coalesced
     # like progress, so the stored learning curve has every epoch).

@@ -21,6 +21,7 @@ from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from ktrdr import __version__
+from ktrdr.artifacts import ArtifactStore
 from ktrdr.bounds import ERROR_MAX
 from ktrdr.jobs.specs import get_spec
 from ktrdr.operations.curve import MAX_EPOCHS_PER_REPORT, EpochMetrics
@@ -84,6 +85,7 @@ class WorkerRuntime:
         data_home: str,
         metrics: JobMetrics,
         threads: int = 1,
+        artifacts: ArtifactStore | None = None,
     ):
         self.backend = backend
         self.kinds = kinds
@@ -92,6 +94,7 @@ class WorkerRuntime:
         self.data_home = data_home
         self.metrics = metrics
         self.threads = threads
+        self.artifacts = artifacts
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._job: JobContext | None = None
@@ -179,6 +182,7 @@ class WorkerRuntime:
                 data_home=self.data_home,
                 on_progress=self._on_progress,
                 threads=self.threads,
+                artifacts=self.artifacts,
             )
             ctx.on_epoch = lambda metrics: self._on_epoch(request.operation_id, metrics)
             self._job = ctx

@@ -17,7 +17,7 @@ from ktrdr.engine.model_choice import in_sample_warning, pin_model_version
 from ktrdr.engine.strategy.paths import strategy_document
 from ktrdr.jobs.backtest import BacktestParams
 from ktrdr.worker.job import JobContext
-from ktrdr.worker.runners.stores import chosen_model, data_store, model_store
+from ktrdr.worker.runners.stores import bars_for, chosen_model, model_store
 from ktrdr.worker.runners.symbols import (
     MAX_STORED_EQUITY_POINTS,
     PHASES,
@@ -34,7 +34,7 @@ def run_backtest_job(ctx: JobContext) -> dict[str, Any]:
         return run_symbols_job(ctx, params)
     symbol, timeframe = params.data_key()
     strategy = params.run_strategy()
-    models = model_store(ctx.data_home)
+    models = model_store(ctx, strategy.model_name if strategy.decisions.model else None)
     # The model version is fixed once (the backend's choice at submission when it made
     # one) so a model saved meanwhile cannot change what this run trades on.
     chosen = chosen_model(strategy, params, models)
@@ -45,7 +45,7 @@ def run_backtest_job(ctx: JobContext) -> dict[str, Any]:
 
     with ctx.phase("data_loading", span_prefix="backtest") as span:
         ctx.progress(2, message=f"loading {symbol} {timeframe}")
-        bars = data_store(ctx.data_home).load(
+        bars = bars_for(ctx, symbol, timeframe).load(
             symbol, timeframe, params.start, params.end, warmup_bars=strategy.warmup_bars()
         )
         data = prepare_data(bars, params.start, params.end)

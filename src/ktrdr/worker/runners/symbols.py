@@ -33,7 +33,7 @@ from ktrdr.engine.portfolio.stats import no_trades
 from ktrdr.engine.strategy.paths import strategy_document
 from ktrdr.jobs.backtest import BacktestParams
 from ktrdr.worker.job import JobContext
-from ktrdr.worker.runners.stores import chosen_model, data_store, model_store
+from ktrdr.worker.runners.stores import bars_for, chosen_model, model_store
 
 PHASES = ("data_loading", "strategy_init", "simulation", "results")
 # GET /operations/{id}/results shows the equity curve thinned to this many points (the
@@ -45,7 +45,7 @@ Tables = dict[str, tuple[pa.Table, dict[str, Any]]]
 
 def write_tables(ctx: JobContext, tables: Tables) -> dict[str, dict[str, Any]]:
     """Each table as an artifact of this attempt; returns the references for the record."""
-    store = artifact_store(ctx.data_home)
+    store = ctx.artifacts or artifact_store(ctx.data_home)
     prefix = f"operations/{ctx.operation_id}/attempt-{ctx.attempt}"
     artifacts = {}
     for part, (table, extra) in tables.items():
@@ -58,7 +58,7 @@ def run_symbols_job(ctx: JobContext, params: BacktestParams) -> dict[str, Any]:
     assert params.symbols is not None and params.timeframe is not None
     symbols, timeframe = params.symbols, params.timeframe
     strategy = params.run_strategy()
-    models = model_store(ctx.data_home)
+    models = model_store(ctx, strategy.model_name if strategy.decisions.model else None)
     chosen = chosen_model(strategy, params, models)
     if chosen is not None:
         strategy = pin_model_version(strategy, chosen.version)
@@ -70,10 +70,9 @@ def run_symbols_job(ctx: JobContext, params: BacktestParams) -> dict[str, Any]:
     with ThreadPoolExecutor(threads, thread_name_prefix="symbol") as pool:
         with ctx.phase("data_loading", span_prefix="backtest") as span:
             ctx.progress(2, message=f"loading {len(symbols)} symbols {timeframe}")
-            store = data_store(ctx.data_home)
 
             def load(symbol: str) -> pd.DataFrame:
-                return store.load(
+                return bars_for(ctx, symbol, timeframe).load(
                     symbol, timeframe, params.start, params.end,
                     warmup_bars=strategy.warmup_bars(),
                 )  # fmt: skip
