@@ -29,10 +29,13 @@ from ktrdr.worker.runners.stores import bars_for
 
 PHASES = ("data_loading", "strategy_init", "evaluation", "results")
 MAX_EQUITY_POINTS = 5_000
-# Per-bar returns held at once when they are kept (8 bytes each): 64 MB per batch.
-_RETURNS_BUDGET = 8_000_000
 # Combinations per evaluate_batch call: progress and the cancel check come between calls.
 _PER_CALL = 16
+# ...and at most this many combination-bars in flight per call: each costs about 32 bytes
+# of returns, equity and fill arrays (measured: 16 combinations of 200,000 bars took a
+# worker from 390 to 492 MB, 4 of them to 410 MB), so a chunk's memory stays near 64 MB
+# whatever the bars, and a 10,000-combination sweep stays under 500 MB per worker.
+_COMBINATION_BARS_PER_CALL = 2_000_000
 
 
 def block_returns(returns: npt.NDArray[np.float64], blocks: int) -> list[float | None]:
@@ -86,9 +89,7 @@ def _evaluate(ctx: JobContext, params: SweepChunkParams) -> dict[str, Any]:
 
     with ctx.phase("strategy_init", span_prefix="sweep_chunk"):
         param_sets = [c.params for c in combos]
-    per_call = _PER_CALL
-    if params.keep_returns:
-        per_call = max(1, min(per_call, _RETURNS_BUDGET // max(bars, 1)))
+    per_call = max(1, min(_PER_CALL, _COMBINATION_BARS_PER_CALL // max(bars, 1)))
     rows: list[dict[str, Any]] = []
     with ctx.phase("evaluation", span_prefix="sweep_chunk") as span:
         for first in range(0, len(combos), per_call):
