@@ -85,11 +85,8 @@ def create_app(settings: ApiSettings, *, registry: CollectorRegistry = REGISTRY)
                 send_cancel=dispatcher.send_cancel_to,
             )
 
-            def on_queue_change() -> None:
-                dispatcher.wake()
-                driver.wake()
-
-            operations_service.on_queue_change = on_queue_change
+            operations_service.on_queue_change = dispatcher.wake
+            operations_service.on_campaign_change = driver.wake
             metrics.set_state_reader(StoreStateReader(store))
             app.state.operations = operations_service
             app.state.workers = workers_service

@@ -17,9 +17,15 @@ from ktrdr.artifacts import ArtifactCorrupt, ArtifactNotFound, ArtifactStore
 from ktrdr.jobs.specs import ParamsError, get_spec, params_hash, validate_params
 from ktrdr.operations.catalog import require_bars, resolve_model
 from ktrdr.operations.history import OperationEvent, completed_per_worker
-from ktrdr.operations.model import OperationStatus, OperationType, Outcome, utcnow
+from ktrdr.operations.model import (
+    CAMPAIGN_TYPES,
+    OperationStatus,
+    OperationType,
+    Outcome,
+    utcnow,
+)
 from ktrdr.operations.schemas import OperationPublic, OperationSummary, Progress
-from ktrdr.operations.store import Store, Transition
+from ktrdr.operations.store import QueuedOperation, Store, Transition
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("ktrdr.operations")
@@ -127,6 +133,7 @@ class OperationService:
         max_attempts: int,
         events: LifecycleEvents | None = None,
         on_queue_change: Callable[[], None] = lambda: None,
+        on_campaign_change: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = utcnow,
         artifacts: ArtifactStore | None = None,
     ):
@@ -137,6 +144,9 @@ class OperationService:
         self.events: LifecycleEvents = events or NoLifecycleEvents()
         # Wakes the dispatcher when something became pending or a worker became free.
         self.on_queue_change = on_queue_change
+        # Wakes the campaign driver: only a campaign's or a chunk's own change concerns it
+        # (it polls anyway), so a burst of plain operations does not run its queries.
+        self.on_campaign_change = on_campaign_change
         self.clock = clock
 
     def create(
@@ -189,7 +199,7 @@ class OperationService:
                     reg.set_attribute("operation.type", op_type.value)
                     reg.set_attribute("operation.status", operation.status.value)
                 log.info("operation created", extra={"operation_id": operation.id})
-                self.on_queue_change()
+                self._changed(operation)
             return operation, created
 
     def _uploaded(self, key: str, sha256: str) -> bytes:
@@ -297,7 +307,9 @@ class OperationService:
                 self._after_transition(change)
         return change
 
-    def claim(self, op: OperationPublic, worker_id: str) -> OperationPublic | None:
+    def claim(
+        self, op: QueuedOperation | OperationPublic, worker_id: str
+    ) -> OperationPublic | None:
         """pending -> running on ``worker_id``, or None if the store's compare-and-set lost."""
         with tracer.start_as_current_span("operation.state_transition") as span:
             span.set_attribute("operation.id", op.id)
@@ -332,7 +344,12 @@ class OperationService:
             )
         elif op.status == OperationStatus.PENDING:
             self.events.operation_requeued(op.type.value)
+        self._changed(op)
+
+    def _changed(self, op: OperationPublic) -> None:
         self.on_queue_change()
+        if op.parent_id is not None or op.type in CAMPAIGN_TYPES:
+            self.on_campaign_change()
 
     def cancel(self, operation_id: str, reason: str = "cancelled by user") -> OperationPublic:
         return self.transition(operation_id, OperationStatus.CANCELLED, reason=reason).operation
@@ -362,6 +379,7 @@ class OperationService:
             self.on_queue_change()
             return op
         target = OperationStatus(outcome.value)
+        released = False
         try:
             change = self.transition(
                 operation_id,
@@ -373,10 +391,17 @@ class OperationService:
                 progress=progress,
                 reason=error if target != OperationStatus.COMPLETED else None,
             )
+            # running -> completed/failed freed the worker in the move's own transaction
+            # (the owner was checked): no second transaction for the same release.
+            released = (
+                change.changed
+                and change.previous == OperationStatus.RUNNING
+                and target != OperationStatus.CANCELLED
+            )
         finally:
             # Whatever became of the report, the worker has stopped: it is free again
             # (a cancelled operation kept its worker until this moment).
-            if self.store.release_worker(worker_id, operation_id):
+            if not released and self.store.release_worker(worker_id, operation_id):
                 self.on_queue_change()
         return change.operation
 

@@ -58,6 +58,16 @@ class Transition:
     changed: bool
 
 
+@dataclass(frozen=True)
+class QueuedOperation:
+    """What the dispatcher needs of a pending operation: every round reads the queue, so
+    it reads these three columns, not whole records (parameters can be large JSON)."""
+
+    id: str
+    type: OperationType
+    traceparent: str | None
+
+
 def to_public(row: OperationRow) -> OperationPublic:
     return OperationPublic(
         id=row.id,
@@ -337,6 +347,17 @@ class Store:
                 .limit(limit)
             ).all()
             return [to_public(r) for r in rows]
+
+    def queue(self, limit: int = 100) -> list[QueuedOperation]:
+        """`pending_operations`, reduced to what a dispatch round needs."""
+        with self.session() as session:
+            rows = session.execute(
+                select(OperationRow.id, OperationRow.type, OperationRow.traceparent)
+                .where(OperationRow.status == OperationStatus.PENDING.value)
+                .order_by(OperationRow.queued_at, OperationRow.id)
+                .limit(limit)
+            ).all()
+            return [QueuedOperation(i, OperationType(t), tp) for i, t, tp in rows]
 
     def completed_results(self, op_type: OperationType, limit: int = 1000) -> list[dict[str, Any]]:
         """Results of the newest completed operations of one type, newest first."""
