@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Annotated, Any
 
 from fastapi import (
@@ -49,6 +51,7 @@ from ktrdr.operations.schemas import (
     Progress,
 )
 from ktrdr.operations.service import OperationService
+from ktrdr.operations.waiters import RECHECK_S, EndWaiters
 
 router = APIRouter(prefix="/operations", tags=["operations"])
 
@@ -114,10 +117,40 @@ def list_operations(
     return OperationsPublic(data=items, count=total, limit=limit, offset=offset)
 
 
+WAIT_MAX_S = 60.0
+
+
 @router.get("/{operation_id}", dependencies=[ReadAccess], response_model=OperationPublic)
-def get_operation(operation_id: OperationIdPath, service: OperationsDep) -> OperationPublic:
+async def get_operation(
+    operation_id: OperationIdPath,
+    service: OperationsDep,
+    request: Request,
+    wait_s: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=WAIT_MAX_S,
+            description="wait up to this many seconds for the operation to end (a long "
+            "poll: answered at the end, or after the wait with the state then)",
+            examples=[10],
+        ),
+    ] = 0,
+) -> OperationPublic:
     """One operation with its progress, result or error."""
-    return service.get(operation_id)
+    op = await asyncio.to_thread(service.get, operation_id)
+    if wait_s <= 0 or op.status.is_terminal:
+        return op
+    waiters: EndWaiters = request.app.state.waiters
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    with waiters.watch(operation_id) as ended:
+        op = await asyncio.to_thread(service.get, operation_id)  # read after registering
+        while not op.status.is_terminal and (left := deadline - loop.time()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ended.wait(), min(left, RECHECK_S))
+            ended.clear()  # before the read: an end after it sets the event again
+            op = await asyncio.to_thread(service.get, operation_id)
+    return op
 
 
 @router.get(
