@@ -10,7 +10,7 @@ from tests.support.stack import StackFactory
 def test_a_waiting_read_returns_the_final_record_as_soon_as_the_operation_ends(
     stack_factory: StackFactory,
 ) -> None:
-    stack, api = stack_factory.start(workers=1)
+    _stack, api = stack_factory.start(workers=1)
     op = api.start_diagnostic(steps=4, step_ms=150, label="waited")
     started = time.monotonic()
     response = api.http.get(f"/operations/{op['id']}", params={"wait_s": 20}, timeout=30)
@@ -26,7 +26,7 @@ def test_a_waiting_read_returns_the_final_record_as_soon_as_the_operation_ends(
 def test_a_waiting_read_of_a_queued_operation_returns_its_state_after_the_wait(
     stack_factory: StackFactory,
 ) -> None:
-    stack, api = stack_factory.start(workers=0)
+    _stack, api = stack_factory.start(workers=0)
     op = api.start_diagnostic(steps=0, step_ms=0)
     started = time.monotonic()
     response = api.http.get(f"/operations/{op['id']}", params={"wait_s": 1.5}, timeout=30)
@@ -43,7 +43,7 @@ def test_a_waiting_read_of_a_queued_operation_returns_its_state_after_the_wait(
 
 
 def test_a_wait_out_of_bounds_is_a_422_naming_the_parameter(stack_factory: StackFactory) -> None:
-    stack, api = stack_factory.start(workers=0)
+    _stack, api = stack_factory.start(workers=0)
     op = api.start_diagnostic(steps=0, step_ms=0)
     for bad in ("61", "-1", "nan", "soon"):
         response = api.http.get(f"/operations/{op['id']}", params={"wait_s": bad})
