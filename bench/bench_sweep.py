@@ -10,8 +10,9 @@
    ``Portfolio.from_signals`` with next-bar-open fills, then Sharpe / total return / trade
    count), in its own virtual env (created on first use; not a ktrdr dependency).
 
-Then a 10,000-combination random sweep (``SearchSpace.sample``) in a fresh process, whose
-peak RSS (``ru_maxrss``) is the memory figure. Batch and loop statistics are compared for
+Then a 10,000-combination random sweep (``SearchSpace.sample``) in a fresh process, run as
+a worker runs it (the worker's chunk runner, chunk after chunk of the largest chunk size),
+whose peak RSS (VmHWM) is the per-worker memory figure. Batch and loop statistics are compared for
 every pair (they must be equal to 1e-12). Compile time is measured apart (warm-up).
 
     nice -n 10 .venv/bin/python bench/bench_sweep.py [--bars 1000000] [--vbt-chunk 25]
@@ -141,25 +142,57 @@ def peak_rss_mb() -> float:
 
 
 def rss_child(n_bars: int, n_combos: int) -> None:
-    """In a fresh process: a random sweep of ``n_combos`` combinations; prints JSON."""
-    bars = generate_synthetic_bars("1h", n_bars, seed=42)
+    """In a fresh process: a random sweep of ``n_combos`` combinations run the way a worker
+    runs it — chunk after chunk of ``MAX_CHUNK_COMBINATIONS`` through the worker's own
+    chunk runner, on bars from a data home — keeping each chunk's result rows, as the
+    worker holds them until it reports; prints JSON with the peak RSS (VmHWM)."""
+    from prometheus_client import CollectorRegistry
+
+    from ktrdr.engine.data import DataStore
+    from ktrdr.jobs.campaigns import MAX_CHUNK_COMBINATIONS
+    from ktrdr.operations.model import OperationType
+    from ktrdr.telemetry.metrics import JobMetrics
+    from ktrdr.worker.job import JobContext
+    from ktrdr.worker.runners.sweep_chunk import run_sweep_chunk
+
+    home = tempfile.mkdtemp(prefix="ktrdr-rss-")
+    DataStore(Path(home) / "data").save(
+        "EURUSD", "1h", generate_synthetic_bars("1h", n_bars, seed=42), source="synthetic"
+    )
     text = STRATEGY + (
         f"search:\n  parameters:\n    {FAST}: {{range: [2, 300]}}\n"
         f"    {SLOW}: {{range: [10, 1500]}}\n"
         "  constraints: [sma_fast.period < sma_slow.period]\n"
     )
-    strategy = validate_strategy_text(text)
-    space = SearchSpace.from_strategy(strategy)
-    combos = space.sample(n_combos, seed=1)
-    data = prepare_data(bars)
-    evaluate_batch(strategy, data, combos[:2], capital=CAPITAL)  # compile / load cache
+    combos = SearchSpace.from_strategy(validate_strategy_text(text)).sample(n_combos, seed=1)
+    metrics = JobMetrics(registry=CollectorRegistry())
+
+    def chunk(first: int, size: int) -> dict[str, object]:
+        params = {
+            "strategy": text, "symbol": "EURUSD", "timeframe": "1h", "capital": CAPITAL,
+            "stage": "sweep", "keep_returns": True,
+            "combinations": [{"key": str(i), "index": i, "params": combos[i]}
+                             for i in range(first, min(first + size, len(combos)))],
+        }  # fmt: skip
+        ctx = JobContext(
+            operation_id=f"chunk-{first}", op_type=OperationType.SWEEP_CHUNK, params=params,
+            attempt=1, worker_id="bench", metrics=metrics, data_home=home,
+            on_progress=lambda _: None,
+        )  # fmt: skip
+        return run_sweep_chunk(ctx)
+
+    chunk(0, 2)  # compile / load the cache
     before = peak_rss_mb()
     t = time.perf_counter()
-    results = evaluate_batch(strategy, data, combos, capital=CAPITAL)
+    rows = 0
+    for first in range(0, len(combos), MAX_CHUNK_COMBINATIONS):
+        out = chunk(first, MAX_CHUNK_COMBINATIONS)
+        rows += len(out["results"])  # type: ignore[arg-type]
     took = time.perf_counter() - t
-    peak = peak_rss_mb()
-    print(json.dumps({"bars": n_bars, "combinations": len(results), "seconds": took,
-                      "peak_rss_mb_before_sweep": before, "peak_rss_mb": peak}))  # fmt: skip
+    out = {"bars": n_bars, "combinations": rows, "seconds": took,
+           "chunk_size": MAX_CHUNK_COMBINATIONS, "keep_returns": True,
+           "peak_rss_mb_before_sweep": before, "peak_rss_mb": peak_rss_mb()}  # fmt: skip
+    print(json.dumps(out))
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import subprocess
@@ -170,6 +171,25 @@ def test_grid_sweep_on_two_workers_equals_each_combination_run_as_a_backtest(
     by_trades = all_results(api, op["id"], sort="num_trades", order="asc")
     trades = [r["statistics"]["num_trades"] for r in by_trades]
     assert trades == sorted(trades)
+
+    # The whole table is an artifact too: Parquet equals the rows, best first.
+    raw = api.http.get(
+        f"/operations/{op['id']}/results/sweep_results", params={"format": "parquet"}
+    )
+    assert raw.status_code == 200, raw.text
+    table = pd.read_parquet(io.BytesIO(raw.content))
+    ranked_keys = [r["key"] for r in all_results(api, op["id"])]  # the route's default: best first
+    assert list(table["key"]) == ranked_keys and list(table["rank"]) == list(range(1, 11))
+    by_key = {r["key"]: r for r in results}
+    for row in table.to_dict("records"):
+        stored = by_key[row["key"]]
+        assert row[FAST] == stored["params"][FAST] and row[SLOW] == stored["params"][SLOW]
+        assert row["sharpe_ratio"] == stored["statistics"]["sharpe_ratio"]
+        assert row["num_trades"] == stored["statistics"]["num_trades"]
+    entry = summary["artifacts"]["sweep_results"]
+    assert entry["rows"] == 10 and entry["preview_rows"] == 20
+    inline = api.http.get(f"/operations/{op['id']}/results", params={"part": "sweep_results"})
+    assert [r["key"] for r in inline.json()] == ranked_keys
 
 
 def test_min_trades_keeps_thin_results_from_ranking_best(stack: tuple[LocalStack, Api]) -> None:
@@ -359,6 +379,11 @@ def test_walkforward_stitched_out_of_sample_equals_the_chosen_params_run_window_
     oos_mean = np.mean([w["out_of_sample_objective"] for w in windows])
     assert result["walkforward_efficiency"] == pytest.approx(oos_mean / is_mean, rel=1e-12)
     assert len(children(api, done["id"])) == 1 + 4 + 1  # windows, 4 in-sample, 1 OOS
+    table = api.http.get(f"/operations/{done['id']}/results/sweep_results").json()
+    assert [(r["stage"], r["window"]) for r in table] == sorted(
+        [("in_sample", w["window"]) for w in windows for _ in range(10)]
+        + [("out_of_sample", w["window"]) for w in windows]
+    )
 
     report = tmp_path / "wf.html"
     show = subprocess.run(

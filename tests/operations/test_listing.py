@@ -130,4 +130,39 @@ def test_migration_summarises_existing_rows(tmp_path: Path) -> None:
     assert item.params_summary == {"strategy": "heavy_one", "symbol": "EURUSD"}
     assert item.result_summary is not None
     assert item.result_summary["statistics"]["num_trades"] == 2_000
+    # 0009 gave the old row its filter keys.
+    store = Store(engine)
+    assert [o.id for o in store.list_operations(symbol="eurusd")[0]] == ["op_old"]
+    assert [o.id for o in store.list_operations(strategy="heavy_one")[0]] == ["op_old"]
+    assert store.list_operations(strategy="heavy")[1] == 0
     engine.dispose()
+
+
+def test_symbol_and_strategy_filters_use_the_keys_set_at_creation(store: Store) -> None:
+    pasted = "name: 'my_cross'  # mine\ndata: {symbol: GBPUSD, timeframe: 1h}\n"
+    made = {}
+    for label, params in {
+        "example": {"strategy": "sma_crossover", "symbol": "eurusd"},
+        "pasted": {"strategy": pasted, "symbol": "GBPUSD"},
+        "big": {"strategy": BIG_STRATEGY, "symbol": "EURUSD"},
+        "no_symbol": {"strategy": "sma_crossover"},
+        "download": {"symbol": "EURUSD", "provider": "synthetic"},
+    }.items():
+        op, _ = store.create_operation(
+            op_type=OperationType.BACKTESTING, params=params, params_hash=label,
+            max_attempts=1, now=NOW + timedelta(seconds=len(made)),
+        )  # fmt: skip
+        made[label] = op.id
+
+    def ids(**filters: str) -> set[str]:
+        found, total = store.list_operations(**filters)  # type: ignore[arg-type]
+        assert total == len(found)
+        return {o.id for o in found}
+
+    assert ids(symbol="EURUSD") == {made["example"], made["big"], made["download"]}
+    assert ids(symbol=" gbpusd ") == {made["pasted"]}
+    assert ids(strategy="sma_crossover") == {made["example"], made["no_symbol"]}
+    assert ids(strategy="my_cross") == {made["pasted"]}
+    assert ids(strategy="heavy_one", symbol="EURUSD") == {made["big"]}
+    assert ids(strategy="sma_cross") == set()
+    assert ids(strategy="%") == set(), "no LIKE wildcards: a name is matched exactly"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ktrdr.artifacts import ArtifactStore
 from ktrdr.campaigns.results import CampaignResults
 from ktrdr.jobs.backtest import BacktestParams
 from ktrdr.operations.model import OperationStatus
@@ -17,6 +18,7 @@ class Driving(Protocol):
 
     cache: dict[Any, Any]
     results: CampaignResults
+    artifacts: ArtifactStore | None
 
     def create_chunks(self, parent: OperationPublic, requests: list[ChunkRequest]) -> None: ...
 

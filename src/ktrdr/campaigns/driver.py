@@ -69,6 +69,7 @@ class CampaignDriver:
         self.operations = operations
         self.store = operations.store
         self.results = CampaignResults(operations.store)
+        self.artifacts = operations.artifacts
         self.poll_s = poll_s
         self.events: CampaignEvents = events or NoCampaignEvents()
         # (worker_id, operation_id) -> awaitable that tells the worker to stop.

@@ -13,6 +13,7 @@ from ktrdr.campaigns import plan, tpe
 from ktrdr.campaigns.chunks import ChunkRequest, Driving, campaign_progress, chunk_body, first_key
 from ktrdr.campaigns.results import CampaignResult
 from ktrdr.campaigns.summary import best_text, sweep_summary
+from ktrdr.campaigns.table import write_results_table
 from ktrdr.jobs.campaigns import SearchMethod, SweepParams, search_space
 from ktrdr.operations.model import OperationStatus
 from ktrdr.operations.schemas import OperationPublic
@@ -96,6 +97,7 @@ def drive_sweep(
     done = len(results)
     if done >= total and all(c.status == OperationStatus.COMPLETED for c in children):
         summary = sweep_summary(results, params, planned=total)
+        summary["artifacts"] = write_results_table(driver.artifacts, parent.id, results, params)
         progress = campaign_progress(done, total, best_text(results, params))
         return driver.finish(parent, OperationStatus.COMPLETED, result=summary, progress=progress)
     driver.report_progress(parent, done, total, best_text(results, params))

@@ -27,6 +27,7 @@ from ktrdr.campaigns.chunks import (
 )
 from ktrdr.campaigns.ranking import objective_value, ranked
 from ktrdr.campaigns.results import CampaignResult
+from ktrdr.campaigns.table import write_results_table
 from ktrdr.jobs.campaigns import WalkforwardParams
 from ktrdr.operations.model import OperationStatus
 from ktrdr.operations.schemas import OperationPublic
@@ -122,6 +123,9 @@ def drive_walkforward(
         driver.report_progress(parent, len(results), total, "out of sample")
         return []
     summary = walkforward_summary(params, windows, picks, results, oos_chunk.result or {})
+    summary["artifacts"] = write_results_table(
+        driver.artifacts, parent.id, results, params, rank=False
+    )
     progress = campaign_progress(total, total, "")
     return driver.finish(parent, OperationStatus.COMPLETED, result=summary, progress=progress)
 

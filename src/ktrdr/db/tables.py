@@ -57,6 +57,10 @@ class Base(DeclarativeBase):
     }
 
 
+# Longest symbol / strategy name kept as a filter key (longer ones are cut).
+FILTER_KEY_MAX = 128
+
+
 class OperationRow(Base):
     __tablename__ = "operations"
     __table_args__ = (
@@ -67,6 +71,10 @@ class OperationRow(Base):
         Index("ix_operations_listing", "created_at", "id"),
         Index("ix_operations_listing_status", "status", "created_at", "id"),
         Index("ix_operations_listing_type_status", "type", "status", "created_at", "id"),
+        # The console's and CLI's symbol / strategy filters, by index instead of a scan
+        # of every operation's parameters.
+        Index("ix_operations_listing_symbol", "symbol", "created_at", "id"),
+        Index("ix_operations_listing_strategy", "strategy", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(OPERATION_ID_MAX), primary_key=True)
@@ -95,6 +103,9 @@ class OperationRow(Base):
     # What listings show (ktrdr.operations.summary): a listing never reads params/result.
     params_summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     result_summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Filter keys, set once at creation (ktrdr.operations.summary.filter_keys).
+    symbol: Mapped[str | None] = mapped_column(String(FILTER_KEY_MAX))
+    strategy: Mapped[str | None] = mapped_column(String(FILTER_KEY_MAX))
     error: Mapped[str | None] = mapped_column(Text)
     status_reason: Mapped[str | None] = mapped_column(Text)
     trace_id: Mapped[str | None] = mapped_column(String(32))

@@ -1,8 +1,10 @@
 """Operation results whose large parts are artifacts: resolve them for the API.
 
 A result may carry ``artifacts: {part: {key, sha256, size_bytes, rows, [preview_points]}}``
-(written by the worker before it reported). ``GET /results`` shows each such part inline
-as it always did (thinned to ``preview_points`` where the worker asked for a preview);
+(written by the worker before it reported, or by the campaign driver as it finished).
+``GET /results`` shows each such part inline as it always did (thinned to
+``preview_points`` where the worker asked for a preview, its first ``preview_rows`` for a
+ranked table);
 ``GET /results/{part}`` streams the whole table as JSON, CSV or Parquet.
 """
 
@@ -48,6 +50,9 @@ def _inline(entry: dict[str, Any], store: ArtifactStore) -> list[dict[str, Any]]
     preview = entry.get("preview_points")
     if isinstance(preview, int):
         table = table.take(pa.array(thin_positions(table.num_rows, preview)))
+    head = entry.get("preview_rows")  # a ranked table: its best rows, not a thinned curve
+    if isinstance(head, int):
+        table = table.slice(0, head)
     return records(table)
 
 

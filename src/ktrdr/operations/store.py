@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, func, or_, select, update
+from sqlalchemy import ColumnElement, Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ktrdr.db.tables import OperationRow, WorkerRow
+from ktrdr.db.tables import FILTER_KEY_MAX, OperationRow, WorkerRow
 from ktrdr.operations.history import EventKind, OperationEvent, add_event, read_events
 from ktrdr.operations.model import (
     OperationStatus,
@@ -26,7 +26,7 @@ from ktrdr.operations.model import (
     new_operation_id,
 )
 from ktrdr.operations.schemas import OperationPublic, OperationSummary, Progress
-from ktrdr.operations.summary import summarise_params, summarise_result
+from ktrdr.operations.summary import filter_keys, summarise_params, summarise_result
 from ktrdr.registry.schemas import LIVE_STATES, WorkerPublic, WorkerState
 
 _LIVE = [state.value for state in LIVE_STATES]
@@ -96,18 +96,6 @@ def to_public(row: OperationRow) -> OperationPublic:
         trace_id=row.trace_id,
         traceparent=row.traceparent,
         parent_id=row.parent_id,
-    )
-
-
-def strategy_matches(name: str) -> ColumnElement[bool]:
-    """Runs of a strategy: the packaged example by that name, or pasted YAML that names it
-    on a top-level `name:` line (what the strategy file calls itself)."""
-    text = OperationRow.params["strategy"].as_string()
-    escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return or_(
-        text == name,
-        text.like(f"name: {escaped}\n%", escape="\\"),
-        text.like(f"%\nname: {escaped}\n%", escape="\\"),
     )
 
 
@@ -216,6 +204,7 @@ class Store:
             status=OperationStatus.PENDING.value,
             params=params,
             params_summary=summarise_params(params),
+            **filter_keys(params, FILTER_KEY_MAX),
             params_hash=params_hash,
             idempotency_key=idempotency_key,
             attempt=0,
@@ -287,9 +276,9 @@ class Store:
         if type_values:
             conditions.append(OperationRow.type.in_(type_values))
         if symbol:
-            conditions.append(OperationRow.params["symbol"].as_string() == symbol.upper())
+            conditions.append(OperationRow.symbol == symbol.strip().upper())
         if strategy:
-            conditions.append(strategy_matches(strategy))
+            conditions.append(OperationRow.strategy == strategy.strip())
         with self.session() as session:
             total = session.scalar(
                 select(func.count()).select_from(OperationRow).where(*conditions)

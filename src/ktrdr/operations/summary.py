@@ -51,7 +51,10 @@ def strategy_name(strategy: str) -> str:
     if found is None:
         return "(pasted YAML)"
     name = found.group(1)
-    if name[:1] not in "'\"":
+    quote = name[:1]
+    if quote in ("'", '"') and quote in name[1:]:
+        name = name[1 : name.index(quote, 1)]  # a quoted name ends at its closing quote
+    else:
         name = name.split(" #", 1)[0]  # an unquoted name may carry a trailing comment
     return name.strip().strip("'\"")[:MAX_TEXT]
 
@@ -74,6 +77,16 @@ def summarise_params(params: dict[str, Any]) -> dict[str, Any]:
         if ok and value is not None:
             out[key] = short
     return _bounded(out)
+
+
+def filter_keys(params: dict[str, Any], max_chars: int) -> dict[str, str | None]:
+    """The symbol and strategy name an operation is found by (None where it has none)."""
+    symbol = params.get("symbol")
+    strategy = params.get("strategy")
+    return {
+        "symbol": symbol.strip().upper()[:max_chars] if isinstance(symbol, str) else None,
+        "strategy": strategy_name(strategy)[:max_chars] if isinstance(strategy, str) else None,
+    }
 
 
 def summarise_result(result: dict[str, Any] | None) -> dict[str, Any] | None:

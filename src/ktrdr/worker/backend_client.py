@@ -21,6 +21,19 @@ class StaleOperation(Exception):
     or a newer instance registered under this worker's id (403)."""
 
 
+class ReportRefused(Exception):
+    """The API refused the report itself (400, 413, 422): sending it again cannot help."""
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    text = detail if isinstance(detail, str) else response.text
+    return f"{response.status_code}: {text[:500]}"
+
+
 class BackendClient:
     """Registration shows the shared worker token; every later call shows the credential
     that registration issued to this instance (rotated by each registration)."""
@@ -108,6 +121,8 @@ class BackendClient:
             raise NotRegistered(response.text)  # registers, then delivers the report again
         if response.status_code in (403, 404, 409):
             raise StaleOperation(response.text)
+        if response.status_code in (400, 413, 422):
+            raise ReportRefused(_detail(response))
         response.raise_for_status()
 
     def deregister(self) -> None:

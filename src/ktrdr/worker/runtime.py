@@ -12,7 +12,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -21,12 +21,18 @@ from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from ktrdr import __version__
+from ktrdr.bounds import ERROR_MAX
 from ktrdr.jobs.specs import get_spec
 from ktrdr.operations.model import OperationType, Outcome
 from ktrdr.operations.schemas import Progress
 from ktrdr.telemetry.context import operation_id_var
 from ktrdr.telemetry.metrics import JobMetrics
-from ktrdr.worker.backend_client import BackendClient, NotRegistered, StaleOperation
+from ktrdr.worker.backend_client import (
+    BackendClient,
+    NotRegistered,
+    ReportRefused,
+    StaleOperation,
+)
 from ktrdr.worker.job import JobCancelled, JobContext
 from ktrdr.worker.runners import runner_for
 
@@ -339,6 +345,19 @@ class WorkerRuntime:
                 )
             except StaleOperation as exc:
                 log.info("report of %s refused as out of date: %s", report.operation_id, exc)
+            except ReportRefused as exc:
+                if report.result is not None or report.outcome is not Outcome.FAILED:
+                    # The job's outcome cannot be stored as it is (too large, out of
+                    # bounds): say so on the operation instead of retrying it forever.
+                    why = f"the API refused this job's {report.outcome.value} report ({exc})"
+                    log.error("%s; reporting a failure instead", why,
+                              extra={"operation_id": report.operation_id})  # fmt: skip
+                    with self._lock:
+                        self._outbox[0] = replace(
+                            report, outcome=Outcome.FAILED, result=None, error=why[:ERROR_MAX]
+                        )
+                    continue
+                log.error("failure report of %s refused, dropped: %s", report.operation_id, exc)
             finally:
                 otel_context.detach(token)
             with self._lock:
