@@ -92,20 +92,28 @@ class Dispatcher:
             except Exception:  # a bad round must not stop dispatching for good
                 log.exception("dispatch round failed; retrying in %.1fs", self.poll_s)
 
-    def _read_round(self, check_liveness: bool) -> tuple[list[QueuedOperation], list[WorkerPublic]]:
-        """The reads before a round, in one hop to the thread pool (each hop is a wait for
-        a thread and for the interpreter lock, and a round runs on every event)."""
+    async def dispatch_pending(self, *, check_liveness: bool = False) -> int:
+        # The whole round - reads, claims, wait spans - in one hop to the thread pool
+        # (each hop is a wait for a thread and for the interpreter lock, and a round runs
+        # on every event); then the sends, concurrently, on the loop.
+        claimed = await asyncio.to_thread(self._round, check_liveness)
+        for operation, worker, parent in claimed:
+            task = asyncio.create_task(self._send(operation, worker, parent))
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
+        return len(claimed)
+
+    def _round(
+        self, check_liveness: bool
+    ) -> list[tuple[OperationPublic, WorkerPublic, trace.Span]]:
         if check_liveness:
             self.workers.mark_silent_workers_lost()
         # Every round, before the queue: a worker held by an operation that is not
         # running on it would otherwise never be offered work again.
         self.workers.free_orphaned_workers()
         pending = self.operations.store.queue()
-        return pending, (self.workers.store.list_workers() if pending else [])
-
-    async def dispatch_pending(self, *, check_liveness: bool = False) -> int:
-        pending, online = await asyncio.to_thread(self._read_round, check_liveness)
-        started = 0
+        online = self.workers.store.list_workers() if pending else []
+        claimed: list[tuple[OperationPublic, WorkerPublic, trace.Span]] = []
         # A type that found no free worker will find none for the rest of this round:
         # skip its other operations instead of trying the registry again for each.
         # The registry is read once per round; a worker freed meanwhile wakes the next.
@@ -117,21 +125,18 @@ class Dispatcher:
             if kind in exhausted:
                 self._note_wait(op, online)
                 continue
-            claimed = await asyncio.to_thread(self._select_and_claim, op, online)
-            if claimed is None:
+            chosen = self._select_and_claim(op, online)
+            if chosen is None:
                 exhausted.add(kind)
                 continue
-            operation, worker, parent = claimed
+            operation, worker, _span = chosen
             taken = {"current_operation_id": operation.id, "last_assigned_at": operation.started_at}
             online = [w.model_copy(update=taken) if w.id == worker.id else w for w in online]
-            task = asyncio.create_task(self._send(operation, worker, parent))
-            self._sends.add(task)
-            task.add_done_callback(self._sends.discard)
-            started += 1
+            claimed.append(chosen)
         still_pending = {op.id for op in pending}
         for operation_id in [i for i in self._waiting if i not in still_pending]:
             self._end_wait(operation_id)  # cancelled while it waited
-        return started
+        return claimed
 
     def _select_and_claim(
         self, op: QueuedOperation, online: Sequence[WorkerPublic]

@@ -137,9 +137,19 @@ async def get_operation(
     ] = 0,
 ) -> OperationPublic:
     """One operation with its progress, result or error."""
-    op = await asyncio.to_thread(service.get, operation_id)
-    if wait_s <= 0 or op.status.is_terminal:
-        return op
+    if wait_s <= 0:
+        return await asyncio.to_thread(service.get, operation_id)
+    waiters: EndWaiters = request.app.state.waiters
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    with waiters.watch(operation_id) as ended:  # before the read: no end is missed
+        op = await asyncio.to_thread(service.get, operation_id)
+        while not op.status.is_terminal and (left := deadline - loop.time()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ended.wait(), min(left, RECHECK_S))
+            ended.clear()  # before the read: an end after it sets the event again
+            op = await asyncio.to_thread(service.get, operation_id)
+    return op
     waiters: EndWaiters = request.app.state.waiters
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
