@@ -150,17 +150,6 @@ async def get_operation(
             ended.clear()  # before the read: an end after it sets the event again
             op = await asyncio.to_thread(service.get, operation_id)
     return op
-    waiters: EndWaiters = request.app.state.waiters
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait_s
-    with waiters.watch(operation_id) as ended:
-        op = await asyncio.to_thread(service.get, operation_id)  # read after registering
-        while not op.status.is_terminal and (left := deadline - loop.time()) > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ended.wait(), min(left, RECHECK_S))
-            ended.clear()  # before the read: an end after it sets the event again
-            op = await asyncio.to_thread(service.get, operation_id)
-    return op
 
 
 @router.get(
