@@ -117,17 +117,18 @@ class Dispatcher:
         # A type that found no free worker will find none for the rest of this round:
         # skip its other operations instead of trying the registry again for each.
         # The registry is read once per round; a worker freed meanwhile wakes the next.
-        exhausted: set[str] = set()
+        # kind -> capable workers, counted once per round (a deep queue notes each wait).
+        exhausted: dict[str, int] = {}
         for op in pending:
             kind = worker_kind(op)
             if kind is None:
                 continue  # a campaign parent: driven by the backend itself, never dispatched
             if kind in exhausted:
-                self._note_wait(op, online)
+                self._note_wait(op, online, exhausted[kind])
                 continue
             chosen = self._select_and_claim(op, online)
             if chosen is None:
-                exhausted.add(kind)
+                exhausted[kind] = sum(1 for w in online if kind in w.kinds)
                 continue
             operation, worker, _span = chosen
             taken = {"current_operation_id": operation.id, "last_assigned_at": operation.started_at}
@@ -157,13 +158,16 @@ class Dispatcher:
             return None
         return chosen[0], chosen[1], span
 
-    def _note_wait(self, op: QueuedOperation, online: Sequence[WorkerPublic]) -> None:
+    def _note_wait(
+        self, op: QueuedOperation, online: Sequence[WorkerPublic], capable: int | None = None
+    ) -> None:
         """One ``operations.wait`` span per wait, open until the operation leaves the queue.
 
         Each round without a worker adds to its round count; an event marks each change
         of the reason (no capable worker at all / all busy), not each round.
         """
-        capable = [w for w in online if worker_kind(op) in w.kinds]
+        if capable is None:
+            capable = sum(1 for w in online if worker_kind(op) in w.kinds)
         outcome = "no_workers_available" if capable else "no_capable_workers"
         waiting = self._waiting.get(op.id)
         if waiting is None:
@@ -176,7 +180,7 @@ class Dispatcher:
             waiting.outcome = outcome
             waiting.span.add_event(
                 "no worker",
-                {"outcome": outcome, "workers.total": len(online), "workers.capable": len(capable)},
+                {"outcome": outcome, "workers.total": len(online), "workers.capable": capable},
             )
 
     def _end_wait(self, operation_id: str) -> None:
