@@ -59,7 +59,9 @@ def sweep(http: httpx.Client, chunk_size: int, strategy: str = SWEEP_STRATEGY) -
     op = http.post("/sweeps/start", json=body).json()
     done = wait(http, op["id"])
     wall = time.perf_counter() - began
-    chunks = http.get("/operations", params={"parent_id": op["id"], "limit": 500}).json()["data"]
+    listed = http.get("/operations", params={"parent_id": op["id"], "limit": 500}).json()["data"]
+    # Listings carry summaries: each chunk's whole record holds its compute time.
+    chunks = [http.get(f"/operations/{c['id']}").json() for c in listed]
     runs = [
         {
             "worker": c["worker_id"],

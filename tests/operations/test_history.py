@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ktrdr.db.engine import make_engine, upgrade_schema
+from ktrdr.operations.curve import EpochMetrics, build_curve
 from ktrdr.operations.model import OperationStatus, OperationType
 from ktrdr.operations.schemas import Progress
 from ktrdr.operations.store import Store
@@ -93,3 +94,42 @@ def test_list_filters_by_symbol_and_strategy_name(store: Store) -> None:
     assert ids(strategy="sma_crossover") == [by_name]
     assert ids(strategy="my_rsi") == [pasted]  # not my_rsi_v2, and _ is not a wildcard
     assert ids(strategy="my_rsi", symbol="EURUSD") == []
+
+
+def _epoch(n: int, loss: float, *, restored: bool = False) -> EpochMetrics:
+    return EpochMetrics(
+        epoch=n, epochs=4, train_loss=loss + 0.1, val_loss=loss, val_accuracy=0.5,
+        duration_s=0.0 if restored else 0.25, restored=restored,
+    )  # fmt: skip
+
+
+def test_epochs_are_kept_per_attempt_and_the_curve_takes_the_newest(store: Store) -> None:
+    op_id = new_op(store)
+    worker(store, "w1")
+    worker(store, "w2")
+    assert store.claim(op_id, "w1", at(1)) is not None
+    progress = Progress(percent=30, phase="training")
+    assert store.record_progress(op_id, "w1", progress, at(2), [_epoch(1, 0.9), _epoch(2, 0.8)])
+    assert store.record_progress(op_id, "w1", progress, at(3), [_epoch(3, 0.85)])
+    store.transition(op_id, OperationStatus.PENDING, now=at(4), reason="worker w1 lost")
+    # A report of the lost worker arriving late is refused, its epochs with it.
+    assert not store.record_progress(op_id, "w1", progress, at(5), [_epoch(4, 0.1)])
+    assert store.claim(op_id, "w2", at(6)) is not None
+    # Attempt 2 went on from the checkpoint of epoch 2: its history first, then epoch 3 on.
+    restored = [_epoch(1, 0.9, restored=True), _epoch(2, 0.8, restored=True)]
+    assert store.record_progress(op_id, "w2", progress, at(7), [*restored, _epoch(3, 0.7)])
+    assert store.record_progress(op_id, "w2", progress, at(8), [_epoch(4, 0.75)])
+
+    records = store.epoch_records(op_id)
+    curve = build_curve(op_id, OperationStatus.RUNNING, records)
+    assert [(p.attempt, p.epoch, p.restored) for p in curve.recorded] == [
+        (1, 1, False), (1, 2, False), (1, 3, False),
+        (2, 1, True), (2, 2, True), (2, 3, False), (2, 4, False),
+    ]  # fmt: skip
+    # Trained points win over restored ones; a later attempt's over an earlier one's.
+    assert [(p.epoch, p.attempt, p.val_loss) for p in curve.points] == [
+        (1, 1, 0.9), (2, 1, 0.8), (3, 2, 0.7), (4, 2, 0.75),
+    ]  # fmt: skip
+    assert (curve.best_epoch, curve.epochs_total, curve.latest and curve.latest.epoch) == (3, 4, 4)
+    # The timeline's events leave the epochs out.
+    assert "epoch" not in {e.kind.value for e in store.operation_events(op_id)}

@@ -159,7 +159,9 @@ def _trades_table(trades: list[dict[str, Any]]) -> str:
     return f"<h2>Trades ({shown} of {len(trades)})</h2><table><tr>{head}</tr>{rows}</table>"
 
 
-def _page(title: str, body: str) -> str:
+def page(title: str, body: str) -> str:
+    """A whole offline HTML document around ``body`` (plotly.js inlined); the training
+    report is built with it too."""
     from plotly.offline import get_plotlyjs
 
     return (
@@ -169,7 +171,8 @@ def _page(title: str, body: str) -> str:
     )
 
 
-def _chart(fig: Any, div_id: str) -> str:
+def chart(fig: Any, div_id: str) -> str:
+    """A Plotly figure as a div for ``page``."""
     return str(
         fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
                     config={"responsive": True, "displaylogo": False})
@@ -194,11 +197,11 @@ def backtest_report(operation_id: str, result: dict[str, Any]) -> str:
     body = (
         f"<h1>{html.escape(title)}</h1><p>operation <code>{html.escape(operation_id)}</code>"
         f", {html.escape(str(stats.get('start')))} to {html.escape(str(stats.get('end')))}"
-        f"</p>{model_text}{warnings}{_chart(_figure(result), 'charts')}"
+        f"</p>{model_text}{warnings}{chart(_figure(result), 'charts')}"
         f"<h2>Returns by month and year</h2>{_returns_table(result)}"
         f"<h2>Statistics</h2><table>{rows}</table>{_trades_table(result['trades'])}"
     )
-    return _page(f"KTRDR backtest {operation_id}", body)
+    return page(f"KTRDR backtest {operation_id}", body)
 
 
 def compare_report(results: dict[str, dict[str, Any]]) -> str:
@@ -227,7 +230,7 @@ def compare_report(results: dict[str, dict[str, Any]]) -> str:
         for k, label, p in STAT_ROWS
     )
     body = (
-        f"<h1>{len(results)} backtests compared</h1>{_chart(fig, 'equity-compare')}"
+        f"<h1>{len(results)} backtests compared</h1>{chart(fig, 'equity-compare')}"
         f"<h2>Statistics</h2><table><tr><th></th>{head}</tr>{rows}</table>"
     )
-    return _page("KTRDR backtests compared", body)
+    return page("KTRDR backtests compared", body)

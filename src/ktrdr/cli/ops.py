@@ -117,6 +117,7 @@ def submit_and_follow(
     *,
     quiet: bool,
     cancel_on_interrupt: bool = False,
+    detail: Callable[[str], str] | None = None,
     **span_attributes: str,
 ) -> dict[str, Any]:
     """Start an operation (fields left as None are not sent) and follow it to its end,
@@ -127,7 +128,9 @@ def submit_and_follow(
             span.set_attribute("operation.id", op["id"])
         if not quiet:
             console.print(f"queued {op['id']}")
-        return follow(client, op["id"], quiet=quiet, cancel_on_interrupt=cancel_on_interrupt)
+        return follow(
+            client, op["id"], quiet=quiet, cancel_on_interrupt=cancel_on_interrupt, detail=detail
+        )
 
 
 def print_outcome_and_exit(
@@ -153,12 +156,15 @@ def follow(
     interval_s: float = 0.25,
     quiet: bool = False,
     cancel_on_interrupt: bool = False,
+    detail: Callable[[str], str] | None = None,
 ) -> dict[str, Any]:
     """Poll until the operation ends, drawing a progress bar unless quiet. Ctrl-C stops
-    following and says so: the operation goes on unless ``cancel_on_interrupt``."""
+    following and says so: the operation goes on unless ``cancel_on_interrupt``.
+    ``detail(operation_id)``: a column of its own beside the bar (e.g. the newest
+    validation metric of a training run), asked for once the operation has started."""
     last: dict[str, Any] = {"status": "running"}
     try:
-        return _poll(client, operation_id, interval_s, quiet, last)
+        return _poll(client, operation_id, interval_s, quiet, last, detail)
     except KeyboardInterrupt:
         _interrupted(client, operation_id, last["status"], cancel_on_interrupt)
 
@@ -181,7 +187,12 @@ def _interrupted(client: ApiClient, operation_id: str, status: str, cancel: bool
 
 
 def _poll(
-    client: ApiClient, operation_id: str, interval_s: float, quiet: bool, last: dict[str, Any]
+    client: ApiClient,
+    operation_id: str,
+    interval_s: float,
+    quiet: bool,
+    last: dict[str, Any],
+    detail: Callable[[str], str] | None,
 ) -> dict[str, Any]:
     if quiet:
         while (op := client.get(f"/operations/{operation_id}"))["status"] not in TERMINAL:
@@ -193,10 +204,11 @@ def _poll(
         BarColumn(),
         TextColumn("{task.percentage:>5.1f}%"),
         TimeElapsedColumn(),
+        TextColumn("{task.fields[detail]}", markup=False),
         TextColumn("{task.description}", markup=False),  # worker text, printed as is
     )
     with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task("", total=100, status="pending")
+        task = bar.add_task("", total=100, status="pending", detail="")
         while True:
             op = client.get(f"/operations/{operation_id}")
             last["status"] = op["status"]
@@ -204,7 +216,11 @@ def _poll(
             text = " ".join(filter(None, [progress.get("phase"), progress.get("message")]))
             if op["status"] == "pending" and op.get("status_reason"):
                 text = op["status_reason"]
+            # Asked once more at the end: the bar left on screen shows the final figures.
+            extra = detail(operation_id) if detail and op["status"] != "pending" else None
             bar.update(task, completed=progress["percent"], status=op["status"], description=text)
+            if extra is not None:
+                bar.update(task, detail=extra)
             if op["status"] in TERMINAL:
                 break
             time.sleep(interval_s)

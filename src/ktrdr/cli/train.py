@@ -1,7 +1,8 @@
-"""`ktrdr train run | list`: models on a strategy's fuzzy features, trained on workers."""
+"""`ktrdr train run | show | compare | list`: models on fuzzy features, trained on workers."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -26,6 +27,7 @@ from ktrdr.cli.state import (
     parse_overrides,
 )
 from ktrdr.cli.tracing import cli_span
+from ktrdr.cli.train_report import compare_rows, curve_lines, latest_metric
 
 app = typer.Typer(help="Train models for model-driven strategies.", no_args_is_help=True)
 
@@ -55,30 +57,84 @@ def run(
         "end": end,
         "epochs": epochs,
     }
+    client = ApiClient(url)
     final = ops.submit_and_follow(
-        ApiClient(url),
+        client,
         "train_run",
         "/training/start",
         body,
         quiet=json,
         strategy=strategy,
         cancel_on_interrupt=cancel_on_interrupt,
+        detail=lambda op_id: latest_metric(client.get(f"/operations/{op_id}/curve")),
     )
     ops.print_outcome_and_exit(final, json=json, show=lambda op: show_evaluation(op["result"]))
 
 
 @app.command("show")
-def show(operation_id: str, url: UrlOption = DEFAULT_URL, json: JsonOption = False) -> None:
-    """How a finished training run's model did on its test split, and where it is saved."""
+def show(
+    operation_id: str,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="write an HTML report with the curves here")
+    ] = None,
+    url: UrlOption = DEFAULT_URL,
+    json: JsonOption = False,
+) -> None:
+    """A training run's learning curve (sparklines) and, once finished, how its model did
+    on the test split and where it is saved; --html writes loss/accuracy curves and the
+    confusion matrix as an offline page."""
+    client = ApiClient(url)
     with cli_span("train_show", **{"operation.id": operation_id}):
-        result = ApiClient(url).get(f"/operations/{operation_id}/results")
+        op = client.get(f"/operations/{operation_id}")
+        if op["type"] != "training":
+            console.print(f"{operation_id} is a {op['type']} operation, not a training run")
+            raise typer.Exit(ExitCode.REJECTED)
+        curve = client.get(f"/operations/{operation_id}/curve")
+        result = client.get(f"/operations/{operation_id}/results") if op["result"] else None
     if json:
-        print_json(result)
+        print_json({"operation": op, "curve": curve, "result": result})
         return
-    if "evaluation" not in result:
-        console.print(f"{operation_id} is not a training run")
+    for line in curve_lines(curve):
+        console.print(line, markup=False)
+    if result is not None:
+        show_evaluation(result)
+    else:
+        console.print(f"{operation_id} is {op['status']}: no model yet")
+    if html is not None:
+        from ktrdr.cli.train_report import training_report
+
+        html.write_text(training_report({**op, "result": result}, curve), encoding="utf-8")
+        console.print(f"wrote {html}")
+
+
+@app.command("compare")
+def compare(
+    operation_ids: Annotated[list[str], typer.Argument(help="two or more training runs")],
+    url: UrlOption = DEFAULT_URL,
+    json: JsonOption = False,
+) -> None:
+    """Training runs side by side: parameters, data ranges and metrics."""
+    if len(operation_ids) < 2:
+        console.print("give at least two training runs to compare")
         raise typer.Exit(ExitCode.REJECTED)
-    show_evaluation(result)
+    client = ApiClient(url)
+    with cli_span("train_compare"):
+        runs = [client.get(f"/operations/{op_id}") for op_id in operation_ids]
+    wrong = [op["id"] for op in runs if op["type"] != "training"]
+    if wrong:
+        console.print(f"not training runs: {', '.join(wrong)}")
+        raise typer.Exit(ExitCode.REJECTED)
+    rows = compare_rows(runs)
+    if json:
+        print_json({"operations": operation_ids, "rows": dict(rows)})
+        return
+    table = Table(title=f"{len(runs)} training runs")
+    table.add_column("")
+    for op in runs:
+        table.add_column(op["id"], justify="right", no_wrap=True)
+    for label, cells in rows:
+        table.add_row(label, *cells)
+    console.print(table)
 
 
 @app.command("list")

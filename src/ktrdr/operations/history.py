@@ -1,4 +1,5 @@
-"""An operation's history: when it was dispatched, changed phase and changed status.
+"""An operation's history: when it was dispatched, changed phase and changed status, and
+(training runs) each epoch's losses as the worker reported them.
 
 The store writes these rows inside the transaction of the change they record (a
 dispatch, a transition, a progress report that starts a new phase); readers get them
@@ -21,6 +22,7 @@ class EventKind(StrEnum):
     DISPATCHED = "dispatched"  # given to a worker: a new attempt starts
     PHASE = "phase"  # the worker reported a new phase
     STATUS = "status"  # a state transition (re-queue, completed, failed, cancelled)
+    EPOCH = "epoch"  # a training epoch finished (name: its number, detail: its metrics JSON)
 
 
 class OperationEvent(BaseModel):
@@ -54,9 +56,27 @@ def add_event(
 
 
 def read_events(session: Session, operation_id: str) -> list[OperationEvent]:
+    """The timeline's events; epochs are read with ``read_epochs`` (there can be a
+    thousand of them, and the timeline is about phases and attempts)."""
     rows = session.scalars(
         select(OperationEventRow)
-        .where(OperationEventRow.operation_id == operation_id)
+        .where(
+            OperationEventRow.operation_id == operation_id,
+            OperationEventRow.kind != EventKind.EPOCH.value,
+        )
+        .order_by(OperationEventRow.id)
+    ).all()
+    return [OperationEvent.model_validate(r) for r in rows]
+
+
+def read_epochs(session: Session, operation_id: str) -> list[OperationEvent]:
+    """Every epoch record of the operation in the order they arrived, all attempts."""
+    rows = session.scalars(
+        select(OperationEventRow)
+        .where(
+            OperationEventRow.operation_id == operation_id,
+            OperationEventRow.kind == EventKind.EPOCH.value,
+        )
         .order_by(OperationEventRow.id)
     ).all()
     return [OperationEvent.model_validate(r) for r in rows]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -16,6 +16,7 @@ from opentelemetry.util.types import AttributeValue
 from ktrdr.artifacts import ArtifactCorrupt, ArtifactNotFound, ArtifactStore
 from ktrdr.jobs.specs import ParamsError, get_spec, params_hash, validate_params
 from ktrdr.operations.catalog import require_bars, resolve_model
+from ktrdr.operations.curve import EpochMetrics, TrainingCurve, build_curve
 from ktrdr.operations.history import OperationEvent, completed_per_worker
 from ktrdr.operations.model import (
     CAMPAIGN_TYPES,
@@ -358,8 +359,18 @@ class OperationService:
     def cancel(self, operation_id: str, reason: str = "cancelled by user") -> OperationPublic:
         return self.transition(operation_id, OperationStatus.CANCELLED, reason=reason).operation
 
-    def record_progress(self, operation_id: str, worker_id: str, progress: Progress) -> bool:
-        return self.store.record_progress(operation_id, worker_id, progress, self.clock())
+    def record_progress(
+        self,
+        operation_id: str,
+        worker_id: str,
+        progress: Progress,
+        epochs: Sequence[EpochMetrics] = (),
+    ) -> bool:
+        return self.store.record_progress(operation_id, worker_id, progress, self.clock(), epochs)
+
+    def curve(self, op: OperationPublic) -> TrainingCurve:
+        """The learning curve of a training operation, from the epochs its workers sent."""
+        return build_curve(op.id, op.status, self.store.epoch_records(op.id))
 
     def report(
         self,

@@ -18,7 +18,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ktrdr.db.tables import FILTER_KEY_MAX, OperationRow, WorkerRow
-from ktrdr.operations.history import EventKind, OperationEvent, add_event, read_events
+from ktrdr.operations.curve import EpochMetrics, epoch_detail
+from ktrdr.operations.history import (
+    EventKind,
+    OperationEvent,
+    add_event,
+    read_epochs,
+    read_events,
+)
 from ktrdr.operations.model import (
     OperationStatus,
     OperationType,
@@ -444,13 +451,19 @@ class Store:
         raise RuntimeError(f"operation {operation_id} kept changing under a transition")
 
     def record_progress(
-        self, operation_id: str, worker_id: str, progress: Progress, now: datetime
+        self,
+        operation_id: str,
+        worker_id: str,
+        progress: Progress,
+        now: datetime,
+        epochs: Sequence[EpochMetrics] = (),
     ) -> bool:
         """Store progress reported by the worker that runs the operation; False if not its.
 
         A report that starts a new phase is also written to the history: the first UPDATE
         matches only if the phase differs (a compare-and-set, so two reports of the same
-        new phase record it once); the second is the plain update.
+        new phase record it once); the second is the plain update. Finished ``epochs`` go
+        to the history in the same transaction, under the attempt that trained them.
         """
         owned = (
             OperationRow.id == operation_id,
@@ -459,23 +472,41 @@ class Store:
         )
         values = {"updated_at": now, **_progress_values(progress)}
         with self.session() as session, session.begin():
+            new_phase = False
             if progress.phase is not None:
                 changed = session.execute(
                     update(OperationRow)
                     .where(*owned, OperationRow.progress_phase.is_distinct_from(progress.phase))
                     .values(**values)
                 )
-                if changed.rowcount == 1:  # type: ignore[attr-defined]
-                    attempt = session.scalar(
+                new_phase = changed.rowcount == 1  # type: ignore[attr-defined]
+            if not new_phase:
+                outcome = session.execute(update(OperationRow).where(*owned).values(**values))
+                if outcome.rowcount != 1:  # type: ignore[attr-defined]
+                    return False
+            if new_phase or epochs:
+                attempt = (
+                    session.scalar(
                         select(OperationRow.attempt).where(OperationRow.id == operation_id)
                     )
-                    add_event(
-                        session, operation_id, EventKind.PHASE, at=now, attempt=attempt or 0,
-                        worker_id=worker_id, name=progress.phase,
-                    )  # fmt: skip
-                    return True
-            outcome = session.execute(update(OperationRow).where(*owned).values(**values))
-            return bool(outcome.rowcount == 1)  # type: ignore[attr-defined]
+                    or 0
+                )
+            if new_phase:
+                add_event(
+                    session, operation_id, EventKind.PHASE, at=now, attempt=attempt,
+                    worker_id=worker_id, name=progress.phase,
+                )  # fmt: skip
+            for epoch in epochs:
+                add_event(
+                    session, operation_id, EventKind.EPOCH, at=now, attempt=attempt,
+                    worker_id=worker_id, name=str(epoch.epoch), detail=epoch_detail(epoch),
+                )  # fmt: skip
+            return True
+
+    def epoch_records(self, operation_id: str) -> list[OperationEvent]:
+        """The epochs workers reported for the operation, every attempt, oldest first."""
+        with self.session() as session:
+            return read_epochs(session, operation_id)
 
     def operation_events(self, operation_id: str) -> list[OperationEvent]:
         """The operation's dispatches, phase changes and transitions, oldest first."""

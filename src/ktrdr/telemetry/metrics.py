@@ -32,6 +32,7 @@ from ktrdr.telemetry.platform_state import (
     PlatformStateReader,
     WorkerState,
 )
+from ktrdr.telemetry.training_metrics import TrainingMetrics
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, TracerProvider
@@ -349,6 +350,7 @@ class JobMetrics:
             "Validation accuracy (0-1) after the last epoch of the training run on this worker.",
             registry=registry,
         )
+        self.training = TrainingMetrics(registry)
 
     def declare_phases(self, op_type: str, phases: Iterable[str]) -> None:
         """Create a job type's phase series at zero, so the first run shows on rate()."""

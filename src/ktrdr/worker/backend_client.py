@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
 
 from ktrdr.constants import API_PREFIX
+from ktrdr.operations.curve import EpochMetrics
 from ktrdr.operations.schemas import Progress
 from ktrdr.registry.schemas import HeartbeatReply, RegistrationReply
 
@@ -90,8 +92,14 @@ class BackendClient:
         response.raise_for_status()
         return HeartbeatReply.model_validate(response.json())
 
-    def progress(self, operation_id: str, progress: Progress) -> None:
-        body = {"worker_id": self.worker_id, "progress": progress.model_dump()}
+    def progress(
+        self, operation_id: str, progress: Progress, epochs: Sequence[EpochMetrics] = ()
+    ) -> None:
+        body = {
+            "worker_id": self.worker_id,
+            "progress": progress.model_dump(),
+            "epochs": [e.model_dump() for e in epochs],
+        }
         self._http.post(
             f"/operations/{operation_id}/progress", json=body, headers=self._as_instance()
         ).raise_for_status()

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from ktrdr.operations.curve import EpochMetrics
 from ktrdr.operations.model import OperationType
 from ktrdr.operations.schemas import Progress
 from ktrdr.telemetry.context import CancelledByRequest
@@ -29,6 +30,9 @@ class JobContext:
     data_home: str
     on_progress: Callable[[Progress], None]
     cancel_event: threading.Event = field(default_factory=threading.Event)
+    # Finished training epochs: the runtime queues each one for the backend (not coalesced
+    # like progress, so the stored learning curve has every epoch).
+    on_epoch: Callable[[EpochMetrics], None] = lambda _epoch: None
     cancel_reason: str | None = None
     # Stopped by a worker shutdown rather than a user: the backend re-queues it.
     interrupted: bool = False
@@ -61,6 +65,10 @@ class JobContext:
             items_total=items_total,
         )
         self.on_progress(self._last_progress)
+
+    def epoch(self, metrics: EpochMetrics) -> None:
+        """Report a finished training epoch (stored with the operation's learning curve)."""
+        self.on_epoch(metrics)
 
     @property
     def last_progress(self) -> Progress:

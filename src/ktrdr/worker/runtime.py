@@ -23,6 +23,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from ktrdr import __version__
 from ktrdr.bounds import ERROR_MAX
 from ktrdr.jobs.specs import get_spec
+from ktrdr.operations.curve import MAX_EPOCHS_PER_REPORT, EpochMetrics
 from ktrdr.operations.model import OperationType, Outcome
 from ktrdr.operations.schemas import Progress
 from ktrdr.telemetry.context import operation_id_var
@@ -95,6 +96,8 @@ class WorkerRuntime:
         self._job_thread: threading.Thread | None = None
         self._outbox: deque[FinalReport] = deque()
         self._progress_dirty = False
+        # Epochs not yet delivered, with their operation: sent with the next progress push.
+        self._epochs: list[tuple[str, EpochMetrics]] = []
         self._registered = False
         self._stopping = threading.Event()
         self._accepting = True
@@ -174,6 +177,7 @@ class WorkerRuntime:
                 data_home=self.data_home,
                 on_progress=self._on_progress,
             )
+            ctx.on_epoch = lambda metrics: self._on_epoch(request.operation_id, metrics)
             self._job = ctx
             self._job_thread = threading.Thread(
                 target=self._run_job,
@@ -257,6 +261,12 @@ class WorkerRuntime:
             self._progress_dirty = True
             self._wake.notify_all()
 
+    def _on_epoch(self, operation_id: str, metrics: EpochMetrics) -> None:
+        with self._wake:
+            self._epochs.append((operation_id, metrics))
+            self._progress_dirty = True
+            self._wake.notify_all()
+
     # ------------------------------------------------------------------- reporting
 
     def _report_loop(self) -> None:
@@ -321,10 +331,21 @@ class WorkerRuntime:
             job = self._job
         if job is None:
             return
+        self._send_progress(job.operation_id, job.last_progress)
+
+    def _send_progress(self, operation_id: str, progress: Progress) -> None:
+        """Progress with the operation's undelivered epochs; they are dropped once the
+        backend took them or refused them as no longer this worker's, kept on a network
+        error (the reporter loop retries)."""
+        with self._lock:
+            epochs = [m for op, m in self._epochs if op == operation_id][:MAX_EPOCHS_PER_REPORT]
         try:
-            self.backend.progress(job.operation_id, job.last_progress)
+            self.backend.progress(operation_id, progress, epochs)
         except httpx.HTTPStatusError as exc:
             log.debug("progress refused: %s", exc)
+        with self._lock:
+            sent = {id(m) for m in epochs}
+            self._epochs = [(op, m) for op, m in self._epochs if id(m) not in sent]
 
     def _deliver_reports(self) -> None:
         while True:
@@ -332,6 +353,9 @@ class WorkerRuntime:
                 if not self._outbox:
                     return
                 report = self._outbox[0]
+                unsent = any(op == report.operation_id for op, _ in self._epochs)
+            if unsent:  # the last epochs before the final word, so the curve is whole
+                self._send_progress(report.operation_id, report.progress or Progress())
             job_span = trace.NonRecordingSpan(report.span_context or trace.INVALID_SPAN_CONTEXT)
             token = otel_context.attach(trace.set_span_in_context(job_span))
             try:

@@ -40,6 +40,7 @@ from ktrdr.bounds import (
     WorkerId,
 )
 from ktrdr.constants import IDEMPOTENCY_HEADER
+from ktrdr.operations.curve import MAX_EPOCHS_PER_REPORT, EpochMetrics, TrainingCurve
 from ktrdr.operations.history import OperationEvent
 from ktrdr.operations.model import OperationStatus, OperationType, Outcome
 from ktrdr.operations.results import full_result, part_table, result_part
@@ -171,6 +172,9 @@ class OperationMetrics(BaseModel):
     duration_s: float | None
     progress: Progress
     metrics: dict[str, Any] = Field(description="type-specific figures, e.g. backtest statistics")
+    curve: TrainingCurve | None = Field(
+        None, description="a training run's loss and accuracy per epoch (null for other types)"
+    )
 
 
 @router.get("/{operation_id}/metrics", dependencies=[ReadAccess], response_model=OperationMetrics)
@@ -190,7 +194,22 @@ def get_operation_metrics(
         duration_s=op.duration_s,
         progress=op.progress,
         metrics=metrics if isinstance(metrics, dict) else {},
+        curve=service.curve(op) if op.type == OperationType.TRAINING else None,
     )
+
+
+@router.get("/{operation_id}/curve", dependencies=[ReadAccess], response_model=TrainingCurve)
+def get_training_curve(operation_id: OperationIdPath, service: OperationsDep) -> TrainingCurve:
+    """A training run's learning curve: train/validation loss and accuracy per epoch, as
+    reported so far (live while it runs); 409 for an operation that is not a training run."""
+    op = service.get(operation_id)
+    if op.type != OperationType.TRAINING:
+        raise HTTPException(
+            409,
+            f"operation {op.id} is a {op.type.value} operation; only training runs have a "
+            f"learning curve (its figures are at /api/v1/operations/{op.id}/metrics)",
+        )
+    return service.curve(op)
 
 
 def _completed_result(service: OperationService, operation_id: str) -> dict[str, Any]:
@@ -306,13 +325,32 @@ class ProgressReport(RequestModel):
                 {
                     "worker_id": "backtest-worker-5003",
                     "progress": {"percent": 42.0, "phase": "simulation", "message": "bar 4,200"},
-                }
+                },
+                {
+                    "worker_id": "training-worker-5004",
+                    "progress": {"percent": 33.0, "phase": "training", "message": "epoch 6/30"},
+                    "epochs": [
+                        {
+                            "epoch": 6,
+                            "epochs": 30,
+                            "train_loss": 1.02,
+                            "val_loss": 1.07,
+                            "val_accuracy": 0.41,
+                            "duration_s": 0.09,
+                        },
+                    ],
+                },
             ]
         }
     )
 
     worker_id: WorkerId
     progress: Progress
+    epochs: list[EpochMetrics] = Field(
+        default_factory=list,
+        max_length=MAX_EPOCHS_PER_REPORT,
+        description="training epochs finished since the last report",
+    )
 
 
 class ProgressAccepted(BaseModel):
@@ -330,7 +368,7 @@ def report_progress(
     """Worker → backend: progress of the operation it runs."""
     authenticate_worker(request, body.worker_id, credential)
     service.get(operation_id)  # 404 for an unknown id
-    accepted = service.record_progress(operation_id, body.worker_id, body.progress)
+    accepted = service.record_progress(operation_id, body.worker_id, body.progress, body.epochs)
     return ProgressAccepted(accepted=accepted)
 
 

@@ -166,6 +166,16 @@ timeframe is refused unless `allow_other_symbols: true`.
 """
 
 
+VALIDATION = (
+    "With `method: purged_kfold` the training result gains `cross_validation`: per fold its "
+    "rows (train, test, purged, embargoed), loss, accuracy, the majority-class baseline and "
+    "the class balance of its train and test rows, then their mean and spread. Label windows "
+    "are counted in rows from the longest label look-ahead (at least as wide as each label's "
+    "own window, so the purge errs on the safe side). Example: "
+    "`validation: {method: purged_kfold, folds: 5, embargo: 12}`."
+)
+
+
 def render() -> str:
     """The whole reference as Markdown."""
     parts = [
@@ -188,6 +198,7 @@ def render() -> str:
         _section(s.WeightedRule, "a weighted rule"),
         _section(s.ModelDecisionConfig, "decisions.model"),
         _section(s.TrainingConfig, "training"),
+        _section(s.ValidationConfig, "training.validation", VALIDATION),
         _section(s.CostsConfig, "costs", "Fractions, charged on both sides of each trade."),
         _section(s.PositionSizingConfig, "position_sizing"),
         _section(s.ExitsConfig, "exits", "Stops, checked on each bar's high and low."),

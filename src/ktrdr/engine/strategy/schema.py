@@ -167,6 +167,27 @@ class DecisionsConfig(StrictModel):
         return self
 
 
+class ValidationConfig(StrictModel):
+    """How a model is validated besides the held-out test split.
+
+    ``chronological``: train | validation | test in time order (early stopping on the
+    validation part). ``purged_kfold`` adds a cross-validation on the rows before the test
+    split (López de Prado ch. 7): each of ``folds`` contiguous folds is the test part once;
+    training rows whose label window reaches into it are purged, and ``embargo`` rows after
+    it are left out too. Each fold trains for ``epochs`` without early stopping (stopping on
+    the fold would choose on its own test rows) and reports its metrics and class balance."""
+
+    method: Literal["chronological", "purged_kfold"] = Field(
+        "chronological", description="chronological split only, or a purged k-fold beside it"
+    )
+    folds: int = Field(5, ge=2, le=20, description="purged_kfold: number of folds")
+    embargo: int = Field(
+        0, ge=0, le=100_000,
+        description="purged_kfold: rows after each test fold also kept out of training "
+        "(features that look back, e.g. a moving average, carry the fold into them)",
+    )  # fmt: skip
+
+
 class TrainingConfig(StrictModel):
     """How ``ktrdr.engine.training`` labels, splits and fits a model for this strategy."""
 
@@ -210,6 +231,7 @@ class TrainingConfig(StrictModel):
     sample_weights: Literal["none", "uniqueness"] = Field(
         "none", description="uniqueness: overlapping labels weigh less (López de Prado ch. 4)"
     )
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
 
     @model_validator(mode="after")
     def _training_part_left(self) -> TrainingConfig:

@@ -26,6 +26,9 @@ from ktrdr.engine.training.network import build_network, predict_proba, require_
 if TYPE_CHECKING:
     import torch
 
+# Rows of one part: a slice of the data, or row numbers (a cross-validation fold).
+Rows = slice | npt.NDArray[np.int64]
+
 
 @dataclass(frozen=True)
 class EpochReport:
@@ -73,6 +76,7 @@ def fit_model(
     checkpoints: CheckpointStore | None = None,
     checkpoint_every: int = 5,
     on_resume: Callable[[int], None] | None = None,
+    rows: tuple[Rows, Rows] | None = None,
 ) -> FittedModel:
     """Train on ``data.train``, early-stop on ``data.validation`` and keep the best weights.
 
@@ -80,12 +84,16 @@ def fit_model(
     every epoch and raises TrainingCancelled when it returns true. With ``checkpoints``
     the run starts from the newest valid checkpoint there (``on_resume(epoch)`` is told),
     saves one every ``checkpoint_every`` epochs and before it stops on a cancel.
+    ``rows``: (train, validation) row numbers to use instead (a cross-validation fold).
     """
     require_torch()
     import torch
 
     with _intra_op_threads(), torch.random.fork_rng(devices=[]):
-        return _fit(data, config, on_epoch, should_stop, checkpoints, checkpoint_every, on_resume)
+        parts = rows or (data.train, data.validation)
+        return _fit(
+            data, parts, config, on_epoch, should_stop, checkpoints, checkpoint_every, on_resume
+        )
 
 
 @contextmanager
@@ -107,6 +115,7 @@ def _intra_op_threads() -> Iterator[None]:
 
 def _fit(
     data: TrainingData,
+    parts: tuple[Rows, Rows],
     config: TrainingConfig,
     on_epoch: Callable[[EpochReport], None] | None,
     should_stop: Callable[[], bool] | None,
@@ -122,9 +131,9 @@ def _fit(
         config.model, len(data.feature_names), config.hidden_layers, config.sequence_length
     )
     generator = torch.Generator().manual_seed(config.seed)
-    X_train, y_train, w_train = _inputs(data, data.train, config)
-    X_val, y_val, _ = _inputs(data, data.validation, config)
-    loss_fn = _WeightedLoss(torch.from_numpy(class_weights(data.y[data.train])))
+    X_train, y_train, w_train = _inputs(data, parts[0], config)
+    X_val, y_val, _ = _inputs(data, parts[1], config)
+    loss_fn = _WeightedLoss(torch.from_numpy(class_weights(data.y[parts[0]])))
     optimizer = torch.optim.Adam(module.parameters(), lr=config.learning_rate)
 
     history: list[EpochReport] = []
@@ -211,15 +220,16 @@ class _WeightedLoss:
 
 
 def _inputs(
-    data: TrainingData, part: slice, config: TrainingConfig
+    data: TrainingData, part: Rows, config: TrainingConfig
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Features, labels and sample weights of one part; for a sequence model each row
-    comes with the rows before it (from earlier parts too: features are causal)."""
+    """Features, labels and sample weights of one part (a slice, or the row numbers of a
+    cross-validation fold); for a sequence model each row comes with the rows before it
+    (from earlier parts too: features are causal)."""
     import torch
 
     from ktrdr.engine.training.network import sequence_windows
 
-    rows = np.arange(part.start, part.stop)
+    rows = np.arange(part.start, part.stop) if isinstance(part, slice) else np.asarray(part)
     if config.model != "mlp":
         rows = rows[rows >= config.sequence_length - 1]
         windows = sequence_windows(torch.from_numpy(data.X), config.sequence_length)

@@ -1,20 +1,39 @@
 """The training job: data_loading → feature_engineering → training → evaluation → results.
 
 One span and one phase-duration observation per phase; progress moves with every epoch,
-and a cancel stops the training at the next epoch boundary.
+each epoch goes to the operation's stored learning curve, and a cancel stops the training
+at the next epoch boundary. Checkpoints (``training.checkpoint`` / ``training.resume``
+spans) let a re-queued or resumed run go on where it stopped; with
+``training.validation.method: purged_kfold`` the evaluation phase adds the k-fold.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import asdict
 from typing import Any
+
+from opentelemetry import trace
 
 from ktrdr.engine.errors import TrainingCancelled
 from ktrdr.engine.model_choice import summary_from_metadata
 from ktrdr.engine.strategy.paths import strategy_document
-from ktrdr.engine.training import EpochReport, evaluate, fit_model, prepare_training_data
+from ktrdr.engine.strategy.schema import TrainingConfig
+from ktrdr.engine.training import (
+    SPLITS,
+    EpochReport,
+    TrainingData,
+    evaluate,
+    fit_model,
+    prepare_training_data,
+)
+from ktrdr.engine.training.validation import class_balance, cross_validate
 from ktrdr.jobs.training import TrainingParams
+from ktrdr.operations.curve import EpochMetrics
 from ktrdr.worker.job import JobContext
+from ktrdr.worker.runners.checkpoints import TracedCheckpoints
+from ktrdr.worker.runners.mlflow_export import export_run
 from ktrdr.worker.runners.stores import (
     checkpoint_store,
     data_store,
@@ -25,6 +44,76 @@ from ktrdr.worker.runners.stores import (
 PHASES = ("data_loading", "feature_engineering", "training", "evaluation", "results")
 # Progress: the training phase spans 20 % → 85 %, one step per epoch.
 _TRAINING_FROM, _TRAINING_TO = 20.0, 85.0
+tracer = trace.get_tracer("ktrdr.worker")
+
+
+class _EpochClock:
+    """Times each epoch and reports it: progress, the stored learning curve, metrics."""
+
+    def __init__(self, ctx: JobContext) -> None:
+        self._ctx = ctx
+        self._since = time.perf_counter()
+
+    def restart(self) -> None:
+        self._since = time.perf_counter()
+
+    def report_restored(self, history: list[dict[str, Any]]) -> None:
+        """The checkpoint's epochs, so the stored curve has those a lost worker trained
+        but never reported."""
+        for h in history:
+            self._ctx.epoch(_metrics(EpochReport(**h), 0.0, restored=True))
+
+    def on_epoch(self, report: EpochReport) -> None:
+        now = time.perf_counter()
+        took, self._since = now - self._since, now
+        ctx = self._ctx
+        ctx.metrics.epoch_finished(report.epoch, report.val_loss, report.val_accuracy)
+        ctx.metrics.training.epoch_took(took)
+        ctx.epoch(_metrics(report, took))
+        done = report.epoch / report.epochs
+        ctx.progress(
+            _TRAINING_FROM + (_TRAINING_TO - _TRAINING_FROM) * done,
+            message=f"epoch {report.epoch}/{report.epochs}: validation loss "
+            f"{report.val_loss:.4f}, accuracy {report.val_accuracy:.1%}",
+            items_done=report.epoch,
+            items_total=report.epochs,
+        )
+
+
+def _metrics(report: EpochReport, took: float, *, restored: bool = False) -> EpochMetrics:
+    return EpochMetrics(
+        epoch=report.epoch, epochs=report.epochs, train_loss=_finite(report.train_loss),
+        val_loss=_finite(report.val_loss), val_accuracy=_finite(report.val_accuracy),
+        duration_s=took, restored=restored,
+    )  # fmt: skip
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _cross_validation(
+    ctx: JobContext, data: TrainingData, config: TrainingConfig
+) -> dict[str, Any] | None:
+    """The purged k-fold of ``training.validation`` (None for the chronological split)."""
+    if config.validation.method != "purged_kfold":
+        return None
+    with tracer.start_as_current_span("training.cross_validation") as span:
+        span.set_attribute("training.folds", config.validation.folds)
+
+        def on_fold(done: int, total: int) -> None:
+            ctx.progress(
+                _TRAINING_TO + 8.0 * done / total,
+                message=f"purged k-fold: fold {done}/{total} done",
+            )
+
+        try:
+            folds = cross_validate(data, config, should_stop=lambda: ctx.cancelled, on_fold=on_fold)
+        except TrainingCancelled:
+            ctx.check_cancelled()
+            raise
+        span.set_attribute("training.cv_mean_accuracy", folds["mean_accuracy"])
+        return folds
 
 
 def run_training_job(ctx: JobContext) -> dict[str, Any]:
@@ -53,34 +142,31 @@ def run_training_job(ctx: JobContext) -> dict[str, Any]:
         span.set_attribute("training.samples", len(data.y))
     ctx.check_cancelled()
 
-    def on_epoch(report: EpochReport) -> None:
-        ctx.metrics.epoch_finished(report.epoch, report.val_loss, report.val_accuracy)
-        done = report.epoch / report.epochs
-        ctx.progress(
-            _TRAINING_FROM + (_TRAINING_TO - _TRAINING_FROM) * done,
-            message=f"epoch {report.epoch}/{report.epochs}: validation loss "
-            f"{report.val_loss:.4f}, accuracy {report.val_accuracy:.1%}",
-            items_done=report.epoch,
-            items_total=report.epochs,
-        )
+    clock = _EpochClock(ctx)
 
     with ctx.phase("training", span_prefix="training") as span:
         ctx.progress(_TRAINING_FROM, message=f"training for up to {config.epochs} epochs")
         # A re-queued run (same operation) or a resumed one (resume_from) goes on from the
         # newest checkpoint, written every checkpoint_every epochs and before a cancel.
         run_id = params.resume_from or ctx.operation_id
-        checkpoints = checkpoint_store(ctx.data_home, run_id)
+        folder = checkpoint_store(ctx.data_home, run_id).folder
+        checkpoints = TracedCheckpoints(folder, ctx.metrics.training, ctx.operation_id)
         prune_checkpoints(ctx.data_home)
         resumed: list[int] = []
 
         def on_resume(epoch: int) -> None:
             resumed.append(epoch)
-            span.add_event("training.resume", {"training.resumed_from_epoch": epoch})
+            ctx.metrics.training.run_resumed("resumed" if params.resume_from else "requeued")
+            span.set_attribute("training.resumed_from_epoch", epoch)
+            if checkpoints.restored is not None:
+                clock.report_restored(checkpoints.restored.history)
             ctx.progress(_TRAINING_FROM, message=f"resumed from the checkpoint of epoch {epoch}")
+            clock.restart()
 
         try:
+            clock.restart()
             fitted = fit_model(
-                data, config, on_epoch=on_epoch, should_stop=lambda: ctx.cancelled,
+                data, config, on_epoch=clock.on_epoch, should_stop=lambda: ctx.cancelled,
                 checkpoints=checkpoints, checkpoint_every=params.checkpoint_every,
                 on_resume=on_resume,
             )  # fmt: skip
@@ -94,6 +180,7 @@ def run_training_job(ctx: JobContext) -> dict[str, Any]:
         ctx.progress(_TRAINING_TO, message="evaluating on the held-out test split")
         evaluation = evaluate(fitted, data)
         span.set_attribute("training.test_accuracy", float(evaluation["accuracy"]))
+        folds = _cross_validation(ctx, data, config)
     ctx.check_cancelled()
 
     with ctx.phase("results", span_prefix="training") as span:
@@ -106,7 +193,7 @@ def run_training_job(ctx: JobContext) -> dict[str, Any]:
         span.set_attribute("training.model_version", info.version)
     checkpoints.clear()  # the model is saved: the run's checkpoints are done with
     summary = summary_from_metadata(info.metadata)
-    return {
+    result: dict[str, Any] = {
         # What the backend's model catalog needs to choose and check models before
         # queueing a backtest (ktrdr.operations.catalog.resolve_model).
         "model": {**summary.to_dict(), "path": str(info.path)},
@@ -124,6 +211,10 @@ def run_training_job(ctx: JobContext) -> dict[str, Any]:
             h.epoch for h in fitted.history if h.epoch > (resumed[0] if resumed else 0)
         ],
         "evaluation": evaluation,
+        # Share of each class per split (and per fold with a purged k-fold).
+        "class_balance": {split: class_balance(data.y[data.part(split)]) for split in SPLITS},
+        "validation": config.validation.model_dump(mode="json"),
+        **({"cross_validation": folds} if folds is not None else {}),
         # Loss and accuracy per epoch, for the console's training report.
         "history": [asdict(epoch) for epoch in fitted.history],
         "symbol": symbol,
@@ -131,3 +222,7 @@ def run_training_job(ctx: JobContext) -> dict[str, Any]:
         "strategy": strategy.name,
         "effective_strategy": strategy_document(strategy),  # as trained, overrides applied
     }
+    exported = export_run(ctx.operation_id, result, config.model_dump(mode="json"))
+    if exported is not None:
+        result["mlflow"] = exported
+    return result
