@@ -25,7 +25,10 @@ platform, submit -> completed on the client clock, against the library call on t
 stored bars in the same run (``DataStore.load`` + ``run_backtest``, and ``run_backtest``
 alone), with the record / report / artifact sizes and the time of each table route; and
 the listing latency (``GET /operations``, a page of 50) with ``--listing-ops`` operations
-in the store, on SQLite and on PostgreSQL (127.0.0.1:5432).
+in the store, on SQLite and on PostgreSQL (127.0.0.1:5432); and (``--store-bars``) a
+backtest's data loading from the object store, cold and warm cache, against the local data
+directory (bench/platform_store.py); and (``--replica-ops``) the dispatch throughput of
+one vs two API processes on one PostgreSQL database (bench/platform_replicas.py).
 
 Writes ``bench/results/platform-<UTC timestamp>.json`` and ``.md``.
 """
@@ -49,7 +52,9 @@ from benchlib import (
     write_json,
 )
 from platform_dispatch import comparison_markdown, run_dispatch
+from platform_replicas import measure_replicas, replicas_markdown
 from platform_results import measure_celery, measure_large_backtest, measure_listing
+from platform_store import measure_data_loading, store_markdown
 
 PACKAGES = ("ktrdr", "fastapi", "uvicorn", "sqlalchemy", "httpx", "pydantic")
 
@@ -145,6 +150,7 @@ def _markdown(report: dict[str, Any]) -> str:
     if "latency" not in report:
         return "\n".join(
             [f"# Platform benchmark — {report['date']}", "", *_results_markdown(report),
+             *store_markdown(report), *replicas_markdown(report),
              "## Machine", "", *machine_lines(report["environment"]), ""]
         )  # fmt: skip
     lat, thr = report["latency"], report["throughput"]
@@ -199,12 +205,54 @@ def _markdown(report: dict[str, Any]) -> str:
         "",
         *(comparison_markdown(report["before"], report) if "before" in report else []),
         *_results_markdown(report),
+        *store_markdown(report),
+        *replicas_markdown(report),
         "## Machine",
         "",
         *machine_lines(report["environment"]),
         "",
     ]
     return "\n".join(lines)
+
+
+def _print_summary(results: dict[str, Any]) -> None:
+    if "latency" in results:
+        lat, throughput = results["latency"], results["throughput"]
+        print(
+            f"latency client median {lat['client_observed']['median_ms']:.1f} ms "
+            f"p95 {lat['client_observed']['p95_ms']:.1f} ms; record median "
+            f"{lat['record_created_to_completed']['median_ms']:.1f} ms p95 "
+            f"{lat['record_created_to_completed']['p95_ms']:.1f} ms"
+        )
+        print(f"throughput {throughput['client_ops_per_s']:.1f} ops/s (client clock)")
+    if "large_backtest" in results:
+        big = results["large_backtest"]
+        print(
+            f"{big['bars']:,}-bar backtest: platform "
+            f"{big['platform_submit_to_completed']['median_ms']:.0f} ms, library run "
+            f"{big['library_run_backtest']['median_ms']:.0f} ms "
+            f"({big['ratio_to_library_run']:.2f}x), record {big['record_bytes']:,} bytes"
+        )
+    if "celery" in results:
+        c = results["celery"]
+        print(
+            f"celery: p50 {c['latency_client_observed']['median_ms']:.1f} ms, "
+            f"{c['throughput']['ops_per_s']:.1f} ops/s"
+        )
+    if "api_replicas" in results:
+        r = results["api_replicas"]
+        print(
+            f"dispatch on PostgreSQL: 1 API {r['apis_1']['ops_per_s']:.1f} ops/s, "
+            f"2 APIs {r['apis_2']['ops_per_s']:.1f} ops/s"
+        )
+    if "data_loading" in results:
+        d = results["data_loading"]
+        print(
+            f"data loading {d['bars']:,} bars: local {d['local']['median_ms']:.0f} ms, "
+            f"store cold {d['cold']['median_ms']:.0f} ms, warm {d['warm']['median_ms']:.0f} ms"
+        )
+    for listing in results.get("listing", []):
+        print(f"listing {listing['database']}: {listing['page_of_50']['median_ms']:.1f} ms")
 
 
 def main() -> None:
@@ -228,6 +276,9 @@ def main() -> None:
     parser.add_argument("--listing-ops", type=int, default=10_000, help="0: skip")
     parser.add_argument("--listing-requests", type=int, default=50)
     parser.add_argument("--listing-databases", default="sqlite,postgresql")
+    parser.add_argument("--store-bars", type=int, default=1_000_000, help="0: skip")
+    parser.add_argument("--store-runs", type=int, default=5)
+    parser.add_argument("--replica-ops", type=int, default=200, help="0: skip")
     parser.add_argument("--skip-dispatch", action="store_true", help="only the result parts")
     parser.add_argument(
         "--celery-venv", default="/work/benchenv-lean", help="Celery reference env; '' skips"
@@ -253,6 +304,12 @@ def main() -> None:
             results["celery"] = measure_celery(
                 Path(args.celery_venv), args.latency_ops, args.warmup_ops, args.throughput_ops
             )
+        if args.replica_ops:
+            results["api_replicas"] = measure_replicas(Path(tmp), args.replica_ops, args.threads)
+        if args.store_bars:
+            results["data_loading"] = measure_data_loading(
+                Path(tmp), args.store_bars, args.store_runs
+            )
         if args.listing_ops:
             results["listing"] = [
                 measure_listing(kind, Path(tmp), args.listing_ops, args.listing_requests)
@@ -270,31 +327,7 @@ def main() -> None:
     out = write_json("platform", stamp, report)
     md = RESULTS_DIR / f"platform-{stamp}.md"
     md.write_text(_markdown(report))
-    if "latency" in results:
-        lat, throughput = results["latency"], results["throughput"]
-        print(
-            f"latency client median {lat['client_observed']['median_ms']:.1f} ms "
-            f"p95 {lat['client_observed']['p95_ms']:.1f} ms; record median "
-            f"{lat['record_created_to_completed']['median_ms']:.1f} ms p95 "
-            f"{lat['record_created_to_completed']['p95_ms']:.1f} ms"
-        )
-        print(f"throughput {throughput['client_ops_per_s']:.1f} ops/s (client clock)")
-    if "large_backtest" in results:
-        big = results["large_backtest"]
-        print(
-            f"{big['bars']:,}-bar backtest: platform "
-            f"{big['platform_submit_to_completed']['median_ms']:.0f} ms, library run "
-            f"{big['library_run_backtest']['median_ms']:.0f} ms "
-            f"({big['ratio_to_library_run']:.2f}x), record {big['record_bytes']:,} bytes"
-        )
-    if "celery" in results:
-        c = results["celery"]
-        print(
-            f"celery: p50 {c['latency_client_observed']['median_ms']:.1f} ms, "
-            f"{c['throughput']['ops_per_s']:.1f} ops/s"
-        )
-    for listing in results.get("listing", []):
-        print(f"listing {listing['database']}: {listing['page_of_50']['median_ms']:.1f} ms")
+    _print_summary(results)
     print(f"results: {out.relative_to(REPO_ROOT)}, {md.relative_to(REPO_ROOT)}")
 
 

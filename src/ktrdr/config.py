@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, model_validator
@@ -13,6 +13,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ktrdr import constants
 from ktrdr.credentials import ApiKeyEntry, parse_api_keys
 from ktrdr.operations.model import OperationType
+
+if TYPE_CHECKING:
+    from ktrdr.artifacts import ArtifactStore
 
 LOCAL = "local"
 # Secrets that are written in public files (docs, examples, old compose defaults) or are
@@ -57,10 +60,36 @@ class CommonSettings(BaseSettings):
     data_home: Path = Field(default_factory=default_data_home)
     log_level: str = "INFO"
     otlp_endpoint: str | None = Field(None, description="OTLP/HTTP base URL, e.g. Jaeger :4318")
+    # Bars, models, checkpoints and result tables: the data home's directories (default) or
+    # an object store every API replica and worker reaches (s3://bucket/prefix; endpoint and
+    # credentials from the AWS_* variables). Remote reads go through a local cache.
+    artifacts_url: str | None = Field(None, description="s3://bucket/prefix; unset: data home")
+    artifacts_cache_dir: Path | None = Field(None, description="default: <data home>/cache")
+    artifacts_cache_max_bytes: int = Field(10 * 2**30, ge=1, description="LRU eviction past it")
 
     # The API and workers share the worker token; the CLI never needs it (it sends a user
     # key, KTRDR_API_KEY, which is a different credential).
     needs_worker_token: ClassVar[bool] = True
+
+    @model_validator(mode="after")
+    def _artifacts_url_is_s3(self) -> CommonSettings:
+        if self.artifacts_url and not self.artifacts_url.startswith("s3://"):
+            raise ValueError(
+                f"KTRDR_ARTIFACTS_URL {self.artifacts_url!r} is not an object store URL; use "
+                "s3://bucket/prefix, or leave it unset for the data home's directories"
+            )
+        return self
+
+    def artifact_store(self) -> ArtifactStore:
+        """The store this process shares with the others (see ktrdr.artifacts)."""
+        from ktrdr.artifacts import artifact_store
+
+        return artifact_store(
+            self.data_home,
+            self.artifacts_url,
+            cache_dir=self.artifacts_cache_dir,
+            cache_max_bytes=self.artifacts_cache_max_bytes,
+        )
 
     @model_validator(mode="after")
     def _token_required_outside_local(self) -> CommonSettings:
@@ -150,7 +179,13 @@ class WorkerSettings(CommonSettings):
     )
     api_url: str = constants.DEFAULT_API_URL
     worker_id: str | None = Field(None, description="stable id; default host-port")
-    worker_url: str | None = Field(None, description="URL the API uses to reach this worker")
+    # The URL the API dispatches to and Prometheus scrapes (through /api/v1/sd/workers):
+    # set it when the worker is reached by another address than it binds (another host,
+    # NAT, a Kubernetes Service or pod IP). KTRDR_WORKER_URL is its older name.
+    worker_advertise_url: str | None = Field(
+        None, description="URL the API and Prometheus use to reach this worker"
+    )
+    worker_url: str | None = Field(None, description="older name of worker_advertise_url")
     worker_host: str | None = Field(None, description="host name advertised in the URL")
     heartbeat_interval_s: float = Field(constants.DEFAULT_HEARTBEAT_INTERVAL_S, gt=0)
     shutdown_grace_s: float = Field(10.0, ge=0, description="time a job gets to end on SIGTERM")
@@ -166,8 +201,20 @@ class WorkerSettings(CommonSettings):
             return socket.gethostname()
         return self.host
 
+    @model_validator(mode="after")
+    def _advertise_url_is_http(self) -> WorkerSettings:
+        url = self.worker_advertise_url or self.worker_url
+        parts = urlsplit(url or "")
+        if url is not None and (parts.scheme not in {"http", "https"} or not parts.hostname):
+            raise ValueError(
+                f"KTRDR_WORKER_ADVERTISE_URL {url!r} is not a URL the API can reach; use "
+                "http://HOST:PORT (the address other machines reach this worker by)"
+            )
+        return self
+
     def resolved_worker_url(self) -> str:
-        return self.worker_url or f"http://{self.advertised_host()}:{self.port}"
+        url = self.worker_advertise_url or self.worker_url
+        return url.rstrip("/") if url else f"http://{self.advertised_host()}:{self.port}"
 
     def resolved_worker_id(self) -> str:
         # Stable across restarts: the same worker keeps its identity, its registry entry

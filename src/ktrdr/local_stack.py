@@ -29,12 +29,14 @@ class ManagedProcess:
     env: dict[str, str]
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    # Run through another command first (e.g. `ip netns exec NS`: a host of its own).
+    command_prefix: Sequence[str] = ()
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ktrdr.cli.main", *self.args],
+            [*self.command_prefix, sys.executable, "-m", "ktrdr.cli.main", *self.args],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -80,6 +82,10 @@ class LocalStack:
     worker_kinds: Sequence[str] = ()
     host: str = "127.0.0.1"
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Per worker port: more variables (e.g. its kinds). With separate_worker_homes each
+    # worker has a data home of its own (as on separate hosts sharing only an object store).
+    worker_env: dict[int, dict[str, str]] = field(default_factory=dict)
+    separate_worker_homes: bool = False
     api: ManagedProcess | None = None
     workers: list[ManagedProcess] = field(default_factory=list)
 
@@ -112,15 +118,19 @@ class LocalStack:
         self._wait_ready(self.api, f"{self.api_url}{API_PREFIX}/health", timeout_s)
         return self.api
 
+    def worker_home(self, port: int) -> Path:
+        return self.data_home / f"worker-{port}" if self.separate_worker_homes else self.data_home
+
     def start_worker(self, port: int) -> ManagedProcess:
         args = ["worker", "--host", self.host, "--port", str(port)]
         for kind in self.worker_kinds:
             args += ["--kind", kind]
+        env = {**self._env(), "KTRDR_DATA_HOME": str(self.worker_home(port))}
         worker = ManagedProcess(
             f"worker-{port}",
             f"http://{self.host}:{port}",
             args,
-            self._env(),
+            {**env, **self.worker_env.get(port, {})},
             self.data_home / "logs" / f"worker-{port}.log",
         )
         worker.start()

@@ -152,7 +152,8 @@ def test_workers_scale_and_advertise_their_own_address(
             continue
         worker_env = env(service)
         # A fixed URL, host or id would make every replica claim the same address.
-        for key in ("KTRDR_WORKER_URL", "KTRDR_WORKER_HOST", "KTRDR_WORKER_ID"):
+        for key in ("KTRDR_WORKER_ADVERTISE_URL", "KTRDR_WORKER_URL", "KTRDR_WORKER_HOST",
+                    "KTRDR_WORKER_ID"):  # fmt: skip
             assert key not in worker_env, f"{name}: {key} breaks scaling"
         assert option(command(service), "--host") == "0.0.0.0", name
         assert "ports" not in service, f"{name}: published ports collide when scaled"

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from tests.support.s3 import store_options
 from tests.support.stack import (
     StackFactory,
     assert_one_job_at_a_time_per_worker,
@@ -15,14 +16,17 @@ from tests.support.stack import (
 )
 
 
-@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+@pytest.mark.parametrize(
+    ("database", "store"), [("sqlite", "local"), ("postgresql", "local"), ("postgresql", "s3")]
+)
 def test_fifty_concurrent_operations_each_complete_once_one_at_a_time_per_worker(
-    stack_factory: StackFactory, database: str, request: pytest.FixtureRequest
+    stack_factory: StackFactory, database: str, store: str, request: pytest.FixtureRequest
 ) -> None:
-    env = {}
+    options = store_options(request, store)
+    env = options.pop("env")
     if database == "postgresql":
         env["KTRDR_DATABASE_URL"] = request.getfixturevalue("fresh_postgres_url")
-    stack, api = stack_factory.start(workers=2, env=env)
+    stack, api = stack_factory.start(workers=2, env=env, **options)
 
     def submit(i: int) -> str:
         response = httpx.post(

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
+from tests.support.s3 import STORES, store_options
 from tests.support.stack import FAST_LIVENESS, StackFactory, wait_for
 
 TIMEOUT_S = float(FAST_LIVENESS["KTRDR_HEARTBEAT_TIMEOUT_S"])
@@ -18,10 +21,11 @@ def _running_on(api, op_id: str) -> str:  # type: ignore[no-untyped-def]
     return str(op["worker_id"])
 
 
+@pytest.mark.parametrize("store", STORES)
 def test_killed_worker_operation_is_requeued_and_completes_elsewhere(
-    stack_factory: StackFactory,
+    stack_factory: StackFactory, store: str, request: pytest.FixtureRequest
 ) -> None:
-    stack, api = stack_factory.start(workers=2)
+    stack, api = stack_factory.start(workers=2, **store_options(request, store))
     op = api.start_diagnostic(steps=40, step_ms=100)
     victim_id = _running_on(api, op["id"])
     victim = next(w for w in stack.workers if victim_id.endswith(w.url.rsplit(":", 1)[1]))
@@ -58,10 +62,11 @@ def test_killed_worker_with_attempts_exhausted_fails_naming_the_worker(
     assert "1 of 1 attempts" in failed["error"]
 
 
+@pytest.mark.parametrize("store", STORES)
 def test_backend_restart_loses_nothing_and_workers_reregister(
-    stack_factory: StackFactory,
+    stack_factory: StackFactory, store: str, request: pytest.FixtureRequest
 ) -> None:
-    stack, api = stack_factory.start(workers=1)
+    stack, api = stack_factory.start(workers=1, **store_options(request, store))
     finished = api.start_diagnostic(steps=1, step_ms=1)
     api.wait_status(finished["id"], {"completed"}, 15)
     long = api.start_diagnostic(steps=30, step_ms=100, label="survivor")

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from ktrdr.local_stack import LocalStack, ManagedProcess
+from tests.support.s3 import store_options
 from tests.support.stack import Api, StackFactory, wait_for
 
 # Long enough that a worker process restarts well within it on a loaded 2-core machine
@@ -35,11 +36,13 @@ def _holders(api: Api) -> dict[str, str | None]:
     return {w["id"]: w["current_operation_id"] for w in api.workers()}
 
 
-@pytest.mark.parametrize("workers", [1, 3])
+@pytest.mark.parametrize(("workers", "store"), [(1, "local"), (3, "local"), (3, "s3")])
 def test_restarted_worker_runs_again_and_no_worker_stays_held(
-    stack_factory: StackFactory, workers: int
+    stack_factory: StackFactory, workers: int, store: str, request: pytest.FixtureRequest
 ) -> None:
-    stack, api = stack_factory.start(workers=workers, env=ENV)
+    options = store_options(request, store)
+    env = {**ENV, **options.pop("env")}
+    stack, api = stack_factory.start(workers=workers, env=env, **options)
     for how in ("kill", "sigterm"):  # one stack for both: starting one costs seconds
         _restart_mid_job(stack, api, workers, how)
 

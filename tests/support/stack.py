@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, TypeVar
@@ -113,15 +113,21 @@ class StackFactory:
         kinds: tuple[str, ...] = (),
         data_home: Path | None = None,
         api_key: str | None = None,
+        worker_env: Sequence[dict[str, str]] = (),
+        separate_homes: bool = False,
     ) -> tuple[LocalStack, Api]:
         """`env` reaches the API and workers (e.g. KTRDR_API_TOKEN, KTRDR_API_KEYS);
-        `api_key` is the user key the returned client sends."""
+        `worker_env[i]` only the i-th worker; `separate_homes` gives each worker a data
+        home of its own; `api_key` is the user key the returned client sends."""
+        ports = [free_port() for _ in range(workers)]
         stack = LocalStack(
             data_home=data_home or self.tmp_path / f"home{len(self.stacks)}",
             api_port=free_port(),
-            worker_ports=[free_port() for _ in range(workers)],
+            worker_ports=ports,
             worker_kinds=kinds,
             extra_env={**FAST_LIVENESS, **(env or {})},
+            worker_env=dict(zip(ports, worker_env, strict=False)),
+            separate_worker_homes=separate_homes,
         )
         self.stacks.append(stack)
         stack.start()

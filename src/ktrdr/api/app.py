@@ -19,7 +19,6 @@ from ktrdr.api.errors import install_error_handlers
 from ktrdr.api.limits import RequestLimits
 from ktrdr.api.routers import campaigns, data, health, operations, starts, workers
 from ktrdr.api.state_reader import StoreStateReader
-from ktrdr.artifacts import artifact_store
 from ktrdr.campaigns.driver import CampaignDriver
 from ktrdr.config import ApiSettings
 from ktrdr.console import mount_console
@@ -56,7 +55,7 @@ def create_app(settings: ApiSettings, *, registry: CollectorRegistry = REGISTRY)
         store = Store(engine)
         # A deletion a crash interrupted: finish it or undo it before serving the catalog.
         await asyncio.to_thread(data_deletion.recover, store, settings.data_home / BARS_DIR)
-        artifacts = artifact_store(settings.data_home)
+        artifacts = settings.artifact_store()
         operations_service = OperationService(
             store, max_attempts=settings.max_attempts, events=metrics, artifacts=artifacts
         )

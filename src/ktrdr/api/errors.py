@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
 from ktrdr import http_errors
-from ktrdr.artifacts import ArtifactCorrupt, ArtifactNotFound
+from ktrdr.artifacts import ArtifactCorrupt, ArtifactNotFound, ArtifactUnavailable
 from ktrdr.jobs.specs import ParamsError
 from ktrdr.operations.data_deletion import DataInUse, DatasetNotFound
 from ktrdr.operations.model import IllegalTransition
@@ -38,6 +38,8 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
     # A referenced artifact that is gone or damaged is the store's fault, not the client's.
     ArtifactNotFound: 410,
     ArtifactCorrupt: 500,
+    # The object store is down or refuses us: retry later (not a bug, not the client).
+    ArtifactUnavailable: 503,
 }
 
 

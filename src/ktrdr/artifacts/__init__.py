@@ -3,6 +3,8 @@
 Importable by the API and by workers alike: no engine, no database, no HTTP in here.
 """
 
+from ktrdr.artifacts.backends import artifact_store
+from ktrdr.artifacts.errors import ArtifactUnavailable
 from ktrdr.artifacts.store import (
     SHA256_PATTERN,
     ArtifactCorrupt,
@@ -11,7 +13,6 @@ from ktrdr.artifacts.store import (
     ArtifactRef,
     ArtifactStore,
     LocalArtifactStore,
-    artifact_store,
     check_key,
 )
 
@@ -22,6 +23,7 @@ __all__ = [
     "ArtifactNotFound",
     "ArtifactRef",
     "ArtifactStore",
+    "ArtifactUnavailable",
     "LocalArtifactStore",
     "artifact_store",
     "check_key",

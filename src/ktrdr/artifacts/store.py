@@ -88,6 +88,26 @@ class ArtifactStore(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def put_file(self, key: str, path: str | os.PathLike[str]) -> ArtifactRef:
+        """Store the file at ``path`` under ``key`` (atomically, like ``put``)."""
+        ...
+
+    def fetch(self, key: str, sha256: str | None = None) -> Path:
+        """A local, complete file holding the artifact (verified like ``get``)."""
+        ...
+
+    def list(self, prefix: str) -> list[str]:
+        """The keys under ``prefix``, sorted."""
+        ...
+
+    def delete(self, key: str) -> None: ...
+
+    @property
+    def cache_root(self) -> Path | None:
+        """Where a remote store keeps its local copies (laid out by key); None for a local
+        directory, whose files are the artifacts themselves."""
+        ...
+
 
 class LocalArtifactStore:
     """Artifacts as files under one directory (the data home's ``artifacts/``)."""
@@ -141,6 +161,32 @@ class LocalArtifactStore:
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
 
+    @property
+    def cache_root(self) -> Path | None:
+        return None
+
+    def put_file(self, key: str, path: str | os.PathLike[str]) -> ArtifactRef:
+        with open(path, "rb") as source:
+            return self.put(key, iter(lambda: source.read(_CHUNK), b""))
+
+    def fetch(self, key: str, sha256: str | None = None) -> Path:
+        if sha256 is not None:
+            self.open(key, sha256).close()
+        return self._existing(key)
+
+    def list(self, prefix: str) -> list[str]:
+        base = self.path(prefix)
+        if not base.is_dir():
+            return []
+        return sorted(
+            p.relative_to(self.root).as_posix()
+            for p in base.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        )
+
+    def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
+
     def _existing(self, key: str) -> Path:
         path = self.path(key)
         if not path.is_file():
@@ -170,9 +216,3 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def artifact_store(data_home: str | os.PathLike[str]) -> ArtifactStore:
-    """The artifact store shared by the API and the workers: ``<data home>/artifacts``
-    (the same directory locally, a shared volume under compose)."""
-    return LocalArtifactStore(Path(data_home) / "artifacts")

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from ktrdr.artifacts import ArtifactStore
 from ktrdr.operations.curve import EpochMetrics
 from ktrdr.operations.model import OperationType
 from ktrdr.operations.schemas import Progress
@@ -29,6 +30,8 @@ class JobContext:
     metrics: JobMetrics
     data_home: str
     on_progress: Callable[[Progress], None]
+    # Shared with the API and the other workers (ktrdr.artifacts); None: the data home's.
+    artifacts: ArtifactStore | None = None
     cancel_event: threading.Event = field(default_factory=threading.Event)
     # Finished training epochs: the runtime queues each one for the backend (not coalesced
     # like progress, so the stored learning curve has every epoch).

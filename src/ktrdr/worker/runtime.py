@@ -21,6 +21,7 @@ from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from ktrdr import __version__
+from ktrdr.artifacts import ArtifactStore
 from ktrdr.bounds import ERROR_MAX
 from ktrdr.jobs.specs import get_spec
 from ktrdr.operations.curve import MAX_EPOCHS_PER_REPORT, EpochMetrics
@@ -83,6 +84,7 @@ class WorkerRuntime:
         heartbeat_interval_s: float,
         data_home: str,
         metrics: JobMetrics,
+        artifacts: ArtifactStore | None = None,
     ):
         self.backend = backend
         self.kinds = kinds
@@ -90,6 +92,7 @@ class WorkerRuntime:
         self.heartbeat_interval_s = heartbeat_interval_s
         self.data_home = data_home
         self.metrics = metrics
+        self.artifacts = artifacts
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._job: JobContext | None = None
@@ -176,6 +179,7 @@ class WorkerRuntime:
                 metrics=self.metrics,
                 data_home=self.data_home,
                 on_progress=self._on_progress,
+                artifacts=self.artifacts,
             )
             ctx.on_epoch = lambda metrics: self._on_epoch(request.operation_id, metrics)
             self._job = ctx

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ktrdr.api.auth import Operator, ReadAccess, audit
 from ktrdr.api.deps import ArtifactsDep, OperationsDep, SettingsDep
+from ktrdr.artifacts.keys import bars_key
 from ktrdr.constants import BARS_DIR
 from ktrdr.operations.catalog import datasets
 from ktrdr.operations.data_deletion import DataDeleted, delete_dataset
@@ -51,6 +52,7 @@ def delete_data(
     timeframe: Annotated[str, Path(max_length=16, description="e.g. 1h")],
     service: OperationsDep,
     settings: SettingsDep,
+    artifacts: ArtifactsDep,
     who: Operator,
 ) -> DataDeleted:
     """Delete a stored series: its bars and its catalog entry (404 if unknown, 409 while
@@ -58,6 +60,13 @@ def delete_data(
     deleted = delete_dataset(
         service.store, settings.data_home / BARS_DIR, symbol, timeframe, service.clock()
     )
+    if artifacts.cache_root is not None:
+        # Bars in an object store: the catalog entry is gone (committed) first, so a crash
+        # here leaves at worst an object nothing lists, overwritten by the next download.
+        key = bars_key(deleted.symbol, deleted.timeframe)
+        removed = artifacts.exists(key)
+        artifacts.delete(key)
+        deleted = deleted.model_copy(update={"bars_removed": removed})
     audit(who, "delete_data", symbol=deleted.symbol, timeframe=deleted.timeframe)
     return deleted
 

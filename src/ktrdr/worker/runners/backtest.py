@@ -21,7 +21,7 @@ from ktrdr.engine.strategy.paths import strategy_document
 from ktrdr.engine.training import ModelStore
 from ktrdr.jobs.backtest import BacktestParams
 from ktrdr.worker.job import JobContext
-from ktrdr.worker.runners.stores import data_store, model_store
+from ktrdr.worker.runners.stores import bars_for, model_store
 
 PHASES = ("data_loading", "strategy_init", "simulation", "results")
 # GET /operations/{id}/results shows the equity curve thinned to this many points (the
@@ -33,7 +33,7 @@ def run_backtest_job(ctx: JobContext) -> dict[str, Any]:
     params = BacktestParams.model_validate(ctx.params)
     symbol, timeframe = params.data_key()
     strategy = params.run_strategy()
-    models = model_store(ctx.data_home)
+    models = model_store(ctx, strategy.model_name if strategy.decisions.model else None)
     # The model version is fixed once (the backend's choice at submission when it made
     # one) so a model saved meanwhile cannot change what this run trades on.
     chosen = _chosen_model(strategy, params, models)
@@ -44,7 +44,7 @@ def run_backtest_job(ctx: JobContext) -> dict[str, Any]:
 
     with ctx.phase("data_loading", span_prefix="backtest") as span:
         ctx.progress(2, message=f"loading {symbol} {timeframe}")
-        bars = data_store(ctx.data_home).load(
+        bars = bars_for(ctx, symbol, timeframe).load(
             symbol, timeframe, params.start, params.end, warmup_bars=strategy.warmup_bars()
         )
         data = prepare_data(bars, params.start, params.end)
@@ -79,7 +79,7 @@ def run_backtest_job(ctx: JobContext) -> dict[str, Any]:
             slippage=slippage,
         )  # fmt: skip
         span.set_attribute("backtest.trades", len(result.trade_table))
-        store = artifact_store(ctx.data_home)
+        store = ctx.artifacts or artifact_store(ctx.data_home)
         prefix = f"operations/{ctx.operation_id}/attempt-{ctx.attempt}"
         tables = {
             "trades": (pa.table(result.trade_table.columns()), {}),

@@ -13,7 +13,7 @@ from ktrdr.engine.data.csv_import import CSV_SOURCE
 from ktrdr.engine.data.yahoo import YAHOO_SOURCE
 from ktrdr.jobs.data_download import DataDownloadParams, Provider
 from ktrdr.worker.job import JobContext
-from ktrdr.worker.runners.stores import data_store
+from ktrdr.worker.runners.stores import bars_for, publish_bars
 
 PHASES = ("fetch", "store")
 
@@ -31,7 +31,8 @@ def _fetch(params: DataDownloadParams, ctx: JobContext) -> tuple[pd.DataFrame, s
         assert params.upload_key and params.upload_sha256  # checked by the params model
         # The same store the backend checked the upload in (a shared data home / volume);
         # the checksum proves it is the file that was checked.
-        data = artifact_store(ctx.data_home).get(params.upload_key, params.upload_sha256)
+        store = ctx.artifacts or artifact_store(ctx.data_home)
+        data = store.get(params.upload_key, params.upload_sha256)
         return params.read_csv(data), CSV_SOURCE
     assert params.start and params.end  # checked by the params model
 
@@ -58,14 +59,20 @@ def run_data_download(ctx: JobContext) -> dict[str, Any]:
     ctx.check_cancelled()
     with ctx.phase("store", span_prefix="data_download"):
         ctx.progress(90, message=f"storing {len(bars)} bars", items_done=len(bars))
-        store = data_store(ctx.data_home)
+        # A merge starts from the shared store's current bars, whoever wrote them.
+        store = bars_for(ctx, params.symbol, timeframe)
         store.save(params.symbol, timeframe, bars, source=source, merge=params.merge)
+        stored = publish_bars(ctx, params.symbol, timeframe)
         info = store.info(params.symbol, timeframe)
         # Against the market's calendar: a closed market is not a gap.
         gaps = store.gaps(params.symbol, timeframe, market_of(params.symbol))
     ctx.metrics.rows_downloaded(len(bars), params.provider.value)
+    dataset: dict[str, Any] = {**info.to_dict(), "market": market_of(params.symbol)}
+    if stored is not None:
+        # In the object store: the catalog (GET /data) names the object and its checksum.
+        dataset["artifact"] = stored.to_dict()
     return {
-        "dataset": {**info.to_dict(), "market": market_of(params.symbol)},
+        "dataset": dataset,
         "rows_written": len(bars),
         "gaps": len(gaps),
         "notes": bars.attrs.get("notes", []),  # e.g. which close column a CSV gave

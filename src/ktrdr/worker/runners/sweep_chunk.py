@@ -25,7 +25,7 @@ from ktrdr.engine.campaigns.walkforward import stitch_equity, walkforward_window
 from ktrdr.engine.errors import BacktestCancelled
 from ktrdr.jobs.campaigns import RETURN_BLOCKS, SweepChunkParams, search_space
 from ktrdr.worker.job import JobCancelled, JobContext
-from ktrdr.worker.runners.stores import data_store
+from ktrdr.worker.runners.stores import bars_for
 
 PHASES = ("data_loading", "strategy_init", "evaluation", "results")
 MAX_EQUITY_POINTS = 5_000
@@ -56,7 +56,7 @@ def _compact(returns: npt.NDArray[np.float64] | None) -> dict[str, Any] | None:
 def _load(ctx: JobContext, params: SweepChunkParams, warmup: int) -> Any:
     symbol, timeframe = params.data_key()
     ctx.progress(1, message=f"loading {symbol} {timeframe}")
-    bars = data_store(ctx.data_home).load(
+    bars = bars_for(ctx, symbol, timeframe).load(
         symbol, timeframe, params.start, params.end, warmup_bars=warmup
     )
     return prepare_data(bars, params.start, params.end)
@@ -157,8 +157,8 @@ def _out_of_sample(ctx: JobContext, params: SweepChunkParams) -> dict[str, Any]:
     """Each window's chosen parameters on its test bars, then the stitched curve."""
     strategy = params.run_strategy()
     space = search_space(params)
-    store = data_store(ctx.data_home)
     symbol, timeframe = params.data_key()
+    store = bars_for(ctx, symbol, timeframe)
     rows: list[dict[str, Any]] = []
     segments: list[pd.Series] = []
     with ctx.phase("evaluation", span_prefix="sweep_chunk"):

@@ -32,13 +32,13 @@ from ktrdr.engine.training.validation import class_balance, cross_validate
 from ktrdr.jobs.training import TrainingParams
 from ktrdr.operations.curve import EpochMetrics
 from ktrdr.worker.job import JobContext
-from ktrdr.worker.runners.checkpoints import TracedCheckpoints
 from ktrdr.worker.runners.mlflow_export import export_run
 from ktrdr.worker.runners.stores import (
+    bars_for,
     checkpoint_store,
-    data_store,
     model_store,
     prune_checkpoints,
+    publish_model,
 )
 
 PHASES = ("data_loading", "feature_engineering", "training", "evaluation", "results")
@@ -126,7 +126,7 @@ def run_training_job(ctx: JobContext) -> dict[str, Any]:
 
     with ctx.phase("data_loading", span_prefix="training") as span:
         ctx.progress(2, message=f"loading {symbol} {timeframe}")
-        bars = data_store(ctx.data_home).load(
+        bars = bars_for(ctx, symbol, timeframe).load(
             symbol, timeframe, params.start, params.end, warmup_bars=strategy.warmup_bars()
         )
         span.set_attribute("training.symbol", symbol)
@@ -149,9 +149,8 @@ def run_training_job(ctx: JobContext) -> dict[str, Any]:
         # A re-queued run (same operation) or a resumed one (resume_from) goes on from the
         # newest checkpoint, written every checkpoint_every epochs and before a cancel.
         run_id = params.resume_from or ctx.operation_id
-        folder = checkpoint_store(ctx.data_home, run_id).folder
-        checkpoints = TracedCheckpoints(folder, ctx.metrics.training, ctx.operation_id)
-        prune_checkpoints(ctx.data_home)
+        checkpoints = checkpoint_store(ctx, run_id)
+        prune_checkpoints(ctx)
         resumed: list[int] = []
 
         def on_resume(epoch: int) -> None:
@@ -185,10 +184,12 @@ def run_training_job(ctx: JobContext) -> dict[str, Any]:
 
     with ctx.phase("results", span_prefix="training") as span:
         ctx.progress(95, message="saving the model")
-        info = model_store(ctx.data_home).save(
+        # The versions other workers saved first count: the next number is past theirs.
+        info = model_store(ctx, strategy.model_name).save(
             fitted, strategy=strategy, symbol=symbol, timeframe=timeframe,
             metrics=evaluation, data=data,
         )  # fmt: skip
+        publish_model(ctx, info.path)
         span.set_attribute("training.model", info.name)
         span.set_attribute("training.model_version", info.version)
     checkpoints.clear()  # the model is saved: the run's checkpoints are done with
