@@ -97,6 +97,12 @@ def test_refused_with_409_while_an_operation_uses_the_data(stack: Stack) -> None
         assert (stack.local.data_home / "data" / "BUSY" / "1h.parquet").is_file()
         assert ("BUSY", "1h") in listed(api)
         client.cancel(queued["id"])
+        # A universe that reads the series holds it as well.
+        universe = api.http.post("/backtests/start", json={"strategy": "sma_crossover",
+                                 "symbols": ["KEEP", "BUSY"]}).json()  # fmt: skip
+        held = api.http.delete("/data/BUSY/1h")
+        assert held.status_code == 409 and f"in use by {universe['id']}" in held.json()["detail"]
+        client.cancel(universe["id"])
         deleted = client.delete_data("busy", "1h")
         client.cancel(blocker["id"])
     assert (deleted.symbol, deleted.timeframe, deleted.rows, deleted.bars_removed) == (

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from ktrdr.engine.backtest import BacktestCancelled, prepare_data, run_backtest
+from ktrdr.engine.backtest.aggregates import pairwise_sum
 from ktrdr.engine.campaigns import OBJECTIVES, evaluate_batch, get_objective
-from ktrdr.engine.campaigns.kernels import pairwise_sum
 from ktrdr.engine.campaigns.objectives import meets_constraints, parse_result_constraints
 from ktrdr.engine.errors import StrategyError
 from ktrdr.engine.strategy import builtin_strategy_text, validate_strategy_text

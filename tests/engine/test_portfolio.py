@@ -103,3 +103,32 @@ def test_symbols_are_aligned_on_shared_bars() -> None:
     b = a.iloc[100:].copy()
     result = run_portfolio(load_strategy("sma_crossover"), {"A": a, "B": b})
     assert result.equity_curve.index[0] == a.index[100]
+
+
+def test_monthly_rule_rebalances_at_the_first_bar_of_each_month() -> None:
+    from ktrdr.engine.rebalance import calendar_due
+
+    bars = generate_synthetic_bars("1h", 24 * 120, seed=5)
+    universe = {"A": bars, "B": generate_synthetic_bars("1h", 24 * 120, seed=6)}
+    index = pd.DatetimeIndex(bars.index)
+    due = calendar_due(index, "monthly")
+    firsts = index[due]
+    assert [t.strftime("%Y-%m-%d %H:%M") for t in firsts] == [
+        "2020-02-01 00:00", "2020-03-01 00:00", "2020-04-01 00:00", "2020-05-01 00:00",
+    ]  # fmt: skip
+    plain = run_portfolio(STRATEGY, universe)
+    monthly = run_portfolio(STRATEGY, universe, rebalance="monthly")
+    # Invested at each month's first bar, the book trades there only under the rule.
+    invested = (monthly.units.shift(1).fillna(0.0) != 0).any(axis=1)
+    fills = monthly.commission > 0
+    for ts in firsts:
+        assert fills[ts] == bool(invested[ts]), ts
+    assert monthly.rebalances == plain.rebalances + sum(
+        bool(invested[ts]) and not bool(plain.commission[ts] > 0) for ts in firsts
+    )
+
+
+def test_unknown_rebalance_rule_says_the_rules() -> None:
+    bars = {"A": generate_synthetic_bars("1h", 300, seed=1)}
+    with pytest.raises(DataValidationError, match="did you mean 'weekly'"):
+        run_portfolio(STRATEGY, bars, rebalance="weekley")

@@ -16,6 +16,7 @@ from ktrdr.cli.report import (
     model_line,
     sparkline,
     statistics_table,
+    symbols_table,
     trades_table,
 )
 from ktrdr.cli.state import (
@@ -28,9 +29,11 @@ from ktrdr.cli.state import (
     StartOption,
     StrategyArgument,
     SymbolOption,
+    SymbolsOption,
     TimeframeOption,
     UrlOption,
     parse_overrides,
+    split_symbols,
 )
 from ktrdr.cli.tracing import cli_span
 
@@ -57,6 +60,24 @@ def strategy_argument(strategy: str) -> str:
 def run(
     strategy: StrategyArgument,
     symbol: SymbolOption = None,
+    symbols: SymbolsOption = None,
+    portfolio: Annotated[
+        bool,
+        typer.Option(
+            "--portfolio", help="trade --symbols from one cash account (default: a universe)"
+        ),
+    ] = False,
+    weights: Annotated[
+        str | None,
+        typer.Option(help="portfolio weights A=0.5,B=0.3,C=0.2 (adding up to 1; default: equal)"),
+    ] = None,
+    rebalance: Annotated[
+        str | None,
+        typer.Option(help="portfolio rebalancing: on_signal, every_n_bars, daily, weekly, monthly"),
+    ] = None,
+    every_bars: Annotated[
+        int | None, typer.Option(help="bars between rebalances (--rebalance every_n_bars)")
+    ] = None,
     timeframe: TimeframeOption = None,
     start: StartOption = None,
     end: EndOption = None,
@@ -81,6 +102,8 @@ def run(
         "strategy": strategy_argument(strategy),
         "overrides": parse_overrides(set_),
         "symbol": symbol,
+        "symbols": split_symbols(symbols),
+        "portfolio": portfolio_section(portfolio, weights, rebalance, every_bars),
         "timeframe": timeframe,
         "start": start,
         "end": end,
@@ -104,6 +127,37 @@ def run(
     ops.print_outcome_and_exit(
         final, json=json, show=lambda op: show_result(op["id"], full_result(client, op), trades)
     )
+
+
+def portfolio_section(
+    portfolio: bool, weights: str | None, rebalance: str | None, every_bars: int | None
+) -> dict[str, Any] | None:
+    """The request's ``portfolio`` from the command line (None: not a portfolio)."""
+    if not portfolio:
+        if weights or rebalance or every_bars:
+            raise typer.BadParameter(
+                "--weights, --rebalance and --every-bars are portfolio settings; add --portfolio"
+            )
+        return None
+    section: dict[str, Any] = {}
+    if weights:
+        section["weights"] = {}
+        for item in weights.split(","):
+            name, sep, value = item.partition("=")
+            try:
+                section["weights"][name.strip()] = float(value)
+            except ValueError:
+                raise typer.BadParameter(
+                    f"{item!r} is not SYMBOL=WEIGHT (e.g. --weights EURUSD=0.6,GBPUSD=0.4)",
+                    param_hint="--weights",
+                ) from None
+            if not sep:
+                raise typer.BadParameter(f"{item!r} has no '='", param_hint="--weights")
+    if rebalance:
+        section["rebalance"] = rebalance
+    if every_bars is not None:
+        section["every_bars"] = every_bars
+    return section
 
 
 def payload_to_frame(payload: dict[str, Any]) -> Any:
@@ -139,11 +193,13 @@ def show_result(
         console.print(model_line(model), markup=False)
     for warning in result.get("warnings") or []:
         console.print(Text.assemble(("warning: ", "yellow"), warning))
+    if result.get("per_symbol"):
+        console.print(symbols_table(result))
     values = equity_values(result)
     if values:
         console.print(f"equity {values[0]:,.0f} → {values[-1]:,.0f}")
         console.print(sparkline(values, width=min(60, console.width)))
-    if trades > 0:
+    if trades > 0 and result.get("trades") is not None:
         console.print(trades_table(result["trades"], trades))
     if hint:
         console.print(f"[dim]report: ktrdr backtest show {operation_id} --html report.html[/]")

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ktrdr.cli.report import STAT_ROWS, fmt, model_line
+from ktrdr.cli.report import STAT_ROWS, fmt, model_line, run_title, symbol_columns
 
 MAX_TRADE_ROWS = 1000
 # Rolling Sharpe over this share of the curve's points (at least 20 of them).
@@ -99,7 +99,7 @@ def _figure(result: dict[str, Any]) -> Any:
         2, 1,
     )  # fmt: skip
     fig.add_trace(go.Scatter(x=closes.index, y=closes, name="close", line={"width": 1}), 3, 1)
-    trades = result["trades"]
+    trades = result.get("trades") or []  # a portfolio has fills, not round trips
     for when, price, label, symbol, colour in (
         ("entry_time", "entry_price", "entry", "triangle-up", "#137333"),
         ("exit_time", "exit_price", "exit", "triangle-down", "#b3261e"),
@@ -159,6 +159,24 @@ def _trades_table(trades: list[dict[str, Any]]) -> str:
     return f"<h2>Trades ({shown} of {len(trades)})</h2><table><tr>{head}</tr>{rows}</table>"
 
 
+def _symbols_table(result: dict[str, Any]) -> str:
+    """A universe's or portfolio's row per symbol (empty for a single backtest)."""
+    rows = result.get("per_symbol")
+    if not rows:
+        return ""
+    columns = [("symbol", "symbol", "{}"), *symbol_columns(result)]
+    head = "".join(f"<th>{html.escape(label)}</th>" for _, label, _ in columns)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{html.escape(fmt(r.get(k), p))}</td>" for k, _, p in columns)
+        + "</tr>"
+        for r in rows
+    )
+    return (
+        f"<h2>Per symbol ({html.escape(result['kind'])})</h2><table><tr>{head}</tr>{body}</table>"
+    )
+
+
 def page(title: str, body: str) -> str:
     """A whole offline HTML document around ``body`` (plotly.js inlined); the training
     report is built with it too."""
@@ -182,7 +200,7 @@ def chart(fig: Any, div_id: str) -> str:
 def backtest_report(operation_id: str, result: dict[str, Any]) -> str:
     """The whole report of one backtest as one HTML document."""
     stats = result["statistics"]
-    title = f"{result['strategy_name']} on {result['symbol']} {result['timeframe']}"
+    title = run_title(result)
     warnings = "".join(
         f'<p class="warn">warning: {html.escape(w)}</p>' for w in result.get("warnings") or []
     )
@@ -199,7 +217,8 @@ def backtest_report(operation_id: str, result: dict[str, Any]) -> str:
         f", {html.escape(str(stats.get('start')))} to {html.escape(str(stats.get('end')))}"
         f"</p>{model_text}{warnings}{chart(_figure(result), 'charts')}"
         f"<h2>Returns by month and year</h2>{_returns_table(result)}"
-        f"<h2>Statistics</h2><table>{rows}</table>{_trades_table(result['trades'])}"
+        f"<h2>Statistics</h2><table>{rows}</table>{_symbols_table(result)}"
+        f"{_trades_table(result.get('trades') or [])}"
     )
     return page(f"KTRDR backtest {operation_id}", body)
 

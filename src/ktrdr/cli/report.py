@@ -58,9 +58,55 @@ def sparkline(values: list[float], width: int = 60) -> str:
     return "".join(_BLOCKS[int((v - low) / span * (len(_BLOCKS) - 1))] for v in values)
 
 
+# Per-symbol columns of a universe (each symbol's own statistics) and of a portfolio (its
+# share of the one account): (key, header, format).
+UNIVERSE_COLUMNS = [
+    ("total_return_pct", "return", "{:.2f}%"),
+    ("sharpe_ratio", "Sharpe", "{:.3f}"),
+    ("max_drawdown_pct", "max DD", "{:.2f}%"),
+    ("num_trades", "trades", "{:,}"),
+    ("win_rate_pct", "win rate", "{:.1f}%"),
+    ("exposure_pct", "exposure", "{:.1f}%"),
+    ("final_equity", "final equity", "{:,.2f}"),
+]
+PORTFOLIO_COLUMNS = [
+    ("weight", "weight", "{:.3f}"),
+    ("pnl", "P&L", "{:,.2f}"),
+    ("contribution_pct", "contribution", "{:.2f}%"),
+    ("commission", "commission", "{:,.2f}"),
+    ("fills", "fills", "{:,}"),
+    ("exposure_pct", "exposure", "{:.1f}%"),
+    ("final_value", "final value", "{:,.2f}"),
+]
+
+
+def run_title(result: dict[str, Any]) -> str:
+    """``sma_crossover on EURUSD 1h``; several symbols: ``… on 3 symbols 1h (portfolio)``."""
+    symbols = result.get("symbols")
+    where = f"{len(symbols)} symbols" if symbols else result["symbol"]
+    kind = f" ({result['kind']})" if symbols else ""
+    return f"{result['strategy_name']} on {where} {result['timeframe']}{kind}"
+
+
+def symbol_columns(result: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return PORTFOLIO_COLUMNS if result.get("kind") == "portfolio" else UNIVERSE_COLUMNS
+
+
+def symbols_table(result: dict[str, Any]) -> Table:
+    """One row per symbol of a universe or portfolio."""
+    columns = symbol_columns(result)
+    table = Table(title=f"Per symbol ({result['kind']})", title_justify="left")
+    table.add_column("symbol", no_wrap=True)
+    for _, header, _ in columns:
+        table.add_column(header, justify="right")
+    for row in result["per_symbol"]:
+        table.add_row(row["symbol"], *(fmt(row.get(key), pattern) for key, _, pattern in columns))
+    return table
+
+
 def statistics_table(result: dict[str, Any]) -> Table:
     stats = result["statistics"]
-    title = f"{result['strategy_name']} on {result['symbol']} {result['timeframe']}"
+    title = run_title(result)
     table = Table(title=title, title_justify="left", show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")

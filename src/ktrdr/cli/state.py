@@ -30,6 +30,19 @@ DEFAULT_URL = DEFAULT_API_URL
 StrategyArgument = Annotated[str, typer.Argument(help="strategy YAML file, or an example name")]
 SymbolOption = Annotated[str | None, typer.Option(help="default: the strategy's")]
 TimeframeOption = Annotated[str | None, typer.Option(help="default: the strategy's")]
+SymbolsOption = Annotated[
+    str | None,
+    typer.Option(help="several symbols, comma-separated (A,B,C), instead of --symbol"),
+]
+
+
+def split_symbols(text: str | None) -> list[str] | None:
+    """``"eurusd, GBPUSD"`` → ``["eurusd", "GBPUSD"]`` (the API upper-cases and checks)."""
+    if text is None:
+        return None
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
 StartOption = Annotated[str | None, typer.Option(help="first bar, e.g. 2020-03-01")]
 EndOption = Annotated[str | None, typer.Option(help="last bar (inclusive)")]
 CancelOnInterruptOption = Annotated[

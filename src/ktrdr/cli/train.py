@@ -22,9 +22,11 @@ from ktrdr.cli.state import (
     StartOption,
     StrategyArgument,
     SymbolOption,
+    SymbolsOption,
     TimeframeOption,
     UrlOption,
     parse_overrides,
+    split_symbols,
 )
 from ktrdr.cli.tracing import cli_span
 from ktrdr.cli.train_report import compare_rows, curve_lines, latest_metric
@@ -36,6 +38,7 @@ app = typer.Typer(help="Train models for model-driven strategies.", no_args_is_h
 def run(
     strategy: StrategyArgument,
     symbol: SymbolOption = None,
+    symbols: SymbolsOption = None,
     timeframe: TimeframeOption = None,
     start: StartOption = None,
     end: EndOption = None,
@@ -52,6 +55,7 @@ def run(
         "strategy": strategy_argument(strategy),
         "overrides": parse_overrides(set_),
         "symbol": symbol,
+        "symbols": split_symbols(symbols),
         "timeframe": timeframe,
         "start": start,
         "end": end,
@@ -177,6 +181,20 @@ def _model_row(op: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def symbols_table(per_symbol: dict[str, dict[str, Any]]) -> Table:
+    """A run on several symbols: each symbol's own split and its test accuracy."""
+    table = Table(title="Per symbol (each split on its own)", title_justify="left")
+    for column in ("symbol", "train", "test from", "test rows", "test accuracy"):
+        table.add_column(column, justify="left" if column == "symbol" else "right")
+    for symbol, figures in per_symbol.items():
+        ranges = figures["date_ranges"]
+        table.add_row(
+            symbol, f"{ranges['train']['rows']:,}", ranges["test"]["start"][:10],
+            f"{ranges['test']['rows']:,}", f"{figures['test_accuracy']:.1%}",
+        )  # fmt: skip
+    return table
+
+
 def show_evaluation(result: dict[str, Any]) -> None:
     """Test-split accuracy against always guessing the commonest class, then per class."""
     metrics, model = result["metrics"], result["model"]
@@ -194,6 +212,8 @@ def show_evaluation(result: dict[str, Any]) -> None:
             str(figures["support"]),
         )  # fmt: skip
     console.print(table)
+    if result.get("per_symbol"):
+        console.print(symbols_table(result["per_symbol"]))
     if model.get("beats_baseline", True):
         console.print(
             f"saved model {model['name']} v{model['version']}: it beats its baseline, so "

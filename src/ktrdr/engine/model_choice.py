@@ -35,6 +35,11 @@ class ModelSummary:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def symbols(self) -> list[str]:
+        """The symbols it was trained on (``symbol`` is ``A,B,C`` for stacked symbols)."""
+        return self.symbol.split(",")
+
 
 def beats_baseline(test_accuracy: float, baseline_accuracy: float) -> bool:
     """A model is worth trading on only if it is right more often than always guessing the
@@ -123,7 +128,8 @@ def fit_problems(model: ModelSummary, strategy: Strategy) -> list[str]:
             "to match"
         )
     run = (strategy.data.symbol, strategy.data.timeframe)
-    if run != (model.symbol, model.timeframe) and not allow_other:
+    trained_on_run = run[0] in model.symbols and run[1] == model.timeframe
+    if not trained_on_run and not allow_other:
         problems.append(
             f"{label} was trained on {model.symbol} {model.timeframe}, this run is "
             f"{run[0]} {run[1]}; train it on {run[0]} {run[1]} (ktrdr train run "
@@ -138,7 +144,7 @@ def in_sample_warning(
 ) -> str | None:
     """A warning when the window [first, last] of ``symbol`` overlaps the bars the model
     was trained or validated on: results there are in-sample and flatter the model."""
-    if symbol != model.symbol:
+    if symbol not in model.symbols:
         return None
     overlaps = []
     for split in SEEN_SPLITS:

@@ -7,9 +7,10 @@ Decisions are made at a bar's close; the backtest fills them at the next bar's o
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from ktrdr.engine.errors import ModelNotFoundError, StrategyError
 from ktrdr.engine.features import Features, FloatArray, fuzzy_memberships, membership_matrix
@@ -28,21 +29,25 @@ _CROSS_EPS = 1e-12
 
 
 def _crossover(fast: FloatArray, slow: FloatArray) -> npt.NDArray[np.int8]:
-    codes = np.zeros(len(fast), dtype=np.int8)
-    with np.errstate(invalid="ignore"):
-        # Two averages of one flat price differ only by rounding: that is no crossing.
-        gap = fast - slow
-        tol = _CROSS_EPS * np.fmax(np.abs(fast), np.abs(slow))
-        above, below = gap > tol, gap < -tol
-    # Only cross between two bars where both lines exist; NaN compares False.
-    codes[1:][above[1:] & ~above[:-1] & ~np.isnan(fast[:-1] - slow[:-1])] = BUY
-    codes[1:][below[1:] & ~below[:-1] & ~np.isnan(fast[:-1] - slow[:-1])] = SELL
-    return codes
+    """BUY where fast crosses above slow, SELL below. Two averages of one flat price
+    differ only by rounding: within ``_CROSS_EPS`` of the larger magnitude is no side.
+    Only between two bars where both lines exist (NaN compares False)."""
+    from ktrdr.engine.signal_kernels import crossover_codes
+
+    return crossover_codes(
+        np.ascontiguousarray(fast, dtype=np.float64),
+        np.ascontiguousarray(slow, dtype=np.float64),
+        _CROSS_EPS, BUY, SELL,
+    )  # fmt: skip
 
 
 def _signal_actions(
     rules: list[SignalRuleConfig], features: Features, n: int
 ) -> npt.NDArray[np.int8]:
+    if len(rules) == 1 and rules[0].crossover is not None:
+        # One crossover gives one action per bar already: nothing to resolve.
+        cross = rules[0].crossover
+        return _crossover(features[cross.fast], features[cross.slow])
     wants = {BUY: np.zeros(n, bool), SELL: np.zeros(n, bool), CLOSE: np.zeros(n, bool)}
     for rule in rules:
         if rule.crossover is not None:
@@ -83,23 +88,24 @@ def fire_rule(rule: ParsedRule, memberships: dict[tuple[str, str], FloatArray]) 
     for cond in rule.conditions:
         m = memberships[(cond.variable, cond.fuzzy_set)]
         degrees.append(1.0 - m if cond.negated else m)
-    combine = np.minimum.reduce if rule.connective == "AND" else np.maximum.reduce
-    return np.nan_to_num(combine(np.vstack(degrees), axis=0), nan=0.0) * rule.weight
+    # Pairwise, as the reduction over stacked rows would, without stacking them.
+    combined = functools.reduce(np.minimum if rule.connective == "AND" else np.maximum, degrees)
+    # Memberships are in [0, 1] or NaN: only NaN needs replacing (nan_to_num's infinity
+    # passes find nothing). A weight of 1 leaves the strengths as they are.
+    strength = np.where(np.isnan(combined), 0.0, combined)
+    return strength if rule.weight == 1.0 else strength * rule.weight
 
 
 def _fuzzy_actions(strategy: Strategy, features: Features) -> npt.NDArray[np.int8]:
     if strategy.decisions.fuzzy_rules is None:
         raise ValueError("strategy has no fuzzy_rules")
     threshold = strategy.decisions.fuzzy_rules.threshold
+    from ktrdr.engine.signal_kernels import fuzzy_decisions
+
     strengths = rule_strengths(strategy, features)
-    stacked = np.vstack([strengths[a] for a in Action])
-    best = stacked.argmax(axis=0)
-    top = stacked.max(axis=0)
-    # A tie between actions means no clear decision.
-    runner_up = np.sort(stacked, axis=0)[-2] if len(stacked) > 1 else np.zeros_like(top)
-    decided = (top >= threshold) & (top > runner_up)
+    rows = tuple(np.ascontiguousarray(strengths[a], dtype=np.float64) for a in Action)
     codes = np.array([_ACTION_CODE[a] for a in Action], dtype=np.int8)
-    return np.where(decided, codes[best], NO_ACTION).astype(np.int8)
+    return fuzzy_decisions(rows, float(threshold), codes, NO_ACTION)
 
 
 # Model class index -> action code; HOLD is no action (keeps the target).
@@ -159,7 +165,7 @@ def target_positions(actions: npt.NDArray[np.int8], position_mode: str) -> npt.N
     BUY goes long; SELL goes short in long_short mode and flat in long_only; CLOSE goes flat;
     no action keeps the previous target.
     """
-    sell_to = -1.0 if position_mode == "long_short" else 0.0
-    table = np.array([np.nan, 1.0, sell_to, 0.0])
-    desired = pd.Series(table[actions]).ffill().fillna(0.0)
-    return desired.to_numpy().astype(np.int8)
+    from ktrdr.engine.signal_kernels import hold_targets
+
+    sell_to = -1 if position_mode == "long_short" else 0
+    return hold_targets(np.ascontiguousarray(actions, dtype=np.int8), BUY, SELL, CLOSE, sell_to)

@@ -21,12 +21,13 @@ TIMEFRAMES: dict[str, pd.Timedelta] = {
 SECONDS_PER_YEAR = 365.25 * 24 * 3600
 
 
-def did_you_mean(word: str, candidates: list[str] | tuple[str, ...]) -> str:
-    """Return ' (did you mean X?)' for the closest candidate, or '' when nothing is close."""
+def did_you_mean(word: str, candidates: list[str] | tuple[str, ...], cutoff: float = 0.5) -> str:
+    """Return ' (did you mean X?)' for the closest candidate, or '' when nothing is close
+    (difflib's similarity below ``cutoff``)."""
     # A candidate that differs only in case is the likeliest meaning ('1D' → '1d'); difflib
     # ranks '1d' and '1w' alike for it, so look for that first.
     same_but_case = [c for c in candidates if c.lower() == word.lower()]
-    close = same_but_case or difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.5)
+    close = same_but_case or difflib.get_close_matches(word, list(candidates), n=1, cutoff=cutoff)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
+from ktrdr.jobs.portfolio import PortfolioSpec
 from ktrdr.jobs.strategy_run import StrategyRunParams
 
 
@@ -40,3 +41,28 @@ class BacktestParams(StrategyRunParams):
         description="set by the backend at submission: the trained model a model-driven "
         "strategy uses (name, version, training symbol/timeframe, date ranges)",
     )
+    portfolio: PortfolioSpec | None = Field(
+        None,
+        description="trade `symbols` from one cash account (weights, rebalancing rule); "
+        "without it, `symbols` is a universe: the strategy on each symbol on its own",
+    )
+
+    @model_validator(mode="after")
+    def _check_book(self) -> BacktestParams:
+        if self.portfolio is not None:
+            if self.symbols is None:
+                raise ValueError(
+                    "a portfolio needs symbols: list the symbols it trades "
+                    "(e.g. symbols: [EURUSD, GBPUSD])"
+                )
+            self.portfolio.check_symbols(self.symbols)
+        if self.symbols is not None and self.debug_frames:
+            raise ValueError("debug_frames are per symbol: run one symbol with symbol: X")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """single, universe or portfolio."""
+        if self.symbols is None:
+            return "single"
+        return "universe" if self.portfolio is None else "portfolio"

@@ -163,6 +163,11 @@ class SweepParams(BacktestParams, CampaignSettings):
 
     @model_validator(mode="after")
     def _check_sweep(self) -> SweepParams:
+        if self.symbols is not None:
+            raise ValueError(
+                "sweeps and walk-forwards run on one symbol: give symbol (not symbols) and "
+                "run one campaign per symbol"
+            )
         _check_settings(self)
         try:
             check_plannable(self)

@@ -6,9 +6,9 @@ strategy file is a 4xx at submission rather than a failed operation later.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from ktrdr.bounds import STRATEGY_TEXT_MAX, RequestModel, UtcDateTime
 from ktrdr.engine.errors import StrategyError
@@ -16,6 +16,11 @@ from ktrdr.engine.strategy import Strategy, builtin_strategy_names, load_strateg
 from ktrdr.engine.strategy.loader import validate_strategy_text
 from ktrdr.engine.strategy.paths import apply_overrides
 from ktrdr.engine.timeframes import check_timeframe
+
+# A universe of more symbols than this is a job for several operations (one record holds
+# every symbol's statistics).
+MAX_SYMBOLS = 100
+SymbolText = Annotated[str, StringConstraints(min_length=1, max_length=32, strip_whitespace=True)]
 
 
 def resolve_strategy(strategy: str) -> Strategy:
@@ -40,6 +45,13 @@ class StrategyRunParams(RequestModel):
     symbol: str | None = Field(
         None, max_length=32, description="default: the strategy's data.symbol"
     )
+    symbols: list[SymbolText] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_SYMBOLS,
+        description="several symbols instead of one: a backtest runs the strategy on each "
+        "(a universe, or a portfolio with `portfolio`), a training run stacks their rows",
+    )
     timeframe: str | None = Field(
         None, max_length=16, description="default: the strategy's data.timeframe"
     )
@@ -54,7 +66,10 @@ class StrategyRunParams(RequestModel):
     @model_validator(mode="after")
     def _check_run(self) -> StrategyRunParams:
         strategy = self.parsed_strategy()
-        self.symbol = (self.symbol or strategy.data.symbol).strip().upper()
+        if self.symbols is not None:
+            self._check_symbols()
+        else:
+            self.symbol = (self.symbol or strategy.data.symbol).strip().upper()
         self.timeframe = self.timeframe or strategy.data.timeframe
         check_timeframe(self.timeframe)  # its own message, with a did-you-mean
         with_timeframe = {**strategy.data.model_dump(), "timeframe": self.timeframe}
@@ -69,6 +84,18 @@ class StrategyRunParams(RequestModel):
             )
         return self
 
+    def _check_symbols(self) -> None:
+        if self.symbol is not None:
+            raise ValueError(
+                f"give symbol (one) or symbols (several), not both: add {self.symbol!r} to "
+                "symbols or leave symbol out"
+            )
+        cleaned = [s.upper() for s in self.symbols or []]
+        twice = sorted({s for s in cleaned if cleaned.count(s) > 1})
+        if twice:
+            raise ValueError(f"symbols lists {', '.join(twice)} more than once; list each once")
+        self.symbols = cleaned
+
     def parsed_strategy(self) -> Strategy:
         """The strategy as given (symbol and timeframe as in the file)."""
         try:
@@ -82,12 +109,25 @@ class StrategyRunParams(RequestModel):
         return apply_overrides(strategy, self.overrides) if self.overrides else strategy
 
     def data_key(self) -> tuple[str, str]:
+        """The one (symbol, timeframe) of a single-symbol run."""
+        if self.symbols is not None:
+            raise ValueError("a run over several symbols has no single data key")
         assert self.symbol and self.timeframe  # filled by the validator
         return self.symbol, self.timeframe
 
-    def run_strategy(self) -> Strategy:
-        """The strategy with this run's symbol and timeframe in its data section."""
-        symbol, timeframe = self.data_key()
+    def data_keys(self) -> list[tuple[str, str]]:
+        """Every (symbol, timeframe) the run reads, in the order given."""
+        if self.symbols is None:
+            return [self.data_key()]
+        assert self.timeframe
+        return [(s, self.timeframe) for s in self.symbols]
+
+    def run_strategy(self, symbol: str | None = None) -> Strategy:
+        """The strategy with this run's symbol (``symbol`` for one of several) and
+        timeframe in its data section."""
+        keys = self.data_keys()
+        timeframe = keys[0][1]
+        symbol = symbol or keys[0][0]
         strategy = self._strategy_with_overrides()
         data = strategy.data.model_copy(update={"symbol": symbol, "timeframe": timeframe})
         return strategy.model_copy(update={"data": data})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import ConfigDict, Field, model_validator
 
+from ktrdr.engine.stacking import stacking_problem
 from ktrdr.jobs.strategy_run import StrategyRunParams
 
 
@@ -35,4 +36,7 @@ class TrainingParams(StrategyRunParams):
                 f"strategy {strategy.name!r} has no fuzzy_sets: a model learns from fuzzy "
                 "memberships, so add fuzzy_sets over its indicators (see the fuzzy_nn example)"
             )
+        problem = stacking_problem(strategy, len(self.data_keys()))
+        if problem:
+            raise ValueError(problem)
         return self

@@ -17,6 +17,7 @@ from ktrdr.engine.model_choice import (
     fit_problems,
     summary_from_metadata,
 )
+from ktrdr.engine.timeframes import did_you_mean
 from ktrdr.jobs.backtest import BacktestParams
 from ktrdr.jobs.specs import ParamsError
 from ktrdr.operations.model import OperationStatus, OperationType
@@ -67,21 +68,59 @@ def deletion_times(store: Store) -> dict[tuple[str, str], datetime]:
     return {(symbol, timeframe): at for symbol, timeframe, at in rows}
 
 
+# difflib similarity a stored symbol needs to be suggested for an unknown one (BBX/BBB is
+# 0.67, DELME/CLIME 0.6).
+SYMBOL_SIMILARITY = 0.65
+
+
 def require_bars(
-    store: Store, symbol: str, timeframe: str, start: datetime | None, end: datetime | None
+    store: Store, keys: list[tuple[str, str]], start: datetime | None, end: datetime | None
+) -> list[dict[str, Any]]:
+    """The dataset of every (symbol, timeframe) a run reads (one, or a universe's), or one
+    ParamsError naming each that is missing (with a did-you-mean against the catalog)."""
+    catalog = datasets(store)
+    found, problems = [], []
+    for symbol, timeframe in keys:
+        try:
+            found.append(_require(catalog, symbol, timeframe, start, end))
+        except ParamsError as exc:
+            problems.append(str(exc))
+    timeframe = keys[0][1] if keys else ""
+    if len(keys) > 1 and len(problems) == len(keys):
+        have = sorted({d["timeframe"] for d in catalog if d["symbol"] in dict(keys)})
+        other = f" (they have {', '.join(have)})" if have else ""
+        problems.insert(0, f"none of the {len(keys)} symbols has {timeframe} data{other}")
+    if problems:
+        raise ParamsError("; ".join(problems))
+    return found
+
+
+def _require(
+    catalog: list[dict[str, Any]],
+    symbol: str,
+    timeframe: str,
+    start: datetime | None,
+    end: datetime | None,
 ) -> dict[str, Any]:
-    """The dataset for a backtest, or a ParamsError that says how to get it."""
     found = next(
-        (d for d in datasets(store) if d["symbol"] == symbol and d["timeframe"] == timeframe),
-        None,
+        (d for d in catalog if d["symbol"] == symbol and d["timeframe"] == timeframe), None
     )
     if found is None:
-        raise ParamsError(
-            f"no data for {symbol} {timeframe} yet: download it first with "
-            f"`ktrdr data download {symbol} --timeframe {timeframe}` "
+        download = (
+            f"download it first with `ktrdr data download {symbol} --timeframe {timeframe}` "
             "(--provider synthetic for generated bars, yahoo for market data, "
             "or `ktrdr data import FILE.csv`)"
         )
+        others = sorted(d["timeframe"] for d in catalog if d["symbol"] == symbol)
+        if others:
+            raise ParamsError(
+                f"no data for {symbol} {timeframe} yet: the catalog has {symbol} "
+                f"{', '.join(others)} only; choose one of those timeframes or {download}"
+            )
+        symbols = sorted({str(d["symbol"]) for d in catalog})
+        # Tickers are short: only a near miss (EURUSX, BBX) is worth suggesting.
+        hint = did_you_mean(symbol, symbols, cutoff=SYMBOL_SIMILARITY)
+        raise ParamsError(f"no data for {symbol} {timeframe} yet{hint}: {download}")
     first = datetime.fromisoformat(found["first"])
     last = datetime.fromisoformat(found["last"])
     if (start and start > last) or (end and end < first):
@@ -108,7 +147,8 @@ def resolve_model(store: Store, params: dict[str, Any]) -> dict[str, Any]:
     """A model-driven backtest's parameters with the model it will use (``model``: name,
     version, training symbol/timeframe, date ranges) — or a ParamsError, before anything is
     queued, when there is no such model or it does not fit the run."""
-    strategy = BacktestParams.model_validate(params).run_strategy()
+    run = BacktestParams.model_validate(params)
+    strategy = run.run_strategy()
     cfg = strategy.decisions.model
     if cfg is None:
         return params
@@ -118,7 +158,12 @@ def resolve_model(store: Store, params: dict[str, Any]) -> dict[str, Any]:
         )
     except ModelNotFoundError as exc:
         raise ParamsError(str(exc)) from None
-    problems = fit_problems(chosen, strategy)
+    # Each symbol of a universe or portfolio must fit the model (repeats said once).
+    problems = list(
+        dict.fromkeys(
+            p for s, _ in run.data_keys() for p in fit_problems(chosen, run.run_strategy(s))
+        )
+    )
     if problems:
         raise ParamsError("; ".join(problems))
     return {**params, "model": chosen.to_dict()}

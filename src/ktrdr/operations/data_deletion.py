@@ -89,17 +89,22 @@ def _not_found(store: Store, target: _Target) -> DatasetNotFound:
 def _users(session: Session, target: _Target) -> list[str]:
     """Queued or running operations on the series (backtests, training, campaigns and
     their chunks, downloads into it): ids with type and status."""
-    # Stored parameters are validated, so their symbol is already upper case.
+    # Stored parameters are validated, so their symbols are already upper case. A run over
+    # several symbols lists them in `symbols`: the few live operations on the timeframe
+    # are read and matched here (a JSON-array test differs between the databases).
     rows = session.execute(
-        select(OperationRow.id, OperationRow.type, OperationRow.status)
+        select(OperationRow.id, OperationRow.type, OperationRow.status, OperationRow.params)
         .where(
             OperationRow.status.in_(_LIVE),
-            OperationRow.params["symbol"].as_string() == target.symbol,
             OperationRow.params["timeframe"].as_string() == target.timeframe,
         )
         .order_by(OperationRow.created_at)
     ).all()
-    return [f"{op_id} ({status} {op_type})" for op_id, op_type, status in rows]
+    return [
+        f"{op_id} ({status} {op_type})"
+        for op_id, op_type, status, params in rows
+        if params.get("symbol") == target.symbol or target.symbol in (params.get("symbols") or [])
+    ]
 
 
 def delete_dataset(

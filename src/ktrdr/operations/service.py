@@ -170,9 +170,10 @@ class OperationService:
             span.set_attribute("operation.type", op_type.value)
             clean = validate_params(op_type, params)
             if get_spec(op_type).needs_data:
+                keys = [(s, clean["timeframe"]) for s in clean.get("symbols") or [clean["symbol"]]]
                 require_bars(
-                    self.store, clean["symbol"], clean["timeframe"],
-                    _parse_time(clean.get("start")), _parse_time(clean.get("end")),
+                    self.store, keys, _parse_time(clean.get("start")),
+                    _parse_time(clean.get("end")),
                 )  # fmt: skip
             if get_spec(op_type).needs_model:
                 clean = resolve_model(self.store, clean)

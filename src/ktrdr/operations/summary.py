@@ -28,7 +28,7 @@ _HEADLINE = {
     ),
 }
 # Whole sections whose scalar values are already a summary.
-_SMALL_SECTIONS = ("metrics", "model", "dataset")
+_SMALL_SECTIONS = ("metrics", "model", "dataset", "portfolio")
 # The strategy file's top-level `name:` line, as the console reads it too.
 _NAME_LINE = re.compile(r"^name:\s*(.+?)\s*$", re.MULTILINE)
 
@@ -73,6 +73,8 @@ def summarise_params(params: dict[str, Any]) -> dict[str, Any]:
         if key == "strategy" and isinstance(value, str):
             out["strategy"] = strategy_name(value)
             continue
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            value = ",".join(value)  # a universe's symbols: one line in a listing
         ok, short = _scalar(value)
         if ok and value is not None:
             out[key] = short

@@ -116,6 +116,7 @@ def create_worker_app(
         heartbeat_interval_s=settings.heartbeat_interval_s,
         data_home=str(settings.data_home),
         metrics=metrics,
+        threads=settings.backtest_threads,
         artifacts=settings.artifact_store(),
     )
 

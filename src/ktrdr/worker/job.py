@@ -30,6 +30,8 @@ class JobContext:
     metrics: JobMetrics
     data_home: str
     on_progress: Callable[[Progress], None]
+    # Threads a job may run its parts in (a universe's symbols): KTRDR_BACKTEST_THREADS.
+    threads: int = 1
     # Shared with the API and the other workers (ktrdr.artifacts); None: the data home's.
     artifacts: ArtifactStore | None = None
     cancel_event: threading.Event = field(default_factory=threading.Event)

@@ -84,6 +84,7 @@ class WorkerRuntime:
         heartbeat_interval_s: float,
         data_home: str,
         metrics: JobMetrics,
+        threads: int = 1,
         artifacts: ArtifactStore | None = None,
     ):
         self.backend = backend
@@ -92,6 +93,7 @@ class WorkerRuntime:
         self.heartbeat_interval_s = heartbeat_interval_s
         self.data_home = data_home
         self.metrics = metrics
+        self.threads = threads
         self.artifacts = artifacts
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -179,6 +181,7 @@ class WorkerRuntime:
                 metrics=self.metrics,
                 data_home=self.data_home,
                 on_progress=self._on_progress,
+                threads=self.threads,
                 artifacts=self.artifacts,
             )
             ctx.on_epoch = lambda metrics: self._on_epoch(request.operation_id, metrics)

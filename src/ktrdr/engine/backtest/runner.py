@@ -40,7 +40,8 @@ def prepare_strategy(
 
     ``models`` holds the trained models; only strategies with ``decisions.model`` need it.
     """
-    features = compute_features(strategy, data.bars)
+    prices = {c: data.column(c) for c in ("open", "high", "low", "close", "volume")}
+    features = compute_features(strategy, data.bars, columns=prices)
     actions = decide_actions(strategy, features, models)[data.window_start : data.window_end]
     return target_positions(actions, strategy.position_mode)
 
@@ -54,19 +55,18 @@ def simulate(
     commission: float,
     slippage: float,
 ) -> SimulationOutput:
-    window = data.window
     sizing = strategy.position_sizing
     return simulate_fills(
-        window["open"].to_numpy(dtype=float),
-        window["close"].to_numpy(dtype=float),
+        data.window_column("open"),
+        data.window_column("close"),
         target,
         capital=capital,
         fraction=position_fractions(strategy, data),
         fixed_units=sizing.units if sizing.method == "fixed_units" else None,
         commission=commission,
         slippage=slippage,
-        high=window["high"].to_numpy(dtype=float),
-        low=window["low"].to_numpy(dtype=float),
+        high=data.window_column("high"),
+        low=data.window_column("low"),
         exits=exit_levels(strategy.exits, data),
     )
 
@@ -88,14 +88,18 @@ def position_fractions(strategy: Strategy, data: PreparedData) -> float | npt.ND
 def exit_levels(exits: ExitsConfig, data: PreparedData) -> Exits:
     """The strategy's exits as the kernel wants them: fractions, or ATR distances per bar."""
     bars = data.bars
+    atrs: dict[int, npt.NDArray[np.float64]] = {}  # a stop and a target often share one
 
     def parts(d: PriceDistance | None) -> tuple[float, npt.NDArray[np.float64] | None]:
         if d is None:
             return np.nan, None
         if d.fraction is not None:
             return d.fraction, None
-        atr_values = atr(bars["high"], bars["low"], bars["close"], d.atr_period).to_numpy()
-        return np.nan, float(d.atr or 0.0) * atr_values[data.window_start : data.window_end]
+        if d.atr_period not in atrs:
+            atrs[d.atr_period] = atr(
+                bars["high"], bars["low"], bars["close"], d.atr_period
+            ).to_numpy()[data.window_start : data.window_end]
+        return np.nan, float(d.atr or 0.0) * atrs[d.atr_period]
 
     (sf, sd), (tf, td), (rf, rd) = (
         parts(exits.stop_loss), parts(exits.take_profit), parts(exits.trailing_stop)
@@ -103,11 +107,12 @@ def exit_levels(exits: ExitsConfig, data: PreparedData) -> Exits:
     return Exits(sf, tf, rf, sd, td, rd, exits.time_stop_bars or 0)
 
 
-def build_trades(sim: SimulationOutput, window: pd.DataFrame) -> TradeTable:
+def build_trades(sim: SimulationOutput, data: PreparedData) -> TradeTable:
     """Trade columns from the simulation (vectorised; Trade objects are made on demand)."""
     e, x, side, size = sim.entry_index, sim.exit_index, sim.side, sim.size
-    opens = window["open"].to_numpy(dtype=float)
-    closes = window["close"].to_numpy(dtype=float)
+    opens = data.window_column("open")
+    closes = data.window_column("close")
+    index = data.window_index
     raw_entry = opens[e]
     raw_exit = np.where(sim.closed_at_end, closes[x], opens[x])
     gross = side * size * (raw_exit - raw_entry)
@@ -116,8 +121,8 @@ def build_trades(sim: SimulationOutput, window: pd.DataFrame) -> TradeTable:
     net = side * size * (sim.exit_fill - sim.entry_fill) - comm
     pct = net / (size * sim.entry_fill) * 100.0
     return TradeTable(
-        entry_time=window.index[e],
-        exit_time=window.index[x],
+        entry_time=index[e],
+        exit_time=index[x],
         side=side,
         size=size,
         entry_price=sim.entry_fill,
@@ -142,13 +147,13 @@ def build_result(
     commission: float,
     slippage: float,
 ) -> BacktestResult:
-    window = data.window
-    trades = build_trades(sim, window)
-    equity = pd.Series(sim.equity, index=window.index, name="equity", copy=False)
+    trades = build_trades(sim, data)
+    index = data.window_index
+    equity = pd.Series(sim.equity, index=index, name="equity", copy=False)
     stats = compute_statistics(
         equity,
         sim.units,
-        window["close"].to_numpy(dtype=float),
+        data.window_column("close"),
         trades,
         capital=capital,
         timeframe=strategy.data.timeframe,
@@ -162,8 +167,8 @@ def build_result(
         statistics=stats,
         trade_table=trades,
         equity_curve=equity,
-        positions=pd.Series(sim.units, index=window.index, name="units", copy=False),
-        closes=window["close"],
+        positions=pd.Series(sim.units, index=index, name="units", copy=False),
+        closes=pd.Series(data.window_column("close"), index=index, name="close", copy=False),
     )
 
 

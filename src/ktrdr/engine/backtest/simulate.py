@@ -178,7 +178,29 @@ def _kernel(
     slippage: float,
     capital: float,
 ) -> tuple[FloatArray, FloatArray, FloatArray, int]:
-    open_, high, low, close = bars[0], bars[1], bars[2], bars[3]
+    """The fill pass over ``bars`` (open/high/low/close × bars)."""
+    return _fills(
+        bars[0], bars[1], bars[2], bars[3], target, size_frac, fixed_units, exit_frac,
+        exit_dist, time_bars, commission, slippage, capital,
+    )  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def _fills(
+    open_: FloatArray,
+    high: FloatArray,
+    low: FloatArray,
+    close: FloatArray,
+    target: npt.NDArray[np.int8],
+    size_frac: FloatArray,
+    fixed_units: float,
+    exit_frac: FloatArray,
+    exit_dist: FloatArray,
+    time_bars: int,
+    commission: float,
+    slippage: float,
+    capital: float,
+) -> tuple[FloatArray, FloatArray, FloatArray, int]:
     n = len(close)
     equity = np.empty(n)
     held = np.empty(n)
@@ -355,27 +377,26 @@ def simulate_fills(
     exits = exits or Exits()
     if exits.active and (high is None or low is None):
         raise ValueError("stops and targets need the bars' high and low")
-    bars = np.vstack(
-        [
-            np.asarray(open_, dtype=np.float64),
-            np.asarray(open_ if high is None else high, dtype=np.float64),
-            np.asarray(open_ if low is None else low, dtype=np.float64),
-            np.asarray(close, dtype=np.float64),
-        ]
-    )
+    # No copies of the bars: the kernel reads the caller's arrays (a missing high/low is
+    # never read without exits); unused exits and a fixed fraction are broadcast views.
+    opens = np.ascontiguousarray(open_, dtype=np.float64)
     size_frac = np.broadcast_to(np.asarray(fraction, dtype=np.float64), (n,))
-    off = np.full(n, np.nan)
-    distances = [
-        off if d is None else np.asarray(d, dtype=np.float64)
-        for d in (exits.stop_distance, exits.take_profit_distance, exits.trailing_distance)
-    ]
-    out = _kernel(
-        bars,
+    given = (exits.stop_distance, exits.take_profit_distance, exits.trailing_distance)
+    if all(d is None for d in given):
+        distances = np.broadcast_to(np.float64(np.nan), (3, n))
+    else:
+        off = np.full(n, np.nan)
+        distances = np.vstack([off if d is None else np.asarray(d, np.float64) for d in given])
+    out = _fills(
+        opens,
+        opens if high is None else np.ascontiguousarray(high, dtype=np.float64),
+        opens if low is None else np.ascontiguousarray(low, dtype=np.float64),
+        np.ascontiguousarray(close, dtype=np.float64),
         np.ascontiguousarray(target, dtype=np.int8),
-        np.ascontiguousarray(size_frac),
+        size_frac,
         np.nan if fixed_units is None else float(fixed_units),
         np.array([exits.stop_fraction, exits.take_profit_fraction, exits.trailing_fraction]),
-        np.vstack(distances),
+        distances,
         int(exits.time_stop_bars),
         float(commission),
         float(slippage),

@@ -28,22 +28,6 @@ def bars_per_year(index: pd.DatetimeIndex, timeframe: str) -> float:
     return nominal_bars_per_year(timeframe)
 
 
-def _drawdown(equity: FloatArray, capital: float) -> tuple[FloatArray, float, int, int]:
-    """(drawdown per bar as fraction <= 0, max drawdown, longest underwater run, its end)."""
-    peaks = np.maximum.accumulate(np.concatenate(([capital], equity)))[1:]
-    dd = equity / peaks - 1.0
-    under = dd < 0
-    longest, end_at = 0, -1
-    if under.any():
-        # Bars since the last bar at a peak = length of the current underwater run.
-        idx = np.arange(len(under))
-        last_peak = np.maximum.accumulate(np.where(under, -1, idx))
-        lengths = idx - last_peak
-        end_at = int(lengths.argmax())
-        longest = int(lengths[end_at])
-    return dd, float(dd.min(initial=0.0)), longest, end_at
-
-
 def _profit_factor(wins: float, losses: float) -> float:
     """Gross wins / gross losses; inf with no losing trade (None in JSON)."""
     if losses > 0:
@@ -111,26 +95,31 @@ def compute_statistics(
     timeframe: str,
 ) -> Statistics:
     """All statistics for one backtest window (see the module docstring for conventions)."""
-    eq = equity.to_numpy(dtype=float)
-    index = pd.DatetimeIndex(equity.index)
+    from ktrdr.engine.backtest import aggregates as a
+
+    eq = np.ascontiguousarray(equity.to_numpy(dtype=float))
+    index = equity.index
+    if not isinstance(index, pd.DatetimeIndex):
+        index = pd.DatetimeIndex(index)
     bpy = bars_per_year(index, timeframe)
-    returns = np.diff(np.concatenate(([capital], eq))) / np.concatenate(([capital], eq[:-1]))
-    mean = float(returns.mean())
-    std = float(returns.std(ddof=1)) if len(returns) > 1 else math.nan
-    downside = float(np.sqrt(np.mean(np.minimum(returns, 0.0) ** 2)))
-    _, max_dd, dd_bars, dd_end = _drawdown(eq, capital)
+    # One compiled pass (numpy's own summation order): returns, their mean, std and
+    # downside deviation, drawdown and its longest run, exposure.
+    agg = np.full(a.N_AGGREGATES, np.nan)
+    a.equity_aggregates(
+        eq, np.ascontiguousarray(units, dtype=float), capital, np.empty(len(eq)), agg
+    )
     return summarise(
         index,
         bpy,
         capital=capital,
         final_equity=float(eq[-1]),
-        mean=mean,
-        std=std,
-        downside=downside,
-        max_dd=max_dd,
-        dd_bars=dd_bars,
-        dd_end=dd_end,
-        exposure=float((units != 0).mean()),
+        mean=float(agg[a.MEAN]),
+        std=float(agg[a.STD]),
+        downside=float(agg[a.DOWNSIDE]),
+        max_dd=float(agg[a.MAX_DD]),
+        dd_bars=int(agg[a.DD_BARS]),
+        dd_end=int(agg[a.DD_END]),
+        exposure=float(agg[a.EXPOSURE]),
         buy_and_hold=float(close[-1] / close[0] - 1.0),
         trades=_trade_stats(trades),
     )

@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from ktrdr.engine.backtest import aggregates as a
 from ktrdr.engine.backtest.runner import exit_levels, position_fractions
 from ktrdr.engine.backtest.simulate import Exits
 from ktrdr.engine.backtest.statistics import bars_per_year, summarise, trade_summary
@@ -173,7 +174,7 @@ def _run_chunk(
 ) -> tuple[FloatArray, FloatArray | None]:
     """Aggregates (combinations x N_AGGREGATES) and, if asked, per-bar returns of a chunk."""
     m, n = actions.shape
-    agg = np.empty((m, k.N_AGGREGATES))
+    agg = np.empty((m, a.N_AGGREGATES))
     kept = np.empty((m, n)) if keep_returns else None
 
     def run(row: int) -> None:
@@ -267,27 +268,27 @@ def _statistics(
     agg: FloatArray, index: pd.DatetimeIndex, bpy: float, capital: float, buy_and_hold: float
 ) -> dict[str, Any]:
     trades = trade_summary(
-        int(agg[k.NUM_TRADES]),
-        float(agg[k.WIN_FRACTION]),
-        float(agg[k.BEST_PCT]),
-        float(agg[k.WORST_PCT]),
-        float(agg[k.MEAN_PCT]),
-        float(agg[k.GROSS_WINS]),
-        float(agg[k.GROSS_LOSSES]),
-        float(agg[k.COMMISSION]),
+        int(agg[a.NUM_TRADES]),
+        float(agg[a.WIN_FRACTION]),
+        float(agg[a.BEST_PCT]),
+        float(agg[a.WORST_PCT]),
+        float(agg[a.MEAN_PCT]),
+        float(agg[a.GROSS_WINS]),
+        float(agg[a.GROSS_LOSSES]),
+        float(agg[a.COMMISSION]),
     )
     stats = summarise(
         index,
         bpy,
         capital=capital,
-        final_equity=float(agg[k.FINAL_EQUITY]),
-        mean=float(agg[k.MEAN]),
-        std=float(agg[k.STD]),
-        downside=float(agg[k.DOWNSIDE]),
-        max_dd=float(agg[k.MAX_DD]),
-        dd_bars=int(agg[k.DD_BARS]),
-        dd_end=int(agg[k.DD_END]),
-        exposure=float(agg[k.EXPOSURE]),
+        final_equity=float(agg[a.FINAL_EQUITY]),
+        mean=float(agg[a.MEAN]),
+        std=float(agg[a.STD]),
+        downside=float(agg[a.DOWNSIDE]),
+        max_dd=float(agg[a.MAX_DD]),
+        dd_bars=int(agg[a.DD_BARS]),
+        dd_end=int(agg[a.DD_END]),
+        exposure=float(agg[a.EXPOSURE]),
         buy_and_hold=buy_and_hold,
         trades=trades,
     )

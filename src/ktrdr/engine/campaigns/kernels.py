@@ -1,11 +1,9 @@
 """The compiled batch pass: fills and per-combination statistic aggregates, in parallel.
 
 Each combination runs the backtest's own fill pass (``backtest.simulate.fill_pass``, one
-copy of the fill rules) and then reduces its equity and trades to the aggregates that
-``backtest.statistics.summarise`` / ``trade_summary`` turn into statistics. Sums use
-``pairwise_sum``, a copy of numpy's pairwise summation (blocks of 8 accumulators below 128
-values, halves above), so every aggregate equals what numpy computes on the same arrays
-bit for bit, and a batch's statistics equal an ordinary backtest's exactly.
+copy of the fill rules) and then reduces its equity and trades with the single
+backtest's own aggregates (``backtest.aggregates``), so a batch's statistics equal an
+ordinary backtest's exactly.
 
 Only the aggregates (and, on request, the per-bar returns) leave the kernel: memory per
 combination is O(bars) while it runs and O(1) after. The kernel releases the GIL; the
@@ -19,201 +17,11 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from ktrdr.engine.backtest.aggregates import equity_aggregates, trade_aggregates
 from ktrdr.engine.backtest.simulate import fill_pass
+from ktrdr.engine.signal_kernels import hold_targets
 
 FloatArray = npt.NDArray[np.float64]
-
-# Columns of the aggregate table, one row per combination.
-FINAL_EQUITY = 0
-MEAN = 1
-STD = 2
-DOWNSIDE = 3
-MAX_DD = 4
-DD_BARS = 5
-DD_END = 6
-EXPOSURE = 7
-NUM_TRADES = 8
-WIN_FRACTION = 9
-BEST_PCT = 10
-WORST_PCT = 11
-MEAN_PCT = 12
-GROSS_WINS = 13
-GROSS_LOSSES = 14
-COMMISSION = 15
-N_AGGREGATES = 16
-
-# Fields of fill_pass's trade table (see backtest.simulate).
-_SIDE, _SIZE, _ENTRY_FILL, _EXIT_FILL, _ENTRY_COMM, _EXIT_COMM = 2, 3, 4, 5, 6, 7
-
-
-PLAIN, SQUARED_DEVIATION, SQUARED_DOWNSIDE = 0, 1, 2
-
-
-@njit(cache=True)
-def _term(x: float, mode: int, m: float) -> float:  # pragma: no cover - compiled
-    """The summed value: x, (x - m)^2 or min(x, 0)^2 (numpy's ``(r - mean) ** 2`` and
-    ``minimum(r, 0) ** 2`` element by element), so no temporary array is needed."""
-    if mode == SQUARED_DEVIATION:
-        d = x - m
-        return d * d
-    if mode == SQUARED_DOWNSIDE:
-        d = min(x, 0.0)
-        return d * d
-    return x
-
-
-@njit(cache=True)
-def _block_sum(a: FloatArray, lo: int, n: int, mode: int, m: float) -> float:  # pragma: no cover
-    """numpy's pairwise leaf: <8 values in order, else 8 interleaved accumulators."""
-    if n < 8:
-        res = 0.0
-        for i in range(lo, lo + n):
-            res += _term(a[i], mode, m)
-        return res
-    r0, r1 = _term(a[lo], mode, m), _term(a[lo + 1], mode, m)
-    r2, r3 = _term(a[lo + 2], mode, m), _term(a[lo + 3], mode, m)
-    r4, r5 = _term(a[lo + 4], mode, m), _term(a[lo + 5], mode, m)
-    r6, r7 = _term(a[lo + 6], mode, m), _term(a[lo + 7], mode, m)
-    i = 8
-    stop = n - (n % 8)
-    while i < stop:
-        b = lo + i
-        r0 += _term(a[b], mode, m)
-        r1 += _term(a[b + 1], mode, m)
-        r2 += _term(a[b + 2], mode, m)
-        r3 += _term(a[b + 3], mode, m)
-        r4 += _term(a[b + 4], mode, m)
-        r5 += _term(a[b + 5], mode, m)
-        r6 += _term(a[b + 6], mode, m)
-        r7 += _term(a[b + 7], mode, m)
-        i += 8
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < n:
-        res += _term(a[lo + i], mode, m)
-        i += 1
-    return res
-
-
-@njit(cache=True)
-def pairwise_sum(
-    a: FloatArray, lo: int, n: int, mode: int = PLAIN, m: float = 0.0
-) -> float:  # pragma: no cover - compiled
-    """Sum of the terms (see ``_term``) of a[lo:lo+n] exactly as numpy's ``add.reduce``
-    computes it: blocks of at most 128 values, larger runs split in two halves (the first
-    a multiple of 8) and added. Iterative with an explicit stack (numba cannot cache
-    recursive functions)."""
-    if n <= 128:
-        return _block_sum(a, lo, n, mode, m)
-    task_lo = np.empty(256, np.int64)
-    task_n = np.empty(256, np.int64)
-    task_join = np.empty(256, np.bool_)
-    values = np.empty(256)
-    sp, vp = 1, 0
-    task_lo[0], task_n[0], task_join[0] = lo, n, False
-    while sp > 0:
-        sp -= 1
-        start, count, join = task_lo[sp], task_n[sp], task_join[sp]
-        if join:
-            values[vp - 2] = values[vp - 2] + values[vp - 1]
-            vp -= 1
-        elif count <= 128:
-            values[vp] = _block_sum(a, start, count, mode, m)
-            vp += 1
-        else:
-            half = count // 2
-            half -= half % 8
-            task_lo[sp], task_n[sp], task_join[sp] = start, count, True
-            task_lo[sp + 1], task_n[sp + 1], task_join[sp + 1] = start + half, count - half, False
-            task_lo[sp + 2], task_n[sp + 2], task_join[sp + 2] = start, half, False
-            sp += 3
-    return values[0]
-
-
-@njit(cache=True)
-def _targets(actions: npt.NDArray[np.int8], sell_to: int) -> npt.NDArray[np.int8]:
-    """``signals.target_positions`` compiled: BUY long, SELL to ``sell_to``, CLOSE flat,
-    no action keeps the previous target; starts flat."""
-    out = np.empty(len(actions), dtype=np.int8)
-    side = 0
-    for t in range(len(actions)):
-        a = actions[t]
-        if a == 1:
-            side = 1
-        elif a == 2:
-            side = sell_to
-        elif a == 3:
-            side = 0
-        out[t] = side
-    return out
-
-
-@njit(cache=True)
-def _equity_aggregates(
-    equity: FloatArray, held: FloatArray, capital: float, returns: FloatArray, agg: FloatArray
-) -> None:
-    n = len(equity)
-    prev = capital
-    # One pass for returns, drawdown against the running peak (the initial capital counts
-    # as the first peak), the longest underwater run and the bars in a position.
-    peak = capital
-    max_dd = 0.0
-    last_peak, longest, end_at = -1, 0, -1
-    in_pos = 0.0
-    for t in range(n):
-        e = equity[t]
-        returns[t] = (e - prev) / prev
-        prev = e
-        peak = max(peak, e)
-        dd = e / peak - 1.0
-        max_dd = min(max_dd, dd)
-        if dd < 0:
-            if t - last_peak > longest:
-                longest, end_at = t - last_peak, t
-        else:
-            last_peak = t
-        if held[t] != 0:
-            in_pos += 1.0
-    mean = pairwise_sum(returns, 0, n) / n
-    spread = pairwise_sum(returns, 0, n, SQUARED_DEVIATION, mean)
-    agg[STD] = np.sqrt(spread / (n - 1)) if n > 1 else np.nan
-    agg[DOWNSIDE] = np.sqrt(pairwise_sum(returns, 0, n, SQUARED_DOWNSIDE, 0.0) / n)
-    agg[MEAN] = mean
-    agg[MAX_DD] = max_dd
-    agg[DD_BARS] = longest
-    agg[DD_END] = end_at
-    agg[EXPOSURE] = in_pos / n
-    agg[FINAL_EQUITY] = equity[n - 1]
-
-
-@njit(cache=True)
-def _trade_aggregates(trades: FloatArray, k: int, agg: FloatArray) -> None:
-    agg[NUM_TRADES] = k
-    if k == 0:
-        return
-    pct = np.empty(k)
-    wins = np.empty(k)
-    losses = np.empty(k)
-    comm = np.empty(k)
-    n_win, n_loss = 0, 0
-    for j in range(k):
-        c = trades[_ENTRY_COMM, j] + trades[_EXIT_COMM, j]
-        size, entry = trades[_SIZE, j], trades[_ENTRY_FILL, j]
-        net = trades[_SIDE, j] * size * (trades[_EXIT_FILL, j] - entry) - c
-        pct[j] = net / (size * entry) * 100.0
-        comm[j] = c
-        if net > 0:
-            wins[n_win] = net
-            n_win += 1
-        elif net < 0:
-            losses[n_loss] = net
-            n_loss += 1
-    agg[WIN_FRACTION] = n_win / k
-    agg[BEST_PCT] = pct.max()
-    agg[WORST_PCT] = pct.min()
-    agg[MEAN_PCT] = pairwise_sum(pct, 0, k) / k
-    agg[GROSS_WINS] = pairwise_sum(wins, 0, n_win)
-    agg[GROSS_LOSSES] = -pairwise_sum(losses, 0, n_loss)
-    agg[COMMISSION] = pairwise_sum(comm, 0, k)
 
 
 @njit(cache=True, nogil=True)
@@ -236,11 +44,11 @@ def combination_pass(
     pass (arguments as ``fill_pass`` takes them; ``bars`` is open/high/low/close x bars),
     then its aggregates into ``agg`` (N_AGGREGATES) and per-bar returns into ``returns``.
     Releases the GIL, so a thread pool runs combinations in parallel."""
-    target = _targets(actions, sell_to)
+    target = hold_targets(actions, 1, 2, 3, sell_to)
     equity, held, trades, k = fill_pass(
         bars, target, size_fractions, fixed_units, exit_fractions, exit_distances, time_bars,
         commission, slippage, capital,
     )  # fmt: skip
     agg[:] = np.nan
-    _equity_aggregates(equity, held, capital, returns, agg)
-    _trade_aggregates(trades, k, agg)
+    equity_aggregates(equity, held, capital, returns, agg)
+    trade_aggregates(trades, k, agg)

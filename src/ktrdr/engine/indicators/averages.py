@@ -30,16 +30,50 @@ def _seeded_recursion(x: pd.Series, period: int, alpha: float) -> pd.Series:
     mean of the first ``period`` valid values; NaN before the seed."""
     values = x.to_numpy(dtype=float)
     out = np.full(len(values), np.nan)
-    valid = np.flatnonzero(~np.isnan(values))
-    if len(valid) < period:
+    present = ~np.isnan(values)
+    if np.count_nonzero(present) < period:
         return pd.Series(out, index=x.index)
-    first = valid[0]
+    first = int(present.argmax())  # the first valid value (no index array of them all)
     seed_at = first + period - 1
     tail = values[seed_at:].copy()
     tail[0] = values[first : seed_at + 1].mean()
-    # ewm(adjust=False) is exactly this recursion once its first value is the seed.
-    out[seed_at:] = pd.Series(tail).ewm(alpha=alpha, adjust=False).mean().to_numpy()
+    # ewm(adjust=False) is exactly this recursion once its first value is the seed. The
+    # compiled copy of pandas' steps gives the same bits without pandas' set-up; pandas'
+    # weights across missing values are its own, so a tail with gaps stays with pandas.
+    if np.isnan(tail).any():
+        out[seed_at:] = pd.Series(tail).ewm(alpha=alpha, adjust=False).mean().to_numpy()
+    else:
+        from ktrdr.engine.indicators.kernels import ewm_mean
+
+        out[seed_at:] = ewm_mean(tail, alpha)
     return pd.Series(out, index=x.index, copy=False)
+
+
+def wilder_pair(x: pd.Series, y: pd.Series, period: int) -> tuple[pd.Series, pd.Series]:
+    """``wilder(x, period), wilder(y, period)`` for two series missing the same bars (RSI's
+    gains and losses): the seeds as ``_seeded_recursion`` takes them, both recursions in
+    one compiled pass; anything else goes through ``wilder`` one by one."""
+    xv, yv = x.to_numpy(dtype=float), y.to_numpy(dtype=float)
+    missing = np.isnan(xv)
+    if np.count_nonzero(~missing) < period or not np.array_equal(missing, np.isnan(yv)):
+        return wilder(x, period), wilder(y, period)
+    first = int((~missing).argmax())
+    seed_at = first + period - 1
+    tails = []
+    for values in (xv, yv):
+        tail = values[seed_at:].copy()
+        tail[0] = values[first : seed_at + 1].mean()
+        tails.append(tail)
+    if np.isnan(tails[0]).any():
+        return wilder(x, period), wilder(y, period)
+    from ktrdr.engine.indicators.kernels import ewm_mean_pair
+
+    outs = []
+    for smoothed in ewm_mean_pair(tails[0], tails[1], 1.0 / period):
+        out = np.full(len(xv), np.nan)
+        out[seed_at:] = smoothed
+        outs.append(pd.Series(out, index=x.index, copy=False))
+    return outs[0], outs[1]
 
 
 def ema(x: pd.Series, period: int) -> pd.Series:

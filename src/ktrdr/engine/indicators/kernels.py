@@ -8,7 +8,15 @@ import numpy.typing as npt
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
+def _kahan(total: float, compensation: float, x: float) -> tuple[float, float]:
+    """``total + x`` with Kahan compensation: (new total, new compensation)."""
+    y = x - compensation
+    t = total + y
+    return t, (t - total) - y
+
+
+@njit(cache=True, nogil=True)
 def rolling_mean(values: npt.NDArray[np.float64], period: int) -> npt.NDArray[np.float64]:
     """Mean of the last `period` values; NaN unless all of them are numbers (as pandas'
     rolling(period, min_periods=period)). Kahan-compensated running sum: one pass, and
@@ -20,18 +28,12 @@ def rolling_mean(values: npt.NDArray[np.float64], period: int) -> npt.NDArray[np
     for i in range(len(values)):
         v = values[i]
         if not np.isnan(v):
-            y = v - compensation
-            t = total + y
-            compensation = (t - total) - y
-            total = t
+            total, compensation = _kahan(total, compensation, v)
             valid += 1
         if i >= period:
             old = values[i - period]
             if not np.isnan(old):
-                y = -old - compensation
-                t = total + y
-                compensation = (t - total) - y
-                total = t
+                total, compensation = _kahan(total, compensation, -old)
                 valid -= 1
         if valid == period:
             out[i] = total / period
@@ -39,6 +41,46 @@ def rolling_mean(values: npt.NDArray[np.float64], period: int) -> npt.NDArray[np
             total = 0.0  # an all-NaN window: restart clean rather than carry rounding
             compensation = 0.0
     return out
+
+
+@njit(cache=True, nogil=True)
+def rolling_mean_pair(
+    values: npt.NDArray[np.float64], first: int, second: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """``rolling_mean`` of two periods in one pass, value for value the same (the same
+    steps, lane by lane): the two compensated sums are independent chains the CPU runs
+    side by side, so a crossover's two averages cost about one."""
+    n = len(values)
+    out_a = np.full(n, np.nan)
+    out_b = np.full(n, np.nan)
+    ta = ca = tb = cb = 0.0
+    va = vb = 0
+    for i in range(n):
+        v = values[i]
+        if not np.isnan(v):
+            ta, ca = _kahan(ta, ca, v)
+            tb, cb = _kahan(tb, cb, v)
+            va += 1
+            vb += 1
+        if i >= first:
+            old = values[i - first]
+            if not np.isnan(old):
+                ta, ca = _kahan(ta, ca, -old)
+                va -= 1
+        if i >= second:
+            old = values[i - second]
+            if not np.isnan(old):
+                tb, cb = _kahan(tb, cb, -old)
+                vb -= 1
+        if va == first:
+            out_a[i] = ta / first
+        elif va == 0:
+            ta = ca = 0.0
+        if vb == second:
+            out_b[i] = tb / second
+        elif vb == 0:
+            tb = cb = 0.0
+    return out_a, out_b
 
 
 @njit(cache=True)
@@ -212,3 +254,87 @@ def supertrend_kernel(
         direction[t] = trend
         line[t] = lower if trend > 0 else upper
     return line, direction
+
+
+@njit(cache=True, nogil=True)
+def ewm_mean(values: npt.NDArray[np.float64], alpha: float) -> npt.NDArray[np.float64]:
+    """``pd.Series(values).ewm(alpha=alpha, adjust=False).mean()``, step for step as
+    pandas computes it (its alpha goes through the centre of mass; a weight that decays
+    over missing values; no update when the value equals the average), so the result is
+    bit for bit pandas' — in one pass without pandas' set-up."""
+    com = (1.0 - alpha) / alpha  # pandas' get_center_of_mass
+    alpha = 1.0 / (1.0 + com)
+    old_wt_factor = 1.0 - alpha
+    new_wt = alpha
+    n = len(values)
+    out = np.empty(n)
+    if n == 0:
+        return out
+    weighted = values[0]
+    out[0] = weighted
+    old_wt = 1.0
+    for i in range(1, n):
+        cur = values[i]
+        observed = not np.isnan(cur)
+        if not np.isnan(weighted):
+            old_wt *= old_wt_factor
+            if observed:
+                if weighted != cur:
+                    weighted = old_wt * weighted + new_wt * cur
+                    weighted /= old_wt + new_wt
+                old_wt = 1.0
+        elif observed:
+            weighted = cur
+        out[i] = weighted
+    return out
+
+
+@njit(cache=True, nogil=True)
+def true_range_kernel(
+    high: npt.NDArray[np.float64], low: npt.NDArray[np.float64], close: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """max(high − low, |high − prev close|, |low − prev close|), NaN if any is (and on
+    the first bar, which has no previous close)."""
+    n = len(close)
+    out = np.empty(n)
+    if n:
+        out[0] = np.nan
+    for i in range(1, n):
+        a = high[i] - low[i]
+        b = abs(high[i] - close[i - 1])
+        c = abs(low[i] - close[i - 1])
+        if np.isnan(a) or np.isnan(b) or np.isnan(c):
+            out[i] = np.nan
+        else:
+            out[i] = max(a, max(b, c))
+    return out
+
+
+@njit(cache=True, nogil=True)
+def ewm_mean_pair(
+    a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], alpha: float
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """``ewm_mean`` of two NaN-free series of one length in one pass (the same steps,
+    lane by lane): two independent division chains run side by side (RSI's gains and
+    losses cost about one)."""
+    com = (1.0 - alpha) / alpha  # as ewm_mean: pandas' get_center_of_mass
+    alpha = 1.0 / (1.0 + com)
+    old_wt = 1.0 - alpha
+    new_wt = alpha
+    n = len(a)
+    out_a = np.empty(n)
+    out_b = np.empty(n)
+    if n == 0:
+        return out_a, out_b
+    wa, wb = a[0], b[0]
+    out_a[0], out_b[0] = wa, wb
+    for i in range(1, n):
+        xa, xb = a[i], b[i]
+        if wa != xa:
+            wa = old_wt * wa + new_wt * xa
+            wa /= old_wt + new_wt
+        if wb != xb:
+            wb = old_wt * wb + new_wt * xb
+            wb /= old_wt + new_wt
+        out_a[i], out_b[i] = wa, wb
+    return out_a, out_b

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ktrdr.engine.indicators.averages import ema, sma, wilder
+from ktrdr.engine.indicators.averages import ema, sma, wilder, wilder_pair
 
 # A deviation this small relative to the level is rounding noise, not movement: two means
 # of one constant window can differ in the last bit and must not make a signal of it.
@@ -29,19 +29,41 @@ def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
         return num / den.where(den != 0)
 
 
+def _gains(diff: pd.Series) -> pd.Series:
+    """``diff.clip(lower=0.0)`` without pandas' masking passes: negatives become 0, NaN
+    and -0.0 stay as they are (as clip keeps them)."""
+    values = diff.to_numpy(dtype=np.float64)
+    return pd.Series(np.where(values < 0.0, 0.0, values), index=diff.index, copy=False)
+
+
 def rsi(x: pd.Series, period: int) -> pd.Series:
     """Wilder's RSI, 100·gain/(gain+loss) with Wilder-smoothed averages; NaN when flat."""
-    diff = x.diff()
-    gain = wilder(diff.clip(lower=0.0), period)
-    loss = wilder((-diff).clip(lower=0.0), period)
-    return 100.0 * _ratio(gain, gain + loss)
+    # x.diff(), its gains and losses on the arrays (pandas' own element operations).
+    values = x.to_numpy(dtype=np.float64)
+    diff = np.full(len(values), np.nan)
+    np.subtract(values[1:], values[:-1], out=diff[1:])
+    rising = np.where(diff < 0.0, 0.0, diff)
+    falling = -diff
+    falling = np.where(falling < 0.0, 0.0, falling)
+    gains, losses = wilder_pair(
+        pd.Series(rising, index=x.index, copy=False),
+        pd.Series(falling, index=x.index, copy=False),
+        period,
+    )
+    gain, loss = gains.to_numpy(), losses.to_numpy()
+    total = gain + loss
+    # _ratio's rule (0/0 is no reading) on the arrays: pandas' where and division are
+    # these element operations, paid for once per Series.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = 100.0 * (gain / np.where(total != 0, total, np.nan))
+    return pd.Series(value, index=x.index, copy=False)
 
 
 def cmo(x: pd.Series, period: int) -> pd.Series:
     """Chande momentum oscillator, 100·(gain−loss)/(gain+loss), Wilder-smoothed (as TA-Lib)."""
     diff = x.diff()
-    gain = wilder(diff.clip(lower=0.0), period)
-    loss = wilder((-diff).clip(lower=0.0), period)
+    gain = wilder(_gains(diff), period)
+    loss = wilder(_gains(-diff), period)
     return 100.0 * _ratio(gain - loss, gain + loss)
 
 

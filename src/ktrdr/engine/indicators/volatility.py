@@ -16,9 +16,14 @@ from ktrdr.engine.indicators.oscillators import snap_noise
 
 def true_range(high: pd.Series, low: pd.Series, close: pd.Series) -> pd.Series:
     """max(high − low, |high − prev close|, |low − prev close|); NaN on the first bar."""
-    prev = close.shift(1)
-    ranges = pd.concat([high - low, (high - prev).abs(), (low - prev).abs()], axis=1)
-    return ranges.max(axis=1, skipna=False)
+    from ktrdr.engine.indicators.kernels import true_range_kernel
+
+    values = true_range_kernel(
+        high.to_numpy(dtype=np.float64),
+        low.to_numpy(dtype=np.float64),
+        close.to_numpy(dtype=np.float64),
+    )
+    return pd.Series(values, index=close.index, copy=False)
 
 
 def atr(high: pd.Series, low: pd.Series, close: pd.Series, period: int) -> pd.Series:
@@ -91,7 +96,12 @@ def zscore(x: pd.Series, period: int) -> pd.Series:
 def volatility(x: pd.Series, period: int, bars_per_year: float | None) -> pd.Series:
     """Sample σ (ddof=1) of one-bar log returns over ``period`` bars, annualised by
     √bars_per_year when given (the timeframe's bars per year)."""
-    sigma = np.log(x / x.shift(1)).rolling(period, min_periods=period).std(ddof=1)
+    values = x.to_numpy(dtype=np.float64)
+    ratios = np.full(len(values), np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.divide(values[1:], values[:-1], out=ratios[1:])
+        returns = pd.Series(np.log(ratios), index=x.index, copy=False)
+    sigma = returns.rolling(period, min_periods=period).std(ddof=1)
     return sigma * np.sqrt(bars_per_year) if bars_per_year else sigma
 
 

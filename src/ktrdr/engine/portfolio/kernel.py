@@ -1,7 +1,8 @@
 """The portfolio's fill pass: several symbols, one cash account (numba, no GIL).
 
 At a bar's open the book is rebalanced when any symbol's target side changed at the last
-close, or every ``rebalance_every`` bars: each symbol is brought to ``weight × side`` of
+close, every ``rebalance_every`` bars, or where ``calendar_due`` says so (see
+``ktrdr.engine.rebalance``): each symbol is brought to ``weight × side`` of
 the equity at that open. Sells (and short covers) go first; buys are then scaled down, if
 needed, to the cash the sells left — so cash never goes negative and nothing is levered.
 Fills carry slippage against the trader and commission on their notional, as in single
@@ -82,6 +83,7 @@ def portfolio_kernel(
     target: npt.NDArray[np.int8],
     weights: FloatArray,
     rebalance_every: int,
+    calendar_due: npt.NDArray[np.bool_],
     commission: float,
     slippage: float,
     capital: float,
@@ -100,7 +102,9 @@ def portfolio_kernel(
     last = -1
     for t in range(1, n):
         changed = np.any(target[t - 1] != sides)
-        due = rebalance_every > 0 and last >= 0 and t - last >= rebalance_every
+        due = (rebalance_every > 0 and last >= 0 and t - last >= rebalance_every) or bool(
+            calendar_due[t]
+        )
         if changed or (due and np.any(sides != 0)):
             sides[:] = target[t - 1]
             cash, commission_path[t] = _rebalance(

@@ -11,32 +11,33 @@ from typing import Any
 
 import pyarrow as pa
 
-from ktrdr.artifacts import artifact_store
-from ktrdr.artifacts.tables import write_table
 from ktrdr.engine.backtest import build_result, prepare_data, prepare_strategy, simulate
 from ktrdr.engine.backtest.debug import debug_frame, frame_to_payload
-from ktrdr.engine.model_choice import ModelSummary, in_sample_warning, pin_model_version
-from ktrdr.engine.strategy import Strategy
+from ktrdr.engine.model_choice import in_sample_warning, pin_model_version
 from ktrdr.engine.strategy.paths import strategy_document
-from ktrdr.engine.training import ModelStore
 from ktrdr.jobs.backtest import BacktestParams
 from ktrdr.worker.job import JobContext
-from ktrdr.worker.runners.stores import bars_for, model_store
+from ktrdr.worker.runners.stores import bars_for, chosen_model, model_store
+from ktrdr.worker.runners.symbols import (
+    MAX_STORED_EQUITY_POINTS,
+    PHASES,
+    run_symbols_job,
+    write_tables,
+)
 
-PHASES = ("data_loading", "strategy_init", "simulation", "results")
-# GET /operations/{id}/results shows the equity curve thinned to this many points (the
-# artifact holds every bar; /results/equity serves it whole).
-MAX_STORED_EQUITY_POINTS = 5_000
+__all__ = ["MAX_STORED_EQUITY_POINTS", "PHASES", "run_backtest_job"]
 
 
 def run_backtest_job(ctx: JobContext) -> dict[str, Any]:
     params = BacktestParams.model_validate(ctx.params)
+    if params.symbols is not None:
+        return run_symbols_job(ctx, params)
     symbol, timeframe = params.data_key()
     strategy = params.run_strategy()
     models = model_store(ctx, strategy.model_name if strategy.decisions.model else None)
     # The model version is fixed once (the backend's choice at submission when it made
     # one) so a model saved meanwhile cannot change what this run trades on.
-    chosen = _chosen_model(strategy, params, models)
+    chosen = chosen_model(strategy, params, models)
     if chosen is not None:
         strategy = pin_model_version(strategy, chosen.version)
     commission = strategy.costs.commission if params.commission is None else params.commission
@@ -79,8 +80,6 @@ def run_backtest_job(ctx: JobContext) -> dict[str, Any]:
             slippage=slippage,
         )  # fmt: skip
         span.set_attribute("backtest.trades", len(result.trade_table))
-        store = ctx.artifacts or artifact_store(ctx.data_home)
-        prefix = f"operations/{ctx.operation_id}/attempt-{ctx.attempt}"
         tables = {
             "trades": (pa.table(result.trade_table.columns()), {}),
             "equity_curve": (
@@ -88,10 +87,7 @@ def run_backtest_job(ctx: JobContext) -> dict[str, Any]:
                 {"preview_points": MAX_STORED_EQUITY_POINTS},
             ),
         }
-        artifacts = {}
-        for part, (table, extra) in tables.items():
-            ref = write_table(store, f"{prefix}/{part}.arrow", table)
-            artifacts[part] = {**ref.to_dict(), "rows": table.num_rows, **extra}
+        artifacts = write_tables(ctx, tables)
     payload: dict[str, Any] = {**result.summary(), "capital": params.capital}
     payload["artifacts"] = artifacts
     if params.debug_frames:
@@ -107,13 +103,3 @@ def run_backtest_job(ctx: JobContext) -> dict[str, Any]:
         if warning:
             payload["warnings"].append(warning)
     return payload
-
-
-def _chosen_model(
-    strategy: Strategy, params: BacktestParams, models: ModelStore
-) -> ModelSummary | None:
-    cfg = strategy.decisions.model
-    if cfg is None:
-        return None
-    version = params.model["version"] if params.model is not None else cfg.version
-    return models.describe(strategy.model_name, version)

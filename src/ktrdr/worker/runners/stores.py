@@ -14,6 +14,7 @@ import logging
 import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ktrdr.artifacts import ArtifactCorrupt, ArtifactRef, ArtifactStore, artifact_store
 from ktrdr.artifacts.keys import BARS, CHECKPOINTS, MODELS, bars_key
@@ -21,6 +22,8 @@ from ktrdr.constants import BARS_DIR
 from ktrdr.engine.data import DataStore
 from ktrdr.engine.data.cache import BarsCache
 from ktrdr.engine.data.store import normalize_symbol
+from ktrdr.engine.model_choice import ModelSummary
+from ktrdr.engine.strategy import Strategy
 from ktrdr.engine.timeframes import check_timeframe
 from ktrdr.engine.training import ModelStore
 from ktrdr.engine.training.checkpoint import CheckpointState
@@ -29,6 +32,9 @@ from ktrdr.worker.job import JobContext
 from ktrdr.worker.runners.checkpoints import TracedCheckpoints
 
 log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from ktrdr.jobs.backtest import BacktestParams
 
 # Checkpoints of runs that did not complete are kept this long for a resume, then pruned
 # by the next training job on the worker (completed runs remove theirs at once).
@@ -180,3 +186,15 @@ def prune_checkpoints(ctx: JobContext, max_age_s: float = CHECKPOINT_RETENTION_S
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder.name)
     return removed
+
+
+def chosen_model(
+    strategy: Strategy, params: BacktestParams, models: ModelStore
+) -> ModelSummary | None:
+    """The model version a backtest trades on (the backend's choice at submission, when
+    it made one); None for rule-based strategies."""
+    cfg = strategy.decisions.model
+    if cfg is None:
+        return None
+    version = params.model["version"] if params.model is not None else cfg.version
+    return models.describe(strategy.model_name, version)

@@ -26,8 +26,8 @@ from ktrdr.engine.training import (
     TrainingData,
     evaluate,
     fit_model,
-    prepare_training_data,
 )
+from ktrdr.engine.training.stacked import per_symbol_summary, training_rows
 from ktrdr.engine.training.validation import class_balance, cross_validate
 from ktrdr.jobs.training import TrainingParams
 from ktrdr.operations.curve import EpochMetrics
@@ -118,7 +118,9 @@ def _cross_validation(
 
 def run_training_job(ctx: JobContext) -> dict[str, Any]:
     params = TrainingParams.model_validate(ctx.params)
-    symbol, timeframe = params.data_key()
+    symbols = [s for s, _ in params.data_keys()]
+    # Several symbols train one model on their stacked rows (ktrdr.engine.training.stacked).
+    symbol, timeframe = ",".join(symbols), params.data_keys()[0][1]
     strategy = params.run_strategy()
     config = strategy.training
     if params.epochs is not None:
@@ -126,17 +128,20 @@ def run_training_job(ctx: JobContext) -> dict[str, Any]:
 
     with ctx.phase("data_loading", span_prefix="training") as span:
         ctx.progress(2, message=f"loading {symbol} {timeframe}")
-        bars = bars_for(ctx, symbol, timeframe).load(
-            symbol, timeframe, params.start, params.end, warmup_bars=strategy.warmup_bars()
-        )
+        bars = {
+            s: bars_for(ctx, s, timeframe).load(
+                s, timeframe, params.start, params.end, warmup_bars=strategy.warmup_bars()
+            )
+            for s in symbols
+        }
         span.set_attribute("training.symbol", symbol)
         span.set_attribute("training.timeframe", timeframe)
-        span.set_attribute("training.rows", len(bars))
+        span.set_attribute("training.rows", sum(len(b) for b in bars.values()))
     ctx.check_cancelled()
 
     with ctx.phase("feature_engineering", span_prefix="training") as span:
         ctx.progress(10, message="fuzzy features and forward-return labels")
-        data = prepare_training_data(strategy, bars, params.start, params.end)
+        data, stacked = training_rows(strategy, bars, params.start, params.end)
         span.set_attribute("training.strategy", strategy.name)
         span.set_attribute("training.features", len(data.feature_names))
         span.set_attribute("training.samples", len(data.y))
@@ -223,6 +228,11 @@ def run_training_job(ctx: JobContext) -> dict[str, Any]:
         "strategy": strategy.name,
         "effective_strategy": strategy_document(strategy),  # as trained, overrides applied
     }
+    if stacked is not None:
+        # Several symbols: each one's own split and its accuracy on its own test rows.
+        predicted = fitted.predict_proba(data.X[data.test]).argmax(axis=1)
+        result["symbols"] = symbols
+        result["per_symbol"] = per_symbol_summary(stacked, predicted)
     exported = export_run(ctx.operation_id, result, config.model_dump(mode="json"))
     if exported is not None:
         result["mlflow"] = exported
