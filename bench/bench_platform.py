@@ -7,13 +7,18 @@ data home, span export off) and measures, with zero-work diagnostic operations
 (``steps=0``), so that what is timed is the platform itself:
 
 * latency: operations submitted one after another; client-observed (before the POST to
-  the first poll that sees ``completed``; polls every ``--poll-ms``) and record-based
+  the first read that sees ``completed``: ``GET /operations/{id}?wait_s=``, a long poll
+  answered at the end; code without it answers at once and the client then polls every
+  ``--poll-ms``) and record-based
   (``created_at`` -> ``completed_at`` on the operation), split into queue wait
   (``created_at`` -> ``started_at``, i.e. until the dispatcher's claim) and run
   (``started_at`` -> ``completed_at``: send to worker, job, report);
 * throughput: ``--throughput-ops`` submitted at once from a thread pool, timed until
-  none is pending or running (client clock), and from the records (first ``created_at``
-  to last ``completed_at``).
+  none is pending or running (client clock, checked every ``--throughput-poll-ms``), and
+  from the records (first ``created_at`` to last ``completed_at``), with the API's CPU
+  time per operation;
+* with ``--before-src DIR`` (e.g. ``src`` of a worktree at main), the same two first on
+  that code, then on this checkout's: before/after in one run, back to back.
 
 Results (issue #19): a ``--backtest-bars`` backtest (default 1,000,000) through the
 platform, submit -> completed on the client clock, against the library call on the same
@@ -32,159 +37,26 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
-from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from benchlib import (
     REPO_ROOT,
     RESULTS_DIR,
     environment,
-    free_port,
     machine_lines,
-    summary_ms,
     timestamp,
     without_otlp_env,
     write_json,
 )
-from ktrdr.local_stack import LocalStack
+from platform_dispatch import comparison_markdown, run_dispatch
 from platform_replicas import measure_replicas, replicas_markdown
 from platform_results import measure_celery, measure_large_backtest, measure_listing
 from platform_store import measure_data_loading, store_markdown
 
 PACKAGES = ("ktrdr", "fastapi", "uvicorn", "sqlalchemy", "httpx", "pydantic")
-ZERO_WORK = {"steps": 0, "step_ms": 0}
-NOT_FINISHED = ("pending", "running")
-
-
-def _at(op: dict[str, Any], field: str) -> datetime:
-    return datetime.fromisoformat(op[field])
-
-
-def _seconds(op: dict[str, Any], start: str, end: str) -> float:
-    return (_at(op, end) - _at(op, start)).total_seconds()
-
-
-def _submit(http: httpx.Client) -> str:
-    response = http.post("/diagnostics/start", json=ZERO_WORK)
-    response.raise_for_status()
-    return str(response.json()["id"])
-
-
-def _wait_completed(
-    http: httpx.Client, op_id: str, poll_s: float, timeout_s: float = 30.0
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        op: dict[str, Any] = http.get(f"/operations/{op_id}").json()
-        if op["status"] not in NOT_FINISHED:
-            if op["status"] != "completed":
-                raise RuntimeError(f"{op_id} ended {op['status']}: {op.get('error')}")
-            return op
-        time.sleep(poll_s)
-    raise TimeoutError(f"{op_id} not completed after {timeout_s} s")
-
-
-RouteTimes = dict[str, tuple[float, float]]
-
-
-def route_times(base_url: str) -> RouteTimes:
-    """``"METHOD target" -> (requests, total server ms)`` from a process's /metrics."""
-    text = httpx.get(f"{base_url}/metrics", timeout=10).text
-    out: dict[str, list[float]] = {}
-    for family in text_string_to_metric_families(text):
-        if family.name != "http_server_duration_milliseconds":
-            continue
-        for sample in family.samples:
-            key = f"{sample.labels.get('http_method')} {sample.labels.get('http_target')}"
-            slot = out.setdefault(key, [0.0, 0.0])
-            if sample.name.endswith("_count"):
-                slot[0] += sample.value
-            elif sample.name.endswith("_sum"):
-                slot[1] += sample.value
-    return {k: (v[0], v[1]) for k, v in out.items()}
-
-
-def route_breakdown(before: RouteTimes, after: RouteTimes, operations: int) -> dict[str, Any]:
-    """Per route between two snapshots: requests per operation and mean server time."""
-    rows: dict[str, Any] = {}
-    for key, (count, total_ms) in after.items():
-        count -= before.get(key, (0.0, 0.0))[0]
-        total_ms -= before.get(key, (0.0, 0.0))[1]
-        if count > 0:
-            rows[key] = {
-                "requests_per_operation": count / operations,
-                "mean_server_ms": total_ms / count,
-            }
-    return rows
-
-
-def measure_latency(http: httpx.Client, count: int, poll_s: float) -> dict[str, Any]:
-    client_s: list[float] = []
-    records: list[dict[str, Any]] = []
-    for _ in range(count):
-        started = time.perf_counter()
-        op = _wait_completed(http, _submit(http), poll_s)
-        client_s.append(time.perf_counter() - started)
-        records.append(op)
-    return {
-        "operations": count,
-        "client_observed": summary_ms(client_s),
-        "record_created_to_completed": summary_ms(
-            [_seconds(op, "created_at", "completed_at") for op in records]
-        ),
-        "record_queue_wait": summary_ms(
-            [_seconds(op, "created_at", "started_at") for op in records]
-        ),
-        "record_run": summary_ms([_seconds(op, "started_at", "completed_at") for op in records]),
-        "samples_client_s": client_s,
-    }
-
-
-def measure_throughput(http: httpx.Client, count: int, threads: int) -> dict[str, Any]:
-    started = time.perf_counter()
-    with ThreadPoolExecutor(threads) as pool:
-        ids = list(pool.map(lambda _: _submit(http), range(count)))
-    submitted_s = time.perf_counter() - started
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        body = http.get(
-            "/operations", params={"status": list(NOT_FINISHED), "type": "diagnostic", "limit": 1}
-        ).json()
-        if body["count"] == 0:
-            break
-        time.sleep(0.02)
-    else:
-        raise TimeoutError("throughput run did not finish in 600 s")
-    elapsed_s = time.perf_counter() - started
-    ops = [http.get(f"/operations/{op_id}").json() for op_id in ids]
-    failed = [op["id"] for op in ops if op["status"] != "completed"]
-    if failed:
-        raise RuntimeError(f"{len(failed)} operations did not complete, e.g. {failed[0]}")
-    first = min(_at(op, "created_at") for op in ops)
-    last = max(_at(op, "completed_at") for op in ops)
-    record_s = (last - first).total_seconds()
-    per_worker: dict[str, int] = {}
-    for op in ops:
-        per_worker[op["worker_id"]] = per_worker.get(op["worker_id"], 0) + 1
-    return {
-        "operations": count,
-        "submit_threads": threads,
-        "submit_s": submitted_s,
-        "client_elapsed_s": elapsed_s,
-        "client_ops_per_s": count / elapsed_s,
-        "record_elapsed_s": record_s,
-        "record_ops_per_s": count / record_s,
-        "submit_ops_per_s": count / submitted_s,
-        "per_worker": per_worker,
-        "record_queue_wait": summary_ms([_seconds(op, "created_at", "started_at") for op in ops]),
-        "record_run": summary_ms([_seconds(op, "started_at", "completed_at") for op in ops]),
-    }
 
 
 def _celery_markdown(report: dict[str, Any]) -> list[str]:
@@ -206,9 +78,17 @@ def _celery_markdown(report: dict[str, Any]) -> list[str]:
         f"| {celery['throughput']['ops_per_s']:.1f} "
         f"| {thr['client_ops_per_s'] / celery['throughput']['ops_per_s']:.2f} |",
         "",
-        "KTRDR's client polls its record every `--poll-ms`; Celery's client waits on the",
-        "Redis result backend. Celery workers: prefork, concurrency 1 each (one task at a",
-        "time per worker, like KTRDR's).",
+        "KTRDR's client waits with `GET /operations/{id}?wait_s=` (a long poll; code",
+        "without it answers at once and the client polls every `--poll-ms`); Celery's",
+        "client waits on the Redis result backend. Celery workers: prefork, concurrency 1",
+        "each (one task at a time per worker, like KTRDR's).",
+        "",
+        f"- goal p50 within 2× Celery's ({2 * theirs['median_ms']:.1f} ms): "
+        f"{'met' if ours['median_ms'] <= 2 * theirs['median_ms'] else 'not met'}",
+        f"- goal burst throughput ≥ 50 % of Celery's "
+        f"({celery['throughput']['ops_per_s'] / 2:.1f} ops/s): "
+        f"{'met' if 2 * thr['client_ops_per_s'] >= celery['throughput']['ops_per_s'] else 'not'}"
+        f"{'' if 2 * thr['client_ops_per_s'] >= celery['throughput']['ops_per_s'] else ' met'}",
         "",
     ]
 
@@ -286,8 +166,8 @@ def _markdown(report: dict[str, Any]) -> str:
         "Real local stack (API + 2 workers as processes, SQLite, span export off), zero-work",
         "diagnostic operations (`steps=0`).",
         "",
-        f"## Latency: {lat['operations']} sequential operations (client polls every "
-        f"{report['settings']['poll_ms']} ms)",
+        f"## Latency: {lat['operations']} sequential operations (long poll; without it the "
+        f"client polls every {report['settings']['poll_ms']} ms)",
         "",
         "| measure | median (ms) | p95 (ms) | min (ms) | max (ms) |",
         "|---|---:|---:|---:|---:|",
@@ -298,7 +178,8 @@ def _markdown(report: dict[str, Any]) -> str:
         ),
         "",
         "Server time per route during the latency run (FastAPI instrumentation's",
-        "`http_server_duration_milliseconds`, whole-ms resolution per request):",
+        "`http_server_duration_milliseconds`, whole-ms resolution per request; a GET with",
+        "`wait_s` counts its wait):",
         "",
         "| process | route | requests per operation | mean server time (ms) |",
         "|---|---|---:|---:|",
@@ -309,17 +190,20 @@ def _markdown(report: dict[str, Any]) -> str:
             for route, row in routes.items()
         ),
         "",
-        f"## Throughput: {thr['operations']} submitted at once ({thr['submit_threads']} threads)",
+        f"## Throughput: {thr['operations']} submitted at once ({thr['submit_threads']} threads; "
+        f"the end is polled every {thr['poll_ms']:.0f} ms)",
         "",
         f"- client clock: {thr['client_elapsed_s']:.2f} s -> "
         f"**{thr['client_ops_per_s']:.1f} ops/s**",
         f"- records (first created_at -> last completed_at): {thr['record_elapsed_s']:.2f} s -> "
         f"{thr['record_ops_per_s']:.1f} ops/s",
         f"- submission alone: {thr['submit_s']:.2f} s ({thr['submit_ops_per_s']:.1f} submits/s)",
+        f"- API CPU per operation: {thr['api_cpu_ms_per_operation']:.1f} ms",
         f"- per worker: {thr['per_worker']}",
         f"- per-operation run (started -> completed): median "
         f"{thr['record_run']['median_ms']:.1f} ms, p95 {thr['record_run']['p95_ms']:.1f} ms",
         "",
+        *(comparison_markdown(report["before"], report) if "before" in report else []),
         *_results_markdown(report),
         *store_markdown(report),
         *replicas_markdown(report),
@@ -377,7 +261,16 @@ def main() -> None:
     parser.add_argument("--warmup-ops", type=int, default=20)
     parser.add_argument("--throughput-ops", type=int, default=500)
     parser.add_argument("--threads", type=int, default=32)
-    parser.add_argument("--poll-ms", type=float, default=5.0)
+    parser.add_argument("--poll-ms", type=float, default=5.0, help="without the long poll")
+    parser.add_argument(
+        "--throughput-poll-ms", type=float, default=100.0,
+        help="how often the burst's end is checked (each check is a request to the API)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--before-src", default="",
+        help="also measure the dispatch on this source tree first (e.g. a worktree of main's "
+        "src): before/after in one run",
+    )  # fmt: skip
     parser.add_argument("--backtest-bars", type=int, default=1_000_000, help="0: skip")
     parser.add_argument("--backtest-runs", type=int, default=5)
     parser.add_argument("--listing-ops", type=int, default=10_000, help="0: skip")
@@ -395,40 +288,18 @@ def main() -> None:
 
     without_otlp_env()
     with tempfile.TemporaryDirectory(prefix="ktrdr-bench-") as tmp:
-        stack = LocalStack(
-            data_home=Path(tmp),
-            api_port=free_port(),
-            worker_ports=[free_port(), free_port()],
-            extra_env={"KTRDR_LOG_LEVEL": "WARNING"},
-        )
-        stack.start()
-        try:
-            limits = httpx.Limits(
-                max_connections=args.threads, max_keepalive_connections=args.threads
-            )
-            with httpx.Client(
-                base_url=f"{stack.api_url}/api/v1", timeout=60, limits=limits
-            ) as http:
-                if not args.skip_dispatch:
-                    measure_latency(http, args.warmup_ops, args.poll_ms / 1000)
-                    processes = {"api": stack.api_url, **{w.name: w.url for w in stack.workers}}
-                    before = {name: route_times(url) for name, url in processes.items()}
-                    latency = measure_latency(http, args.latency_ops, args.poll_ms / 1000)
-                    latency["server_time_by_route"] = {
-                        name: route_breakdown(before[name], route_times(url), args.latency_ops)
-                        for name, url in processes.items()
-                    }
-                    results["latency"] = latency
-                    results["throughput"] = measure_throughput(
-                        http, args.throughput_ops, args.threads
-                    )
-                if args.backtest_bars:
-                    results["large_backtest"] = measure_large_backtest(
-                        http, Path(tmp), args.backtest_bars, args.backtest_runs,
-                        args.poll_ms / 1000,
-                    )  # fmt: skip
-        finally:
-            stack.stop()
+        if args.before_src and not args.skip_dispatch:
+            before = run_dispatch(Path(tmp) / "before", args, Path(args.before_src))
+            results["before"] = before
+
+        def large_backtest(http: httpx.Client) -> dict[str, Any]:
+            if not args.backtest_bars:
+                return {}
+            big = measure_large_backtest(http, Path(tmp) / "after", args.backtest_bars,
+                                         args.backtest_runs, args.poll_ms / 1000)  # fmt: skip
+            return {"large_backtest": big}
+
+        results.update(run_dispatch(Path(tmp) / "after", args, after_start=large_backtest))
         if args.celery_venv and not args.skip_dispatch:
             results["celery"] = measure_celery(
                 Path(args.celery_venv), args.latency_ops, args.warmup_ops, args.throughput_ops

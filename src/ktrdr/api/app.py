@@ -31,6 +31,7 @@ from ktrdr.operations import data_deletion
 from ktrdr.operations.model import OperationType
 from ktrdr.operations.service import OperationService
 from ktrdr.operations.store import Store
+from ktrdr.operations.waiters import EndWaiters
 from ktrdr.registry.service import WorkerService
 from ktrdr.telemetry.metrics import PlatformMetrics
 from ktrdr.telemetry.metrics_endpoint import render_metrics
@@ -84,11 +85,12 @@ def create_app(settings: ApiSettings, *, registry: CollectorRegistry = REGISTRY)
                 send_cancel=dispatcher.send_cancel_to,
             )
 
-            def on_queue_change() -> None:
-                dispatcher.wake()
-                driver.wake()
-
-            operations_service.on_queue_change = on_queue_change
+            operations_service.on_queue_change = dispatcher.wake
+            operations_service.on_campaign_change = driver.wake
+            waiters = EndWaiters()
+            waiters.bind(asyncio.get_running_loop())
+            operations_service.on_end = waiters.notify
+            app.state.waiters = waiters
             metrics.set_state_reader(StoreStateReader(store))
             app.state.operations = operations_service
             app.state.workers = workers_service

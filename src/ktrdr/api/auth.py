@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -60,7 +60,7 @@ def bearer(request: Request) -> str | None:
 # ----------------------------------------------------------------------- workers
 
 
-def require_worker_token(request: Request, _scheme: WorkerSchemeDep) -> None:
+async def require_worker_token(request: Request, _scheme: WorkerSchemeDep) -> None:
     """Only holders of the shared token may register workers."""
     settings: ApiSettings = request.app.state.settings
     if not settings.api_token:
@@ -77,7 +77,7 @@ def require_worker_token(request: Request, _scheme: WorkerSchemeDep) -> None:
 WorkerAuth = Depends(require_worker_token)
 
 
-def _worker_credential(request: Request, _scheme: WorkerSchemeDep) -> str:
+async def _worker_credential(request: Request, _scheme: WorkerSchemeDep) -> str:
     credential = bearer(request)
     if credential is None:
         raise HTTPException(
@@ -137,8 +137,9 @@ class Keyring:
         return self._by_hash.get(hash_secret(key))
 
 
-def _require(scope: Scope) -> Callable[..., Principal]:
-    def dependency(request: Request, _scheme: SchemeDep) -> Principal:
+def _require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
+    # `async def`: no database, so no reason for a thread-pool hop on every request.
+    async def dependency(request: Request, _scheme: SchemeDep) -> Principal:
         keyring: Keyring = request.app.state.keyring
         if not keyring.enabled:
             return ANONYMOUS

@@ -1,4 +1,8 @@
-"""FastAPI dependencies: the services live on app.state, built once in the lifespan."""
+"""FastAPI dependencies: the services live on app.state, built once in the lifespan.
+
+`async def` on purpose: FastAPI runs a plain `def` dependency in the thread pool, one
+hop (a thread and the interpreter lock to wait for) per dependency per request.
+"""
 
 from __future__ import annotations
 
@@ -14,27 +18,27 @@ from ktrdr.operations.service import OperationService
 from ktrdr.registry.service import WorkerService
 
 
-def _operations(request: Request) -> OperationService:
+async def _operations(request: Request) -> OperationService:
     service: OperationService = request.app.state.operations
     return service
 
 
-def _workers(request: Request) -> WorkerService:
+async def _workers(request: Request) -> WorkerService:
     service: WorkerService = request.app.state.workers
     return service
 
 
-def _dispatcher(request: Request) -> Dispatcher:
+async def _dispatcher(request: Request) -> Dispatcher:
     dispatcher: Dispatcher = request.app.state.dispatcher
     return dispatcher
 
 
-def _artifacts(request: Request) -> ArtifactStore:
+async def _artifacts(request: Request) -> ArtifactStore:
     store: ArtifactStore = request.app.state.artifacts
     return store
 
 
-def _settings(request: Request) -> ApiSettings:
+async def _settings(request: Request) -> ApiSettings:
     settings: ApiSettings = request.app.state.settings
     return settings
 

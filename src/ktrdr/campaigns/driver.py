@@ -24,7 +24,12 @@ from ktrdr.campaigns.chunks import CampaignFailed, ChunkRequest, campaign_progre
 from ktrdr.campaigns.results import CampaignResults
 from ktrdr.campaigns.sweep import drive_sweep
 from ktrdr.campaigns.walkforward import drive_walkforward
-from ktrdr.operations.model import IllegalTransition, OperationStatus, OperationType
+from ktrdr.operations.model import (
+    CAMPAIGN_TYPES,
+    IllegalTransition,
+    OperationStatus,
+    OperationType,
+)
 from ktrdr.operations.schemas import OperationPublic, Progress
 from ktrdr.operations.service import CurrentTrace, OperationService
 
@@ -32,7 +37,6 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("ktrdr.campaigns")
 _propagator = TraceContextTextMapPropagator()
 
-CAMPAIGN_TYPES = (OperationType.SWEEP, OperationType.WALKFORWARD)
 _LIVE = [OperationStatus.PENDING, OperationStatus.RUNNING]
 # Children listed per campaign per round; far above any campaign's chunk count.
 _MAX_CHILDREN = 1_000_000

@@ -8,10 +8,8 @@ from ktrdr.campaigns.ranking import sorted_by, statistics_key
 from ktrdr.campaigns.results import CampaignResult, CampaignResults
 from ktrdr.jobs.campaigns import CampaignSettings
 from ktrdr.jobs.specs import ParamsError
-from ktrdr.operations.model import OperationType
+from ktrdr.operations.model import CAMPAIGN_TYPES
 from ktrdr.operations.store import Store
-
-CAMPAIGN_TYPES = (OperationType.SWEEP, OperationType.WALKFORWARD)
 
 
 class ResultsPage(BaseModel):

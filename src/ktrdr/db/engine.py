@@ -21,7 +21,14 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         # No pre-ping: a local file cannot drop the connection, and the ping was a query
         # on every checkout (measured in bench/bench_platform.py).
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # A pool as large as the API's thread pool (40): with the default 5 (+10 overflow)
+        # a burst closed and reopened connections, each paying the PRAGMAs below again.
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=40,
+            max_overflow=10,
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)

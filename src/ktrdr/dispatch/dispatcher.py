@@ -27,7 +27,7 @@ from ktrdr.jobs.specs import get_spec
 from ktrdr.operations.model import IllegalTransition, OperationStatus
 from ktrdr.operations.schemas import OperationPublic
 from ktrdr.operations.service import OperationService, current_trace
-from ktrdr.operations.store import OperationNotFound
+from ktrdr.operations.store import OperationNotFound, QueuedOperation
 from ktrdr.registry.schemas import WorkerPublic, WorkerState
 from ktrdr.registry.service import WorkerService
 
@@ -36,7 +36,7 @@ tracer = trace.get_tracer("ktrdr.dispatch")
 _propagator = TraceContextTextMapPropagator()
 
 
-def worker_kind(op: OperationPublic) -> str | None:
+def worker_kind(op: QueuedOperation | OperationPublic) -> str | None:
     """The kind a worker must offer (a sweep chunk: backtesting); None: never dispatched."""
     kind = get_spec(op.type).worker_kind
     return None if kind is None else kind.value
@@ -85,52 +85,68 @@ class Dispatcher:
                 # Liveness moves on the clock, not on events: check it once per poll period
                 # rather than on every wake-up (each submission and report wakes us).
                 now = loop.time()
-                if now - last_liveness_check >= self.poll_s:
+                check_liveness = now - last_liveness_check >= self.poll_s
+                if check_liveness:
                     last_liveness_check = now
-                    await asyncio.to_thread(self.workers.mark_silent_workers_lost)
-                # Every round, before the queue: a worker held by an operation that is not
-                # running on it would otherwise never be offered work again.
-                await asyncio.to_thread(self.workers.free_orphaned_workers)
-                await self.dispatch_pending()
+                await self.dispatch_pending(check_liveness=check_liveness)
             except Exception:  # a bad round must not stop dispatching for good
                 log.exception("dispatch round failed; retrying in %.1fs", self.poll_s)
 
-    async def dispatch_pending(self) -> int:
-        pending = await asyncio.to_thread(self.operations.store.pending_operations)
-        started = 0
+    async def dispatch_pending(self, *, check_liveness: bool = False) -> int:
+        # The whole round - reads, claims, wait spans - in one hop to the thread pool
+        # (each hop is a wait for a thread and for the interpreter lock, and a round runs
+        # on every event); then the sends, concurrently, on the loop.
+        claimed = await asyncio.to_thread(self._round, check_liveness)
+        for operation, worker, parent in claimed:
+            task = asyncio.create_task(self._send(operation, worker, parent))
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
+        return len(claimed)
+
+    def _round(
+        self, check_liveness: bool
+    ) -> list[tuple[OperationPublic, WorkerPublic, trace.Span]]:
+        if check_liveness:
+            self.workers.mark_silent_workers_lost()
+        # Every round, before the queue: a worker held by an operation that is not
+        # running on it would otherwise never be offered work again.
+        self.workers.free_orphaned_workers()
+        pending = self.operations.store.queue()
+        online = self.workers.store.list_workers() if pending else []
+        claimed: list[tuple[OperationPublic, WorkerPublic, trace.Span]] = []
         # A type that found no free worker will find none for the rest of this round:
-        # skip its other operations instead of asking the registry again for each.
-        exhausted: dict[str, list[WorkerPublic]] = {}
+        # skip its other operations instead of trying the registry again for each.
+        # The registry is read once per round; a worker freed meanwhile wakes the next.
+        # kind -> capable workers, counted once per round (a deep queue notes each wait).
+        exhausted: dict[str, int] = {}
         for op in pending:
             kind = worker_kind(op)
             if kind is None:
                 continue  # a campaign parent: driven by the backend itself, never dispatched
             if kind in exhausted:
-                self._note_wait(op, exhausted[kind])
+                self._note_wait(op, online, exhausted[kind])
                 continue
-            claimed, online = await asyncio.to_thread(self._select_and_claim, op)
-            if claimed is None:
-                exhausted[kind] = online
+            chosen = self._select_and_claim(op, online)
+            if chosen is None:
+                exhausted[kind] = sum(1 for w in online if kind in w.kinds)
                 continue
-            operation, worker, parent = claimed
-            task = asyncio.create_task(self._send(operation, worker, parent))
-            self._sends.add(task)
-            task.add_done_callback(self._sends.discard)
-            started += 1
+            operation, worker, _span = chosen
+            taken = {"current_operation_id": operation.id, "last_assigned_at": operation.started_at}
+            online = [w.model_copy(update=taken) if w.id == worker.id else w for w in online]
+            claimed.append(chosen)
         still_pending = {op.id for op in pending}
         for operation_id in [i for i in self._waiting if i not in still_pending]:
             self._end_wait(operation_id)  # cancelled while it waited
-        return started
+        return claimed
 
     def _select_and_claim(
-        self, op: OperationPublic
-    ) -> tuple[tuple[OperationPublic, WorkerPublic, trace.Span] | None, list[WorkerPublic]]:
-        online = self.workers.store.list_workers()
+        self, op: QueuedOperation, online: Sequence[WorkerPublic]
+    ) -> tuple[OperationPublic, WorkerPublic, trace.Span] | None:
         if not order_candidates(online, worker_kind(op) or ""):
             # Nothing to try: no span pair for this round (a long queue would flood the
             # operation's trace with two spans per round); the wait span counts it.
             self._note_wait(op, online)
-            return None, online
+            return None
         self._end_wait(op.id)
         span = tracer.start_span("operations.dispatch", context=_operation_context(op))
         span.set_attribute("operation.id", op.id)
@@ -139,16 +155,19 @@ class Dispatcher:
             chosen = self._select(op, online)
         if chosen is None:
             span.end()
-            return None, online
-        return (chosen[0], chosen[1], span), online
+            return None
+        return chosen[0], chosen[1], span
 
-    def _note_wait(self, op: OperationPublic, online: Sequence[WorkerPublic]) -> None:
+    def _note_wait(
+        self, op: QueuedOperation, online: Sequence[WorkerPublic], capable: int | None = None
+    ) -> None:
         """One ``operations.wait`` span per wait, open until the operation leaves the queue.
 
         Each round without a worker adds to its round count; an event marks each change
         of the reason (no capable worker at all / all busy), not each round.
         """
-        capable = [w for w in online if worker_kind(op) in w.kinds]
+        if capable is None:
+            capable = sum(1 for w in online if worker_kind(op) in w.kinds)
         outcome = "no_workers_available" if capable else "no_capable_workers"
         waiting = self._waiting.get(op.id)
         if waiting is None:
@@ -161,7 +180,7 @@ class Dispatcher:
             waiting.outcome = outcome
             waiting.span.add_event(
                 "no worker",
-                {"outcome": outcome, "workers.total": len(online), "workers.capable": len(capable)},
+                {"outcome": outcome, "workers.total": len(online), "workers.capable": capable},
             )
 
     def _end_wait(self, operation_id: str) -> None:
@@ -171,7 +190,7 @@ class Dispatcher:
             waiting.span.end()
 
     def _select(
-        self, op: OperationPublic, online: Sequence[WorkerPublic]
+        self, op: QueuedOperation, online: Sequence[WorkerPublic]
     ) -> tuple[OperationPublic, WorkerPublic] | None:
         with tracer.start_as_current_span("workers.select") as span:
             kind = worker_kind(op) or ""
@@ -283,7 +302,7 @@ class _Waiting:
     outcome: str = ""
 
 
-def _operation_context(op: OperationPublic) -> otel_context.Context:
+def _operation_context(op: QueuedOperation) -> otel_context.Context:
     """The operation's own trace (its stored traceparent) as the parent context."""
     return _propagator.extract({"traceparent": op.traceparent} if op.traceparent else {})
 

@@ -21,6 +21,10 @@ class OperationType(StrEnum):
     SWEEP_CHUNK = "sweep_chunk"
 
 
+# Backend-driven parents (their children carry `parent_id`).
+CAMPAIGN_TYPES = (OperationType.SWEEP, OperationType.WALKFORWARD)
+
+
 class OperationStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"

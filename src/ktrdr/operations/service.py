@@ -18,9 +18,15 @@ from ktrdr.jobs.specs import ParamsError, get_spec, params_hash, validate_params
 from ktrdr.operations.catalog import require_bars, resolve_model
 from ktrdr.operations.curve import EpochMetrics, TrainingCurve, build_curve
 from ktrdr.operations.history import OperationEvent, completed_per_worker
-from ktrdr.operations.model import OperationStatus, OperationType, Outcome, utcnow
+from ktrdr.operations.model import (
+    CAMPAIGN_TYPES,
+    OperationStatus,
+    OperationType,
+    Outcome,
+    utcnow,
+)
 from ktrdr.operations.schemas import OperationPublic, OperationSummary, Progress
-from ktrdr.operations.store import Store, Transition
+from ktrdr.operations.store import QueuedOperation, Store, Transition
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("ktrdr.operations")
@@ -128,6 +134,8 @@ class OperationService:
         max_attempts: int,
         events: LifecycleEvents | None = None,
         on_queue_change: Callable[[], None] = lambda: None,
+        on_campaign_change: Callable[[], None] = lambda: None,
+        on_end: Callable[[str], None] = lambda _id: None,
         clock: Callable[[], datetime] = utcnow,
         artifacts: ArtifactStore | None = None,
     ):
@@ -138,6 +146,11 @@ class OperationService:
         self.events: LifecycleEvents = events or NoLifecycleEvents()
         # Wakes the dispatcher when something became pending or a worker became free.
         self.on_queue_change = on_queue_change
+        # Wakes the campaign driver: only a campaign's or a chunk's own change concerns it
+        # (it polls anyway), so a burst of plain operations does not run its queries.
+        self.on_campaign_change = on_campaign_change
+        # Told the id of every operation that reached a final state (long-poll waiters).
+        self.on_end = on_end
         self.clock = clock
 
     def create(
@@ -191,7 +204,7 @@ class OperationService:
                     reg.set_attribute("operation.type", op_type.value)
                     reg.set_attribute("operation.status", operation.status.value)
                 log.info("operation created", extra={"operation_id": operation.id})
-                self.on_queue_change()
+                self._changed(operation)
             return operation, created
 
     def _uploaded(self, key: str, sha256: str) -> bytes:
@@ -299,7 +312,9 @@ class OperationService:
                 self._after_transition(change)
         return change
 
-    def claim(self, op: OperationPublic, worker_id: str) -> OperationPublic | None:
+    def claim(
+        self, op: QueuedOperation | OperationPublic, worker_id: str
+    ) -> OperationPublic | None:
         """pending -> running on ``worker_id``, or None if the store's compare-and-set lost."""
         with tracer.start_as_current_span("operation.state_transition") as span:
             span.set_attribute("operation.id", op.id)
@@ -324,6 +339,7 @@ class OperationService:
             extra={"operation_id": op.id},
         )
         if op.status.is_terminal:
+            self.on_end(op.id)
             strategy = op.params.get("strategy")
             self.events.operation_finished(
                 op.type.value,
@@ -334,7 +350,12 @@ class OperationService:
             )
         elif op.status == OperationStatus.PENDING:
             self.events.operation_requeued(op.type.value)
+        self._changed(op)
+
+    def _changed(self, op: OperationPublic) -> None:
         self.on_queue_change()
+        if op.parent_id is not None or op.type in CAMPAIGN_TYPES:
+            self.on_campaign_change()
 
     def cancel(self, operation_id: str, reason: str = "cancelled by user") -> OperationPublic:
         return self.transition(operation_id, OperationStatus.CANCELLED, reason=reason).operation
@@ -374,6 +395,7 @@ class OperationService:
             self.on_queue_change()
             return op
         target = OperationStatus(outcome.value)
+        released = False
         try:
             change = self.transition(
                 operation_id,
@@ -385,10 +407,17 @@ class OperationService:
                 progress=progress,
                 reason=error if target != OperationStatus.COMPLETED else None,
             )
+            # running -> completed/failed freed the worker in the move's own transaction
+            # (the owner was checked): no second transaction for the same release.
+            released = (
+                change.changed
+                and change.previous == OperationStatus.RUNNING
+                and target != OperationStatus.CANCELLED
+            )
         finally:
             # Whatever became of the report, the worker has stopped: it is free again
             # (a cancelled operation kept its worker until this moment).
-            if self.store.release_worker(worker_id, operation_id):
+            if not released and self.store.release_worker(worker_id, operation_id):
                 self.on_queue_change()
         return change.operation
 

@@ -52,7 +52,10 @@ def resolve_kinds(requested: list[OperationType]) -> list[OperationType]:
     return list(dict.fromkeys(requested))
 
 
-def _runtime(request: Request) -> WorkerRuntime:
+# The routes and their dependencies are `async def`: none waits on anything (a start
+# takes the job slot's lock and starts the job's thread), and a plain `def` would cost a
+# thread-pool hop each on the dispatch path of every operation.
+async def _runtime(request: Request) -> WorkerRuntime:
     runtime: WorkerRuntime = request.app.state.runtime
     return runtime
 
@@ -60,7 +63,7 @@ def _runtime(request: Request) -> WorkerRuntime:
 RuntimeDep = Annotated[WorkerRuntime, Depends(_runtime)]
 
 
-def _backend_only(request: Request) -> None:
+async def _backend_only(request: Request) -> None:
     """Only the backend (holder of the shared token) may start or cancel jobs."""
     token = request.app.state.settings.api_token
     if not token:
@@ -70,7 +73,7 @@ def _backend_only(request: Request) -> None:
         raise HTTPException(401, "only the KTRDR backend may start or cancel jobs here")
 
 
-def start_job(body: StartBody, runtime: RuntimeDep, response: Response) -> dict[str, Any]:
+async def start_job(body: StartBody, runtime: RuntimeDep, response: Response) -> dict[str, Any]:
     """Take a job from the backend (202), or refuse: 409 busy, 503 shutting down."""
     request = StartRequest(
         body.operation_id, body.type, body.params, body.attempt, body.traceparent
@@ -87,7 +90,7 @@ def start_job(body: StartBody, runtime: RuntimeDep, response: Response) -> dict[
     return {"operation_id": body.operation_id, "accepted": accepted}
 
 
-def cancel_job(operation_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+async def cancel_job(operation_id: str, runtime: RuntimeDep) -> dict[str, Any]:
     """Ask the running job to stop at its next checkpoint."""
     if not runtime.cancel_current(operation_id, reason="cancelled by user"):
         raise HTTPException(404, f"operation {operation_id} is not running on this worker")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Annotated, Any
 
 from fastapi import (
@@ -50,6 +52,7 @@ from ktrdr.operations.schemas import (
     Progress,
 )
 from ktrdr.operations.service import OperationService
+from ktrdr.operations.waiters import RECHECK_S, EndWaiters
 
 router = APIRouter(prefix="/operations", tags=["operations"])
 
@@ -115,10 +118,39 @@ def list_operations(
     return OperationsPublic(data=items, count=total, limit=limit, offset=offset)
 
 
+WAIT_MAX_S = 60.0
+
+
 @router.get("/{operation_id}", dependencies=[ReadAccess], response_model=OperationPublic)
-def get_operation(operation_id: OperationIdPath, service: OperationsDep) -> OperationPublic:
+async def get_operation(
+    operation_id: OperationIdPath,
+    service: OperationsDep,
+    request: Request,
+    wait_s: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=WAIT_MAX_S,
+            description="wait up to this many seconds for the operation to end (a long "
+            "poll: answered at the end, or after the wait with the state then)",
+            examples=[10],
+        ),
+    ] = 0,
+) -> OperationPublic:
     """One operation with its progress, result or error."""
-    return service.get(operation_id)
+    if wait_s <= 0:
+        return await asyncio.to_thread(service.get, operation_id)
+    waiters: EndWaiters = request.app.state.waiters
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    with waiters.watch(operation_id) as ended:  # before the read: no end is missed
+        op = await asyncio.to_thread(service.get, operation_id)
+        while not op.status.is_terminal and (left := deadline - loop.time()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ended.wait(), min(left, RECHECK_S))
+            ended.clear()  # before the read: an end after it sets the event again
+            op = await asyncio.to_thread(service.get, operation_id)
+    return op
 
 
 @router.get(
