@@ -9,7 +9,6 @@ loser sees rowcount 0. This holds on SQLite (one writer at a time) and on Postgr
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -32,154 +31,39 @@ from ktrdr.operations.model import (
     check_transition,
     new_operation_id,
 )
-from ktrdr.operations.schemas import OperationPublic, OperationSummary, Progress
-from ktrdr.operations.summary import filter_keys, summarise_params, summarise_result
-from ktrdr.registry.schemas import LIVE_STATES, WorkerPublic, WorkerState
-
-_LIVE = [state.value for state in LIVE_STATES]
-# States in which an operation legitimately holds the worker it names.
-_HOLDING = [OperationStatus.RUNNING.value, OperationStatus.CANCELLED.value]
-
-_CAS_RETRIES = 5
-# For UPDATEs whose rows the session has not loaded, or re-reads after: the ORM's default
-# "evaluate" synchronisation compiles the WHERE into Python and walks the identity map on
-# every call - a tenth of a dispatch's CPU in bench_platform's profile, for nothing.
-_NO_SYNC = {"synchronize_session": False}
-
-
-class OperationNotFound(LookupError):
-    def __init__(self, operation_id: str):
-        self.operation_id = operation_id
-        super().__init__(
-            f"no operation {operation_id!r}; list operations with `ktrdr ops list` "
-            "or GET /api/v1/operations"
-        )
-
-
-class IdempotencyConflict(ValueError):
-    """The same idempotency key was sent with different parameters."""
-
-
-@dataclass(frozen=True)
-class Transition:
-    """What a transition call did: `changed` is False for a harmless repeat."""
-
-    operation: OperationPublic
-    previous: OperationStatus
-    changed: bool
-
-
-@dataclass(frozen=True)
-class QueuedOperation:
-    """What the dispatcher needs of a pending operation: every round reads the queue, so
-    it reads these three columns, not whole records (parameters can be large JSON)."""
-
-    id: str
-    type: OperationType
-    traceparent: str | None
-
-
-def to_public(row: OperationRow) -> OperationPublic:
-    return OperationPublic(
-        id=row.id,
-        type=OperationType(row.type),
-        status=OperationStatus(row.status),
-        params=row.params,
-        worker_id=row.worker_id,
-        attempt=row.attempt,
-        max_attempts=row.max_attempts,
-        created_at=row.created_at,
-        queued_at=row.queued_at,
-        pending_since=row.pending_since,
-        started_at=row.started_at,
-        completed_at=row.completed_at,
-        updated_at=row.updated_at,
-        progress=Progress(
-            percent=row.progress_percent,
-            phase=row.progress_phase,
-            message=row.progress_message,
-            items_done=row.items_done,
-            items_total=row.items_total,
-        ),
-        result=row.result,
-        error=row.error,
-        status_reason=row.status_reason,
-        trace_id=row.trace_id,
-        traceparent=row.traceparent,
-        parent_id=row.parent_id,
-    )
-
-
-# Listings cut free text to this many characters (the record has it whole).
-LISTED_TEXT_CHARS = 200
-_SUMMARY_COLUMNS = (
-    OperationRow.id,
-    OperationRow.type,
-    OperationRow.status,
-    OperationRow.worker_id,
-    OperationRow.attempt,
-    OperationRow.max_attempts,
-    OperationRow.created_at,
-    OperationRow.started_at,
-    OperationRow.completed_at,
-    OperationRow.updated_at,
-    OperationRow.progress_percent,
-    OperationRow.progress_phase,
-    func.substr(OperationRow.progress_message, 1, LISTED_TEXT_CHARS).label("progress_message"),
-    OperationRow.items_done,
-    OperationRow.items_total,
-    OperationRow.params_summary,
-    OperationRow.result_summary,
-    func.substr(OperationRow.error, 1, LISTED_TEXT_CHARS).label("error"),
-    func.substr(OperationRow.status_reason, 1, LISTED_TEXT_CHARS).label("status_reason"),
-    OperationRow.trace_id,
-    OperationRow.parent_id,
+from ktrdr.operations.records import (
+    _CAS_RETRIES,
+    _NO_SYNC,
+    _SUMMARY_COLUMNS,
+    IdempotencyConflict,
+    OperationNotFound,
+    QueuedOperation,
+    StaleReport,
+    Transition,
+    _check_owner,
+    _progress_values,
+    _release_worker,
+    _summary,
+    _transition_values,
+    to_public,
 )
+from ktrdr.operations.schemas import OperationPublic, OperationSummary, Progress
+from ktrdr.operations.summary import filter_keys, summarise_params
+from ktrdr.operations.worker_records import WorkerRecords
+from ktrdr.registry.schemas import WorkerState
+
+__all__ = [
+    "IdempotencyConflict",
+    "OperationNotFound",
+    "QueuedOperation",
+    "StaleReport",
+    "Store",
+    "Transition",
+    "to_public",
+]
 
 
-def _summary(row: Any) -> OperationSummary:
-    return OperationSummary(
-        id=row["id"],
-        type=OperationType(row["type"]),
-        status=OperationStatus(row["status"]),
-        progress=Progress(
-            percent=row["progress_percent"],
-            phase=row["progress_phase"],
-            message=row["progress_message"],
-            items_done=row["items_done"],
-            items_total=row["items_total"],
-        ),
-        worker_id=row["worker_id"],
-        attempt=row["attempt"],
-        max_attempts=row["max_attempts"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        completed_at=row["completed_at"],
-        updated_at=row["updated_at"],
-        params_summary=row["params_summary"] or {},
-        result_summary=row["result_summary"],
-        error=row["error"],
-        status_reason=row["status_reason"],
-        trace_id=row["trace_id"],
-        parent_id=row["parent_id"],
-    )
-
-
-def _worker_public(row: WorkerRow) -> WorkerPublic:
-    return WorkerPublic.model_validate(row)
-
-
-def _progress_values(progress: Progress) -> dict[str, Any]:
-    return {
-        "progress_percent": progress.percent,
-        "progress_phase": progress.phase,
-        "progress_message": progress.message,
-        "items_done": progress.items_done,
-        "items_total": progress.items_total,
-    }
-
-
-class Store:
+class Store(WorkerRecords):
     """Synchronous store; the API calls it from its thread pool."""
 
     def __init__(self, engine: Engine):
@@ -574,238 +458,3 @@ class Store:
                 worker_id=worker_id,
             )  # fmt: skip
             return to_public(row)
-
-    # ------------------------------------------------------------------- workers
-
-    def register_worker(
-        self,
-        *,
-        worker_id: str,
-        kinds: Sequence[str],
-        url: str,
-        version: str | None,
-        now: datetime,
-        credential_hash: str | None = None,
-    ) -> WorkerPublic:
-        """Insert or refresh a worker; it comes back online and keeps its assignment.
-        `credential_hash` replaces the previous instance's credential (rotation)."""
-        with self.session() as session, session.begin():
-            row = session.get(WorkerRow, worker_id)
-            if row is None:
-                row = WorkerRow(
-                    id=worker_id,
-                    kinds=list(kinds),
-                    url=url,
-                    state=WorkerState.ONLINE.value,
-                    registered_at=now,
-                    last_heartbeat_at=now,
-                    version=version,
-                    credential_hash=credential_hash,
-                )
-                session.add(row)
-            else:
-                row.credential_hash = credential_hash
-                row.kinds = list(kinds)
-                row.url = url
-                row.state = WorkerState.ONLINE.value
-                row.registered_at = now
-                row.last_heartbeat_at = now
-                row.version = version
-                row.lost_reason = None
-            session.flush()
-            return _worker_public(row)
-
-    def heartbeat(
-        self, worker_id: str, now: datetime, *, draining: bool = False
-    ) -> WorkerPublic | None:
-        """Record a beat from a live worker; None means "register again"."""
-        values: dict[str, Any] = {"last_heartbeat_at": now}
-        if draining:
-            values["state"] = WorkerState.DRAINING.value
-        with self.session() as session, session.begin():
-            outcome = session.execute(
-                update(WorkerRow)
-                .where(WorkerRow.id == worker_id, WorkerRow.state.in_(_LIVE))
-                .values(**values)
-                .execution_options(**_NO_SYNC)  # the row is read after it
-            )
-            if outcome.rowcount != 1:  # type: ignore[attr-defined]
-                return None
-            row = session.get(WorkerRow, worker_id)
-            return None if row is None else _worker_public(row)
-
-    def worker_credential_hash(self, worker_id: str) -> tuple[bool, str | None]:
-        """(is the worker known, the hash of its current instance's credential)."""
-        with self.session() as session:
-            row = session.get(WorkerRow, worker_id)
-            return (False, None) if row is None else (True, row.credential_hash)
-
-    def get_worker(self, worker_id: str) -> WorkerPublic | None:
-        with self.session() as session:
-            row = session.get(WorkerRow, worker_id)
-            return None if row is None else _worker_public(row)
-
-    def list_workers(self, *, include_gone: bool = False) -> list[WorkerPublic]:
-        query = select(WorkerRow).order_by(WorkerRow.id)
-        if not include_gone:
-            query = query.where(WorkerRow.state.in_(_LIVE))
-        with self.session() as session:
-            return [_worker_public(r) for r in session.scalars(query).all()]
-
-    def set_worker_assignment(self, worker_id: str, operation_id: str | None) -> None:
-        """Reconcile the registry with what a worker says it runs (after a backend restart)."""
-        with self.session() as session, session.begin():
-            session.execute(
-                update(WorkerRow)
-                .where(WorkerRow.id == worker_id)
-                .values(current_operation_id=operation_id)
-            )
-
-    def release_worker(self, worker_id: str, operation_id: str) -> bool:
-        with self.session() as session, session.begin():
-            return _release_worker(session, worker_id, operation_id)
-
-    def free_orphaned_workers(self) -> list[tuple[str, str]]:
-        """Free every worker held by an operation that is not running on it.
-
-        The registry invariant, checked by the dispatcher every round: a worker's
-        `current_operation_id` names an operation that is `running` on that worker, or
-        `cancelled` on it (the worker keeps it until it confirms it stopped; its report or
-        heartbeat settles that). Anything else - missing, pending, re-assigned, finished -
-        is a leak, freed here. Returns the (worker, operation) pairs freed.
-
-        Safe beside a dispatch in flight: `claim` sets both rows in one transaction, so
-        a claimed worker is never seen without its running operation. On PostgreSQL the
-        candidates are locked first (as `claim` does: the worker row first), so the
-        UPDATE re-checks them on a fresh snapshot that no claim can change meanwhile; on
-        SQLite the UPDATE runs under the database's single write lock.
-        """
-        orphaned = WorkerRow.current_operation_id.is_not(None) & ~(
-            select(OperationRow.id)
-            .where(
-                OperationRow.id == WorkerRow.current_operation_id,
-                OperationRow.worker_id == WorkerRow.id,
-                OperationRow.status.in_(_HOLDING),
-            )
-            .exists()
-        )
-        with self.session() as session:
-            candidates = session.execute(
-                select(WorkerRow.id, WorkerRow.current_operation_id).where(orphaned)
-            ).all()
-        if not candidates:  # the common case: one read, no write lock
-            return []
-        freed: list[tuple[str, str]] = []
-        with self.session() as session, session.begin():
-            ids = [worker_id for worker_id, _ in candidates]
-            locked = select(WorkerRow.id).where(WorkerRow.id.in_(ids)).with_for_update()
-            session.execute(locked).all()
-            for worker_id, operation_id in candidates:
-                outcome = session.execute(
-                    update(WorkerRow)
-                    .where(
-                        WorkerRow.id == worker_id,
-                        WorkerRow.current_operation_id == operation_id,
-                        orphaned,
-                    )
-                    .values(current_operation_id=None)
-                    .execution_options(synchronize_session=False)
-                )
-                if outcome.rowcount == 1:  # type: ignore[attr-defined]
-                    freed.append((worker_id, str(operation_id)))
-        return freed
-
-    def stale_workers(self, cutoff: datetime) -> list[WorkerPublic]:
-        with self.session() as session:
-            rows = session.scalars(
-                select(WorkerRow).where(
-                    WorkerRow.state.in_(_LIVE),
-                    WorkerRow.last_heartbeat_at < cutoff,
-                )
-            ).all()
-            return [_worker_public(r) for r in rows]
-
-    def mark_worker_gone(
-        self, worker_id: str, state: WorkerState, reason: str, *, stale_before: datetime | None
-    ) -> bool:
-        """live -> lost/offline; with `stale_before`, only if it is still silent."""
-        conditions = [WorkerRow.id == worker_id, WorkerRow.state.in_(_LIVE)]
-        if stale_before is not None:
-            conditions.append(WorkerRow.last_heartbeat_at < stale_before)
-        with self.session() as session, session.begin():
-            outcome = session.execute(
-                update(WorkerRow).where(*conditions).values(state=state.value, lost_reason=reason)
-            )
-            return bool(outcome.rowcount == 1)  # type: ignore[attr-defined]
-
-    def refresh_all_heartbeats(self, now: datetime) -> None:
-        """At backend start: give every online worker a full timeout to check in again,
-        so a backend restart does not mark live workers lost."""
-        with self.session() as session, session.begin():
-            session.execute(
-                update(WorkerRow).where(WorkerRow.state.in_(_LIVE)).values(last_heartbeat_at=now)
-            )
-
-
-def _check_owner(
-    row: OperationRow, expected_worker_id: str | None, expected_attempt: int | None
-) -> None:
-    if expected_worker_id is not None and row.worker_id != expected_worker_id:
-        raise StaleReport(
-            f"operation {row.id} is assigned to {row.worker_id or 'no worker'}, "
-            f"not {expected_worker_id}; this report is out of date and was ignored"
-        )
-    if expected_attempt is not None and row.attempt != expected_attempt:
-        raise StaleReport(
-            f"operation {row.id} is on attempt {row.attempt}, the report is for attempt "
-            f"{expected_attempt}; it is out of date and was ignored"
-        )
-
-
-class StaleReport(Exception):
-    """A worker reported on an operation that is no longer its own."""
-
-
-def _release_worker(session: Session, worker_id: str | None, operation_id: str) -> bool:
-    if worker_id is None:
-        return False
-    outcome = session.execute(
-        update(WorkerRow)
-        .where(WorkerRow.id == worker_id, WorkerRow.current_operation_id == operation_id)
-        .values(current_operation_id=None)
-        .execution_options(**_NO_SYNC)  # no caller holds the worker's row in its session
-    )
-    return bool(outcome.rowcount == 1)  # type: ignore[attr-defined]
-
-
-def _transition_values(
-    target: OperationStatus,
-    now: datetime,
-    reason: str | None,
-    result: dict[str, Any] | None,
-    error: str | None,
-    progress: Progress | None,
-) -> dict[str, Any]:
-    values: dict[str, Any] = {"status": target.value, "updated_at": now, "status_reason": reason}
-    if progress is not None:
-        values.update(_progress_values(progress))
-    if target == OperationStatus.PENDING:
-        # Re-queue: back of the queue is wrong for a victim of a crash; keep its place by
-        # leaving queued_at, but forget the lost worker's progress.
-        values.update(
-            worker_id=None, started_at=None, pending_since=now, **_progress_values(Progress())
-        )
-    elif target == OperationStatus.RUNNING:
-        # Only backend-driven operations (campaign parents) start by a transition; the
-        # dispatcher's claim sets started_at for dispatched ones.
-        values["started_at"] = now
-    elif target.is_terminal:
-        values["completed_at"] = now
-        if result is not None:
-            values["result"] = result
-            values["result_summary"] = summarise_result(result)
-        if error is not None:
-            values["error"] = error
-        if target == OperationStatus.COMPLETED:
-            values.update(progress_percent=100.0)
-    return values

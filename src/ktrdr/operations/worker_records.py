@@ -1,0 +1,194 @@
+"""The worker registry half of the Store: registration, heartbeats, assignment, loss.
+
+A mixin of ``Store`` (one engine and session factory); every ownership write is a
+compare-and-set like the operations half's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ktrdr.db.tables import OperationRow, WorkerRow
+from ktrdr.operations.records import _HOLDING, _LIVE, _NO_SYNC, _release_worker, _worker_public
+from ktrdr.registry.schemas import WorkerPublic, WorkerState
+
+
+class WorkerRecords:
+    """Worker rows; ``session`` comes from the Store."""
+
+    def session(self) -> Session:
+        raise NotImplementedError
+
+    def register_worker(
+        self,
+        *,
+        worker_id: str,
+        kinds: Sequence[str],
+        url: str,
+        version: str | None,
+        now: datetime,
+        credential_hash: str | None = None,
+    ) -> WorkerPublic:
+        """Insert or refresh a worker; it comes back online and keeps its assignment.
+        `credential_hash` replaces the previous instance's credential (rotation)."""
+        with self.session() as session, session.begin():
+            row = session.get(WorkerRow, worker_id)
+            if row is None:
+                row = WorkerRow(
+                    id=worker_id,
+                    kinds=list(kinds),
+                    url=url,
+                    state=WorkerState.ONLINE.value,
+                    registered_at=now,
+                    last_heartbeat_at=now,
+                    version=version,
+                    credential_hash=credential_hash,
+                )
+                session.add(row)
+            else:
+                row.credential_hash = credential_hash
+                row.kinds = list(kinds)
+                row.url = url
+                row.state = WorkerState.ONLINE.value
+                row.registered_at = now
+                row.last_heartbeat_at = now
+                row.version = version
+                row.lost_reason = None
+            session.flush()
+            return _worker_public(row)
+
+    def heartbeat(
+        self, worker_id: str, now: datetime, *, draining: bool = False
+    ) -> WorkerPublic | None:
+        """Record a beat from a live worker; None means "register again"."""
+        values: dict[str, Any] = {"last_heartbeat_at": now}
+        if draining:
+            values["state"] = WorkerState.DRAINING.value
+        with self.session() as session, session.begin():
+            outcome = session.execute(
+                update(WorkerRow)
+                .where(WorkerRow.id == worker_id, WorkerRow.state.in_(_LIVE))
+                .values(**values)
+                .execution_options(**_NO_SYNC)  # the row is read after it
+            )
+            if outcome.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            row = session.get(WorkerRow, worker_id)
+            return None if row is None else _worker_public(row)
+
+    def worker_credential_hash(self, worker_id: str) -> tuple[bool, str | None]:
+        """(is the worker known, the hash of its current instance's credential)."""
+        with self.session() as session:
+            row = session.get(WorkerRow, worker_id)
+            return (False, None) if row is None else (True, row.credential_hash)
+
+    def get_worker(self, worker_id: str) -> WorkerPublic | None:
+        with self.session() as session:
+            row = session.get(WorkerRow, worker_id)
+            return None if row is None else _worker_public(row)
+
+    def list_workers(self, *, include_gone: bool = False) -> list[WorkerPublic]:
+        query = select(WorkerRow).order_by(WorkerRow.id)
+        if not include_gone:
+            query = query.where(WorkerRow.state.in_(_LIVE))
+        with self.session() as session:
+            return [_worker_public(r) for r in session.scalars(query).all()]
+
+    def set_worker_assignment(self, worker_id: str, operation_id: str | None) -> None:
+        """Reconcile the registry with what a worker says it runs (after a backend restart)."""
+        with self.session() as session, session.begin():
+            session.execute(
+                update(WorkerRow)
+                .where(WorkerRow.id == worker_id)
+                .values(current_operation_id=operation_id)
+            )
+
+    def release_worker(self, worker_id: str, operation_id: str) -> bool:
+        with self.session() as session, session.begin():
+            return _release_worker(session, worker_id, operation_id)
+
+    def free_orphaned_workers(self) -> list[tuple[str, str]]:
+        """Free every worker held by an operation that is not running on it.
+
+        The registry invariant, checked by the dispatcher every round: a worker's
+        `current_operation_id` names an operation that is `running` on that worker, or
+        `cancelled` on it (the worker keeps it until it confirms it stopped; its report or
+        heartbeat settles that). Anything else - missing, pending, re-assigned, finished -
+        is a leak, freed here. Returns the (worker, operation) pairs freed.
+
+        Safe beside a dispatch in flight: `claim` sets both rows in one transaction, so
+        a claimed worker is never seen without its running operation. On PostgreSQL the
+        candidates are locked first (as `claim` does: the worker row first), so the
+        UPDATE re-checks them on a fresh snapshot that no claim can change meanwhile; on
+        SQLite the UPDATE runs under the database's single write lock.
+        """
+        orphaned = WorkerRow.current_operation_id.is_not(None) & ~(
+            select(OperationRow.id)
+            .where(
+                OperationRow.id == WorkerRow.current_operation_id,
+                OperationRow.worker_id == WorkerRow.id,
+                OperationRow.status.in_(_HOLDING),
+            )
+            .exists()
+        )
+        with self.session() as session:
+            candidates = session.execute(
+                select(WorkerRow.id, WorkerRow.current_operation_id).where(orphaned)
+            ).all()
+        if not candidates:  # the common case: one read, no write lock
+            return []
+        freed: list[tuple[str, str]] = []
+        with self.session() as session, session.begin():
+            ids = [worker_id for worker_id, _ in candidates]
+            locked = select(WorkerRow.id).where(WorkerRow.id.in_(ids)).with_for_update()
+            session.execute(locked).all()
+            for worker_id, operation_id in candidates:
+                outcome = session.execute(
+                    update(WorkerRow)
+                    .where(
+                        WorkerRow.id == worker_id,
+                        WorkerRow.current_operation_id == operation_id,
+                        orphaned,
+                    )
+                    .values(current_operation_id=None)
+                    .execution_options(synchronize_session=False)
+                )
+                if outcome.rowcount == 1:  # type: ignore[attr-defined]
+                    freed.append((worker_id, str(operation_id)))
+        return freed
+
+    def stale_workers(self, cutoff: datetime) -> list[WorkerPublic]:
+        with self.session() as session:
+            rows = session.scalars(
+                select(WorkerRow).where(
+                    WorkerRow.state.in_(_LIVE),
+                    WorkerRow.last_heartbeat_at < cutoff,
+                )
+            ).all()
+            return [_worker_public(r) for r in rows]
+
+    def mark_worker_gone(
+        self, worker_id: str, state: WorkerState, reason: str, *, stale_before: datetime | None
+    ) -> bool:
+        """live -> lost/offline; with `stale_before`, only if it is still silent."""
+        conditions = [WorkerRow.id == worker_id, WorkerRow.state.in_(_LIVE)]
+        if stale_before is not None:
+            conditions.append(WorkerRow.last_heartbeat_at < stale_before)
+        with self.session() as session, session.begin():
+            outcome = session.execute(
+                update(WorkerRow).where(*conditions).values(state=state.value, lost_reason=reason)
+            )
+            return bool(outcome.rowcount == 1)  # type: ignore[attr-defined]
+
+    def refresh_all_heartbeats(self, now: datetime) -> None:
+        """At backend start: give every online worker a full timeout to check in again,
+        so a backend restart does not mark live workers lost."""
+        with self.session() as session, session.begin():
+            session.execute(
+                update(WorkerRow).where(WorkerRow.state.in_(_LIVE)).values(last_heartbeat_at=now)
+            )
