@@ -3,7 +3,6 @@ commit, and after a crash between the two (real SQLite and PostgreSQL stores, re
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +10,6 @@ import pandas as pd
 import pytest
 from sqlalchemy import event
 
-from ktrdr.db.engine import make_engine, upgrade_schema
 from ktrdr.engine.data import DataStore, generate_synthetic_bars
 from ktrdr.operations.catalog import datasets
 from ktrdr.operations.data_deletion import DataInUse, DatasetNotFound, delete_dataset, recover
@@ -19,22 +17,6 @@ from ktrdr.operations.model import OperationStatus, OperationType
 from ktrdr.operations.store import Store
 
 NOW = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'ktrdr.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    engine = make_engine(url)
-    upgrade_schema(engine)
-    # The PostgreSQL database is shared by the session: start every test from empty tables.
-    with engine.begin() as conn:
-        for table in ("operations", "workers", "data_deletions"):
-            conn.exec_driver_sql(f"DELETE FROM {table}")
-    yield Store(engine)
-    engine.dispose()
 
 
 def downloaded(store: Store, root: Path, symbol: str, at: datetime) -> Path:

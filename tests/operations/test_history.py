@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
-
-from ktrdr.db.engine import make_engine, upgrade_schema
 from ktrdr.operations.curve import EpochMetrics, build_curve
 from ktrdr.operations.model import OperationStatus, OperationType
 from ktrdr.operations.schemas import Progress
@@ -19,21 +14,6 @@ T0 = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
 
 def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'ktrdr.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    engine = make_engine(url)
-    upgrade_schema(engine)
-    with engine.begin() as conn:  # the PostgreSQL database is shared by the session
-        for table in ("operations", "workers", "operation_events"):
-            conn.exec_driver_sql(f"DELETE FROM {table}")
-    yield Store(engine)
-    engine.dispose()
 
 
 def new_op(store: Store, params: dict | None = None) -> str:

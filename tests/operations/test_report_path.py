@@ -4,34 +4,15 @@ who is woken (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 from sqlalchemy import event
 
-from ktrdr.db.engine import make_engine, upgrade_schema
 from ktrdr.operations.model import OperationStatus, OperationType, Outcome
 from ktrdr.operations.service import OperationService
 from ktrdr.operations.store import QueuedOperation, Store
 
 NOW = datetime(2026, 12, 2, 1, 0, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'ktrdr.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    engine = make_engine(url)
-    upgrade_schema(engine)
-    with engine.begin() as conn:  # the PostgreSQL database is shared by the session
-        for table in ("operations", "workers", "operation_events"):
-            conn.exec_driver_sql(f"DELETE FROM {table}")
-    yield Store(engine)
-    engine.dispose()
 
 
 class Wakes:

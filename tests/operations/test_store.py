@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect
 
-from ktrdr.db.engine import make_engine, upgrade_schema
+from ktrdr.db.engine import upgrade_schema
 from ktrdr.operations.model import IllegalTransition, OperationStatus, OperationType
 from ktrdr.operations.schemas import Progress
 from ktrdr.operations.store import (
@@ -24,22 +22,6 @@ from ktrdr.registry.schemas import WorkerState
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 DIAG = OperationType.DIAGNOSTIC
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'ktrdr.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    engine = make_engine(url)
-    upgrade_schema(engine)
-    # The PostgreSQL database is shared by the session: start every test from empty tables.
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DELETE FROM operations")
-        conn.exec_driver_sql("DELETE FROM workers")
-    yield Store(engine)
-    engine.dispose()
 
 
 def create(store: Store, key: str | None = None, params: dict | None = None, at: datetime = NOW):
