@@ -108,21 +108,32 @@ def compute_statistics(
     a.equity_aggregates(
         eq, np.ascontiguousarray(units, dtype=float), capital, np.empty(len(eq)), agg
     )
+    return summarise_aggregates(
+        index, bpy, agg, capital=capital, final_equity=float(eq[-1]),
+        buy_and_hold=float(close[-1] / close[0] - 1.0), trades=_trade_stats(trades),
+    )  # fmt: skip
+
+
+def summarise_aggregates(
+    index: pd.DatetimeIndex,
+    bpy: float,
+    agg: npt.NDArray[np.float64],
+    *,
+    capital: float,
+    final_equity: float,
+    buy_and_hold: float,
+    trades: dict[str, float | int],
+) -> Statistics:
+    """``summarise`` from a compiled pass's aggregate row (``aggregates`` slots): one
+    reading of the row for single backtests and campaign batches alike."""
+    from ktrdr.engine.backtest import aggregates as a
+
     return summarise(
-        index,
-        bpy,
-        capital=capital,
-        final_equity=float(eq[-1]),
-        mean=float(agg[a.MEAN]),
-        std=float(agg[a.STD]),
-        downside=float(agg[a.DOWNSIDE]),
-        max_dd=float(agg[a.MAX_DD]),
-        dd_bars=int(agg[a.DD_BARS]),
-        dd_end=int(agg[a.DD_END]),
-        exposure=float(agg[a.EXPOSURE]),
-        buy_and_hold=float(close[-1] / close[0] - 1.0),
-        trades=_trade_stats(trades),
-    )
+        index, bpy, capital=capital, final_equity=final_equity,
+        mean=float(agg[a.MEAN]), std=float(agg[a.STD]), downside=float(agg[a.DOWNSIDE]),
+        max_dd=float(agg[a.MAX_DD]), dd_bars=int(agg[a.DD_BARS]), dd_end=int(agg[a.DD_END]),
+        exposure=float(agg[a.EXPOSURE]), buy_and_hold=buy_and_hold, trades=trades,
+    )  # fmt: skip
 
 
 def summarise(

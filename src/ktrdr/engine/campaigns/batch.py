@@ -30,7 +30,7 @@ import pandas as pd
 from ktrdr.engine.backtest import aggregates as a
 from ktrdr.engine.backtest.runner import exit_levels, position_fractions
 from ktrdr.engine.backtest.simulate import Exits
-from ktrdr.engine.backtest.statistics import bars_per_year, summarise, trade_summary
+from ktrdr.engine.backtest.statistics import bars_per_year, summarise_aggregates, trade_summary
 from ktrdr.engine.campaigns import kernels as k
 from ktrdr.engine.data.window import PreparedData
 from ktrdr.engine.errors import BacktestCancelled, StrategyError
@@ -277,19 +277,8 @@ def _statistics(
         float(agg[a.GROSS_LOSSES]),
         float(agg[a.COMMISSION]),
     )
-    stats = summarise(
-        index,
-        bpy,
-        capital=capital,
-        final_equity=float(agg[a.FINAL_EQUITY]),
-        mean=float(agg[a.MEAN]),
-        std=float(agg[a.STD]),
-        downside=float(agg[a.DOWNSIDE]),
-        max_dd=float(agg[a.MAX_DD]),
-        dd_bars=int(agg[a.DD_BARS]),
-        dd_end=int(agg[a.DD_END]),
-        exposure=float(agg[a.EXPOSURE]),
-        buy_and_hold=buy_and_hold,
-        trades=trades,
-    )
+    stats = summarise_aggregates(
+        index, bpy, agg, capital=capital, final_equity=float(agg[a.FINAL_EQUITY]),
+        buy_and_hold=buy_and_hold, trades=trades,
+    )  # fmt: skip
     return stats.to_dict()
