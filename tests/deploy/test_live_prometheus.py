@@ -126,7 +126,12 @@ class Prometheus:
 
     def api(self, path: str, **params: Any) -> Any:
         response = self.http.get(f"/api/v1/{path}", params=params)
-        body = response.json()
+        try:
+            body = response.json()
+        except ValueError:  # e.g. a plain "Service Unavailable" while it is still starting
+            raise PrometheusError(
+                f"{path} {params}: HTTP {response.status_code} {response.text[:200]!r}"
+            ) from None
         if response.status_code != 200 or body.get("status") != "success":
             raise PrometheusError(
                 f"{path} {params}: HTTP {response.status_code} "
