@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
@@ -97,6 +98,14 @@ async def cancel_job(operation_id: str, runtime: RuntimeDep) -> dict[str, Any]:
     return {"operation_id": operation_id, "cancelling": True}
 
 
+def preload_libraries(kinds: Iterable[OperationType]) -> None:
+    """Import what the worker's jobs need before it registers. Importing PyTorch costs
+    seconds of CPU; done inside the first training job it starved the heartbeat thread
+    on a loaded machine until the backend declared the worker lost and ran the job again."""
+    if OperationType.TRAINING in kinds and missing_extra(OperationType.TRAINING) is None:
+        importlib.import_module("torch")
+
+
 def create_worker_app(
     settings: WorkerSettings, *, registry: CollectorRegistry = REGISTRY
 ) -> FastAPI:
@@ -109,6 +118,7 @@ def create_worker_app(
         metrics.declare_phases(job_type.value, PHASES[job_type])
     if OperationType.DATA_DOWNLOAD in kinds:
         metrics.declare_providers(p.value for p in Provider)
+    preload_libraries(kinds)
     runtime = WorkerRuntime(
         backend=BackendClient(settings.api_url, worker_id, settings.api_token),
         kinds=kinds,
