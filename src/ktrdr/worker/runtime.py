@@ -98,6 +98,8 @@ class WorkerRuntime:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._job: JobContext | None = None
+        # The running job's span: lines the reporter thread logs about the job carry it.
+        self._job_span: trace.SpanContext | None = None
         self._job_thread: threading.Thread | None = None
         self._outbox: deque[FinalReport] = deque()
         self._progress_dirty = False
@@ -218,6 +220,7 @@ class WorkerRuntime:
         try:
             with tracer.start_as_current_span("worker.job") as span:
                 span_context = span.get_span_context()
+                self._job_span = span_context
                 span.set_attribute("operation.id", ctx.operation_id)
                 span.set_attribute("operation.type", ctx.op_type.value)
                 span.set_attribute("operation.attempt", ctx.attempt)
@@ -260,6 +263,7 @@ class WorkerRuntime:
                 )
             )
             self._job = None
+            self._job_span = None
             self._job_thread = None
             self._wake.notify_all()
 
@@ -396,10 +400,17 @@ class WorkerRuntime:
 
     def _apply(self, cancel_ids: list[str]) -> None:
         for operation_id in cancel_ids:
-            if self.cancel_current(operation_id, reason="cancelled by the backend"):
-                log.info(
-                    "cancelling on the backend's request", extra={"operation_id": operation_id}
-                )
+            if not self.cancel_current(operation_id, reason="cancelled by the backend"):
+                continue
+            # Logged on the reporter thread: in the job's trace, like the job's own lines.
+            span = trace.NonRecordingSpan(self._job_span or trace.INVALID_SPAN_CONTEXT)
+            token = otel_context.attach(trace.set_span_in_context(span))
+            op_token = operation_id_var.set(operation_id)
+            try:
+                log.info("cancelling on the backend's request")
+            finally:
+                operation_id_var.reset(op_token)
+                otel_context.detach(token)
 
 
 def _where(exc: BaseException) -> str | None:
