@@ -11,7 +11,12 @@ import pytest
 from ktrdr.engine.data import generate_synthetic_bars
 from ktrdr.engine.data.resample import _AGG, _rule, join_closed, resample_bars
 from ktrdr.engine.indicators.averages import ema
-from ktrdr.engine.indicators.kernels import ewm_mean, rolling_mean, rolling_mean_pair
+from ktrdr.engine.indicators.kernels import (
+    ewm_mean,
+    rolling_mean,
+    rolling_mean_pair,
+    rolling_means,
+)
 from ktrdr.engine.indicators.volatility import true_range
 from ktrdr.engine.signal_kernels import fuzzy_decisions
 from ktrdr.engine.timeframes import check_timeframe
@@ -35,6 +40,17 @@ def test_sma_pair_is_two_smas_value_for_value() -> None:
         a, b = rolling_mean_pair(x, p, q)
         np.testing.assert_array_equal(a, rolling_mean(x, p))
         np.testing.assert_array_equal(b, rolling_mean(x, q))
+
+
+def test_sma_lanes_are_smas_value_for_value() -> None:
+    # 1 to 9 periods: four-lane passes, a padded three, a pair and a single one.
+    for trial in range(200):
+        x = _series(int(RNG.integers(1, 400)), 0.1 if trial % 2 else 0.0, trial % 5 == 0)
+        periods = [int(p) for p in RNG.integers(1, 40, int(RNG.integers(1, 10)))]
+        got = rolling_means(x, periods)
+        assert len(got) == len(periods)
+        for values, period in zip(got, periods, strict=True):
+            np.testing.assert_array_equal(values, rolling_mean(x, period))
 
 
 @pytest.mark.parametrize("alpha", [2 / 51, 1 / 14, 0.5, 1.0, 2 / 3, 1 / 2999])

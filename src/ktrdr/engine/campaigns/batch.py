@@ -5,21 +5,25 @@ How it is fast, and why its numbers equal ordinary backtests:
   (``SearchSpace``/``apply_overrides``), so nothing here re-implements a strategy rule;
 - indicators are computed once per distinct (type, params) and shared between combinations
   (an LRU bounded in bytes), combinations being visited in sorted order so that the shared
-  ones stay cached;
+  ones stay cached; a chunk's missing SMAs are computed four per compiled pass
+  (``features.cache_smas``) on the thread pool;
 - decisions come from ``signals.decide_actions`` (the backtest's own code);
-- fills and statistics run in ``kernels.combination_pass`` (numba, GIL released, one
-  combination per task of a thread pool), whose aggregates equal numpy's bit for bit and
-  go through the backtest's own ``summarise`` / ``trade_summary``.
-Memory: a chunk holds ``chunk_size`` action rows (int8, bars each); only statistics (and,
-with ``keep_returns``, per-bar returns) are kept per combination.
+- fills and statistics run in ``kernels.combination_pass`` (numba, GIL released), whose
+  aggregates equal numpy's bit for bit and go through the backtest's own ``summarise`` /
+  ``trade_summary``. Each combination's decisions, fills and (``summarise_returns``)
+  reduction of its returns are one task of a thread pool; the main thread builds the next
+  combinations and their statistics meanwhile.
+Memory: a few combinations in flight (O(bars) each, at most twice the threads), the
+indicator LRU, and per kept combination its statistics (and, with ``keep_returns``, its
+per-bar returns; ``summarise_returns`` keeps only what it returns).
 """
 
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +38,7 @@ from ktrdr.engine.backtest.statistics import bars_per_year, summarise_aggregates
 from ktrdr.engine.campaigns import kernels as k
 from ktrdr.engine.data.window import PreparedData
 from ktrdr.engine.errors import BacktestCancelled, StrategyError
-from ktrdr.engine.features import compute_features
+from ktrdr.engine.features import Features, cache_smas, compute_features
 from ktrdr.engine.signals import decide_actions
 from ktrdr.engine.strategy.paths import apply_overrides
 from ktrdr.engine.strategy.schema import Strategy
@@ -42,10 +46,13 @@ from ktrdr.engine.strategy.schema import Strategy
 FloatArray = npt.NDArray[np.float64]
 ProgressCallback = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
-# Action rows held at once: chunk_size x bars bytes (int8); 32 MB at one million bars.
+ReturnsSummary = Callable[[FloatArray], Any]
+# Combinations per chunk (progress and the cancel check come between chunks): about 32 MB
+# of bars x combinations, 32 at a million bars.
 DEFAULT_CHUNK_BYTES = 32 * 2**20
-# Indicator outputs kept for sharing between combinations.
-DEFAULT_CACHE_BYTES = 96 * 2**20
+# Indicator outputs kept for sharing between combinations: 16 SMAs at a million bars, so
+# a chunk's distinct periods (13 in the benchmark's chunks of 25 pairs) are computed once.
+DEFAULT_CACHE_BYTES = 128 * 2**20
 
 
 @dataclass(frozen=True)
@@ -53,11 +60,13 @@ class CombinationResult:
     """One parameter set's outcome. ``statistics`` is exactly ``Statistics.to_dict()`` of
     the ordinary backtest (JSON-ready: ISO times, NaN/inf as None); ``returns`` are the
     per-bar strategy returns (fractions, one per window bar, the first against the initial
-    capital) when ``keep_returns`` was asked for, else None."""
+    capital) when ``keep_returns`` was asked for, else None; ``summary`` is what
+    ``summarise_returns`` made of them, if given."""
 
     params: dict[str, Any]
     statistics: dict[str, Any]
     returns: FloatArray | None = None
+    summary: Any = None
 
 
 class _IndicatorLRU(OrderedDict[tuple[str, str], dict[str, FloatArray]]):
@@ -103,6 +112,7 @@ def evaluate_batch(
     commission: float | None = None,
     slippage: float | None = None,
     keep_returns: bool = False,
+    summarise_returns: ReturnsSummary | None = None,
     progress: ProgressCallback | None = None,
     should_cancel: CancelCheck | None = None,
     chunk_size: int | None = None,
@@ -116,79 +126,115 @@ def evaluate_batch(
     override every combination's costs when given, like ``run_backtest``'s. ``progress(done,
     total)`` is called after each chunk; ``should_cancel()`` is checked before each chunk
     (raises BacktestCancelled). StrategyError for a set the strategy cannot take.
-    ``threads`` (default: the CPU count) run a chunk's combinations in parallel.
+    ``threads`` (default: the CPU count) run combinations in parallel.
+    ``summarise_returns(returns)`` runs on each combination's per-bar returns in its
+    thread (it must be thread-safe) and lands in ``summary``: a sweep keeps moments of
+    every combination without holding every return series.
     """
     if capital <= 0:
         raise ValueError(f"capital must be positive, got {capital}")
     total = len(param_sets)
-    window = data.window
-    n_bars = len(window)
+    n_bars = len(data.window)
     if chunk_size is None:
         chunk_size = max(1, min(256, DEFAULT_CHUNK_BYTES // max(n_bars, 1)))
         if _per_bar_inputs(strategy):
             # Each combination may bring its own 4 x bars sizing/exit rows.
             chunk_size = min(chunk_size, 8)
-    bars = np.vstack(
-        [window[c].to_numpy(dtype=np.float64) for c in ("open", "high", "low")]
-        + [window["close"].to_numpy(dtype=np.float64)]
-    )
-    close = bars[3]
-    index = pd.DatetimeIndex(window.index)
-    bpy = bars_per_year(index, strategy.data.timeframe)
-    buy_and_hold = float(close[-1] / close[0] - 1.0)
-    cache = _IndicatorLRU(cache_bytes)
+    run = _Run(data, capital, keep_returns, summarise_returns, cache_bytes)
+    bpy = bars_per_year(run.index, strategy.data.timeframe)
     # Sorted by value so combinations sharing leading parameters (their indicators) run
     # together; results go back to the caller's order.
     order = sorted(range(total), key=lambda i: _sort_key(param_sets[i]))
     results: list[CombinationResult | None] = [None] * total
-    with ThreadPoolExecutor(max_workers=max(1, threads or os.cpu_count() or 1)) as pool:
+    workers = max(1, threads or os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         for done in range(0, total, chunk_size):
             if should_cancel is not None and should_cancel():
                 raise BacktestCancelled(f"sweep cancelled after {done} of {total} combinations")
             picked = order[done : done + chunk_size]
             combos = [_combination_strategy(strategy, param_sets[i]) for i in picked]
-            actions = np.empty((len(combos), n_bars), dtype=np.int8)
-            for row, combo in enumerate(combos):
-                features = compute_features(combo, data.bars, cache)
-                actions[row] = decide_actions(combo, features)[data.window_start : data.window_end]
-            fills = _FillInputs(combos, data, commission, slippage)
-            sell_to = [-1 if c.position_mode == "long_short" else 0 for c in combos]
-            agg, kept = _run_chunk(pool, bars, actions, sell_to, fills, capital, keep_returns)
-            for row, i in enumerate(picked):
-                stats = _statistics(agg[row], index, bpy, capital, buy_and_hold)
-                kept_row = kept[row] if kept is not None else None
-                results[i] = CombinationResult(dict(param_sets[i]), stats, kept_row)
+            cache_smas(combos, data.bars, run.cache, run.cache_entries, pool.map)
+            fills = _FillInputs(combos, data, commission, slippage, run.no_distances)
+            # At most two tasks per thread in flight: each holds its features and O(bars).
+            pending: deque[tuple[int, Future[_Outcome]]] = deque()
+
+            def finish(i: int, outcome: _Outcome) -> None:
+                agg, returns, summary = outcome
+                stats = _statistics(agg, run.index, bpy, capital, run.buy_and_hold)
+                results[i] = CombinationResult(dict(param_sets[i]), stats, returns, summary)
+
+            for row, (i, combo) in enumerate(zip(picked, combos, strict=True)):
+                features = compute_features(combo, data.bars, run.cache)
+                if not _warm:
+                    finish(i, run.task(row, combo, features, fills))  # compiles (or loads)
+                    continue
+                pending.append((i, pool.submit(run.task, row, combo, features, fills)))
+                while len(pending) > 2 * workers:
+                    finish(*_next(pending))
+            while pending:
+                finish(*_next(pending))
             if progress is not None:
                 progress(min(done + chunk_size, total), total)
     return [r for r in results if r is not None]
 
 
-def _run_chunk(
-    pool: ThreadPoolExecutor,
-    bars: FloatArray,
-    actions: npt.NDArray[np.int8],
-    sell_to: list[int],
-    fills: _FillInputs,
-    capital: float,
-    keep_returns: bool,
-) -> tuple[FloatArray, FloatArray | None]:
-    """Aggregates (combinations x N_AGGREGATES) and, if asked, per-bar returns of a chunk."""
-    m, n = actions.shape
-    agg = np.empty((m, a.N_AGGREGATES))
-    kept = np.empty((m, n)) if keep_returns else None
+# The first combination of a process runs on the calling thread: it compiles (or loads
+# from numba's cache) the kernels before any thread pool task needs them.
+_warm = False
+# A combination's aggregates (N_AGGREGATES), returns if kept, summary if asked for.
+_Outcome = tuple[FloatArray, FloatArray | None, Any]
 
-    def run(row: int) -> None:
+
+def _next(pending: deque[tuple[int, Future[_Outcome]]]) -> tuple[int, _Outcome]:
+    i, future = pending.popleft()
+    return i, future.result()
+
+
+class _Run:
+    """What every combination of one ``evaluate_batch`` call shares: the bars as the
+    kernel reads them, the indicator LRU, the all-NaN exit distances."""
+
+    def __init__(
+        self,
+        data: PreparedData,
+        capital: float,
+        keep_returns: bool,
+        summarise_returns: ReturnsSummary | None,
+        cache_bytes: int,
+    ) -> None:
+        window = data.window
+        self.bars = np.vstack(
+            [window[c].to_numpy(dtype=np.float64) for c in ("open", "high", "low", "close")]
+        )
+        self.n = self.bars.shape[1]
+        self.index = pd.DatetimeIndex(window.index)
+        self.buy_and_hold = float(self.bars[3, -1] / self.bars[3, 0] - 1.0)
+        self.window = (data.window_start, data.window_end)
+        self.capital = float(capital)
+        self.keep_returns = keep_returns
+        self.summarise_returns = summarise_returns
+        self.cache = _IndicatorLRU(cache_bytes)
+        self.cache_entries = max(1, cache_bytes // (8 * max(len(data.bars), 1)))
+        # Exits without per-bar distances (most) share one all-NaN row set.
+        self.no_distances = np.full((3, self.n), np.nan)
+
+    def task(self, row: int, combo: Strategy, features: Features, fills: _FillInputs) -> _Outcome:
+        """One combination, on a pool thread: decisions, fills, aggregates, and its
+        returns kept or summarised."""
+        global _warm
+        start, end = self.window
+        actions = np.ascontiguousarray(decide_actions(combo, features)[start:end], np.int8)
+        returns = np.empty(self.n)
+        agg = np.empty(a.N_AGGREGATES)
         k.combination_pass(
-            bars, actions[row], sell_to[row],
-            fills.size_rows[fills.size_index[row]], fills.fixed_units[row],
-            fills.exit_fractions[row], fills.distance_rows[fills.distance_index[row]],
+            self.bars, actions, fills.sell_to[row], fills.size_rows[row],
+            fills.fixed_units[row], fills.exit_fractions[row], fills.distance_rows[row],
             int(fills.time_bars[row]), fills.commission[row], fills.slippage[row],
-            float(capital), kept[row] if kept is not None else np.empty(n), agg[row],
+            self.capital, returns, agg,
         )  # fmt: skip
-
-    run(0)  # the first call compiles (or loads) the kernel, once
-    list(pool.map(run, range(1, m)))
-    return agg, kept
+        _warm = True
+        summary = self.summarise_returns(returns) if self.summarise_returns else None
+        return agg, (returns if self.keep_returns else None), summary
 
 
 def _per_bar_inputs(strategy: Strategy) -> bool:
@@ -201,8 +247,9 @@ def _per_bar_inputs(strategy: Strategy) -> bool:
 
 class _FillInputs:
     """The fill pass's per-combination inputs for a chunk, built exactly as the backtest's
-    ``runner.simulate`` / ``simulate_fills`` build them (same helpers, same arrays);
-    combinations with the same sizing / exits share one row."""
+    ``runner.simulate`` / ``simulate_fills`` build them (same helpers, same values);
+    combinations with the same sizing / exits share one row (by reference: nothing is
+    stacked), and exits without per-bar distances share ``no_distances``."""
 
     def __init__(
         self,
@@ -210,47 +257,46 @@ class _FillInputs:
         data: PreparedData,
         commission: float | None,
         slippage: float | None,
+        no_distances: FloatArray,
     ) -> None:
         n = data.window_end - data.window_start
-        off = np.full(n, np.nan)
-        sizes: dict[str, int] = {}
-        size_rows: list[FloatArray] = []
-        dists: dict[str, int] = {}
-        dist_rows: list[FloatArray] = []
-        levels: dict[str, Exits] = {}
-        self.size_index = np.empty(len(combos), np.int64)
-        self.distance_index = np.empty(len(combos), np.int64)
+        sizes: dict[str, FloatArray] = {}
+        dists: dict[str, tuple[Exits, FloatArray]] = {}
+        self.size_rows: list[FloatArray] = []
+        self.distance_rows: list[FloatArray] = []
         self.fixed_units = np.empty(len(combos))
         self.exit_fractions = np.empty((len(combos), 3))
         self.time_bars = np.empty(len(combos), np.int64)
+        self.sell_to = [-1 if c.position_mode == "long_short" else 0 for c in combos]
         for c, combo in enumerate(combos):
             sizing = combo.position_sizing
             key = f"{combo.data.timeframe}|{sizing.model_dump_json()}"
             if key not in sizes:
-                sizes[key] = len(size_rows)
-                fraction = position_fractions(combo, data)
-                size_rows.append(np.broadcast_to(np.asarray(fraction, dtype=np.float64), (n,)))
-            self.size_index[c] = sizes[key]
+                fraction = np.asarray(position_fractions(combo, data), dtype=np.float64)
+                sizes[key] = np.ascontiguousarray(np.broadcast_to(fraction, (n,)))
+            self.size_rows.append(sizes[key])
             self.fixed_units[c] = (
                 float(sizing.units or 0.0) if sizing.method == "fixed_units" else np.nan
             )
             key = combo.exits.model_dump_json()
             if key not in dists:
-                dists[key] = len(dist_rows)
-                levels[key] = exits = exit_levels(combo.exits, data)
+                exits = exit_levels(combo.exits, data)
                 parts = (exits.stop_distance, exits.take_profit_distance, exits.trailing_distance)
-                rows = [off if d is None else np.asarray(d, dtype=np.float64) for d in parts]
-                dist_rows.append(np.vstack(rows))
-            exits = levels[key]
-            self.distance_index[c] = dists[key]
+                if all(d is None for d in parts):
+                    dists[key] = (exits, no_distances)
+                else:
+                    rows = [
+                        no_distances[0] if d is None else np.asarray(d, np.float64) for d in parts
+                    ]
+                    dists[key] = (exits, np.vstack(rows))
+            exits, distances = dists[key]
+            self.distance_rows.append(distances)
             self.exit_fractions[c] = (
                 exits.stop_fraction,
                 exits.take_profit_fraction,
                 exits.trailing_fraction,
             )
             self.time_bars[c] = int(exits.time_stop_bars)
-        self.size_rows = np.ascontiguousarray(np.stack(size_rows))
-        self.distance_rows = np.ascontiguousarray(np.stack(dist_rows))
         self.commission = np.array([_cost(commission, c.costs.commission) for c in combos])
         self.slippage = np.array([_cost(slippage, c.costs.slippage) for c in combos])
 

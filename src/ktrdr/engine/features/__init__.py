@@ -7,7 +7,7 @@ value at bar t depends on bars up to t only.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -62,7 +62,7 @@ def compute_features(
                 spec, params, bars, higher, resampled
             )
         else:
-            key = (ind.type, f"{higher or ''}|{params.model_dump_json()}")
+            key = _cache_key(ind.type, higher, params)
             cached = cache.get(key)
             if cached is None:
                 cached = cache[key] = _indicator_outputs(spec, params, bars, higher, resampled)
@@ -71,6 +71,58 @@ def compute_features(
             out[f"{ind.id}.{name}"] = values
         out[ind.id] = out[f"{ind.id}.{spec.primary_output}"]
     return out
+
+
+def _cache_key(kind: str, higher: str | None, params: Params) -> tuple[str, str]:
+    return (kind, f"{higher or ''}|{params.model_dump_json()}")
+
+
+_PRICES = ("open", "high", "low", "close", "volume")
+# Runs the compiled passes: the builtin map, or a thread pool's (they release the GIL).
+Mapper = Callable[[Callable[[int], list[FloatArray]], Iterable[int]], Iterator[list[FloatArray]]]
+
+
+def cache_smas(
+    strategies: Sequence[Strategy],
+    bars: pd.DataFrame,
+    cache: IndicatorCache,
+    limit: int,
+    run: Mapper = map,
+) -> int:
+    """Put into ``cache`` the base-timeframe SMAs over a price column that ``strategies``
+    need and ``cache`` lacks — the first ``limit`` distinct ones in the strategies' order —
+    four per compiled pass (``rolling_means``: the values ``compute_features`` computes one
+    by one, under the keys it looks up). A sweep's combinations bring many periods of one
+    average; ``compute_features(strategy, bars, cache)`` then finds them. Returns how many
+    were computed."""
+    from ktrdr.engine.indicators.kernels import rolling_means
+
+    wanted: dict[tuple[str, str], tuple[str, int]] = {}
+    for strategy in strategies:
+        for ind in strategy.indicators:
+            params = strategy.indicator_params(ind.id)
+            source = getattr(params, "source", None)
+            base = ind.timeframe in (None, strategy.data.timeframe)
+            if ind.type != "sma" or not base or source not in _PRICES:
+                continue
+            key = _cache_key(ind.type, None, params)
+            if key not in cache and key not in wanted and len(wanted) < limit:
+                wanted[key] = (str(source), int(params.period))  # type: ignore[attr-defined]
+    by_source: dict[str, list[tuple[str, str]]] = {}
+    for key, (source, _) in wanted.items():
+        by_source.setdefault(source, []).append(key)
+    # Groups of four: one pass each, and the unit of work for ``run``'s threads.
+    groups = [(s, keys[i : i + 4]) for s, keys in by_source.items() for i in range(0, len(keys), 4)]
+    columns = {s: bars[s].to_numpy(dtype=np.float64) for s in by_source}
+
+    def compute(at: int) -> list[FloatArray]:
+        source, keys = groups[at]
+        return rolling_means(columns[source], [wanted[k][1] for k in keys])
+
+    for (_, keys), outputs in zip(groups, run(compute, range(len(groups))), strict=True):
+        for key, values in zip(keys, outputs, strict=True):
+            cache[key] = {"value": values}
+    return len(wanted)
 
 
 def _paired_smas(strategy: Strategy, columns: Features) -> dict[str, dict[str, FloatArray]]:

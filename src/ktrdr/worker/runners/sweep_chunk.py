@@ -29,13 +29,6 @@ from ktrdr.worker.runners.stores import bars_for
 
 PHASES = ("data_loading", "strategy_init", "evaluation", "results")
 MAX_EQUITY_POINTS = 5_000
-# Combinations per evaluate_batch call: progress and the cancel check come between calls.
-_PER_CALL = 16
-# ...and at most this many combination-bars in flight per call: each costs about 32 bytes
-# of returns, equity and fill arrays (measured: 16 combinations of 200,000 bars took a
-# worker from 390 to 492 MB, 4 of them to 410 MB), so a chunk's memory stays near 64 MB
-# whatever the bars, and a 10,000-combination sweep stays under 500 MB per worker.
-_COMBINATION_BARS_PER_CALL = 2_000_000
 
 
 def block_returns(returns: npt.NDArray[np.float64], blocks: int) -> list[float | None]:
@@ -89,34 +82,35 @@ def _evaluate(ctx: JobContext, params: SweepChunkParams) -> dict[str, Any]:
 
     with ctx.phase("strategy_init", span_prefix="sweep_chunk"):
         param_sets = [c.params for c in combos]
-    per_call = max(1, min(_PER_CALL, _COMBINATION_BARS_PER_CALL // max(bars, 1)))
     rows: list[dict[str, Any]] = []
     with ctx.phase("evaluation", span_prefix="sweep_chunk") as span:
-        for first in range(0, len(combos), per_call):
 
-            def progress(done: int, _total: int, first: int = first) -> None:
-                n = first + done
-                ctx.progress(5 + 90 * n / len(combos), message=f"{n}/{len(combos)} combinations",
-                             items_done=n, items_total=len(combos))  # fmt: skip
+        def progress(done: int, _total: int) -> None:
+            ctx.progress(5 + 90 * done / len(combos), message=f"{done}/{len(combos)} combinations",
+                         items_done=done, items_total=len(combos))  # fmt: skip
 
-            try:
-                results = evaluate_batch(
-                    strategy, data, param_sets[first : first + per_call],
-                    capital=params.capital, commission=params.commission,
-                    slippage=params.slippage, keep_returns=params.keep_returns,
-                    progress=progress, should_cancel=lambda: ctx.cancelled,
-                )  # fmt: skip
-            except BacktestCancelled as exc:
-                raise JobCancelled(ctx.cancel_reason or str(exc)) from None
-            for combo, result in zip(combos[first : first + per_call], results, strict=True):
-                rows.append(
-                    {
-                        "key": combo.key, "index": combo.index, "params": combo.params,
-                        "statistics": result.statistics, "stage": params.stage,
-                        "window": params.window, "extra": _compact(result.returns),
-                    }
-                )  # fmt: skip
-            ctx.metrics.bars_simulated(bars * len(results))
+        # One call for the chunk, so its combinations share the bars, the indicators and
+        # the thread pool; the batch bounds its own memory (combinations in flight, the
+        # indicator LRU) and each combination's returns are reduced to their compact form
+        # in its thread, never held.
+        try:
+            results = evaluate_batch(
+                strategy, data, param_sets, capital=params.capital,
+                commission=params.commission, slippage=params.slippage,
+                summarise_returns=_compact if params.keep_returns else None,
+                progress=progress, should_cancel=lambda: ctx.cancelled, threads=ctx.threads,
+            )  # fmt: skip
+        except BacktestCancelled as exc:
+            raise JobCancelled(ctx.cancel_reason or str(exc)) from None
+        for combo, result in zip(combos, results, strict=True):
+            rows.append(
+                {
+                    "key": combo.key, "index": combo.index, "params": combo.params,
+                    "statistics": result.statistics, "stage": params.stage,
+                    "window": params.window, "extra": result.summary,
+                }
+            )  # fmt: skip
+        ctx.metrics.bars_simulated(bars * len(results))
         span.set_attribute("sweep.evaluated", len(rows))
 
     with ctx.phase("results", span_prefix="sweep_chunk"):
