@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +13,7 @@ from ktrdr.engine.backtest.aggregates import pairwise_sum
 from ktrdr.engine.campaigns import OBJECTIVES, evaluate_batch, get_objective
 from ktrdr.engine.campaigns.objectives import meets_constraints, parse_result_constraints
 from ktrdr.engine.errors import StrategyError
+from ktrdr.engine.features import cache_smas, compute_features
 from ktrdr.engine.strategy import builtin_strategy_text, validate_strategy_text
 from ktrdr.engine.strategy.search import SearchSpace, apply_overrides
 
@@ -107,6 +110,57 @@ def test_kept_returns_are_the_backtests_per_bar_returns(bars_1h: pd.DataFrame) -
     np.testing.assert_array_equal(result.returns, want)
 
 
+def test_summaries_come_from_each_combinations_returns_on_the_pool_threads(
+    bars_1h: pd.DataFrame,
+) -> None:
+    strategy = validate_strategy_text(builtin_strategy_text("sma_crossover"))
+    sets = [{FAST: p, SLOW: q} for p in (3, 5, 8) for q in (20, 40)]
+    data = prepare_data(bars_1h)
+    kept = evaluate_batch(strategy, data, sets, capital=1e4, keep_returns=True, threads=1)
+    threads: set[str] = set()
+
+    def summary(returns: np.ndarray) -> tuple[float, int]:
+        threads.add(threading.current_thread().name)
+        return float(returns.sum()), len(returns)
+
+    summed = evaluate_batch(strategy, data, sets, capital=1e4, summarise_returns=summary, threads=3)
+    for k, s in zip(kept, summed, strict=True):
+        assert k.returns is not None and s.returns is None
+        assert s.summary == (float(k.returns.sum()), len(bars_1h))
+        assert s.statistics == k.statistics
+    assert len(threads - {threading.main_thread().name}) >= 1, "summaries ran on the pool"
+
+
+def test_a_chunk_needing_more_averages_than_the_cache_holds_still_equals_backtests(
+    bars_1h: pd.DataFrame,
+) -> None:
+    # 3 x 8 pairs bring 11 distinct SMAs into one chunk; the cache holds 4: the first 4
+    # are computed four to a pass, the others one by one when a combination needs them.
+    strategy = validate_strategy_text(builtin_strategy_text("sma_crossover"))
+    sets = [{FAST: p, SLOW: q} for p in (2, 3, 5) for q in range(10, 50, 5)]
+    results = evaluate_batch(
+        strategy, prepare_data(bars_1h), sets, capital=1e5, chunk_size=len(sets),
+        cache_bytes=4 * 8 * len(bars_1h),
+    )  # fmt: skip
+    for r in results:
+        want = run_backtest(apply_overrides(strategy, r.params), bars_1h, capital=1e5)
+        assert r.statistics == want.statistics.to_dict()
+
+
+def test_cached_smas_are_the_averages_compute_features_computes(bars_1h: pd.DataFrame) -> None:
+    strategy = validate_strategy_text(builtin_strategy_text("sma_crossover"))
+    combos = [apply_overrides(strategy, {FAST: p, SLOW: q}) for p in (2, 3) for q in (10, 20, 30)]
+    cache: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+    assert cache_smas(combos, bars_1h, cache, limit=4) == 4 and len(cache) == 4
+    assert cache_smas(combos, bars_1h, cache, limit=10) == 1, "only the one missing"
+    for combo in combos:
+        alone, cached = compute_features(combo, bars_1h), compute_features(combo, bars_1h, cache)
+        assert alone.keys() == cached.keys()
+        for name, values in alone.items():
+            np.testing.assert_array_equal(cached[name], values)
+    assert len(cache) == 5, "every average came from the cache"
+
+
 def test_pairwise_sum_is_numpys_sum_bit_for_bit() -> None:
     rng = np.random.default_rng(5)
     for n in (0, 7, 8, 128, 129, 1000, 70_001):
@@ -119,21 +173,25 @@ def test_progress_and_cancel(bars_1h: pd.DataFrame) -> None:
     sets = [{FAST: p} for p in range(2, 9)]
     seen: list[tuple[int, int]] = []
     evaluate_batch(
-        strategy, prepare_data(bars_1h), sets, capital=1e5, chunk_size=3,
+        strategy, prepare_data(bars_1h), sets, capital=1e5, chunk_size=3, threads=2,
         progress=lambda done, total: seen.append((done, total)),
     )  # fmt: skip
-    assert seen == [(3, 7), (6, 7), (7, 7)]
-    calls: list[int] = []
+    assert seen == [(n, 7) for n in range(1, 8)], "after each combination, across chunks"
+    checks: list[int] = []
+    seen.clear()
 
-    def cancel_after_first_chunk() -> bool:
-        calls.append(1)
-        return len(calls) > 1
+    def cancel_at_the_fifth() -> bool:
+        checks.append(1)
+        return len(checks) == 5
 
-    with pytest.raises(BacktestCancelled, match="after 3 of 7"):
+    with pytest.raises(BacktestCancelled, match=r"after [0-4] of 7"):
         evaluate_batch(
-            strategy, prepare_data(bars_1h), sets, capital=1e5, chunk_size=3,
-            should_cancel=cancel_after_first_chunk,
+            strategy, prepare_data(bars_1h), sets, capital=1e5, chunk_size=3, threads=2,
+            should_cancel=cancel_at_the_fifth,
+            progress=lambda done, total: seen.append((done, total)),
         )  # fmt: skip
+    assert len(checks) == 5, "checked before each combination, the fifth not started"
+    assert len(seen) <= 4
 
 
 def test_model_strategies_and_bad_sets_are_refused(bars_1h: pd.DataFrame) -> None:

@@ -47,7 +47,7 @@ FloatArray = npt.NDArray[np.float64]
 ProgressCallback = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
 ReturnsSummary = Callable[[FloatArray], Any]
-# Combinations per chunk (progress and the cancel check come between chunks): about 32 MB
+# Combinations built at once (their strategies, fill inputs and missing SMAs): about 32 MB
 # of bars x combinations, 32 at a million bars.
 DEFAULT_CHUNK_BYTES = 32 * 2**20
 # Indicator outputs kept for sharing between combinations: 16 SMAs at a million bars, so
@@ -124,9 +124,10 @@ def evaluate_batch(
     Results are in ``param_sets`` order and equal ``run_backtest`` of each combination
     (same window, capital and costs). ``commission`` / ``slippage`` (fractions per side)
     override every combination's costs when given, like ``run_backtest``'s. ``progress(done,
-    total)`` is called after each chunk; ``should_cancel()`` is checked before each chunk
-    (raises BacktestCancelled). StrategyError for a set the strategy cannot take.
-    ``threads`` (default: the CPU count) run combinations in parallel.
+    total)`` is called after each combination; ``should_cancel()`` is checked before each
+    one starts (raises BacktestCancelled). StrategyError for a set the strategy cannot
+    take. ``threads`` (default: the CPU count) run combinations in parallel;
+    ``chunk_size`` combinations are built, and their SMAs computed, at once.
     ``summarise_returns(returns)`` runs on each combination's per-bar returns in its
     thread (it must be thread-safe) and lands in ``summary``: a sweep keeps moments of
     every combination without holding every return series.
@@ -147,23 +148,30 @@ def evaluate_batch(
     order = sorted(range(total), key=lambda i: _sort_key(param_sets[i]))
     results: list[CombinationResult | None] = [None] * total
     workers = max(1, threads or os.cpu_count() or 1)
+    # At most two tasks per thread in flight: each holds its features and O(bars).
+    pending: deque[tuple[int, Future[_Outcome]]] = deque()
+    finished = 0
+
+    def finish(i: int, outcome: _Outcome) -> None:
+        nonlocal finished
+        agg, returns, summary = outcome
+        stats = _statistics(agg, run.index, bpy, capital, run.buy_and_hold)
+        results[i] = CombinationResult(dict(param_sets[i]), stats, returns, summary)
+        finished += 1
+        if progress is not None:
+            progress(finished, total)
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for done in range(0, total, chunk_size):
-            if should_cancel is not None and should_cancel():
-                raise BacktestCancelled(f"sweep cancelled after {done} of {total} combinations")
-            picked = order[done : done + chunk_size]
+        for first in range(0, total, chunk_size):
+            picked = order[first : first + chunk_size]
             combos = [_combination_strategy(strategy, param_sets[i]) for i in picked]
             cache_smas(combos, data.bars, run.cache, run.cache_entries, pool.map)
             fills = _FillInputs(combos, data, commission, slippage, run.no_distances)
-            # At most two tasks per thread in flight: each holds its features and O(bars).
-            pending: deque[tuple[int, Future[_Outcome]]] = deque()
-
-            def finish(i: int, outcome: _Outcome) -> None:
-                agg, returns, summary = outcome
-                stats = _statistics(agg, run.index, bpy, capital, run.buy_and_hold)
-                results[i] = CombinationResult(dict(param_sets[i]), stats, returns, summary)
-
             for row, (i, combo) in enumerate(zip(picked, combos, strict=True)):
+                if should_cancel is not None and should_cancel():
+                    raise BacktestCancelled(
+                        f"sweep cancelled after {finished} of {total} combinations"
+                    )
                 features = compute_features(combo, data.bars, run.cache)
                 if not _warm:
                     finish(i, run.task(row, combo, features, fills))  # compiles (or loads)
@@ -171,10 +179,8 @@ def evaluate_batch(
                 pending.append((i, pool.submit(run.task, row, combo, features, fills)))
                 while len(pending) > 2 * workers:
                     finish(*_next(pending))
-            while pending:
-                finish(*_next(pending))
-            if progress is not None:
-                progress(min(done + chunk_size, total), total)
+        while pending:
+            finish(*_next(pending))
     return [r for r in results if r is not None]
 
 
