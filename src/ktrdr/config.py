@@ -190,7 +190,11 @@ class WorkerSettings(CommonSettings):
     heartbeat_interval_s: float = Field(constants.DEFAULT_HEARTBEAT_INTERVAL_S, gt=0)
     shutdown_grace_s: float = Field(10.0, ge=0, description="time a job gets to end on SIGTERM")
     backtest_threads: int = Field(
-        2, ge=1, le=64, description="symbols of a universe or portfolio run at once"
+        2,
+        ge=1,
+        le=64,
+        description="symbols of a universe or portfolio, or combinations of a sweep chunk, "
+        "run at once (the kernels release the GIL)",
     )
     bars_cache_mb: int = Field(
         512, ge=0, le=1_048_576, description="decoded bar files kept in memory; 0: none"

@@ -30,7 +30,8 @@ class JobContext:
     metrics: JobMetrics
     data_home: str
     on_progress: Callable[[Progress], None]
-    # Threads a job may run its parts in (a universe's symbols): KTRDR_BACKTEST_THREADS.
+    # Threads a job may run its parts in (a universe's symbols, a sweep chunk's
+    # combinations): KTRDR_BACKTEST_THREADS.
     threads: int = 1
     # Shared with the API and the other workers (ktrdr.artifacts); None: the data home's.
     artifacts: ArtifactStore | None = None

@@ -158,13 +158,12 @@ def rolling_means(
     out: list[npt.NDArray[np.float64]] = []
     for at in range(0, len(periods), 4):
         group = periods[at : at + 4]
-        if len(group) == 4:
-            out += rolling_mean_quad(values, *group)
-        elif len(group) == 3:
+        if len(group) >= 3:
             # A repeated lane costs no time: the pass is bound by each lane's own chain.
-            out += rolling_mean_quad(values, *group, group[-1])[:3]
+            a, b, c, d = (group + group[-1:])[:4]
+            out += rolling_mean_quad(values, a, b, c, d)[: len(group)]
         elif len(group) == 2:
-            out += rolling_mean_pair(values, *group)
+            out += rolling_mean_pair(values, group[0], group[1])
         else:
             out.append(rolling_mean(values, group[0]))
     return out
