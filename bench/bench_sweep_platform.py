@@ -111,7 +111,14 @@ def main() -> None:
     parser.add_argument("--bars", type=int, default=1_000_000)
     parser.add_argument("--chunk-size", type=int, default=25)
     parser.add_argument("--no-vectorbt", action="store_true")
+    parser.add_argument(
+        "--worker-threads", type=int, default=None,
+        help="KTRDR_BACKTEST_THREADS of each worker (a chunk's combinations in parallel)",
+    )  # fmt: skip
     args = parser.parse_args()
+    env = {"KTRDR_ENVIRONMENT": "local"}
+    if args.worker_threads is not None:
+        env["KTRDR_BACKTEST_THREADS"] = str(args.worker_threads)
     benchlib.without_otlp_env()
     stamp = benchlib.timestamp()
     with tempfile.TemporaryDirectory() as home:
@@ -119,7 +126,7 @@ def main() -> None:
             data_home=Path(home), api_port=benchlib.free_port(),
             worker_ports=[benchlib.free_port(), benchlib.free_port()],
             worker_kinds=("backtesting", "data_download"),
-            extra_env={"KTRDR_ENVIRONMENT": "local"},
+            extra_env=env,
         )  # fmt: skip
         stack.start(timeout_s=120)
         try:
@@ -145,6 +152,7 @@ def main() -> None:
     vbt = {"skipped": True} if args.no_vectorbt else run_vectorbt(bars, 25)
     report = {
         "bars": args.bars, "pairs": len(PAIRS), "chunk_size": args.chunk_size,
+        "worker_threads": args.worker_threads or "default (2)",
         "platform_2_workers": {k: v for k, v in two.items() if k != "results"},
         "platform_1_worker": {k: v for k, v in one.items() if k != "results"},
         "library_loop_s": loop_s,
@@ -181,6 +189,7 @@ def markdown(r: dict[str, Any]) -> str:
         f"- dispatch + reporting overhead per chunk (run time on the backend minus time in "
         f"the runner): max {max(overhead):.1f} %, mean {sum(overhead) / len(overhead):.1f} % "
         f"of the chunk's time ({len(one['chunks'])} chunks of {r['chunk_size']})",
+        f"- threads per worker (KTRDR_BACKTEST_THREADS): {r.get('worker_threads')}",
         f"- statistics vs the library loop: max relative difference "
         f"{r['max_relative_difference_vs_loop']:.1e}",
         *benchlib.machine_lines(r["environment"]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ from ktrdr.engine.backtest.aggregates import pairwise_sum
 from ktrdr.engine.campaigns import OBJECTIVES, evaluate_batch, get_objective
 from ktrdr.engine.campaigns.objectives import meets_constraints, parse_result_constraints
 from ktrdr.engine.errors import StrategyError
-from ktrdr.engine.features import cache_smas, compute_features
+from ktrdr.engine.features import cache_smas, compute_features, sma_needs
 from ktrdr.engine.strategy import builtin_strategy_text, validate_strategy_text
 from ktrdr.engine.strategy.search import SearchSpace, apply_overrides
 
@@ -134,8 +135,8 @@ def test_summaries_come_from_each_combinations_returns_on_the_pool_threads(
 def test_a_chunk_needing_more_averages_than_the_cache_holds_still_equals_backtests(
     bars_1h: pd.DataFrame,
 ) -> None:
-    # 3 x 8 pairs bring 11 distinct SMAs into one chunk; the cache holds 4: the first 4
-    # are computed four to a pass, the others one by one when a combination needs them.
+    # 3 x 8 pairs bring 11 distinct SMAs into one chunk and the cache holds 4: they are
+    # computed two at a time (half the cache), as combinations come to need them.
     strategy = validate_strategy_text(builtin_strategy_text("sma_crossover"))
     sets = [{FAST: p, SLOW: q} for p in (2, 3, 5) for q in range(10, 50, 5)]
     results = evaluate_batch(
@@ -150,9 +151,12 @@ def test_a_chunk_needing_more_averages_than_the_cache_holds_still_equals_backtes
 def test_cached_smas_are_the_averages_compute_features_computes(bars_1h: pd.DataFrame) -> None:
     strategy = validate_strategy_text(builtin_strategy_text("sma_crossover"))
     combos = [apply_overrides(strategy, {FAST: p, SLOW: q}) for p in (2, 3) for q in (10, 20, 30)]
+    needs = {need[0]: need for combo in combos for need in sma_needs(combo)}
+    assert len(needs) == 5
     cache: dict[tuple[str, str], dict[str, np.ndarray]] = {}
-    assert cache_smas(combos, bars_1h, cache, limit=4) == 4 and len(cache) == 4
-    assert cache_smas(combos, bars_1h, cache, limit=10) == 1, "only the one missing"
+    with ThreadPoolExecutor(2) as pool:  # five averages: a pass of four, a pass of one
+        cache_smas(list(needs.values()), bars_1h, cache, pool, at_once=2)
+    assert cache.keys() == needs.keys()
     for combo in combos:
         alone, cached = compute_features(combo, bars_1h), compute_features(combo, bars_1h, cache)
         assert alone.keys() == cached.keys()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -49,10 +50,19 @@ def test_deflated_sharpe_equals_the_formula_computed_with_scipy() -> None:
 def test_return_moments_match_scipy() -> None:
     r = np.random.default_rng(3).standard_t(5, 2000) * 0.01 + 0.001
     sr, skew, kurt, n = return_moments(r)
-    assert sr == pytest.approx(r.mean() / r.std(ddof=1), rel=1e-12)
+    assert sr == r.mean() / r.std(ddof=1), "numpy's mean and std, bit for bit"
     assert skew == pytest.approx(stats.skew(r), rel=1e-10)
     assert kurt == pytest.approx(stats.kurtosis(r, fisher=False), rel=1e-10)
     assert n == 2000
+
+
+def test_block_returns_compound_each_run_of_bars() -> None:
+    from ktrdr.worker.runners.sweep_chunk import block_returns
+
+    r = np.random.default_rng(4).normal(0.0, 0.01, 1001)
+    edges = np.linspace(0, len(r), 129).round().astype(int)
+    want = [np.prod(1.0 + r[a:b]) - 1.0 for a, b in itertools.pairwise(edges)]
+    np.testing.assert_allclose(block_returns(r, 128), want, rtol=1e-12, atol=1e-15)
 
 
 def _two_trials(first: list[float], second: list[float]) -> np.ndarray:

@@ -4,9 +4,10 @@ How it is fast, and why its numbers equal ordinary backtests:
 - each combination is the strategy with its values substituted and validated like a file
   (``SearchSpace``/``apply_overrides``), so nothing here re-implements a strategy rule;
 - indicators are computed once per distinct (type, params) and shared between combinations
-  (an LRU bounded in bytes), combinations being visited in sorted order so that the shared
-  ones stay cached; a chunk's missing SMAs are computed four per compiled pass
-  (``features.cache_smas``) on the thread pool;
+  (an LRU bounded in bytes), combinations being visited in sorted order (the parameter
+  with the most distinct values outermost) so that the shared ones stay cached; missing
+  SMAs are computed a few combinations ahead, four per compiled pass
+  (``features.cache_smas``), on the thread pool;
 - decisions come from ``signals.decide_actions`` (the backtest's own code);
 - fills and statistics run in ``kernels.combination_pass`` (numba, GIL released), whose
   aggregates equal numpy's bit for bit and go through the backtest's own ``summarise`` /
@@ -38,7 +39,7 @@ from ktrdr.engine.backtest.statistics import bars_per_year, summarise_aggregates
 from ktrdr.engine.campaigns import kernels as k
 from ktrdr.engine.data.window import PreparedData
 from ktrdr.engine.errors import BacktestCancelled, StrategyError
-from ktrdr.engine.features import Features, cache_smas, compute_features
+from ktrdr.engine.features import Features, SmaNeed, cache_smas, compute_features, sma_needs
 from ktrdr.engine.signals import decide_actions
 from ktrdr.engine.strategy.paths import apply_overrides
 from ktrdr.engine.strategy.schema import Strategy
@@ -50,9 +51,11 @@ ReturnsSummary = Callable[[FloatArray], Any]
 # Combinations built at once (their strategies, fill inputs and missing SMAs): about 32 MB
 # of bars x combinations, 32 at a million bars.
 DEFAULT_CHUNK_BYTES = 32 * 2**20
-# Indicator outputs kept for sharing between combinations: 16 SMAs at a million bars, so
-# a chunk's distinct periods (13 in the benchmark's chunks of 25 pairs) are computed once.
-DEFAULT_CACHE_BYTES = 128 * 2**20
+# Indicator outputs kept for sharing between combinations (6 SMAs at a million bars, 30 at
+# 200,000). A random sweep fills it whatever its size, and a worker's peak memory is its
+# imports and bars (~390 MB) plus this: 128 MB took a 10,000-combination sweep (200,000
+# bars) to 600 MB, 48 MB to 454 MB.
+DEFAULT_CACHE_BYTES = 48 * 2**20
 
 
 @dataclass(frozen=True)
@@ -141,13 +144,15 @@ def evaluate_batch(
         if _per_bar_inputs(strategy):
             # Each combination may bring its own 4 x bars sizing/exit rows.
             chunk_size = min(chunk_size, 8)
-    run = _Run(data, capital, keep_returns, summarise_returns, cache_bytes)
-    bpy = bars_per_year(run.index, strategy.data.timeframe)
-    # Sorted by value so combinations sharing leading parameters (their indicators) run
-    # together; results go back to the caller's order.
-    order = sorted(range(total), key=lambda i: _sort_key(param_sets[i]))
-    results: list[CombinationResult | None] = [None] * total
     workers = max(1, threads or os.cpu_count() or 1)
+    run = _Run(data, capital, keep_returns, summarise_returns, cache_bytes, workers)
+    bpy = bars_per_year(run.index, strategy.data.timeframe)
+    # Sorted by value, the parameter with the most distinct values outermost: the inner
+    # ones then cycle through few values, whose indicators stay cached (a grid of 10 slow
+    # x 3 fast periods keeps 4 averages live, not 13). Results go back to the caller's order.
+    outer_first = _by_distinct_values(param_sets)
+    order = sorted(range(total), key=lambda i: _sort_key(param_sets[i], outer_first))
+    results: list[CombinationResult | None] = [None] * total
     # At most two tasks per thread in flight: each holds its features and O(bars).
     pending: deque[tuple[int, Future[_Outcome]]] = deque()
     finished = 0
@@ -165,14 +170,14 @@ def evaluate_batch(
         for first in range(0, total, chunk_size):
             picked = order[first : first + chunk_size]
             combos = [_combination_strategy(strategy, param_sets[i]) for i in picked]
-            cache_smas(combos, data.bars, run.cache, run.cache_entries, pool.map)
+            needs = [sma_needs(c) for c in combos]
             fills = _FillInputs(combos, data, commission, slippage, run.no_distances)
             for row, (i, combo) in enumerate(zip(picked, combos, strict=True)):
                 if should_cancel is not None and should_cancel():
                     raise BacktestCancelled(
                         f"sweep cancelled after {finished} of {total} combinations"
                     )
-                features = compute_features(combo, data.bars, run.cache)
+                features = run.features(combo, needs[row:], pool)
                 if not _warm:
                     finish(i, run.task(row, combo, features, fills))  # compiles (or loads)
                     continue
@@ -198,7 +203,8 @@ def _next(pending: deque[tuple[int, Future[_Outcome]]]) -> tuple[int, _Outcome]:
 
 class _Run:
     """What every combination of one ``evaluate_batch`` call shares: the bars as the
-    kernel reads them, the indicator LRU, the all-NaN exit distances."""
+    kernel reads them, the indicator LRU (and how it is filled), the all-NaN exit
+    distances."""
 
     def __init__(
         self,
@@ -207,6 +213,7 @@ class _Run:
         keep_returns: bool,
         summarise_returns: ReturnsSummary | None,
         cache_bytes: int,
+        workers: int,
     ) -> None:
         window = data.window
         self.bars = np.vstack(
@@ -221,8 +228,20 @@ class _Run:
         self.summarise_returns = summarise_returns
         self.cache = _IndicatorLRU(cache_bytes)
         self.cache_entries = max(1, cache_bytes // (8 * max(len(data.bars), 1)))
+        self.workers = workers
+        self.data = data
         # Exits without per-bar distances (most) share one all-NaN row set.
         self.no_distances = np.full((3, self.n), np.nan)
+
+    def features(
+        self, combo: Strategy, needs: list[list[SmaNeed]], pool: ThreadPoolExecutor
+    ) -> Features:
+        """``combo``'s features from the cache; first, if it lacks some of its SMAs, those
+        and the next combinations' (``needs`` from this one on) four per pass, on the pool."""
+        if any(key not in self.cache for key, _, _ in needs[0]):
+            wave = _missing(needs, self.cache, self.cache_entries, 4 * self.workers)
+            cache_smas(wave, self.data.bars, self.cache, pool, self.workers)
+        return compute_features(combo, self.data.bars, self.cache)
 
     def task(self, row: int, combo: Strategy, features: Features, fills: _FillInputs) -> _Outcome:
         """One combination, on a pool thread: decisions, fills, aggregates, and its
@@ -311,9 +330,39 @@ def _cost(override: float | None, own: float) -> float:
     return float(own if override is None else override)
 
 
-def _sort_key(params: Mapping[str, Any]) -> tuple[tuple[int, Any], ...]:
-    # Numbers before text, so mixed categorical values still sort.
-    return tuple((0, v) if isinstance(v, int | float) else (1, str(v)) for v in params.values())
+def _by_distinct_values(param_sets: list[dict[str, Any]]) -> list[str]:
+    """Parameter paths, the one with the most distinct values first (ties: as given)."""
+    paths = list(dict.fromkeys(p for params in param_sets for p in params))
+    distinct = {p: len({repr(params.get(p)) for params in param_sets}) for p in paths}
+    return sorted(paths, key=lambda p: -distinct[p])
+
+
+def _sort_key(params: Mapping[str, Any], paths: list[str]) -> tuple[tuple[int, Any], ...]:
+    # Numbers before text (and missing last), so mixed categorical values still sort.
+    values = (params.get(p) for p in paths)
+    return tuple(
+        (0, v) if isinstance(v, int | float) else (1, str(v)) if v is not None else (2, "")
+        for v in values
+    )
+
+
+def _missing(needs: list[list[SmaNeed]], cache: Any, room: int, limit: int) -> list[SmaNeed]:
+    """Up to ``limit`` distinct SMAs the next combinations (``needs``, in order) lack:
+    over as many of them as need at most ``room`` averages in all. The cached ones they
+    need are touched (``get``), so storing the missing ones evicts others."""
+    live: set[tuple[str, str]] = set()
+    wave: list[SmaNeed] = []
+    for combination in needs:
+        keys = {need[0] for need in combination} - live
+        if live and (len(live) + len(keys) > room or len(wave) >= limit):
+            break
+        live |= keys
+        for need in combination:
+            if need[0] in keys:
+                if cache.get(need[0]) is None:
+                    wave.append(need)
+                keys.discard(need[0])
+    return wave
 
 
 def _statistics(

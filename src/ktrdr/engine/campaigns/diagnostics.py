@@ -101,23 +101,19 @@ def sweep_deflated_sharpe(
 def return_moments(returns: npt.ArrayLike) -> tuple[float, float, float, int]:
     """(per-period Sharpe, skewness, non-excess kurtosis, n) of a return series (population
     moments, as in the paper)."""
-    r = np.asarray(returns, dtype=float)
+    # Compiled (imported here: the backend imports this module and never loads numba).
+    from ktrdr.engine.campaigns.kernels import moment_sums
+
+    r = np.ascontiguousarray(returns, dtype=np.float64)
     n = len(r)
     if n < 2:
         raise ValueError("need at least 2 returns")
-    # numpy's mean and std (the same sums), and the third and fourth moments as products:
-    # ``z**3`` is a libm pow per element, nine tenths of this at a million bars (a sweep
-    # chunk reduces every combination's returns).
-    mean = float(r.mean())
-    dev = r - mean
-    squares = dev * dev
-    total = float(squares.sum())
-    sd = math.sqrt(total / n)
+    mean, total, cubes, fourths = moment_sums(r)
+    sd = math.sqrt(total / n)  # numpy's r.std(), bit for bit
     if sd == 0:
         return math.nan, math.nan, math.nan, n
-    # In place: fresh million-element temporaries cost more in page faults than the maths.
-    skew = float(np.multiply(squares, dev, out=dev).sum()) / n / sd**3
-    kurtosis = float(np.multiply(squares, squares, out=squares).sum()) / n / sd**4
+    skew = cubes / n / sd**3
+    kurtosis = fourths / n / sd**4
     return mean / math.sqrt(total / (n - 1)), skew, kurtosis, n
 
 

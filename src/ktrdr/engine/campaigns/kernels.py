@@ -17,7 +17,12 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from ktrdr.engine.backtest.aggregates import equity_aggregates, trade_aggregates
+from ktrdr.engine.backtest.aggregates import (
+    SQUARED_DEVIATION,
+    equity_aggregates,
+    pairwise_sum,
+    trade_aggregates,
+)
 from ktrdr.engine.backtest.simulate import fill_pass
 from ktrdr.engine.signal_kernels import hold_targets
 
@@ -52,3 +57,22 @@ def combination_pass(
     agg[:] = np.nan
     equity_aggregates(equity, held, capital, returns, agg)
     trade_aggregates(trades, k, agg)
+
+
+@njit(cache=True, nogil=True)
+def moment_sums(returns: FloatArray) -> tuple[float, float, float, float]:
+    """(mean, sum of squared, cubed and fourth-power deviations from it) of ``returns``
+    without a temporary array: the mean and the squares as numpy sums them (pairwise, so
+    ``mean`` and the standard deviations equal numpy's bit for bit), the two higher powers
+    in one plain pass. A sweep chunk reduces every combination's returns on its pool
+    threads; numpy's million-element temporaries on two threads fought over page faults."""
+    n = len(returns)
+    mean = pairwise_sum(returns, 0, n) / n
+    squares = pairwise_sum(returns, 0, n, SQUARED_DEVIATION, mean)
+    cubes = fourths = 0.0
+    for t in range(n):
+        d = returns[t] - mean
+        d2 = d * d
+        cubes += d2 * d
+        fourths += d2 * d2
+    return mean, squares, cubes, fourths

@@ -7,7 +7,9 @@ value at bar t depends on bars up to t only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
+from collections import deque
+from collections.abc import MutableMapping, Sequence
+from concurrent.futures import Executor, Future
 
 import numpy as np
 import numpy.typing as npt
@@ -78,51 +80,69 @@ def _cache_key(kind: str, higher: str | None, params: Params) -> tuple[str, str]
 
 
 _PRICES = ("open", "high", "low", "close", "volume")
-# Runs the compiled passes: the builtin map, or a thread pool's (they release the GIL).
-Mapper = Callable[[Callable[[int], list[FloatArray]], Iterable[int]], Iterator[list[FloatArray]]]
+
+
+# A base-timeframe SMA over a price column: its cache key, the column, the period.
+SmaNeed = tuple[tuple[str, str], str, int]
+
+
+def sma_needs(strategy: Strategy) -> list[SmaNeed]:
+    """The SMAs of ``strategy`` that ``cache_smas`` can compute, under the keys
+    ``compute_features`` looks up."""
+    needs: list[SmaNeed] = []
+    for ind in strategy.indicators:
+        params = strategy.indicator_params(ind.id)
+        source = getattr(params, "source", None)
+        base = ind.timeframe in (None, strategy.data.timeframe)
+        if ind.type == "sma" and base and source in _PRICES:
+            key = _cache_key(ind.type, None, params)
+            needs.append((key, str(source), int(params.period)))  # type: ignore[attr-defined]
+    return needs
 
 
 def cache_smas(
-    strategies: Sequence[Strategy],
+    needs: Sequence[SmaNeed],
     bars: pd.DataFrame,
     cache: IndicatorCache,
-    limit: int,
-    run: Mapper = map,
-) -> int:
-    """Put into ``cache`` the base-timeframe SMAs over a price column that ``strategies``
-    need and ``cache`` lacks — the first ``limit`` distinct ones in the strategies' order —
-    four per compiled pass (``rolling_means``: the values ``compute_features`` computes one
-    by one, under the keys it looks up). A sweep's combinations bring many periods of one
-    average; ``compute_features(strategy, bars, cache)`` then finds them. Returns how many
-    were computed."""
-    from ktrdr.engine.indicators.kernels import rolling_means
+    pool: Executor | None = None,
+    at_once: int = 1,
+) -> None:
+    """Put the (distinct) SMAs ``needs`` names into ``cache``, four per compiled pass
+    (``rolling_means_into``: the values ``compute_features(strategy, bars, cache)``
+    would compute one by one). A sweep's combinations bring many periods of one average.
+    With ``pool``, up to ``at_once`` passes run on it at a time (they release the GIL), so
+    at most ``4 * at_once`` new averages exist beside the cache's."""
+    from ktrdr.engine.indicators.kernels import rolling_means_into
 
-    wanted: dict[tuple[str, str], tuple[str, int]] = {}
-    for strategy in strategies:
-        for ind in strategy.indicators:
-            params = strategy.indicator_params(ind.id)
-            source = getattr(params, "source", None)
-            base = ind.timeframe in (None, strategy.data.timeframe)
-            if ind.type != "sma" or not base or source not in _PRICES:
-                continue
-            key = _cache_key(ind.type, None, params)
-            if key not in cache and key not in wanted and len(wanted) < limit:
-                wanted[key] = (str(source), int(params.period))  # type: ignore[attr-defined]
-    by_source: dict[str, list[tuple[str, str]]] = {}
-    for key, (source, _) in wanted.items():
-        by_source.setdefault(source, []).append(key)
-    # Groups of four: one pass each, and the unit of work for ``run``'s threads.
-    groups = [(s, keys[i : i + 4]) for s, keys in by_source.items() for i in range(0, len(keys), 4)]
-    columns = {s: bars[s].to_numpy(dtype=np.float64) for s in by_source}
+    by_source: dict[str, list[tuple[tuple[str, str], int]]] = {}
+    for key, source, period in needs:
+        by_source.setdefault(source, []).append((key, period))
+    running: deque[tuple[list[tuple[str, str]], list[FloatArray], Future[None] | None]] = deque()
 
-    def compute(at: int) -> list[FloatArray]:
-        source, keys = groups[at]
-        return rolling_means(columns[source], [wanted[k][1] for k in keys])
+    def store() -> None:
+        keys, values, future = running.popleft()
+        if future is not None:
+            future.result()
+        for key, column in zip(keys, values, strict=True):
+            cache[key] = {"value": column}
 
-    for (_, keys), outputs in zip(groups, run(compute, range(len(groups))), strict=True):
-        for key, values in zip(keys, outputs, strict=True):
-            cache[key] = {"value": values}
-    return len(wanted)
+    for source, wanted in by_source.items():
+        column = bars[source].to_numpy(dtype=np.float64)
+        for at in range(0, len(wanted), 4):
+            keys = [k for k, _ in wanted[at : at + 4]]
+            periods = [p for _, p in wanted[at : at + 4]]
+            # Allocated on this thread: see ``rolling_means_into``.
+            values = [np.full(len(bars), np.nan) for _ in keys]
+            if pool is None:
+                rolling_means_into(column, periods, values)
+                running.append((keys, values, None))
+            else:
+                future = pool.submit(rolling_means_into, column, periods, values)
+                running.append((keys, values, future))
+            while len(running) >= max(1, at_once):
+                store()
+    while running:
+        store()
 
 
 def _paired_smas(strategy: Strategy, columns: Features) -> dict[str, dict[str, FloatArray]]:

@@ -86,18 +86,18 @@ def rolling_mean_pair(
 # Written out lane by lane: the same steps through inlined helpers compiled 2-3x slower.
 @njit(cache=True, nogil=True)
 def rolling_mean_quad(  # noqa: C901
-    values: npt.NDArray[np.float64], p0: int, p1: int, p2: int, p3: int
-) -> tuple[
-    npt.NDArray[np.float64], npt.NDArray[np.float64],
-    npt.NDArray[np.float64], npt.NDArray[np.float64],
-]:  # fmt: skip
+    values: npt.NDArray[np.float64], p0: int, p1: int, p2: int, p3: int,
+    o0: npt.NDArray[np.float64], o1: npt.NDArray[np.float64],
+    o2: npt.NDArray[np.float64], o3: npt.NDArray[np.float64],
+) -> None:  # fmt: skip
     """``rolling_mean`` of four periods in one pass, lane by lane the same steps (so the
     same values). Four independent compensated sums fill the CPU's pipeline: measured at a
     million bars, four averages in about the time of one or two (a sweep's many distinct
     periods over one price column). State in scalars, not arrays: lanes kept in an array
-    went through memory and were slower than one by one."""
+    went through memory and were slower than one by one. Writes the means into ``o0``..``o3``
+    (NaN-filled by the caller, who owns the memory); a lane given twice (same period, same
+    output) writes the same values twice."""
     n = len(values)
-    o0, o1, o2, o3 = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     t0 = c0 = t1 = c1 = t2 = c2 = t3 = c3 = 0.0
     m0 = m1 = m2 = m3 = 0
     for i in range(n):
@@ -147,26 +147,30 @@ def rolling_mean_quad(  # noqa: C901
             o3[i] = t3 / p3
         elif m3 == 0:
             t3 = c3 = 0.0
-    return o0, o1, o2, o3
 
 
 def rolling_means(
     values: npt.NDArray[np.float64], periods: list[int]
 ) -> list[npt.NDArray[np.float64]]:
-    """``rolling_mean`` of each of ``periods`` (in that order), four lanes per pass and the
-    rest as a pair or one."""
-    out: list[npt.NDArray[np.float64]] = []
+    """``rolling_mean`` of each of ``periods`` (in that order), four lanes per pass."""
+    outputs = [np.full(len(values), np.nan) for _ in periods]
+    rolling_means_into(values, periods, outputs)
+    return outputs
+
+
+def rolling_means_into(
+    values: npt.NDArray[np.float64],
+    periods: list[int],
+    outputs: list[npt.NDArray[np.float64]],
+) -> None:
+    """``rolling_means`` into NaN-filled ``outputs`` the caller allocated: a thread pool
+    computing them then only writes (arrays a pool thread allocates come from its own
+    malloc arena, and kept past the task they grew a sweep worker's memory by ~100 MB)."""
     for at in range(0, len(periods), 4):
-        group = periods[at : at + 4]
-        if len(group) >= 3:
-            # A repeated lane costs no time: the pass is bound by each lane's own chain.
-            a, b, c, d = (group + group[-1:])[:4]
-            out += rolling_mean_quad(values, a, b, c, d)[: len(group)]
-        elif len(group) == 2:
-            out += rolling_mean_pair(values, group[0], group[1])
-        else:
-            out.append(rolling_mean(values, group[0]))
-    return out
+        # A last group of fewer than four repeats its lanes (one kernel, one compilation;
+        # a pass of one lane would take about half as long).
+        p, o = (periods[at : at + 4] * 4)[:4], (outputs[at : at + 4] * 4)[:4]
+        rolling_mean_quad(values, p[0], p[1], p[2], p[3], o[0], o[1], o[2], o[3])
 
 
 @njit(cache=True)
