@@ -23,7 +23,7 @@ Rules (see ``simulate_fills``):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -58,6 +58,9 @@ class SimulationOutput:
     exit_commission: FloatArray
     closed_at_end: npt.NDArray[np.bool_]
     exit_reason: npt.NDArray[np.int8]  # codes into EXIT_REASONS
+    # The kernel's trade table (one row per field, one column per trade) that the columns
+    # above are rows of: what the compiled trade statistics read.
+    table: FloatArray = field(repr=False)
 
 
 # Fields of the kernel's trade table, one float64 row per field and one column per trade
@@ -118,13 +121,15 @@ def _level(frac: float, dist: FloatArray, t: int, ref: float) -> float:
 @njit(cache=True)
 def _exit_at_open(
     side: int, want: int, held_bars: int, time_bars: int, open_: float,
-    stop: float, tp: float, peak: float, trail: float,
+    stop: float, tp: float, peak: float, trail: float, exits_used: bool,
 ) -> int:  # fmt: skip
     """Exit reason at a bar's open (-1: none): the last close's decision, a time stop, or
     a gap through the stop or the target (filled at the open, the first price there)."""
-    eff = _effective_stop(side, stop, peak, trail)
     if want != side:
         return EXIT_SIGNAL
+    if not exits_used:
+        return -1
+    eff = _effective_stop(side, stop, peak, trail)
     if time_bars > 0 and held_bars >= time_bars:
         return EXIT_TIME_STOP
     if not np.isnan(eff) and side * (open_ - eff) <= 0:
@@ -182,7 +187,26 @@ def _kernel(
     return _fills(
         bars[0], bars[1], bars[2], bars[3], target, size_frac, fixed_units, exit_frac,
         exit_dist, time_bars, commission, slippage, capital,
+        _exits_used(exit_frac, exit_dist, time_bars),
     )  # fmt: skip
+
+
+@njit(cache=True)
+def _exits_used(exit_frac: FloatArray, exit_dist: FloatArray, time_bars: int) -> bool:
+    """Whether any stop, target or time exit is set: a fraction, a distance that is a
+    number at some bar, or a time stop. An unused distance row is usually a broadcast NaN
+    (stride 0): one element tells, no scan of n."""
+    if time_bars > 0:
+        return True
+    for j in range(len(exit_frac)):
+        if not np.isnan(exit_frac[j]):
+            return True
+    for j in range(exit_dist.shape[0]):
+        row = exit_dist[j]
+        for t in range(1 if exit_dist.strides[1] == 0 else len(row)):
+            if not np.isnan(row[t]):
+                return True
+    return False
 
 
 @njit(cache=True, nogil=True)
@@ -200,7 +224,10 @@ def _fills(
     commission: float,
     slippage: float,
     capital: float,
+    exits_used: bool,
 ) -> tuple[FloatArray, FloatArray, FloatArray, int]:
+    """``exits_used`` false (no stop, target or time exit set; see ``_exits_used``) skips
+    their per-bar checks, which then could only answer "no exit": the same fills."""
     n = len(close)
     equity = np.empty(n)
     held = np.empty(n)
@@ -221,8 +248,9 @@ def _fills(
             # The open is the first price of the bar: the best price so far includes it.
             peak = max(peak, open_[t]) if side > 0 else min(peak, open_[t])
             reason = _exit_at_open(
-                side, int(target[t - 1]), t - entry_i, time_bars, open_[t], stop, tp, peak, trail
-            )
+                side, int(target[t - 1]), t - entry_i, time_bars, open_[t], stop, tp, peak,
+                trail, exits_used,
+            )  # fmt: skip
             price = open_[t]
         if reason >= 0:
             cash += _close_position(
@@ -255,7 +283,7 @@ def _fills(
                 # distance known at entry.
                 trail = -exit_frac[2] if not np.isnan(exit_frac[2]) else exit_dist[2, t - 1]
                 peak = ref
-        if side != 0:
+        if side != 0 and exits_used:
             # Inside the bar: the stop first when the bar touches both (the path between
             # high and low is unknown, so assume the worse); the trailing stop trails the
             # best price up to this bar's open.
@@ -401,6 +429,7 @@ def simulate_fills(
         float(commission),
         float(slippage),
         float(capital),
+        exits.active,
     )
     equity, held, table, k = out
     trades = np.ascontiguousarray(table[:, :k])
@@ -417,4 +446,5 @@ def simulate_fills(
         exit_commission=trades[_EXIT_COMM],
         closed_at_end=trades[_AT_END] == 1.0,
         exit_reason=trades[_REASON].astype(np.int8),
+        table=trades,
     )
