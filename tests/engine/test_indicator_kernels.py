@@ -1,7 +1,7 @@
-"""The compiled rolling standard deviation is pandas' bit for bit: on random series with
-NaN, ±inf, flat runs, coarse rounding and large offsets (where pandas' ill-conditioning
-rule starts a window over), for every window, min_periods and ddof that the indicators use
-and more."""
+"""Compiled indicator passes give pandas' bits: the rolling standard deviation on random
+series with NaN, ±inf, flat runs, coarse rounding and large offsets (where pandas'
+ill-conditioning rule starts a window over), for many windows, min_periods and ddof; the
+one-pass RSI against its Series formulation, with gaps before, inside and after its seed."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from ktrdr.engine.data import generate_synthetic_bars
+from ktrdr.engine.indicators.oscillators import _rsi_by_series, rsi
 from ktrdr.engine.indicators.rolling_var import rolling_std
 from ktrdr.engine.indicators.volatility import rolling_std as population_std
 from ktrdr.engine.indicators.volatility import volatility
@@ -55,3 +56,24 @@ def test_the_indicators_keep_their_pandas_values() -> None:
     )
     want = close.rolling(20, min_periods=20).std(ddof=0)
     pd.testing.assert_series_equal(population_std(close, 20), want, check_exact=True)
+
+
+@pytest.mark.parametrize("period", [1, 2, 5, 14, 30])
+def test_compiled_rsi_is_the_series_formulation(period: int) -> None:
+    for trial in range(150):
+        n = int(RNG.integers(1, 400))
+        x = 100.0 + np.cumsum(RNG.normal(0.0, 1.0, n))
+        if trial % 3 == 1:
+            x[RNG.random(n) < 0.03] = np.nan  # gaps before, inside or after the seed
+        if trial % 5 == 2:
+            x[: int(RNG.integers(0, n + 1))] = np.nan  # a leading missing run
+        if trial % 4 == 3:
+            x[n // 4 : n // 2] = x[0]  # flat: 0/0
+        if trial % 17 == 6:
+            x[n // 2 :] = np.inf
+        series = pd.Series(x, index=pd.RangeIndex(n) + 7)
+        with np.errstate(invalid="ignore"):
+            want = _rsi_by_series(series, period)
+            got = rsi(series, period)
+        assert got.index.equals(series.index)
+        assert got.to_numpy().tobytes() == want.to_numpy().tobytes(), trial
