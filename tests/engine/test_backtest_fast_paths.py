@@ -94,8 +94,8 @@ def test_fills_without_exits_skip_only_checks_that_find_nothing(sides: list[int]
         open_, high, low, close, target = _fill_arrays(n, sides)
         fraction = np.where(RNG.random(n) < 0.1, np.nan, RNG.random(n))
         off = np.full(3, np.nan)
-        unused = np.broadcast_to(np.float64(np.nan), (3, n))
-        args = (fraction, np.nan, off, unused, 0, 0.001, 0.0005, 10_000.0)
+        unused = np.broadcast_to(np.float64(np.nan), (n,))
+        args = (fraction, np.nan, off, unused, unused, unused, 0, 0.001, 0.0005, 10_000.0)
         checked = _fills(open_, high, low, close, target, *args, True)
         skipped = _fills(open_, high, low, close, target, *args, False)
         k = checked[3]

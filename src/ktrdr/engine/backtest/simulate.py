@@ -186,7 +186,7 @@ def _kernel(
     """The fill pass over ``bars`` (open/high/low/close × bars)."""
     return _fills(
         bars[0], bars[1], bars[2], bars[3], target, size_frac, fixed_units, exit_frac,
-        exit_dist, time_bars, commission, slippage, capital,
+        exit_dist[0], exit_dist[1], exit_dist[2], time_bars, commission, slippage, capital,
         _exits_used(exit_frac, exit_dist, time_bars),
     )  # fmt: skip
 
@@ -219,7 +219,9 @@ def _fills(
     size_frac: FloatArray,
     fixed_units: float,
     exit_frac: FloatArray,
-    exit_dist: FloatArray,
+    stop_dist: FloatArray,
+    tp_dist: FloatArray,
+    trail_dist: FloatArray,
     time_bars: int,
     commission: float,
     slippage: float,
@@ -277,11 +279,11 @@ def _fills(
                 entry_fill = fill
                 entry_comm = comm
                 ref = open_[t]
-                stop = ref - side * _level(exit_frac[0], exit_dist[0], t, ref)
-                tp = ref + side * _level(exit_frac[1], exit_dist[1], t, ref)
+                stop = ref - side * _level(exit_frac[0], stop_dist, t, ref)
+                tp = ref + side * _level(exit_frac[1], tp_dist, t, ref)
                 # A fractional trail follows the best price; an ATR trail keeps the
                 # distance known at entry.
-                trail = -exit_frac[2] if not np.isnan(exit_frac[2]) else exit_dist[2, t - 1]
+                trail = -exit_frac[2] if not np.isnan(exit_frac[2]) else trail_dist[t - 1]
                 peak = ref
         if side != 0 and exits_used:
             # Inside the bar: the stop first when the bar touches both (the path between
@@ -409,12 +411,12 @@ def simulate_fills(
     # never read without exits); unused exits and a fixed fraction are broadcast views.
     opens = np.ascontiguousarray(open_, dtype=np.float64)
     size_frac = np.broadcast_to(np.asarray(fraction, dtype=np.float64), (n,))
-    given = (exits.stop_distance, exits.take_profit_distance, exits.trailing_distance)
-    if all(d is None for d in given):
-        distances = np.broadcast_to(np.float64(np.nan), (3, n))
-    else:
-        off = np.full(n, np.nan)
-        distances = np.vstack([off if d is None else np.asarray(d, np.float64) for d in given])
+    off = np.broadcast_to(np.float64(np.nan), (n,))
+    distances = []  # stop, take-profit, trailing: each read where it is (no stacked copy)
+    for d in (exits.stop_distance, exits.take_profit_distance, exits.trailing_distance):
+        if d is not None and len(d) != n:
+            raise ValueError(f"an exit distance has {len(d)} values for {n} bars")
+        distances.append(off if d is None else np.ascontiguousarray(d, dtype=np.float64))
     out = _fills(
         opens,
         opens if high is None else np.ascontiguousarray(high, dtype=np.float64),
@@ -424,7 +426,7 @@ def simulate_fills(
         size_frac,
         np.nan if fixed_units is None else float(fixed_units),
         np.array([exits.stop_fraction, exits.take_profit_fraction, exits.trailing_fraction]),
-        distances,
+        *distances,
         int(exits.time_stop_bars),
         float(commission),
         float(slippage),

@@ -108,7 +108,7 @@ def volatility(x: pd.Series, period: int, bars_per_year: float | None) -> pd.Ser
     ratios = np.full(len(values), np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         np.divide(values[1:], values[:-1], out=ratios[1:])
-        returns = pd.Series(np.log(ratios), index=x.index, copy=False)
+        returns = pd.Series(np.log(ratios, out=ratios), index=x.index, copy=False)
     sigma = _rolling_std(returns, period, 1)
     return sigma * np.sqrt(bars_per_year) if bars_per_year else sigma
 
