@@ -13,8 +13,9 @@ import pytest
 
 from ktrdr.engine.backtest import aggregates as a
 from ktrdr.engine.backtest import run_backtest
+from ktrdr.engine.backtest.exit_rules import any_exit_set
 from ktrdr.engine.backtest.runner import build_trades, prepare_strategy, simulate, window_index
-from ktrdr.engine.backtest.simulate import _exits_used, _fills
+from ktrdr.engine.backtest.simulate import _fills
 from ktrdr.engine.backtest.statistics import _trade_stats, table_trade_summary
 from ktrdr.engine.data import generate_synthetic_bars
 from ktrdr.engine.data.window import prepare_data
@@ -109,13 +110,13 @@ def test_exits_are_used_when_any_is_set() -> None:
     n = 50
     off = np.full(3, np.nan)
     unused = np.broadcast_to(np.float64(np.nan), (3, n))
-    assert not _exits_used(off, unused, 0)
-    assert not _exits_used(off, np.full((3, n), np.nan), 0)  # given, but never a number
-    assert _exits_used(off, unused, 5)
-    assert _exits_used(np.array([np.nan, 0.02, np.nan]), unused, 0)
+    assert not any_exit_set(off, unused, 0)
+    assert not any_exit_set(off, np.full((3, n), np.nan), 0)  # given, but never a number
+    assert any_exit_set(off, unused, 5)
+    assert any_exit_set(np.array([np.nan, 0.02, np.nan]), unused, 0)
     late = np.full((3, n), np.nan)
     late[2, n - 1] = 1.5  # an ATR trail known only at the last bar
-    assert _exits_used(off, late, 0)
+    assert any_exit_set(off, late, 0)
 
 
 @pytest.mark.parametrize("name", ["sma_crossover", "macd_adx_long_short", "trend_stops"])
