@@ -1,7 +1,8 @@
 """Compiled indicator passes give pandas' bits: the rolling standard deviation on random
 series with NaN, ±inf, flat runs, coarse rounding and large offsets (where pandas'
 ill-conditioning rule starts a window over), for many windows, min_periods and ddof; the
-one-pass RSI against its Series formulation, with gaps before, inside and after its seed."""
+one-pass RSI and the in-place seeded EMA/Wilder recursion against their Series
+formulations, with gaps before, inside and after the seed."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 
 from ktrdr.engine.data import generate_synthetic_bars
+from ktrdr.engine.indicators.averages import _seeded_recursion, _seeded_recursion_with_gaps
 from ktrdr.engine.indicators.oscillators import _rsi_by_series, rsi
 from ktrdr.engine.indicators.rolling_var import rolling_std
 from ktrdr.engine.indicators.volatility import rolling_std as population_std
@@ -77,3 +79,24 @@ def test_compiled_rsi_is_the_series_formulation(period: int) -> None:
             got = rsi(series, period)
         assert got.index.equals(series.index)
         assert got.to_numpy().tobytes() == want.to_numpy().tobytes(), trial
+
+
+@pytest.mark.parametrize("period", [1, 3, 14, 50])
+def test_seeded_recursion_in_place_is_the_tail_formulation(period: int) -> None:
+    for trial in range(150):
+        n = int(RNG.integers(1, 400))
+        x = 100.0 + np.cumsum(RNG.normal(0.0, 1.0, n))
+        if trial % 3 == 1:
+            x[RNG.random(n) < 0.03] = np.nan  # gaps before, inside or after the seed
+        if trial % 5 == 2:
+            x[: int(RNG.integers(0, n + 1))] = np.nan  # a leading missing run
+        if trial % 7 == 3 and n > 2:
+            x[n // 2] = np.inf
+            x[n // 2 + 1] = -np.inf  # the average turns NaN: pandas' restart rule
+        series = pd.Series(x, index=pd.RangeIndex(n) + 3)
+        for alpha in (2.0 / (period + 1), 1.0 / period):
+            with np.errstate(invalid="ignore"):
+                want = _seeded_recursion_with_gaps(series, period, alpha)
+                got = _seeded_recursion(series, period, alpha)
+            assert got.index.equals(series.index)
+            assert got.to_numpy().tobytes() == want.to_numpy().tobytes(), trial

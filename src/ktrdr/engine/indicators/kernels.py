@@ -274,21 +274,18 @@ def _ewm_step(weighted: float, x: float, old_wt: float, new_wt: float) -> float:
     return weighted
 
 
-@njit(cache=True, nogil=True)
-def ewm_mean(values: npt.NDArray[np.float64], alpha: float) -> npt.NDArray[np.float64]:
-    """``pd.Series(values).ewm(alpha=alpha, adjust=False).mean()``, step for step as
-    pandas computes it (its alpha goes through the centre of mass; a weight that decays
-    over missing values; no update when the value equals the average), so the result is
-    bit for bit pandas' — in one pass without pandas' set-up."""
+@njit(cache=True, inline="always")
+def _ewm_run(
+    values: npt.NDArray[np.float64], lo: int, weighted: float, alpha: float,
+    out: npt.NDArray[np.float64],
+) -> None:  # fmt: skip
+    """pandas' ewm(adjust=False) steps from ``weighted`` at bar ``lo`` over the bars after
+    it, into ``out[lo:]`` (its alpha through the centre of mass; a weight that decays over
+    missing values; no update when the value equals the average)."""
     old_wt_factor, new_wt = _ewm_weights(alpha)
-    n = len(values)
-    out = np.empty(n)
-    if n == 0:
-        return out
-    weighted = values[0]
-    out[0] = weighted
+    out[lo] = weighted
     old_wt = 1.0
-    for i in range(1, n):
+    for i in range(lo + 1, len(values)):
         cur = values[i]
         observed = not np.isnan(cur)
         if not np.isnan(weighted):
@@ -301,7 +298,40 @@ def ewm_mean(values: npt.NDArray[np.float64], alpha: float) -> npt.NDArray[np.fl
         elif observed:
             weighted = cur
         out[i] = weighted
+
+
+@njit(cache=True, nogil=True)
+def ewm_mean(values: npt.NDArray[np.float64], alpha: float) -> npt.NDArray[np.float64]:
+    """``pd.Series(values).ewm(alpha=alpha, adjust=False).mean()``, step for step as
+    pandas computes it, so the result is bit for bit pandas' — in one pass without
+    pandas' set-up."""
+    out = np.empty(len(values))
+    if len(values):
+        _ewm_run(values, 0, values[0], alpha, out)
     return out
+
+
+@njit(cache=True, nogil=True)
+def seeded_ewm(
+    values: npt.NDArray[np.float64], seed_at: int, seed: float, alpha: float
+) -> tuple[npt.NDArray[np.float64], bool]:
+    """NaN before ``seed_at``, ``seed`` there, then ``ewm_mean``'s steps over the bars after
+    it, written in place (no tail copy); False when one of those bars is missing."""
+    out = np.full(len(values), np.nan)
+    for i in range(seed_at + 1, len(values)):
+        if np.isnan(values[i]):
+            return out, False
+    _ewm_run(values, seed_at, seed, alpha, out)
+    return out, True
+
+
+@njit(cache=True, nogil=True)
+def first_number(values: npt.NDArray[np.float64]) -> int:
+    """The first position holding a number (-1: none)."""
+    for i in range(len(values)):
+        if not np.isnan(values[i]):
+            return i
+    return -1
 
 
 @njit(cache=True, nogil=True)
