@@ -43,7 +43,6 @@ def _training_context(op: OperationPublic) -> dict[str, Any]:
         "classes": matrix.get("classes") or [],
         "matrix": cells,
         "matrix_max": largest,
-        "history": result.get("history") or [],
     }
 
 
