@@ -7,7 +7,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from ktrdr.cli.report import fmt, sparkline
+from ktrdr.cli.report import sparkline
+from ktrdr.reports import fmt
 
 
 def curve_lines(curve: dict[str, Any]) -> list[str]:

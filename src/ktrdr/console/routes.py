@@ -217,7 +217,7 @@ def operation_page(
         return _error_page(request, settings, exc)
     op: OperationPublic = context["op"]
     report = report_for(op) if op.status == OperationStatus.COMPLETED else None
-    extra = report.context(op) if report else {}
+    extra = report.context(op, ops) if report else {}
     return render(request, "operation.html", **_common(settings), **context, report=report, **extra)
 
 

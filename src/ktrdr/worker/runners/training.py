@@ -36,6 +36,7 @@ from ktrdr.engine.training.stacked import per_symbol_summary, training_rows
 from ktrdr.engine.training.validation import class_balance, cross_validate
 from ktrdr.jobs.training import TrainingParams
 from ktrdr.operations.curve import EpochMetrics
+from ktrdr.operations.results import HISTORY
 from ktrdr.worker.job import JobContext
 from ktrdr.worker.runners.mlflow_export import export_run
 from ktrdr.worker.runners.stores import (
@@ -220,7 +221,7 @@ def run_training_job(ctx: JobContext) -> dict[str, Any]:
         span.set_attribute("training.model_version", info.version)
         # Loss and accuracy per epoch (the console's report, a finished run's curve): an
         # artifact, complete before the result names it.
-        artifacts = write_tables(ctx, {"history": (history_table(fitted.history), {})})
+        artifacts = write_tables(ctx, {HISTORY: (history_table(fitted.history), {})})
     checkpoints.clear()  # the model is saved: the run's checkpoints are done with
     summary = summary_from_metadata(info.metadata)
     result: dict[str, Any] = {
