@@ -15,8 +15,10 @@ from typing import Any
 
 from markupsafe import Markup
 
+from ktrdr.artifacts import ArtifactStore
 from ktrdr.campaigns.results import CampaignResults
-from ktrdr.cli.report import STAT_ROWS
+from ktrdr.cli.report import STAT_ROWS, symbol_columns
+from ktrdr.operations.results import artifact_parts, result_part
 from ktrdr.operations.schemas import OperationPublic
 from ktrdr.operations.service import OperationService
 from ktrdr.reports.campaigns import sweep_sections, walkforward_sections
@@ -26,23 +28,40 @@ TOP_N = 20
 
 
 @dataclass(frozen=True)
+class ReportSources:
+    """What a report's context may read besides the operation itself."""
+
+    operations: OperationService
+    artifacts: ArtifactStore
+
+
+@dataclass(frozen=True)
 class ReportPage:
     template: str  # included in the detail page when the operation has completed
     scripts: tuple[str, ...] = ()  # console scripts the report needs (besides Plotly)
     charts: bool = True  # loads Plotly
-    context: Callable[[OperationPublic, OperationService], dict[str, Any]] = field(
-        default=lambda op, ops: {}
+    context: Callable[[OperationPublic, ReportSources], dict[str, Any]] = field(
+        default=lambda op, sources: {}
     )
 
 
-def _backtest_context(op: OperationPublic, ops: OperationService) -> dict[str, Any]:
+def _backtest_context(op: OperationPublic, sources: ReportSources) -> dict[str, Any]:
     result = op.result or {}
     stats = result.get("statistics") or {}
     rows = [(key, label, pattern, stats.get(key)) for key, label, pattern in STAT_ROWS]
-    return {"stat_rows": rows, "statistics": stats, "result": result}
+    per_symbol: list[dict[str, Any]] = []
+    if "per_symbol" in artifact_parts(result):  # a universe or a portfolio: one row a symbol
+        per_symbol = result_part(result, "per_symbol", sources.artifacts)
+    return {
+        "stat_rows": rows,
+        "statistics": stats,
+        "result": result,
+        "per_symbol": per_symbol,
+        "symbol_columns": symbol_columns(result),
+    }
 
 
-def _training_context(op: OperationPublic, ops: OperationService) -> dict[str, Any]:
+def _training_context(op: OperationPublic, sources: ReportSources) -> dict[str, Any]:
     result = op.result or {}
     evaluation = result.get("evaluation") or {}
     matrix = evaluation.get("confusion_matrix") or {}
@@ -63,9 +82,10 @@ def _safe(parts: dict[str, str]) -> dict[str, Markup]:
     return {name: Markup(fragment) for name, fragment in parts.items()}
 
 
-def _sweep_context(op: OperationPublic, ops: OperationService) -> dict[str, Any]:
+def _sweep_context(op: OperationPublic, sources: ReportSources) -> dict[str, Any]:
     summary = op.result or {}
-    rows = [r.model_dump() for r in CampaignResults(ops.store).list(op.id, stage="sweep")]
+    stored = CampaignResults(sources.operations.store).list(op.id, stage="sweep")
+    rows = [r.model_dump() for r in stored]
     return {
         "result": summary,
         "evaluated": len(rows),
@@ -74,7 +94,7 @@ def _sweep_context(op: OperationPublic, ops: OperationService) -> dict[str, Any]
     }
 
 
-def _walkforward_context(op: OperationPublic, ops: OperationService) -> dict[str, Any]:
+def _walkforward_context(op: OperationPublic, sources: ReportSources) -> dict[str, Any]:
     result = op.result or {}
     return {"result": result, "parts": _safe(walkforward_sections(result))}
 
