@@ -15,7 +15,7 @@ from ktrdr.engine.backtest import aggregates as a
 from ktrdr.engine.backtest import run_backtest
 from ktrdr.engine.backtest.exit_rules import any_exit_set
 from ktrdr.engine.backtest.runner import build_trades, prepare_strategy, simulate, window_index
-from ktrdr.engine.backtest.simulate import _fills
+from ktrdr.engine.backtest.simulate import _fills, capped_fractions
 from ktrdr.engine.backtest.statistics import _trade_stats, table_trade_summary
 from ktrdr.engine.data import generate_synthetic_bars
 from ktrdr.engine.data.window import prepare_data
@@ -154,3 +154,16 @@ def test_a_lazy_result_builds_its_parts_from_the_window() -> None:
     first = result.trades[0]
     assert first.entry_price == table.entry_price[0] and first.net_pnl == table.net_pnl[0]
     assert result.statistics.num_trades == len(result.trades)
+
+
+def test_capped_fractions_are_the_numpy_formulation() -> None:
+    sigma = RNG.random(5000) * 0.3
+    sigma[RNG.random(5000) < 0.05] = 0.0  # flat: no entry
+    sigma[RNG.random(5000) < 0.05] = np.nan  # not yet known
+    sigma[RNG.random(5000) < 0.01] = np.inf
+    for target, cap in ((0.1, 1.0), (0.25, 0.5), (0.0, 1.0)):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            wanted = target / sigma
+        wanted[~np.isfinite(wanted)] = np.nan
+        want = np.minimum(wanted, cap)
+        assert capped_fractions(target, sigma, cap).tobytes() == want.tobytes()

@@ -20,7 +20,12 @@ import numpy.typing as npt
 import pandas as pd
 
 from ktrdr.engine.backtest.result import BacktestResult, TradeTable, WindowArrays
-from ktrdr.engine.backtest.simulate import Exits, SimulationOutput, simulate_fills
+from ktrdr.engine.backtest.simulate import (
+    Exits,
+    SimulationOutput,
+    capped_fractions,
+    simulate_fills,
+)
 from ktrdr.engine.backtest.statistics import (
     nominal_bars_per_year,
     table_trade_summary,
@@ -84,11 +89,12 @@ def position_fractions(strategy: Strategy, data: PreparedData) -> float | npt.ND
     if sizing.method != "volatility_target":
         return min(sizing.fraction, sizing.max_fraction)
     per_year = nominal_bars_per_year(strategy.data.timeframe)
-    sigma = volatility(data.bars["close"], sizing.volatility_period, per_year)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        wanted = float(sizing.target_volatility or 0.0) / sigma.to_numpy()
-    wanted[~np.isfinite(wanted)] = np.nan  # σ = 0 or not yet known: no entry
-    return np.minimum(wanted, sizing.max_fraction)[data.window_start : data.window_end]
+    sigma = volatility(data.bars["close"], sizing.volatility_period, per_year).to_numpy()
+    return capped_fractions(
+        float(sizing.target_volatility or 0.0),
+        sigma[data.window_start : data.window_end],
+        float(sizing.max_fraction),
+    )
 
 
 def exit_levels(exits: ExitsConfig, data: PreparedData) -> Exits:

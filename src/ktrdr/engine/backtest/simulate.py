@@ -254,6 +254,17 @@ def _fills(
     return equity, held, trades, k
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def capped_fractions(target: float, sigma: FloatArray, cap: float) -> FloatArray:
+    """Volatility-target sizing per bar: min(target / σ, cap), NaN (no entry) where the
+    ratio is not a finite number (σ = 0 or not yet known) — one pass for five."""
+    out = np.empty(len(sigma))
+    for i in range(len(sigma)):
+        wanted = target / sigma[i]
+        out[i] = min(wanted, cap) if np.isfinite(wanted) else np.nan
+    return out
+
+
 # The compiled pass itself, for other kernels to call per combination (campaign batches), so
 # the fill rules above have one copy.
 fill_pass = _kernel
