@@ -54,11 +54,10 @@ def check_training_panels(
     query: PanelQuery, result: dict[str, Any], epoch_seconds: Sequence[float]
 ) -> None:
     """Exact values of every checkpoint/resume panel after one run that did not resume."""
-    written = [c["seconds"] for c in result["checkpoints_this_attempt"]]
+    checkpoints = result["checkpoints_this_attempt"]
+    written = [c["seconds"] for c in checkpoints]
     # Not vacuous: the workload checkpoints every epoch, and it never resumes.
-    assert [c["epoch"] for c in result["checkpoints_this_attempt"]] == result[
-        "epochs_this_attempt"
-    ]
+    assert [c["epoch"] for c in checkpoints] == result["epochs_this_attempt"], result
     assert written and result["resumed_from_epoch"] == 0, result
     assert len(epoch_seconds) == result["metrics"]["epochs_run"] == len(written)
 
