@@ -268,7 +268,13 @@ def test_training_report_shows_epochs_confusion_and_baseline(
     matrix = evaluation["confusion_matrix"]["rows_true_columns_predicted"]
     assert [int(c) for c in cells] == [v for row in matrix for v in row]
     page.locator("#epochs-chart .main-svg").first.wait_for()
-    assert len(op["result"]["history"]) == op["result"]["metrics"]["epochs_run"]
+    # The chart drew the run's history artifact, one point per epoch on each trace.
+    epochs = op["result"]["metrics"]["epochs_run"]
+    assert op["result"]["artifacts"]["history"]["rows"] == epochs
+    points = page.evaluate(
+        "Array.from(document.getElementById('epochs-chart').data, t => t.x.length)"
+    )
+    assert points == [epochs, epochs, epochs]
     watched.screenshot("training-report")
     watched.assert_clean()
 

@@ -73,7 +73,6 @@ def _training_context(op: OperationPublic, sources: ReportSources) -> dict[str, 
         "classes": matrix.get("classes") or [],
         "matrix": cells,
         "matrix_max": largest,
-        "history": result.get("history") or [],
     }
 
 

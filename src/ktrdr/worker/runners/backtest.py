@@ -17,13 +17,8 @@ from ktrdr.engine.strategy.paths import strategy_document
 from ktrdr.jobs.backtest import BacktestParams
 from ktrdr.worker.job import JobContext
 from ktrdr.worker.runners.run_setup import backtest_setup, note_model
-from ktrdr.worker.runners.stores import bars_for
-from ktrdr.worker.runners.symbols import (
-    MAX_STORED_EQUITY_POINTS,
-    PHASES,
-    run_symbols_job,
-    write_tables,
-)
+from ktrdr.worker.runners.stores import bars_for, write_tables
+from ktrdr.worker.runners.symbols import MAX_STORED_EQUITY_POINTS, PHASES, run_symbols_job
 
 __all__ = ["MAX_STORED_EQUITY_POINTS", "PHASES", "run_backtest_job"]
 

@@ -18,8 +18,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ktrdr.artifacts import artifact_store
-from ktrdr.artifacts.tables import write_table
 from ktrdr.engine.backtest import build_result, prepare_data, prepare_strategy, simulate
 from ktrdr.engine.backtest.result import BacktestResult
 from ktrdr.engine.portfolio import (
@@ -33,25 +31,12 @@ from ktrdr.engine.strategy.paths import strategy_document
 from ktrdr.jobs.backtest import BacktestParams
 from ktrdr.worker.job import JobContext
 from ktrdr.worker.runners.run_setup import backtest_setup, note_model
-from ktrdr.worker.runners.stores import bars_for
+from ktrdr.worker.runners.stores import Tables, bars_for, write_tables
 
 PHASES = ("data_loading", "strategy_init", "simulation", "results")
 # GET /operations/{id}/results shows the equity curve thinned to this many points (the
 # artifact holds every bar; /results/equity serves it whole).
 MAX_STORED_EQUITY_POINTS = 5_000
-
-Tables = dict[str, tuple[pa.Table, dict[str, Any]]]
-
-
-def write_tables(ctx: JobContext, tables: Tables) -> dict[str, dict[str, Any]]:
-    """Each table as an artifact of this attempt; returns the references for the record."""
-    store = ctx.artifacts or artifact_store(ctx.data_home)
-    prefix = f"operations/{ctx.operation_id}/attempt-{ctx.attempt}"
-    artifacts = {}
-    for part, (table, extra) in tables.items():
-        ref = write_table(store, f"{prefix}/{part}.arrow", table)
-        artifacts[part] = {**ref.to_dict(), "rows": table.num_rows, **extra}
-    return artifacts
 
 
 def run_symbols_job(ctx: JobContext, params: BacktestParams) -> dict[str, Any]:
