@@ -130,7 +130,7 @@ def evaluate_batch(
     total)`` is called after each combination; ``should_cancel()`` is checked before each
     one starts (raises BacktestCancelled). StrategyError for a set the strategy cannot
     take. ``threads`` (default: the CPU count) run combinations in parallel;
-    ``chunk_size`` combinations are built, and their SMAs computed, at once.
+    ``chunk_size`` combinations are built (validated, their fill inputs made) at once.
     ``summarise_returns(returns)`` runs on each combination's per-bar returns in its
     thread (it must be thread-safe) and lands in ``summary``: a sweep keeps moments of
     every combination without holding every return series.
