@@ -37,6 +37,7 @@ class OperationEvent(BaseModel):
 
 
 _EVENTS: Table = OperationEventRow.__table__  # type: ignore[assignment]
+_INSERT_EVENT = insert(_EVENTS)  # built once: see ktrdr.operations.statements
 
 
 def add_event(
@@ -53,10 +54,9 @@ def add_event(
     # A Core INSERT, not an ORM object: no unit-of-work flush on the dispatch and report
     # paths (an ORM add cost a flush, a compile and a primary-key fetch per event).
     session.execute(
-        insert(_EVENTS).values(
-            operation_id=operation_id, at=at, kind=kind.value, attempt=attempt,
-            worker_id=worker_id, name=name, detail=detail,
-        )
+        _INSERT_EVENT,
+        {"operation_id": operation_id, "at": at, "kind": kind.value, "attempt": attempt,
+         "worker_id": worker_id, "name": name, "detail": detail},
     )  # fmt: skip
 
 

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, func
 
 from ktrdr.db.tables import OperationRow, WorkerRow
 from ktrdr.operations.model import (
@@ -184,19 +183,6 @@ def _check_owner(row: Any, expected_worker_id: str | None, expected_attempt: int
 
 class StaleReport(Exception):
     """A worker reported on an operation that is no longer its own."""
-
-
-def _release_worker(
-    session: Session | Connection, worker_id: str | None, operation_id: str
-) -> bool:
-    if worker_id is None:
-        return False
-    outcome = session.execute(
-        update(WORKERS)
-        .where(WORKERS.c.id == worker_id, WORKERS.c.current_operation_id == operation_id)
-        .values(current_operation_id=None)
-    )
-    return bool(outcome.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def _transition_values(

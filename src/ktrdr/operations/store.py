@@ -13,11 +13,12 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, func, insert, select, update
+from sqlalchemy import ColumnElement, Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ktrdr.db.tables import FILTER_KEY_MAX, OperationRow
+from ktrdr.operations import statements as sql
 from ktrdr.operations.curve import EpochMetrics, epoch_detail
 from ktrdr.operations.history import (
     EventKind,
@@ -36,7 +37,6 @@ from ktrdr.operations.records import (
     _CAS_RETRIES,
     _SUMMARY_COLUMNS,
     OPS,
-    WORKERS,
     IdempotencyConflict,
     OperationNotFound,
     QueuedOperation,
@@ -44,7 +44,6 @@ from ktrdr.operations.records import (
     Transition,
     _check_owner,
     _progress_values,
-    _release_worker,
     _summary,
     _transition_values,
     to_public,
@@ -52,7 +51,6 @@ from ktrdr.operations.records import (
 from ktrdr.operations.schemas import OperationPublic, OperationSummary, Progress
 from ktrdr.operations.summary import filter_keys, summarise_params
 from ktrdr.operations.worker_records import WorkerRecords
-from ktrdr.registry.schemas import WorkerState
 
 __all__ = [
     "IdempotencyConflict",
@@ -117,7 +115,7 @@ class Store(WorkerRecords):
         )
         try:
             with self.engine.begin() as conn:
-                conn.execute(insert(OPS).values(**values))
+                conn.execute(sql.INSERT_OPERATION, values)
         except IntegrityError:
             # Two requests with one key raced; the other insert won.
             if idempotency_key is None:
@@ -145,7 +143,7 @@ class Store(WorkerRecords):
 
     def get_operation(self, operation_id: str) -> OperationPublic:
         with self.engine.connect() as conn:
-            row = conn.execute(select(OPS).where(OPS.c.id == operation_id)).one_or_none()
+            row = conn.execute(sql.GET_OPERATION, {"b_op": operation_id}).one_or_none()
         if row is None:
             raise OperationNotFound(operation_id)
         return to_public(row)
@@ -238,12 +236,7 @@ class Store(WorkerRecords):
     def queue(self, limit: int = 100) -> list[QueuedOperation]:
         """`pending_operations`, reduced to what a dispatch round needs."""
         with self.engine.connect() as session:
-            rows = session.execute(
-                select(OperationRow.id, OperationRow.type, OperationRow.traceparent)
-                .where(OperationRow.status == OperationStatus.PENDING.value)
-                .order_by(OperationRow.queued_at, OperationRow.id)
-                .limit(limit)
-            ).all()
+            rows = session.execute(sql.queue(limit)).all()
             return [QueuedOperation(i, OperationType(t), tp) for i, t, tp in rows]
 
     def completed_results(self, op_type: OperationType, limit: int = 1000) -> list[dict[str, Any]]:
@@ -302,27 +295,22 @@ class Store(WorkerRecords):
         """
         for _ in range(_CAS_RETRIES):
             with self.engine.begin() as conn:
-                row = conn.execute(
-                    select(OPS.c.id, OPS.c.status, OPS.c.worker_id, OPS.c.attempt).where(
-                        OPS.c.id == operation_id
-                    )
-                ).one_or_none()
+                row = conn.execute(sql.OPERATION_STATE, {"b_op": operation_id}).one_or_none()
                 if row is None:
                     raise OperationNotFound(operation_id)
                 current = OperationStatus(row.status)
                 _check_owner(row, expected_worker_id, expected_attempt)
                 if current == target and target.is_terminal:
-                    whole = conn.execute(select(OPS).where(OPS.c.id == operation_id)).one()
+                    whole = conn.execute(sql.GET_OPERATION, {"b_op": operation_id}).one()
                     return Transition(to_public(whole), current, changed=False)
                 check_transition(operation_id, current, target)
                 # Read before the UPDATE: a re-queue clears the worker on the row.
                 attempt, worker_id = row.attempt, row.worker_id
                 values = _transition_values(target, now, reason, result, error, progress)
+                binds = {f"b_{k}": v for k, v in values.items()}
                 updated = conn.execute(
-                    update(OPS)
-                    .where(OPS.c.id == operation_id, OPS.c.status == current.value)
-                    .values(**values)
-                    .returning(*OPS.c)  # the new record, without a second read
+                    sql.transition(tuple(values)),
+                    {**binds, "b_op": operation_id, "b_expected": current.value},
                 ).one_or_none()
                 if updated is None:
                     continue  # someone else moved it first: re-read and decide again
@@ -331,7 +319,7 @@ class Store(WorkerRecords):
                     # stopped: the worker is not free while it is still computing. Same
                     # transaction as the move, so no one ever sees a re-queued operation
                     # whose worker is still held; `worker_id` was read before the UPDATE.
-                    _release_worker(conn, worker_id, operation_id)
+                    sql.release_worker(conn, worker_id, operation_id)
                 add_event(
                     conn, operation_id, EventKind.STATUS, at=now, attempt=attempt,
                     worker_id=worker_id, name=target.value, detail=reason,
@@ -418,32 +406,12 @@ class Store(WorkerRecords):
         the operation still pending. This is what rules out two operations on one worker.
         """
         with self.engine.connect() as conn, conn.begin() as txn:
-            took_worker = conn.execute(
-                update(WORKERS)
-                .where(
-                    WORKERS.c.id == worker_id,
-                    WORKERS.c.state == WorkerState.ONLINE.value,
-                    WORKERS.c.current_operation_id.is_(None),
-                )
-                .values(current_operation_id=operation_id, last_assigned_at=now)
-            )
+            binds = {"b_op": operation_id, "b_worker": worker_id, "b_now": now}
+            took_worker = conn.execute(sql.CLAIM_WORKER, binds)
             if took_worker.rowcount != 1:
                 txn.rollback()
                 return None
-            row = conn.execute(
-                update(OPS)
-                .where(OPS.c.id == operation_id, OPS.c.status == OperationStatus.PENDING.value)
-                .values(
-                    status=OperationStatus.RUNNING.value,
-                    worker_id=worker_id,
-                    attempt=OPS.c.attempt + 1,
-                    started_at=now,
-                    updated_at=now,
-                    status_reason=None,
-                    **_progress_values(Progress()),
-                )
-                .returning(*OPS.c)  # the claimed record, without a second read
-            ).one_or_none()
+            row = conn.execute(sql.CLAIM_OPERATION, binds).one_or_none()
             if row is None:
                 txn.rollback()
                 return None

@@ -8,18 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from ktrdr.db.tables import WorkerRow
+from ktrdr.operations import statements as sql
 from ktrdr.operations.records import (
-    _HOLDING,
     _LIVE,
-    OPS,
     WORKERS,
-    _release_worker,
     _worker_public,
 )
 from ktrdr.registry.schemas import WorkerPublic, WorkerState
@@ -76,35 +73,24 @@ class WorkerRecords:
         self, worker_id: str, now: datetime, *, draining: bool = False
     ) -> WorkerPublic | None:
         """Record a beat from a live worker; None means "register again"."""
-        values: dict[str, Any] = {"last_heartbeat_at": now}
-        if draining:
-            values["state"] = WorkerState.DRAINING.value
+        statement = sql.HEARTBEAT_DRAINING if draining else sql.HEARTBEAT
         with self.engine.begin() as conn:
-            row = conn.execute(
-                update(WORKERS)
-                .where(WORKERS.c.id == worker_id, WORKERS.c.state.in_(_LIVE))
-                .values(**values)
-                .returning(*WORKERS.c)
-            ).one_or_none()
+            row = conn.execute(statement, {"b_worker": worker_id, "b_now": now}).one_or_none()
             return None if row is None else _worker_public(row)
 
     def worker_credential_hash(self, worker_id: str) -> tuple[bool, str | None]:
         """(is the worker known, the hash of its current instance's credential)."""
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(WORKERS.c.credential_hash).where(WORKERS.c.id == worker_id)
-            ).one_or_none()
+            row = conn.execute(sql.WORKER_CREDENTIAL, {"b_worker": worker_id}).one_or_none()
             return (False, None) if row is None else (True, row.credential_hash)
 
     def get_worker(self, worker_id: str) -> WorkerPublic | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(WORKERS).where(WORKERS.c.id == worker_id)).one_or_none()
+            row = conn.execute(sql.GET_WORKER, {"b_worker": worker_id}).one_or_none()
             return None if row is None else _worker_public(row)
 
     def list_workers(self, *, include_gone: bool = False) -> list[WorkerPublic]:
-        query = select(WORKERS).order_by(WORKERS.c.id)
-        if not include_gone:
-            query = query.where(WORKERS.c.state.in_(_LIVE))
+        query = sql.ALL_WORKERS if include_gone else sql.LIVE_WORKERS
         with self.engine.connect() as conn:
             return [_worker_public(r) for r in conn.execute(query).all()]
 
@@ -119,7 +105,7 @@ class WorkerRecords:
 
     def release_worker(self, worker_id: str, operation_id: str) -> bool:
         with self.engine.begin() as conn:
-            return _release_worker(conn, worker_id, operation_id)
+            return sql.release_worker(conn, worker_id, operation_id)
 
     def free_orphaned_workers(self) -> list[tuple[str, str]]:
         """Free every worker held by an operation that is not running on it.
@@ -136,19 +122,8 @@ class WorkerRecords:
         UPDATE re-checks them on a fresh snapshot that no claim can change meanwhile; on
         SQLite the UPDATE runs under the database's single write lock.
         """
-        orphaned = WORKERS.c.current_operation_id.is_not(None) & ~(
-            select(OPS.c.id)
-            .where(
-                OPS.c.id == WORKERS.c.current_operation_id,
-                OPS.c.worker_id == WORKERS.c.id,
-                OPS.c.status.in_(_HOLDING),
-            )
-            .exists()
-        )
         with self.engine.connect() as conn:
-            candidates = conn.execute(
-                select(WORKERS.c.id, WORKERS.c.current_operation_id).where(orphaned)
-            ).all()
+            candidates = conn.execute(sql.ORPHANED_WORKERS).all()
         if not candidates:  # the common case: one read, no write lock
             return []
         freed: list[tuple[str, str]] = []
@@ -162,7 +137,7 @@ class WorkerRecords:
                     .where(
                         WORKERS.c.id == worker_id,
                         WORKERS.c.current_operation_id == operation_id,
-                        orphaned,
+                        sql.ORPHANED,
                     )
                     .values(current_operation_id=None)
                 )
