@@ -203,35 +203,26 @@ class Store(WorkerRecords):
         types: Iterable[OperationType] = (),
         parent_id: str | None = None,
         limit: int = 500,
+        by_queue: bool = False,
     ) -> list[OperationPublic]:
         """Whole records (parameters and results), oldest first: for the backend's own
         work on a bounded set, e.g. a campaign's children; listings use summaries."""
         conditions: list[ColumnElement[bool]] = []
         if parent_id is not None:
-            conditions.append(OperationRow.parent_id == parent_id)
+            conditions.append(OPS.c.parent_id == parent_id)
         if statuses:
-            conditions.append(OperationRow.status.in_([s.value for s in statuses]))
+            conditions.append(OPS.c.status.in_([s.value for s in statuses]))
         if types:
-            conditions.append(OperationRow.type.in_([t.value for t in types]))
-        with self.session() as session:
-            rows = session.scalars(
-                select(OperationRow)
-                .where(*conditions)
-                .order_by(OperationRow.created_at, OperationRow.id)
-                .limit(limit)
-            ).all()
-            return [to_public(r) for r in rows]
+            conditions.append(OPS.c.type.in_([t.value for t in types]))
+        order = (OPS.c.queued_at if by_queue else OPS.c.created_at, OPS.c.id)
+        # Core rows, not ORM objects: the campaign driver reads these every poll period.
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(OPS).where(*conditions).order_by(*order).limit(limit)).all()
+        return [to_public(r) for r in rows]
 
     def pending_operations(self, limit: int = 100) -> list[OperationPublic]:
         """Oldest queued first: first come, first served."""
-        with self.session() as session:
-            rows = session.scalars(
-                select(OperationRow)
-                .where(OperationRow.status == OperationStatus.PENDING.value)
-                .order_by(OperationRow.queued_at, OperationRow.id)
-                .limit(limit)
-            ).all()
-            return [to_public(r) for r in rows]
+        return self.full_operations(statuses=[OperationStatus.PENDING], limit=limit, by_queue=True)
 
     def queue(self, limit: int = 100) -> list[QueuedOperation]:
         """`pending_operations`, reduced to what a dispatch round needs."""
