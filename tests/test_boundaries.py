@@ -138,3 +138,12 @@ def test_client_imports_neither_backend_engine_nor_heavy_libraries() -> None:
         ),
     )  # fmt: skip
     assert loaded == []
+
+
+def test_shared_report_renderings_stand_alone() -> None:
+    # Drawn by the CLI (no backend) and by the console (no Rich): they need neither.
+    loaded = loaded_after(
+        "import ktrdr.reports.campaigns",
+        ("ktrdr.api", "ktrdr.operations", "ktrdr.engine", "ktrdr.cli", "rich", "sqlalchemy"),
+    )
+    assert loaded == []

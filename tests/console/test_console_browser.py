@@ -268,8 +268,93 @@ def test_training_report_shows_epochs_confusion_and_baseline(
     matrix = evaluation["confusion_matrix"]["rows_true_columns_predicted"]
     assert [int(c) for c in cells] == [v for row in matrix for v in row]
     page.locator("#epochs-chart .main-svg").first.wait_for()
-    assert len(op["result"]["history"]) == op["result"]["metrics"]["epochs_run"]
+    # The chart drew the run's history artifact, one point per epoch on each trace.
+    epochs = op["result"]["metrics"]["epochs_run"]
+    assert op["result"]["artifacts"]["history"]["rows"] == epochs
+    points = page.evaluate(
+        "Array.from(document.getElementById('epochs-chart').data, t => t.x.length)"
+    )
+    assert points == [epochs, epochs, epochs]
     watched.screenshot("training-report")
+    watched.assert_clean()
+
+
+SWEEP = """
+name: console_sweep
+data: {symbol: EURUSD, timeframe: 1h}
+indicators:
+  - {id: sma_fast, type: sma, params: {period: 10}}
+  - {id: sma_slow, type: sma, params: {period: 30}}
+decisions:
+  signals:
+    - crossover: {fast: sma_fast, slow: sma_slow}
+costs: {commission: 0.001, slippage: 0.0}
+search:
+  parameters:
+    indicators.sma_fast.params.period: {range: [4, 16, 4]}
+    indicators.sma_slow.params.period: {values: [12, 30, 50]}
+  constraints: ["sma_fast.period < sma_slow.period"]
+"""
+
+
+def _campaign(api: Api, route: str, **body: Any) -> dict[str, Any]:
+    response = api.http.post(route, json={"strategy": SWEEP, "chunk_size": 4, **body})
+    assert response.status_code == 202, response.text
+    done = api.wait_status(response.json()["id"], {"completed", "failed"}, 120)
+    assert done["status"] == "completed", done["error"]
+    return done
+
+
+def test_sweep_report_shows_the_apis_best_heatmap_and_top_table(
+    watched: WatchedPage, stack: ConsoleStack
+) -> None:
+    api = stack.api
+    op = _campaign(api, "/sweeps/start")
+    best = op["result"]["best"]
+    ranked = api.http.get(f"/operations/{op['id']}/sweep-results", params={"limit": 100}).json()
+    page = watched.page
+    watched.goto(f"/operations/{op['id']}")
+    # 4 fast periods x 3 slow, minus the 2 that break fast < slow (12 with 12 and 16).
+    assert ranked["count"] == 10
+    assert page.locator("#sweep-evaluated").get_attribute("data-value") == "10"
+    assert (
+        float(page.locator("#sweep-best").get_attribute("data-value") or "nan") == best["objective"]
+    )
+    best_params = page.locator("#sweep-best-params").inner_text()
+    for path, value in best["params"].items():
+        assert f"{path} = {value}" in best_params
+    # The heatmap has a cell per (fast, slow) pair of the grid; the 2 infeasible are grey.
+    cells = page.locator("#sweep-heatmap svg rect")
+    assert cells.count() == 12
+    assert page.locator("#sweep-heatmap svg rect[fill='#ddd']").count() == 2
+    assert page.locator("#sweep-sensitivity svg").count() == 2
+    # The top table lists the API's ranking, best first.
+    top = page.locator("#sweep-top tr").all_inner_texts()[1:]
+    shown = [int(line.split()[0]) for line in top]
+    assert shown == [r["combination"] for r in ranked["data"]][: len(shown)]
+    assert len(shown) == 10
+    assert page.locator("#sweep-diagnostics th").count() == len(op["result"]["diagnostics"])
+    watched.screenshot("sweep-report")
+    watched.assert_clean()
+
+
+def test_walkforward_report_shows_every_window_and_the_stitched_curve(
+    watched: WatchedPage, stack: ConsoleStack
+) -> None:
+    api = stack.api
+    op = _campaign(api, "/walkforwards/start", train_bars=2000, test_bars=1000)
+    windows = op["result"]["windows"]
+    page = watched.page
+    watched.goto(f"/operations/{op['id']}")
+    assert page.locator("#wf-windows").inner_text() == str(len(windows))
+    rows = page.locator("#wf-table tr").all_inner_texts()[1:]
+    assert [int(r.split()[0]) for r in rows] == [w["window"] for w in windows]
+    # One dashed line per window start on the stitched out-of-sample curve.
+    assert page.locator("#wf-equity svg line").count() == len(windows)
+    assert page.locator("#wf-equity svg polyline").count() == 1
+    stitched = op["result"]["stitched"]["total_return_pct"]
+    assert page.locator("#wf-return").inner_text() == f"{stitched:.2f}%"
+    watched.screenshot("walkforward-report")
     watched.assert_clean()
 
 

@@ -4,29 +4,16 @@ embargo counts by hand, class balance, determinism, and the schema's refusals.""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 from pydantic import ValidationError
 
 from ktrdr.engine.strategy.schema import TrainingConfig, ValidationConfig
-from ktrdr.engine.training import TrainingData
 from ktrdr.engine.training.validation import class_balance, cross_validate
-
-
-def rows(n: int = 300) -> TrainingData:
-    rng = np.random.default_rng(3)
-    X = rng.random((n, 4), dtype=np.float32)
-    y = (X[:, 0] * 3).astype(np.int64).clip(0, 2)
-    return TrainingData(
-        X=X, y=y, timestamps=pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC"),
-        feature_names=[f"f{i}" for i in range(4)], train=slice(0, 200),
-        validation=slice(210, 250), test=slice(260, 300), label_horizon=10,
-        label_threshold=0.002, sample_weight=np.ones(n, dtype=np.float32),
-    )  # fmt: skip
+from tests.support.training_rows import training_rows
 
 
 def test_folds_purge_the_label_windows_and_embargo_after_each_fold() -> None:
-    data = rows()
+    data = training_rows()
     config = TrainingConfig(
         epochs=3, hidden_layers=[8], batch_size=64,
         validation=ValidationConfig(method="purged_kfold", folds=3, embargo=5),

@@ -69,7 +69,8 @@ def test_backend_restart_loses_nothing_and_workers_reregister(
     stack, api = stack_factory.start(workers=1, **store_options(request, store))
     finished = api.start_diagnostic(steps=1, step_ms=1)
     api.wait_status(finished["id"], {"completed"}, 15)
-    long = api.start_diagnostic(steps=30, step_ms=100, label="survivor")
+    # 10 s of work: it must still be running after a restart that is slow on a loaded machine.
+    long = api.start_diagnostic(steps=100, step_ms=100, label="survivor")
     _running_on(api, long["id"])
     queued = api.start_diagnostic(steps=1, step_ms=1, label="queued")
     before = {o["id"]: o["status"] for o in api.http.get("/operations").json()["data"]}

@@ -30,6 +30,7 @@ from ktrdr.engine.training import ModelStore
 from ktrdr.local_stack import LocalStack
 from ktrdr.worker.runners.backtest import MAX_STORED_EQUITY_POINTS
 from tests.integration.test_training_operations import pinned_text, strategy_for_run
+from tests.support.history import served_history
 from tests.support.s3 import S3Server
 from tests.support.stack import Api, StackFactory, free_port, wait_for
 
@@ -236,6 +237,15 @@ def test_a_training_killed_on_one_host_resumes_from_its_checkpoint_on_another(
         .get("KeyCount")
         == 0
     ), "a completed run removes its checkpoints from the store"
+    # Its history artifact is an object of the store (no shared disk), served from there.
+    ref = done["result"]["artifacts"]["history"]
+    head = shared.server.client().head_object(Bucket=shared.bucket, Key=f"artifacts/{ref['key']}")
+    assert head["ContentLength"] == ref["size_bytes"]
+    history = served_history(api, op["id"], "parquet")
+    assert history.column("epoch").to_pylist() == list(range(1, 61))
+    assert [
+        p["val_loss"] for p in api.http.get(f"/operations/{op['id']}/curve").json()["points"]
+    ] == (history.column("val_loss").to_pylist())
     victim.start()  # a restart with the same id, port and (empty of bars) home works on
     shared.local.wait_for_workers(3)
     again = _backtest(api, "rsi_fuzzy")

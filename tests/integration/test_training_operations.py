@@ -29,6 +29,7 @@ from ktrdr.engine.training import ModelStore, evaluate, fit_model, prepare_train
 from ktrdr.local_stack import LocalStack
 from ktrdr.worker.runners.backtest import MAX_STORED_EQUITY_POINTS
 from ktrdr.worker.runners.training import PHASES
+from tests.support.history import assert_history_served
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.stack import Api, StackFactory, wait_for
 
@@ -123,6 +124,8 @@ def test_training_run_stores_a_versioned_model_and_matches_the_engine(
     assert loaded.metadata["feature_names"] == data.feature_names
     metrics = trained.api.http.get(f"/operations/{op['id']}/metrics").json()
     assert metrics["metrics"]["test_accuracy"] == expected["accuracy"]
+    # The per-epoch history: an artifact the record references, the engine's to the bit.
+    assert_history_served(trained.api, op, fitted.history, trained.local.data_home)
 
 
 def test_backtest_with_the_trained_model_equals_the_engine_run_directly(

@@ -27,6 +27,7 @@ from ktrdr.engine.training.checkpoint import CheckpointStore
 from ktrdr.engine.training.validation import cross_validate
 from ktrdr.local_stack import LocalStack
 from tests.support.cli import ktrdr
+from tests.support.history import assert_history_served, served_history
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.stack import Api, StackFactory, wait_for
 
@@ -181,15 +182,18 @@ def test_kill_9_mid_run_resumes_on_the_other_worker_with_the_uninterrupted_weigh
             for key in ("train_loss", "val_loss", "val_accuracy"):
                 assert point[key] == first[point["epoch"]][key]
     assert [p["epoch"] for p in stored["points"]] == list(range(1, KILL_EPOCHS + 1))
+    history = served_history(api, op["id"], "json")
     assert [(p["train_loss"], p["val_loss"], p["val_accuracy"]) for p in stored["points"]] == [
-        (h["train_loss"], h["val_loss"], h["val_accuracy"]) for h in result["history"]
+        (h["train_loss"], h["val_loss"], h["val_accuracy"]) for h in history
     ]
 
-    # The same run never interrupted, here: the saved model has its weights to the bit.
+    # The same run never interrupted, here: the saved model has its weights to the bit, and
+    # the history artifact (attempt 2's, checkpoint epochs included) is that run's.
     import torch
 
     data, config = engine_data(stack.local, STEADY, KILL_EPOCHS)
     whole = fit_model(data, config)
+    assert_history_served(api, done, whole.history, stack.local.data_home)
     saved = ModelStore(stack.local.data_home / "models").load(STRATEGY, result["model"]["version"])
     for a, b in zip(
         saved.module.state_dict().values(), whole.module.state_dict().values(), strict=True
@@ -281,7 +285,7 @@ def test_the_learning_curve_is_served_typed_with_clear_refusals(
     plain, _ = two_runs
     api = stack.api
     served = curve(api, plain["id"])
-    history = plain["result"]["history"]
+    history = served_history(api, plain["id"], "json")
     assert served["epochs_total"] == 4 and served["status"] == "completed"
     assert [p["epoch"] for p in served["points"]] == [1, 2, 3, 4]
     assert [p["val_loss"] for p in served["points"]] == [h["val_loss"] for h in history]
@@ -313,7 +317,7 @@ def test_train_show_and_compare_on_two_real_runs(
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     val_acc = next(line for line in lines if line.startswith("val acc"))
-    history = purged["result"]["history"]
+    history = served_history(stack.api, purged["id"], "json")
     assert val_acc.endswith(f"{history[0]['val_accuracy']:.1%} → {history[-1]['val_accuracy']:.1%}")
     assert len(val_acc.split()[2]) == 3, "one block per epoch"
     assert f"best (lowest validation loss) epoch {purged['result']['metrics']['best_epoch']}" in (
@@ -377,10 +381,11 @@ def test_finished_runs_are_exported_to_mlflow(
         assert "error" not in exported, exported
         run = client.get_run(exported["run_id"])
         assert run.data.tags["ktrdr.operation_id"] == op["id"]
-        assert run.data.params["training.epochs"] == str(len(op["result"]["history"]))
+        history = served_history(stack.api, op["id"], "parquet").to_pylist()
+        assert run.data.params["training.epochs"] == str(len(history))
         losses = client.get_metric_history(exported["run_id"], "val_loss")
         assert [(m.step, m.value) for m in sorted(losses, key=lambda m: m.step)] == [
-            (h["epoch"], h["val_loss"]) for h in op["result"]["history"]
+            (h["epoch"], h["val_loss"]) for h in history
         ]
         assert run.data.metrics["test_accuracy"] == op["result"]["metrics"]["test_accuracy"]
     assert (

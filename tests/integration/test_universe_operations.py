@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -112,6 +113,17 @@ def test_universe_is_one_operation_equal_to_each_symbol_run_on_its_share(stack: 
     assert row["result_summary"]["statistics"]["final_equity"] == pytest.approx(
         book.statistics.final_equity, rel=1e-12
     )
+    # The console's report lists each symbol with the figures the record holds.
+    page = httpx.get(f"{local.api_url}/operations/{op['id']}", timeout=30).text
+    table = page[page.index('id="per-symbol"') :]
+    table = table[: table.index("</table>")]
+    for expected in stored["per_symbol"]:
+        line = table[table.index(f'data-symbol="{expected["symbol"]}"') :]
+        line = line[: line.index("</tr>")]
+        assert f'<td class="num">{expected["total_return_pct"]:.2f}%</td>' in line
+        assert f'<td class="num">{expected["num_trades"]:,}</td>' in line
+        assert f'<td class="num">{expected["final_equity"]:,.2f}</td>' in line
+    assert table.count("data-symbol=") == len(SYMBOLS)
 
 
 def test_portfolio_shares_cash_and_matches_the_engine(stack: Stack) -> None:
@@ -147,6 +159,14 @@ def test_portfolio_shares_cash_and_matches_the_engine(stack: Stack) -> None:
     assert (curve["cash"] >= 0).all()
     assert set(op["result"]["artifacts"]) == {"per_symbol", "equity_curve", "positions", "trades"}
     assert stored["trades"] == [], "a portfolio rebalances: no round trips to list"
+    page = httpx.get(f"{local.api_url}/operations/{op['id']}", timeout=30).text
+    table = page[
+        page.index('id="per-symbol"') : page.index("</table>", page.index('id="per-symbol"'))
+    ]
+    assert '<th class="num" data-key="contribution_pct">contribution</th>' in table
+    for expected in stored["per_symbol"]:
+        assert f'<td class="num">{expected["weight"]:.3f}</td>' in table
+        assert f'<td class="num">{expected["pnl"]:,.2f}</td>' in table
 
 
 def _reject(api: Api, body: dict[str, Any]) -> str:

@@ -113,3 +113,26 @@ def test_epochs_are_kept_per_attempt_and_the_curve_takes_the_newest(store: Store
     assert (curve.best_epoch, curve.epochs_total, curve.latest and curve.latest.epoch) == (3, 4, 4)
     # The timeline's events leave the epochs out.
     assert "epoch" not in {e.kind.value for e in store.operation_events(op_id)}
+
+
+def test_a_completed_curve_is_the_fitted_history_with_each_epochs_report(store: Store) -> None:
+    op_id = new_op(store)
+    worker(store, "w1")
+    assert store.claim(op_id, "w1", at(1)) is not None
+    progress = Progress(percent=30, phase="training")
+    assert store.record_progress(op_id, "w1", progress, at(2), [_epoch(1, 0.9), _epoch(2, 0.8)])
+    # The fitted history (the artifact's rows): figures to the bit, here unlike the reports
+    # so the test sees which one the curve took; epoch 3's report never arrived.
+    final = [
+        {"epoch": n, "epochs": 3, "train_loss": 1.0 / n, "val_loss": v, "val_accuracy": None}
+        for n, v in ((1, 0.91), (2, 0.79), (3, 0.85))
+    ]
+    curve = build_curve(op_id, OperationStatus.COMPLETED, store.epoch_records(op_id), final, 2)
+    assert [(p.epoch, p.train_loss, p.val_loss, p.val_accuracy) for p in curve.points] == [
+        (1, 1.0, 0.91, None), (2, 0.5, 0.79, None), (3, 1.0 / 3, 0.85, None),
+    ]  # fmt: skip
+    assert [(p.attempt, p.worker_id, p.duration_s) for p in curve.points] == [
+        (1, "w1", 0.25), (1, "w1", 0.25), (2, None, 0.0),
+    ]  # fmt: skip
+    assert (curve.best_epoch, curve.epochs_total) == (2, 3)
+    assert [p.epoch for p in curve.recorded] == [1, 2], "recorded: the reports as they came"

@@ -92,11 +92,21 @@ class Api:
     def wait_status(
         self, operation_id: str, statuses: set[str], timeout_s: float
     ) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+
         def reached() -> dict[str, Any] | None:
             op = self.op(operation_id)
+            seen.update(op)
             return op if op["status"] in statuses else None
 
-        return wait_for(reached, timeout_s, f"{operation_id} to reach {sorted(statuses)}")
+        try:
+            return wait_for(reached, timeout_s, f"{operation_id} to reach {sorted(statuses)}")
+        except AssertionError as exc:
+            # Say where it stopped (status, why, on which worker, which attempt): a bare
+            # timeout on a loaded CI machine is otherwise impossible to diagnose.
+            keys = ("status", "status_reason", "worker_id", "attempt", "progress")
+            state = {k: seen.get(k) for k in keys}
+            raise AssertionError(f"{exc}; it was {state}; workers: {self.workers()}") from None
 
 
 class StackFactory:

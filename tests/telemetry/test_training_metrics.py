@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -15,9 +13,10 @@ from prometheus_client import CollectorRegistry
 
 from ktrdr.engine.errors import TrainingCancelled
 from ktrdr.engine.strategy.schema import TrainingConfig
-from ktrdr.engine.training import TrainingData, fit_model
+from ktrdr.engine.training import fit_model
 from ktrdr.telemetry.metrics import JobMetrics
 from ktrdr.worker.runners.checkpoints import TracedCheckpoints
+from tests.support.training_rows import training_rows
 
 
 @pytest.fixture
@@ -62,18 +61,6 @@ def test_series_start_at_zero_and_count_exactly(registry: CollectorRegistry) -> 
         training.run_resumed("because")
 
 
-def _data(n: int = 300) -> TrainingData:
-    rng = np.random.default_rng(3)
-    X = rng.random((n, 4), dtype=np.float32)
-    y = (X[:, 0] * 3).astype(np.int64).clip(0, 2)
-    return TrainingData(
-        X=X, y=y, timestamps=pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC"),
-        feature_names=[f"f{i}" for i in range(4)], train=slice(0, 200),
-        validation=slice(210, 250), test=slice(260, 300), label_horizon=10,
-        label_threshold=0.002, sample_weight=np.ones(n, dtype=np.float32),
-    )  # fmt: skip
-
-
 def test_checkpoint_and_resume_spans_and_counts(
     registry: CollectorRegistry, tmp_path: Path
 ) -> None:
@@ -82,7 +69,7 @@ def test_checkpoint_and_resume_spans_and_counts(
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     metrics = JobMetrics(registry).training
     config = TrainingConfig(epochs=6, early_stopping_patience=0, hidden_layers=[8], batch_size=64)
-    data = _data()
+    data = training_rows()
 
     def store() -> TracedCheckpoints:
         return TracedCheckpoints(tmp_path, metrics, "op_x", tracer_provider=provider)

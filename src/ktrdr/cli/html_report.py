@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ktrdr.cli.report import STAT_ROWS, fmt, model_line, run_title, symbol_columns
+from ktrdr.cli.report import STAT_ROWS, model_line, run_title, symbol_columns
+from ktrdr.reports import fmt
 
 MAX_TRADE_ROWS = 1000
 # Rolling Sharpe over this share of the curve's points (at least 20 of them).

@@ -7,6 +7,8 @@ from typing import Any
 
 from rich.table import Table
 
+from ktrdr.reports import fmt
+
 _BLOCKS = "▁▂▃▄▅▆▇█"
 
 # (key, label, format) — the statistics a reader looks for first, in reading order.
@@ -35,15 +37,6 @@ STAT_ROWS = [
     ("exposure_pct", "exposure", "{:.1f}%"),
     ("total_commission", "commission paid", "{:,.2f}"),
 ]
-
-
-def fmt(value: Any, pattern: str) -> str:
-    if value is None:
-        return "n/a"
-    try:
-        return pattern.format(value)
-    except (ValueError, TypeError):
-        return str(value)
 
 
 def sparkline(values: list[float], width: int = 60) -> str:

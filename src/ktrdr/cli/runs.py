@@ -14,9 +14,10 @@ from rich.table import Table
 
 from ktrdr.cli.client import ApiClient
 from ktrdr.cli.output import console, literal, print_json, short_time
-from ktrdr.cli.report import STAT_ROWS, fmt
+from ktrdr.cli.report import STAT_ROWS
 from ktrdr.cli.state import DEFAULT_URL, JsonOption, UrlOption
 from ktrdr.cli.tracing import cli_span
+from ktrdr.reports import fmt
 
 # --sort names → the row key, and whether bigger comes first.
 SORT_KEYS = {

@@ -12,7 +12,6 @@ from ktrdr.cli import ops
 from ktrdr.cli.backtest import strategy_argument
 from ktrdr.cli.client import ApiClient
 from ktrdr.cli.output import console, print_json
-from ktrdr.cli.report import fmt
 from ktrdr.cli.state import (
     DEFAULT_URL,
     EndOption,
@@ -25,6 +24,7 @@ from ktrdr.cli.state import (
 )
 from ktrdr.cli.sweep_report import sweep_html, walkforward_html
 from ktrdr.cli.tracing import cli_span
+from ktrdr.reports import fmt
 
 app = typer.Typer(help="Parameter sweeps over a strategy's search: space.", no_args_is_help=True)
 wf_app = typer.Typer(help="Walk-forward analysis: sweep in sample, test out of sample.",

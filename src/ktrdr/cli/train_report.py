@@ -7,7 +7,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from ktrdr.cli.report import fmt, sparkline
+from ktrdr.cli.report import sparkline
+from ktrdr.reports import fmt
 
 
 def curve_lines(curve: dict[str, Any]) -> list[str]:
@@ -105,7 +106,12 @@ def _ranges(op: dict[str, Any], split: str) -> str | None:
 
 
 def _best_val_loss(op: dict[str, Any]) -> float | None:
-    losses = [h["val_loss"] for h in _result(op).get("history") or []]
+    metrics = _metrics(op)
+    if "best_val_loss" in metrics:
+        best: float | None = metrics["best_val_loss"]
+        return best
+    # Runs recorded before the history became an artifact kept every epoch inline.
+    losses = [h["val_loss"] for h in _result(op).get("history") or [] if h["val_loss"] is not None]
     return min(losses) if losses else None
 
 

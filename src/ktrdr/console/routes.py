@@ -14,10 +14,10 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
-from ktrdr.api.deps import OperationsDep, SettingsDep, WorkersDep
+from ktrdr.api.deps import ArtifactsDep, OperationsDep, SettingsDep, WorkersDep
 from ktrdr.config import ApiSettings
 from ktrdr.console.assets import PLOTLY_URL, plotly_path
-from ktrdr.console.reports import report_for
+from ktrdr.console.reports import ReportSources, report_for
 from ktrdr.console.templating import render
 from ktrdr.console.timeline import build_timeline
 from ktrdr.engine.strategy import builtin_strategy_names
@@ -208,7 +208,11 @@ def _display_params(op: OperationPublic) -> list[tuple[str, Any, bool]]:
 
 @router.get("/operations/{operation_id}", response_class=HTMLResponse)
 def operation_page(
-    request: Request, operation_id: str, ops: OperationsDep, settings: SettingsDep
+    request: Request,
+    operation_id: str,
+    ops: OperationsDep,
+    settings: SettingsDep,
+    artifacts: ArtifactsDep,
 ) -> HTMLResponse:
     """One operation: parameters, worker, attempts, error, timeline and its report."""
     try:
@@ -217,7 +221,7 @@ def operation_page(
         return _error_page(request, settings, exc)
     op: OperationPublic = context["op"]
     report = report_for(op) if op.status == OperationStatus.COMPLETED else None
-    extra = report.context(op) if report else {}
+    extra = report.context(op, ReportSources(ops, artifacts)) if report else {}
     return render(request, "operation.html", **_common(settings), **context, report=report, **extra)
 
 

@@ -7,12 +7,16 @@ one point per epoch, the newest attempt's; ``recorded`` keeps everything in arri
 (that is how a test sees which epochs an attempt repeated). A resumed attempt first sends
 the history its checkpoint holds, marked ``restored``: epochs a killed worker trained but
 never got to report are in the curve too.
+
+Once the run has completed, its points are the fitted history itself (the result's
+``history`` artifact, passed in as ``final``): the figures exactly as the model was
+fitted, with each epoch's attempt, worker and duration from the report of it.
 """
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
@@ -69,8 +73,14 @@ def epoch_detail(epoch: EpochMetrics) -> str:
 
 
 def build_curve(
-    operation_id: str, status: OperationStatus, events: list[OperationEvent]
+    operation_id: str,
+    status: OperationStatus,
+    events: list[OperationEvent],
+    final: list[dict[str, Any]] | None = None,
+    attempt: int = 1,
 ) -> TrainingCurve:
+    """The curve from the epoch reports; with ``final`` (the completed run's history rows,
+    JSON form) and ``attempt`` (the attempt that completed it), from the fitted history."""
     recorded: list[EpochPoint] = []
     total: int | None = None
     for event in events:
@@ -90,10 +100,27 @@ def build_curve(
         # kept over one restored from a checkpoint (same figures, and it has its duration).
         if not (point.restored and point.epoch in newest):
             newest[point.epoch] = point
-    points = [newest[e] for e in sorted(newest)]
+    if final is None:
+        points = [newest[e] for e in sorted(newest)]
+    else:
+        points = [_fitted_point(row, newest.get(row["epoch"]), attempt) for row in final]
+        total = final[-1]["epochs"] if final else total
     scored = [p for p in points if p.val_loss is not None]
     best = min(scored, key=lambda p: (p.val_loss, p.epoch)).epoch if scored else None
     return TrainingCurve(
         operation_id=operation_id, status=status, epochs_total=total, best_epoch=best,
         latest=recorded[-1] if recorded else None, points=points, recorded=recorded,
+    )  # fmt: skip
+
+
+def _fitted_point(row: dict[str, Any], reported: EpochPoint | None, attempt: int) -> EpochPoint:
+    """One epoch of the fitted history; where it came from is its report's. An epoch no
+    worker reported (its reports lost) counts as the completing attempt's, duration 0."""
+    return EpochPoint(
+        epoch=row["epoch"], train_loss=row["train_loss"], val_loss=row["val_loss"],
+        val_accuracy=row["val_accuracy"],
+        attempt=reported.attempt if reported else attempt,
+        worker_id=reported.worker_id if reported else None,
+        duration_s=reported.duration_s if reported else 0.0,
+        restored=reported.restored if reported else False,
     )  # fmt: skip

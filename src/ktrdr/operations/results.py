@@ -20,6 +20,8 @@ from ktrdr.artifacts.tables import read_table, records, thin_positions
 ARTIFACTS_KEY = "artifacts"
 # Short route names for parts: /results/equity is the equity_curve part.
 PART_ALIASES = {"equity": "equity_curve"}
+# A training run's fitted per-epoch history (written by ktrdr.worker.runners.training).
+HISTORY = "history"
 
 
 class NoSuchPart(LookupError):
@@ -43,6 +45,13 @@ def part_table(result: dict[str, Any], name: str, store: ArtifactStore) -> pa.Ta
         tables = ", ".join(sorted(parts)) or "none"
         raise NoSuchPart(f"result has no table {name!r}; tables: {tables}")
     return read_table(store, ArtifactRef.from_dict(entry))
+
+
+def history_rows(result: dict[str, Any], store: ArtifactStore) -> list[dict[str, Any]] | None:
+    """A training result's per-epoch history (JSON form); None for a result stored before
+    the history was an artifact."""
+    entry = artifact_parts(result).get(HISTORY)
+    return None if entry is None else records(read_table(store, ArtifactRef.from_dict(entry)))
 
 
 def _inline(entry: dict[str, Any], store: ArtifactStore) -> list[dict[str, Any]]:

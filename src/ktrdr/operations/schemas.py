@@ -142,7 +142,8 @@ class ResultTable(BaseModel):
 class OperationResult(BaseModel):
     """A completed operation's result. Its parts depend on the type: backtests have
     statistics, trades and equity_curve; training runs model, metrics, evaluation and
-    history; data downloads dataset, rows_written, gaps and notes; campaigns a summary.
+    history (per epoch, from its artifact); data downloads dataset, rows_written, gaps and
+    notes; campaigns a summary.
     Tables stored as artifacts are inline here (thinned to a preview where the worker
     asked for one) and listed under `artifacts`."""
 
@@ -173,3 +174,6 @@ class OperationResult(BaseModel):
     metrics: dict[str, Any] | None = Field(None, description="what GET /metrics serves")
     dataset: dict[str, Any] | None = Field(None, description="data downloads: the series")
     model: dict[str, Any] | None = Field(None, description="training: the saved model")
+    history: list[dict[str, Any]] | None = Field(
+        None, description="training: {epoch, epochs, train_loss, val_loss, val_accuracy} per epoch"
+    )

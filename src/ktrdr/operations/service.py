@@ -25,6 +25,7 @@ from ktrdr.operations.model import (
     Outcome,
     utcnow,
 )
+from ktrdr.operations.results import history_rows
 from ktrdr.operations.schemas import OperationPublic, OperationSummary, Progress
 from ktrdr.operations.store import QueuedOperation, Store, Transition
 
@@ -370,8 +371,13 @@ class OperationService:
         return self.store.record_progress(operation_id, worker_id, progress, self.clock(), epochs)
 
     def curve(self, op: OperationPublic) -> TrainingCurve:
-        """The learning curve of a training operation, from the epochs its workers sent."""
-        return build_curve(op.id, op.status, self.store.epoch_records(op.id))
+        """The learning curve of a training operation: from the epochs its workers sent
+        while it runs, from its history artifact once it has completed."""
+        final = None
+        if op.status == OperationStatus.COMPLETED and self.artifacts is not None:
+            final = history_rows(op.result or {}, self.artifacts)
+        events = self.store.epoch_records(op.id)
+        return build_curve(op.id, op.status, events, final=final, attempt=op.attempt)
 
     def report(
         self,

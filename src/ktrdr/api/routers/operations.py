@@ -203,7 +203,8 @@ def get_operation_metrics(
 @router.get("/{operation_id}/curve", dependencies=[ReadAccess], response_model=TrainingCurve)
 def get_training_curve(operation_id: OperationIdPath, service: OperationsDep) -> TrainingCurve:
     """A training run's learning curve: train/validation loss and accuracy per epoch, as
-    reported so far (live while it runs); 409 for an operation that is not a training run."""
+    reported so far while it runs, the fitted history once it has completed; 409 for an
+    operation that is not a training run."""
     op = service.get(operation_id)
     if op.type != OperationType.TRAINING:
         raise HTTPException(
@@ -262,7 +263,10 @@ def get_results(
 )
 def get_result_table(
     operation_id: OperationIdPath,
-    table: Annotated[str, Path(max_length=64, description="trades, equity (every bar), …")],
+    table: Annotated[
+        str,
+        Path(max_length=64, description="trades, equity (every bar), history (training), …"),
+    ],
     service: OperationsDep,
     artifacts: ArtifactsDep,
     format: Annotated[TableFormat, Query(description="json records, csv or parquet")] = (
@@ -270,7 +274,8 @@ def get_result_table(
     ),
     limit: Annotated[int | None, Query(ge=1, le=100_000_000, description="first rows")] = None,
 ) -> StreamingResponse:
-    """A whole result table (all trades, the equity at every bar) as JSON, CSV or Parquet."""
+    """A whole result table (all trades, the equity at every bar, a training run's epochs)
+    as JSON, CSV or Parquet."""
     data = part_table(_completed_result(service, operation_id), table, artifacts)
     if limit is not None:
         data = data.slice(0, limit)

@@ -13,17 +13,12 @@ import pyarrow as pa
 
 from ktrdr.engine.backtest import build_result, prepare_data, prepare_strategy, simulate
 from ktrdr.engine.backtest.debug import debug_frame, frame_to_payload
-from ktrdr.engine.model_choice import in_sample_warning, pin_model_version
 from ktrdr.engine.strategy.paths import strategy_document
 from ktrdr.jobs.backtest import BacktestParams
 from ktrdr.worker.job import JobContext
-from ktrdr.worker.runners.stores import bars_for, chosen_model, model_store
-from ktrdr.worker.runners.symbols import (
-    MAX_STORED_EQUITY_POINTS,
-    PHASES,
-    run_symbols_job,
-    write_tables,
-)
+from ktrdr.worker.runners.run_setup import backtest_setup, note_model
+from ktrdr.worker.runners.stores import bars_for, write_tables
+from ktrdr.worker.runners.symbols import MAX_STORED_EQUITY_POINTS, PHASES, run_symbols_job
 
 __all__ = ["MAX_STORED_EQUITY_POINTS", "PHASES", "run_backtest_job"]
 
@@ -33,15 +28,10 @@ def run_backtest_job(ctx: JobContext) -> dict[str, Any]:
     if params.symbols is not None:
         return run_symbols_job(ctx, params)
     symbol, timeframe = params.data_key()
-    strategy = params.run_strategy()
-    models = model_store(ctx, strategy.model_name if strategy.decisions.model else None)
-    # The model version is fixed once (the backend's choice at submission when it made
-    # one) so a model saved meanwhile cannot change what this run trades on.
-    chosen = chosen_model(strategy, params, models)
-    if chosen is not None:
-        strategy = pin_model_version(strategy, chosen.version)
-    commission = strategy.costs.commission if params.commission is None else params.commission
-    slippage = strategy.costs.slippage if params.slippage is None else params.slippage
+    setup = backtest_setup(ctx, params)
+    strategy, models, commission, slippage = (
+        setup.strategy, setup.models, setup.commission, setup.slippage
+    )  # fmt: skip
 
     with ctx.phase("data_loading", span_prefix="backtest") as span:
         ctx.progress(2, message=f"loading {symbol} {timeframe}")
@@ -96,10 +86,5 @@ def run_backtest_job(ctx: JobContext) -> dict[str, Any]:
     payload["warnings"] = []
     # The strategy as run (--set overrides applied, defaults filled in): kept with the run.
     payload["effective_strategy"] = strategy_document(strategy)
-    if chosen is not None:
-        payload["model"] = chosen.to_dict()
-        window = data.window.index
-        warning = in_sample_warning(chosen, symbol, window[0], window[-1])
-        if warning:
-            payload["warnings"].append(warning)
+    note_model(payload, setup.model, [(symbol, data.window.index)])
     return payload

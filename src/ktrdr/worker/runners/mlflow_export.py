@@ -22,22 +22,30 @@ EXPERIMENT_ENV = "KTRDR_MLFLOW_EXPERIMENT"
 
 
 def export_run(
-    operation_id: str, result: dict[str, Any], training: dict[str, Any]
+    operation_id: str,
+    result: dict[str, Any],
+    training: dict[str, Any],
+    history: list[dict[str, Any]],
 ) -> dict[str, str] | None:
-    """Log ``result`` (the training job's result) and ``training`` (the configuration as
-    trained, the run's epochs included) to MLflow; None when not configured."""
+    """Log ``result`` (the training job's result), ``training`` (the configuration as
+    trained, the run's epochs included) and ``history`` (the rows of its history artifact,
+    which the result only references) to MLflow; None when not configured."""
     uri = os.environ.get(TRACKING_URI_ENV)
     if not uri:
         return None
     try:
-        return _export(uri, operation_id, result, training)
+        return _export(uri, operation_id, result, training, history)
     except Exception as exc:  # MLflow down, not installed, bad URI: the run stands
         log.warning("MLflow export of %s failed: %s", operation_id, exc)
         return {"tracking_uri": uri, "error": f"{type(exc).__name__}: {exc}"}
 
 
 def _export(
-    uri: str, operation_id: str, result: dict[str, Any], training: dict[str, Any]
+    uri: str,
+    operation_id: str,
+    result: dict[str, Any],
+    training: dict[str, Any],
+    history: list[dict[str, Any]],
 ) -> dict[str, str]:
     if uri.startswith("file:"):
         # MLflow 3 keeps its file store only on request; a local directory is what a
@@ -61,7 +69,7 @@ def _export(
     params |= {"symbol": result["symbol"], "timeframe": result["timeframe"]}
     metrics = [
         Metric(key, value, 0, h["epoch"])
-        for h in result["history"]
+        for h in history
         for key, value in (
             ("train_loss", h["train_loss"]), ("val_loss", h["val_loss"]),
             ("val_accuracy", h["val_accuracy"]),

@@ -1,4 +1,4 @@
-"""Where a worker keeps bars, trained models and checkpoints.
+"""Where a worker keeps bars, trained models, checkpoints and its results' tables.
 
 The engine's stores read and write plain folders. With the data home's artifact directory
 (one machine, or a volume every worker mounts) those folders are the data home's own
@@ -14,10 +14,13 @@ import logging
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
 
 from ktrdr.artifacts import ArtifactCorrupt, ArtifactRef, ArtifactStore, artifact_store
 from ktrdr.artifacts.keys import BARS, CHECKPOINTS, MODELS, bars_key
+from ktrdr.artifacts.tables import write_table
 from ktrdr.constants import BARS_DIR
 from ktrdr.engine.data import DataStore
 from ktrdr.engine.data.cache import BarsCache
@@ -198,3 +201,21 @@ def chosen_model(
         return None
     version = params.model["version"] if params.model is not None else cfg.version
     return models.describe(strategy.model_name, version)
+
+
+# A result's tables by part: (the table, extra fields for its reference in the record).
+Tables = dict[str, tuple[pa.Table, dict[str, Any]]]
+
+
+def write_tables(ctx: JobContext, tables: Tables) -> dict[str, dict[str, Any]]:
+    """Each table as an artifact of this attempt; returns the references for the record.
+
+    Every table is complete and durable before this returns (ArtifactStore.put), so the
+    result naming them, sent afterwards, never references a half-written artifact."""
+    store = ctx.artifacts or artifact_store(ctx.data_home)
+    prefix = f"operations/{ctx.operation_id}/attempt-{ctx.attempt}"
+    artifacts = {}
+    for part, (table, extra) in tables.items():
+        ref = write_table(store, f"{prefix}/{part}.arrow", table)
+        artifacts[part] = {**ref.to_dict(), "rows": table.num_rows, **extra}
+    return artifacts

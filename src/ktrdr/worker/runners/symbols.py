@@ -18,11 +18,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ktrdr.artifacts import artifact_store
-from ktrdr.artifacts.tables import write_table
 from ktrdr.engine.backtest import build_result, prepare_data, prepare_strategy, simulate
 from ktrdr.engine.backtest.result import BacktestResult
-from ktrdr.engine.model_choice import in_sample_warning, pin_model_version
 from ktrdr.engine.portfolio import (
     align_symbols,
     combine_universe,
@@ -33,37 +30,22 @@ from ktrdr.engine.portfolio.stats import no_trades
 from ktrdr.engine.strategy.paths import strategy_document
 from ktrdr.jobs.backtest import BacktestParams
 from ktrdr.worker.job import JobContext
-from ktrdr.worker.runners.stores import bars_for, chosen_model, model_store
+from ktrdr.worker.runners.run_setup import backtest_setup, note_model
+from ktrdr.worker.runners.stores import Tables, bars_for, write_tables
 
 PHASES = ("data_loading", "strategy_init", "simulation", "results")
 # GET /operations/{id}/results shows the equity curve thinned to this many points (the
 # artifact holds every bar; /results/equity serves it whole).
 MAX_STORED_EQUITY_POINTS = 5_000
 
-Tables = dict[str, tuple[pa.Table, dict[str, Any]]]
-
-
-def write_tables(ctx: JobContext, tables: Tables) -> dict[str, dict[str, Any]]:
-    """Each table as an artifact of this attempt; returns the references for the record."""
-    store = ctx.artifacts or artifact_store(ctx.data_home)
-    prefix = f"operations/{ctx.operation_id}/attempt-{ctx.attempt}"
-    artifacts = {}
-    for part, (table, extra) in tables.items():
-        ref = write_table(store, f"{prefix}/{part}.arrow", table)
-        artifacts[part] = {**ref.to_dict(), "rows": table.num_rows, **extra}
-    return artifacts
-
 
 def run_symbols_job(ctx: JobContext, params: BacktestParams) -> dict[str, Any]:
     assert params.symbols is not None and params.timeframe is not None
     symbols, timeframe = params.symbols, params.timeframe
-    strategy = params.run_strategy()
-    models = model_store(ctx, strategy.model_name if strategy.decisions.model else None)
-    chosen = chosen_model(strategy, params, models)
-    if chosen is not None:
-        strategy = pin_model_version(strategy, chosen.version)
-    commission = strategy.costs.commission if params.commission is None else params.commission
-    slippage = strategy.costs.slippage if params.slippage is None else params.slippage
+    setup = backtest_setup(ctx, params)
+    strategy, models, commission, slippage = (
+        setup.strategy, setup.models, setup.commission, setup.slippage
+    )  # fmt: skip
     threads = min(ctx.threads, len(symbols))
     per_symbol = {s: symbol_strategy(strategy, s) for s in symbols}
 
@@ -141,13 +123,7 @@ def run_symbols_job(ctx: JobContext, params: BacktestParams) -> dict[str, Any]:
         }
         payload["artifacts"] = write_tables(ctx, tables)
     payload["warnings"] = []
-    if chosen is not None:
-        payload["model"] = chosen.to_dict()
-        for symbol, data in prepared.items():
-            window = data.window.index
-            warning = in_sample_warning(chosen, symbol, window[0], window[-1])
-            if warning:
-                payload["warnings"].append(warning)
+    note_model(payload, setup.model, [(s, data.window.index) for s, data in prepared.items()])
     payload["effective_strategy"] = strategy_document(strategy)
     return payload
 

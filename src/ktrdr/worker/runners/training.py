@@ -5,15 +5,20 @@ each epoch goes to the operation's stored learning curve, and a cancel stops the
 at the next epoch boundary. Checkpoints (``training.checkpoint`` / ``training.resume``
 spans) let a re-queued or resumed run go on where it stopped; with
 ``training.validation.method: purged_kfold`` the evaluation phase adds the k-fold.
+
+The fitted per-epoch history is a columnar artifact (``/results/history``), written before
+the job returns; the result keeps its key and checksum and a summary (epochs run, best
+epoch and its validation loss), not the epochs themselves.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
+import pyarrow as pa
 from opentelemetry import trace
 
 from ktrdr.engine.errors import TrainingCancelled
@@ -31,6 +36,7 @@ from ktrdr.engine.training.stacked import per_symbol_summary, training_rows
 from ktrdr.engine.training.validation import class_balance, cross_validate
 from ktrdr.jobs.training import TrainingParams
 from ktrdr.operations.curve import EpochMetrics
+from ktrdr.operations.results import HISTORY
 from ktrdr.worker.job import JobContext
 from ktrdr.worker.runners.mlflow_export import export_run
 from ktrdr.worker.runners.stores import (
@@ -39,12 +45,28 @@ from ktrdr.worker.runners.stores import (
     model_store,
     prune_checkpoints,
     publish_model,
+    write_tables,
 )
 
 PHASES = ("data_loading", "feature_engineering", "training", "evaluation", "results")
 # Progress: the training phase spans 20 % → 85 %, one step per epoch.
 _TRAINING_FROM, _TRAINING_TO = 20.0, 85.0
 tracer = trace.get_tracer("ktrdr.worker")
+_ARROW_TYPES = {"int": pa.int64(), "float": pa.float64()}
+# The artifact's columns are EpochReport's fields, in order.
+HISTORY_SCHEMA = pa.schema([(f.name, _ARROW_TYPES[str(f.type)]) for f in fields(EpochReport)])
+
+
+def history_table(history: list[EpochReport]) -> pa.Table:
+    """The fitted history, one row per epoch (non-finite losses kept as NaN)."""
+    rows = [asdict(h) for h in history]
+    return pa.Table.from_pylist(rows, schema=HISTORY_SCHEMA)
+
+
+def best_val_loss(history: list[EpochReport], best_epoch: int) -> float | None:
+    """The validation loss of the epoch whose weights were kept (None if not finite)."""
+    best = next((h for h in history if h.epoch == best_epoch), None)
+    return _finite(best.val_loss) if best is not None else None
 
 
 class _EpochClock:
@@ -197,6 +219,9 @@ def run_training_job(ctx: JobContext) -> dict[str, Any]:
         publish_model(ctx, info.path)
         span.set_attribute("training.model", info.name)
         span.set_attribute("training.model_version", info.version)
+        # Loss and accuracy per epoch (the console's report, a finished run's curve): an
+        # artifact, complete before the result names it.
+        artifacts = write_tables(ctx, {HISTORY: (history_table(fitted.history), {})})
     checkpoints.clear()  # the model is saved: the run's checkpoints are done with
     summary = summary_from_metadata(info.metadata)
     result: dict[str, Any] = {
@@ -209,6 +234,7 @@ def run_training_job(ctx: JobContext) -> dict[str, Any]:
             "baseline_accuracy": evaluation["baseline_accuracy"],
             "epochs_run": fitted.epochs_run,
             "best_epoch": fitted.best_epoch,
+            "best_val_loss": best_val_loss(fitted.history, fitted.best_epoch),
         },
         # Where this attempt started: after a worker loss, a SIGTERM or a resume, the epoch
         # of the checkpoint it went on from (0: from scratch), and the epochs it ran itself.
@@ -221,8 +247,7 @@ def run_training_job(ctx: JobContext) -> dict[str, Any]:
         "class_balance": {split: class_balance(data.y[data.part(split)]) for split in SPLITS},
         "validation": config.validation.model_dump(mode="json"),
         **({"cross_validation": folds} if folds is not None else {}),
-        # Loss and accuracy per epoch, for the console's training report.
-        "history": [asdict(epoch) for epoch in fitted.history],
+        "artifacts": artifacts,
         "symbol": symbol,
         "timeframe": timeframe,
         "strategy": strategy.name,
@@ -233,7 +258,10 @@ def run_training_job(ctx: JobContext) -> dict[str, Any]:
         predicted = fitted.predict_proba(data.X[data.test]).argmax(axis=1)
         result["symbols"] = symbols
         result["per_symbol"] = per_symbol_summary(stacked, predicted)
-    exported = export_run(ctx.operation_id, result, config.model_dump(mode="json"))
+    exported = export_run(
+        ctx.operation_id, result, config.model_dump(mode="json"),
+        [asdict(h) for h in fitted.history],
+    )  # fmt: skip
     if exported is not None:
         result["mlflow"] = exported
     return result

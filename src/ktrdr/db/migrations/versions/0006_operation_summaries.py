@@ -12,6 +12,7 @@ Create Date: 2026-12-01
 import sqlalchemy as sa
 from alembic import op
 
+from ktrdr.db.migrations.backfill import backfill
 from ktrdr.operations.summary import summarise_params, summarise_result
 
 revision = "0006"
@@ -19,7 +20,6 @@ down_revision = "0005"
 branch_labels = None
 depends_on = None
 
-_BATCH = 500
 # A page of a listing is chosen from these alone (covering: filter, order and id).
 _LISTING_INDEXES = {
     "ix_operations_listing": ["created_at", "id"],
@@ -42,27 +42,15 @@ def upgrade() -> None:
         sa.column("params_summary", sa.JSON),
         sa.column("result_summary", sa.JSON),
     )
-    bind = op.get_bind()
-    last = ""
-    while True:
-        rows = bind.execute(
-            sa.select(table.c.id, table.c.params, table.c.result)
-            .where(table.c.id > last)
-            .order_by(table.c.id)
-            .limit(_BATCH)
-        ).all()
-        if not rows:
-            break
-        for row_id, params, result in rows:
-            bind.execute(
-                table.update()
-                .where(table.c.id == row_id)
-                .values(
-                    params_summary=summarise_params(params or {}),
-                    result_summary=summarise_result(result),
-                )
-            )
-        last = rows[-1][0]
+    backfill(
+        op.get_bind(),
+        table,
+        ["params", "result"],
+        lambda params, result: {
+            "params_summary": summarise_params(params or {}),
+            "result_summary": summarise_result(result),
+        },
+    )
 
 
 def downgrade() -> None:

@@ -13,6 +13,7 @@ Create Date: 2026-12-02
 import sqlalchemy as sa
 from alembic import op
 
+from ktrdr.db.migrations.backfill import backfill
 from ktrdr.db.tables import FILTER_KEY_MAX
 from ktrdr.operations.summary import filter_keys
 
@@ -41,22 +42,13 @@ def upgrade() -> None:
         sa.column("symbol", sa.String),
         sa.column("strategy", sa.String),
     )
-    bind = op.get_bind()
-    last = ""
-    while True:
-        rows = bind.execute(
-            sa.select(table.c.id, table.c.params)
-            .where(table.c.id > last)
-            .order_by(table.c.id)
-            .limit(_BATCH)
-        ).all()
-        if not rows:
-            break
-        for row_id, params in rows:
-            keys = filter_keys(params or {}, FILTER_KEY_MAX)
-            if any(keys.values()):
-                bind.execute(table.update().where(table.c.id == row_id).values(**keys))
-        last = rows[-1][0]
+    # Only rows with a key get a write: most operations (downloads, diagnostics) have none.
+    backfill(
+        op.get_bind(),
+        table,
+        ["params"],
+        lambda params: {k: v for k, v in filter_keys(params or {}, FILTER_KEY_MAX).items() if v},
+    )
 
 
 def downgrade() -> None:
