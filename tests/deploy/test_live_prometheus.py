@@ -45,6 +45,7 @@ from ktrdr.dashboards.queries import (
 )
 from ktrdr.local_stack import LocalStack
 from tests.deploy.conftest import PROMETHEUS_DIR, RULE_FILES, load_yaml
+from tests.deploy.training_panels import check_training_panels
 from tests.support.stack import Api, StackFactory, free_port, wait_for
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.integration]
@@ -85,6 +86,8 @@ ALSO_FILLED_HERE = {
     "Training runs (window)",
     "Training epochs per worker",
     "Re-queued operations (window)",
+    "Epoch duration P50 / P95",
+    "Checkpoint write / read P95",
 }
 
 # Instant panels about the workers' state now: empty at the end (the workload ends with
@@ -256,6 +259,8 @@ class Workload:
     dispatched: dict[tuple[str, str], int]
     victim_id: str
     victim_instance: str
+    training_result: dict[str, Any]
+    epoch_seconds: list[float]  # the training run's epochs, from its learning curve
 
 
 def run_workload(api: Api, prom: Prometheus, stack: LocalStack) -> Workload:
@@ -303,9 +308,14 @@ def run_workload(api: Api, prom: Prometheus, stack: LocalStack) -> Workload:
         finish(op_id, "completed")
     (stack.data_home / "data" / "GBPUSD" / "1h.parquet").unlink()
 
-    # One short training run of the model-driven example.
-    training = start("/training/start", {"strategy": "fuzzy_nn", "symbol": "EURUSD", "epochs": 2})
-    finish(training, "completed", timeout_s=90)
+    # One short training run of the model-driven example, checkpointed every epoch.
+    training = start(
+        "/training/start",
+        {"strategy": "fuzzy_nn", "symbol": "EURUSD", "epochs": 2, "checkpoint_every": 1},
+    )
+    trained = finish(training, "completed", timeout_s=90)
+    curve = api.http.get(f"/operations/{training}/curve").json()
+    epoch_seconds = [p["duration_s"] for p in curve["points"] if not p["restored"]]
 
     # Successful backtests one per wave, each wave scraped (API and workers) before the
     # next. Histograms with labels appear at their first observation, so rate() needs a
@@ -416,6 +426,8 @@ def run_workload(api: Api, prom: Prometheus, stack: LocalStack) -> Workload:
         dispatched,
         running[0]["worker_id"],
         victim.url.removeprefix("http://"),
+        trained["result"],
+        epoch_seconds,
     )
 
 
@@ -491,7 +503,11 @@ def check_panels(prom: Prometheus, window: tuple[float, float]) -> list[str]:
 
 
 def _panel(title: str) -> PanelQuery:
-    [q] = [q for q in all_panel_queries() if q.panel_title == title and q.ref_id == "A"]
+    return _target(title, "A")
+
+
+def _target(title: str, ref_id: str) -> PanelQuery:
+    [q] = [q for q in all_panel_queries() if q.panel_title == title and q.ref_id == ref_id]
     return q
 
 
@@ -649,6 +665,12 @@ def test_dashboards_and_rules_against_live_prometheus(
         "csv": 0,
         "yahoo": 0,
     }
+    # Training checkpoints, resumes and epoch times, against the run's own record.
+    check_training_panels(
+        lambda title, ref: prom.query(substitute(_target(title, ref).expr, exact_vars), at=end),
+        workload.training_result,
+        workload.epoch_seconds,
+    )
     # Histograms with labels: the series the waves guarantee must have numbers.
     for title, label, wanted in (
         ("Operation duration P50 / P95 by type", "type", {"backtesting"}),

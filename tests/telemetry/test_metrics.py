@@ -417,6 +417,11 @@ def test_every_known_series_starts_at_zero(registry: CollectorRegistry) -> None:
         == 1
     )
     assert value(registry, research, type="backtesting", strategy="custom", status="failed") == 2
+    # A sweep chunk carries its sweep's strategy, but is not a research run of its own.
+    metrics.operation_finished("sweep_chunk", "completed", 1.0, None, strategy="name: x\n")
+    assert (
+        value(registry, research, type="sweep_chunk", strategy="custom", status="completed") is None
+    )
     body, _ = render_metrics(None, registry)
     assert "rm -rf" not in body.decode()
 

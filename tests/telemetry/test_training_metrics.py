@@ -79,15 +79,22 @@ def test_checkpoint_and_resume_spans_and_counts(
     def stop_after_three() -> bool:
         return len(epochs_seen) >= 3
 
+    first = store()
     with pytest.raises(TrainingCancelled):
         fit_model(
             data, config, on_epoch=lambda r: epochs_seen.append(r.epoch),
-            should_stop=stop_after_three, checkpoints=store(), checkpoint_every=2,
+            should_stop=stop_after_three, checkpoints=first, checkpoint_every=2,
         )  # fmt: skip
     # Epoch 2 (every 2nd) and epoch 3 (before the cancel); no resume span for a fresh start.
     written = [s for s in exporter.get_finished_spans() if s.name == "training.checkpoint"]
     assert [s.attributes["training.checkpoint.epoch"] for s in written] == [2, 3]
     assert all(s.attributes["operation.id"] == "op_x" for s in written)
+    # What the run's result lists: the same checkpoints, each with the time observed.
+    assert [w["epoch"] for w in first.written] == [2, 3]
+    count = "ktrdr_training_checkpoint_duration_seconds_sum"
+    assert sum(w["seconds"] for w in first.written) == pytest.approx(
+        value(registry, count, action="write")
+    )
     assert all(s.attributes["training.checkpoint.bytes"] > 0 for s in written)
     assert not [s for s in exporter.get_finished_spans() if s.name == "training.resume"]
     assert value(registry, "ktrdr_training_checkpoints_written_total") == 2

@@ -24,7 +24,7 @@ from ktrdr.dashboards.model import (
     TextVariable,
     Threshold,
 )
-from ktrdr.dashboards.promql import count_in_window
+from ktrdr.dashboards.promql import count_in_window, quantile
 
 UID = "ktrdr-operations"
 FILLED = Expectation.FILLED_BY_BACKTEST_WORKLOAD
@@ -55,10 +55,7 @@ def _window(metric: str, selector: str, by: str) -> str:
 
 
 def _quantile(q: float, metric: str, job: str = API_JOB) -> str:
-    return (
-        f"histogram_quantile({q}, sum by (type, le) (rate({metric}_bucket"
-        f'{{job="{job}", type=~"$kind"}}[$__rate_interval])))'
-    )
+    return quantile(q, f'{metric}_bucket{{job="{job}", type=~"$kind"}}', "type")
 
 
 def build(jaeger_url: str = JAEGER_UI_URL) -> Dashboard:
@@ -310,9 +307,12 @@ def build(jaeger_url: str = JAEGER_UI_URL) -> Dashboard:
                 PanelType.TIMESERIES,
                 (
                     Target(
-                        "histogram_quantile(0.95, sum by (type, phase, le) (rate("
-                        f'ktrdr_job_phase_duration_seconds_bucket{{job="{WORKERS_JOB}", '
-                        'type=~"$kind"}[$__rate_interval])))',
+                        quantile(
+                            0.95,
+                            f'ktrdr_job_phase_duration_seconds_bucket{{job="{WORKERS_JOB}", '
+                            'type=~"$kind"}',
+                            "type, phase",
+                        ),
                         "{{type}} {{phase}}",
                         exemplar=True,
                     ),
@@ -344,6 +344,7 @@ def build(jaeger_url: str = JAEGER_UI_URL) -> Dashboard:
 def campaign_panels() -> tuple[Row | Panel, ...]:
     """Sweeps and walk-forwards (counted by the backend's campaign driver)."""
     api = f'job="{API_JOB}"'
+    chunks = f"ktrdr_campaign_chunk_duration_seconds_bucket{{{api}}}"
     return (
         Row("Campaigns (sweeps, walk-forwards)"),
         Panel(
@@ -366,13 +367,11 @@ def campaign_panels() -> tuple[Row | Panel, ...]:
             PanelType.TIMESERIES,
             (
                 Target(
-                    "histogram_quantile(0.5, sum by (type, le) (rate("
-                    f"ktrdr_campaign_chunk_duration_seconds_bucket{{{api}}}[$__rate_interval])))",
+                    quantile(0.5, chunks, "type"),
                     "P50 {{type}}",
                 ),
                 Target(
-                    "histogram_quantile(0.95, sum by (type, le) (rate("
-                    f"ktrdr_campaign_chunk_duration_seconds_bucket{{{api}}}[$__rate_interval])))",
+                    quantile(0.95, chunks, "type"),
                     "P95 {{type}}",
                 ),
             ),

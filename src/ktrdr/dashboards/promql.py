@@ -15,3 +15,14 @@ def count_in_window(selector: str, by: str = "") -> str:
     """
     group = f"sum by ({by}) " if by else "sum "
     return f"round({group}(increase({selector}[$__range])))"
+
+
+def quantile(q: float, buckets: str, by: str = "") -> str:
+    """The ``q`` quantile of a histogram over Grafana's rate window, per ``by`` labels.
+
+    ``buckets`` is a selector of the ``_bucket`` series. Summing the rates first merges
+    every worker's (and every label value's not in ``by``) observations into one
+    distribution, which is what ``histogram_quantile`` needs ``le`` kept for.
+    """
+    group = f"{by}, le" if by else "le"
+    return f"histogram_quantile({q}, sum by ({group}) (rate({buckets}[$__rate_interval])))"

@@ -19,7 +19,7 @@ from ktrdr.dashboards.model import (
     Row,
     Target,
 )
-from ktrdr.dashboards.promql import count_in_window
+from ktrdr.dashboards.promql import count_in_window, quantile
 
 UID = "ktrdr-research"
 FILLED = Expectation.FILLED_BY_BACKTEST_WORKLOAD
@@ -28,6 +28,13 @@ RUNS = f'ktrdr_research_runs_total{{job="{API_JOB}", type=~"$type", strategy=~"$
 WORKERS = f'job="{WORKERS_JOB}"'
 # Training gauges are 0 on a worker that never trained: show only workers that did.
 TRAINED = f"ktrdr_training_epoch{{{WORKERS}}} > 0"
+# Every worker exports the checkpoint counters at 0 from its start (resumes per reason
+# too), so these panels read 0, not "No data", when nothing was checkpointed or resumed.
+CHECKPOINTS_WRITTEN = f"ktrdr_training_checkpoints_written_total{{{WORKERS}}}"
+CHECKPOINTS_RESTORED = f"ktrdr_training_checkpoints_restored_total{{{WORKERS}}}"
+RESUMED_RUNS = f"ktrdr_training_resumed_runs_total{{{WORKERS}}}"
+EPOCH_BUCKETS = f"ktrdr_training_epoch_duration_seconds_bucket{{{WORKERS}}}"
+CHECKPOINT_BUCKETS = f"ktrdr_training_checkpoint_duration_seconds_bucket{{{WORKERS}}}"
 
 
 def build() -> Dashboard:
@@ -50,7 +57,7 @@ def build() -> Dashboard:
                 "strategy",
             ),
         ),
-        items=(*_runs(), *_engine(), *_training(), *_data()),
+        items=(*_runs(), *_engine(), *_training(), *_checkpoints(), *_data()),
     )
 
 
@@ -152,6 +159,62 @@ def _training() -> tuple[Row | Panel, ...]:
             min_value=0,
             max_value=1,
             expectation=FILLED,
+        ),
+    )
+
+
+def _checkpoints() -> tuple[Row | Panel, ...]:
+    """Runs that survive a lost worker or a cancel: checkpoints, resumes, epoch times."""
+    return (
+        Row("Training checkpoints and resumes"),
+        Panel(
+            "Checkpoints written (window)",
+            PanelType.STAT,
+            (Target(count_in_window(CHECKPOINTS_WRITTEN), "written", instant=True),),
+            description="Every checkpoint_every epochs, and before a cancel or a shutdown.",
+            width=6,
+            height=5,
+            decimals=0,
+        ),
+        Panel(
+            "Checkpoints restored (window)",
+            PanelType.STAT,
+            (Target(count_in_window(CHECKPOINTS_RESTORED), "restored", instant=True),),
+            description="Checkpoints read back and verified that a run went on from.",
+            width=6,
+            height=5,
+            decimals=0,
+        ),
+        Panel(
+            "Resumed runs by reason (window)",
+            PanelType.BAR_GAUGE,
+            (Target(count_in_window(RESUMED_RUNS, "reason"), "{{reason}}", instant=True),),
+            description="Runs that went on from a checkpoint instead of epoch 0: 'requeued' "
+            "= the same operation after its worker was lost or stopped, 'resumed' = "
+            "POST /operations/{id}/resume of a cancelled or failed run.",
+            width=12,
+            height=5,
+            decimals=0,
+        ),
+        Panel(
+            "Epoch duration P50 / P95",
+            PanelType.TIMESERIES,
+            (
+                Target(quantile(0.5, EPOCH_BUCKETS), "P50"),
+                Target(quantile(0.95, EPOCH_BUCKETS), "P95"),
+            ),
+            description="Wall time of one epoch (training pass and validation), all workers.",
+            unit="s",
+            width=12,
+        ),
+        Panel(
+            "Checkpoint write / read P95",
+            PanelType.TIMESERIES,
+            (Target(quantile(0.95, CHECKPOINT_BUCKETS, "action"), "P95 {{action}}"),),
+            description="write: one checkpoint written, fsync included; read: the newest "
+            "one read back and verified before a run goes on (empty until a run resumes).",
+            unit="s",
+            width=12,
         ),
     )
 

@@ -15,6 +15,7 @@ from ktrdr.dashboards.model import (
     Threshold,
     ValueText,
 )
+from ktrdr.dashboards.promql import quantile
 
 UID = "ktrdr-system-overview"
 FILLED = Expectation.FILLED_BY_BACKTEST_WORKLOAD
@@ -47,8 +48,7 @@ def _errors(status_regex: str) -> str:
 
 
 def _quantile(q: float, by: str = "") -> str:
-    extra = f"{by}, " if by else ""
-    return f"histogram_quantile({q}, sum by ({extra}le) (rate({BUCKETS}[$__rate_interval])))"
+    return quantile(q, BUCKETS, by)
 
 
 def build() -> Dashboard:

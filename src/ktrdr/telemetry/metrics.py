@@ -287,7 +287,9 @@ class PlatformMetrics:
             self.sweeps_completed.inc(exemplar=exemplar)
         elif op_type == "walkforward" and status == "completed":
             self.walkforwards_completed.inc(exemplar=exemplar)
-        if strategy is not None:
+        # Only the research types' series exist at 0: a sweep chunk (whose params carry
+        # the sweep's strategy too) would make a series born at 1, invisible to increase().
+        if strategy is not None and op_type in RESEARCH_TYPES:
             self.research_runs.labels(op_type, self.strategy_label(strategy), status).inc(
                 exemplar=exemplar
             )

@@ -122,32 +122,56 @@ def pairwise_sum(
     return values[0]
 
 
+@njit(cache=True, error_model="numpy")
+def _returns(equity: FloatArray, capital: float, returns: FloatArray) -> None:  # pragma: no cover
+    """Per-bar returns, the first against the initial capital. A loop of its own, so the
+    divisions run in vector lanes (numpy's error model: no per-division zero check; an
+    equity of exactly 0 gives inf/NaN as numpy's ``diff / prev`` would)."""
+    if len(equity) == 0:
+        return
+    returns[0] = (equity[0] - capital) / capital
+    for t in range(1, len(equity)):
+        returns[t] = (equity[t] - equity[t - 1]) / equity[t - 1]
+
+
+@njit(cache=True)
+def _drawdown(equity: FloatArray, capital: float) -> tuple[float, int, int]:  # pragma: no cover
+    """Max drawdown (fraction <= 0) against the running peak (the initial capital counts as
+    the first peak), the longest underwater run and the bar it ends at.
+
+    The drawdown of bar t is equity[t] / peak - 1. Under one peak that is monotone in the
+    equity (correctly rounded division and subtraction are monotone), so the deepest one
+    is the lowest equity's: one division per peak, not one per bar. A bar is underwater
+    when its equity is below the peak, which is exactly when ``equity / peak - 1 < 0``
+    (peak > 0; NaN equity is neither, as NaN compares false either way)."""
+    peak = low = capital
+    max_dd = 0.0
+    last_peak, longest, end_at = -1, 0, -1
+    for t in range(len(equity)):
+        e = equity[t]
+        if e > peak:
+            max_dd = min(max_dd, low / peak - 1.0)
+            peak = low = e
+        elif e < low:
+            low = e
+        if e < peak:
+            if t - last_peak > longest:
+                longest, end_at = t - last_peak, t
+        else:
+            last_peak = t
+    return min(max_dd, low / peak - 1.0), longest, end_at
+
+
 @njit(cache=True)
 def equity_aggregates(
     equity: FloatArray, held: FloatArray, capital: float, returns: FloatArray, agg: FloatArray
 ) -> None:
     n = len(equity)
-    prev = capital
-    # One pass for returns, drawdown against the running peak (the initial capital counts
-    # as the first peak), the longest underwater run and the bars in a position.
-    peak = capital
-    max_dd = 0.0
-    last_peak, longest, end_at = -1, 0, -1
-    in_pos = 0.0
+    _returns(equity, capital, returns)
+    max_dd, longest, end_at = _drawdown(equity, capital)
+    in_pos = 0
     for t in range(n):
-        e = equity[t]
-        returns[t] = (e - prev) / prev
-        prev = e
-        peak = max(peak, e)
-        dd = e / peak - 1.0
-        max_dd = min(max_dd, dd)
-        if dd < 0:
-            if t - last_peak > longest:
-                longest, end_at = t - last_peak, t
-        else:
-            last_peak = t
-        if held[t] != 0:
-            in_pos += 1.0
+        in_pos += held[t] != 0
     mean = pairwise_sum(returns, 0, n) / n
     spread = pairwise_sum(returns, 0, n, SQUARED_DEVIATION, mean)
     agg[STD] = np.sqrt(spread / (n - 1)) if n > 1 else np.nan

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any
@@ -173,18 +174,48 @@ class Statistics:
 
 
 @dataclass(frozen=True)
+class WindowArrays:
+    """The window's per-bar arrays a result's series are made from."""
+
+    index: pd.DatetimeIndex  # the window's bar times (UTC)
+    equity: npt.NDArray[np.float64]  # equity at each bar's close
+    units: npt.NDArray[np.float64]  # signed units held at each close
+    close: npt.NDArray[np.float64]  # the instrument's close
+
+
+@dataclass(frozen=True)
 class BacktestResult:
+    """A backtest's statistics, with its trade table and per-bar series built on first use:
+    a sweep, a benchmark or a universe's members read the statistics (or one curve), and
+    at 100,000 bars building every table up front cost as much as the fills."""
+
     strategy_name: str
     symbol: str
     timeframe: str
     commission: float
     slippage: float
     statistics: Statistics
-    trade_table: TradeTable = field(repr=False)
-    equity_curve: pd.Series  # equity at each bar's close, UTC index
-    positions: pd.Series = field(repr=False)  # signed units held at each close
-    # The instrument's close at each bar: the report's price chart and buy-and-hold line.
-    closes: pd.Series | None = field(default=None, repr=False)
+    bars: WindowArrays = field(repr=False)
+    make_trade_table: Callable[[], TradeTable] = field(repr=False, compare=False)
+
+    @cached_property
+    def trade_table(self) -> TradeTable:
+        return self.make_trade_table()
+
+    @cached_property
+    def equity_curve(self) -> pd.Series:
+        """Equity at each bar's close, UTC index."""
+        return pd.Series(self.bars.equity, index=self.bars.index, name="equity", copy=False)
+
+    @cached_property
+    def positions(self) -> pd.Series:
+        """Signed units held at each bar's close."""
+        return pd.Series(self.bars.units, index=self.bars.index, name="units", copy=False)
+
+    @cached_property
+    def closes(self) -> pd.Series:
+        """The instrument's close at each bar: the report's price chart and buy and hold."""
+        return pd.Series(self.bars.close, index=self.bars.index, name="close", copy=False)
 
     @cached_property
     def trades(self) -> list[Trade]:
@@ -192,8 +223,6 @@ class BacktestResult:
         return self.trade_table.to_trades()
 
     def _closes_at(self, index: pd.Index) -> npt.NDArray[np.float64]:
-        if self.closes is None:
-            return np.full(len(index), np.nan)
         return self.closes.reindex(index).to_numpy(dtype=float)
 
     def equity_columns(self) -> dict[str, Any]:

@@ -11,15 +11,26 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ktrdr.engine.backtest.result import BacktestResult, TradeTable
-from ktrdr.engine.backtest.simulate import Exits, SimulationOutput, simulate_fills
-from ktrdr.engine.backtest.statistics import compute_statistics, nominal_bars_per_year
+from ktrdr.engine.backtest.result import BacktestResult, TradeTable, WindowArrays
+from ktrdr.engine.backtest.simulate import (
+    Exits,
+    SimulationOutput,
+    capped_fractions,
+    simulate_fills,
+)
+from ktrdr.engine.backtest.statistics import (
+    nominal_bars_per_year,
+    table_trade_summary,
+    window_statistics,
+)
 from ktrdr.engine.data.window import PreparedData, prepare_data
 from ktrdr.engine.errors import BacktestCancelled
 from ktrdr.engine.features import compute_features
@@ -78,11 +89,12 @@ def position_fractions(strategy: Strategy, data: PreparedData) -> float | npt.ND
     if sizing.method != "volatility_target":
         return min(sizing.fraction, sizing.max_fraction)
     per_year = nominal_bars_per_year(strategy.data.timeframe)
-    sigma = volatility(data.bars["close"], sizing.volatility_period, per_year)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        wanted = float(sizing.target_volatility or 0.0) / sigma.to_numpy()
-    wanted[~np.isfinite(wanted)] = np.nan  # σ = 0 or not yet known: no entry
-    return np.minimum(wanted, sizing.max_fraction)[data.window_start : data.window_end]
+    sigma = volatility(data.bars["close"], sizing.volatility_period, per_year).to_numpy()
+    return capped_fractions(
+        float(sizing.target_volatility or 0.0),
+        sigma[data.window_start : data.window_end],
+        float(sizing.max_fraction),
+    )
 
 
 def exit_levels(exits: ExitsConfig, data: PreparedData) -> Exits:
@@ -107,12 +119,24 @@ def exit_levels(exits: ExitsConfig, data: PreparedData) -> Exits:
     return Exits(sf, tf, rf, sd, td, rd, exits.time_stop_bars or 0)
 
 
-def build_trades(sim: SimulationOutput, data: PreparedData) -> TradeTable:
-    """Trade columns from the simulation (vectorised; Trade objects are made on demand)."""
+def window_index(data: PreparedData) -> pd.DatetimeIndex:
+    """The window's bar times: the bars' own index (UTC, checked by ``prepare_data``) or a
+    slice of it, without slicing the frame (a fixed cost a 100,000-bar run notices)."""
+    index = cast(pd.DatetimeIndex, data.bars.index)
+    if data.window_start == 0 and data.window_end == len(index):
+        return index
+    return index[data.window_start : data.window_end]
+
+
+def build_trades(
+    sim: SimulationOutput,
+    index: pd.DatetimeIndex,
+    opens: npt.NDArray[np.float64],
+    closes: npt.NDArray[np.float64],
+) -> TradeTable:
+    """Trade columns from the simulation over the window's ``index``, ``opens`` and
+    ``closes`` (vectorised; Trade objects are made on demand)."""
     e, x, side, size = sim.entry_index, sim.exit_index, sim.side, sim.size
-    opens = data.window_column("open")
-    closes = data.window_column("close")
-    index = data.window_index
     raw_entry = opens[e]
     raw_exit = np.where(sim.closed_at_end, closes[x], opens[x])
     gross = side * size * (raw_exit - raw_entry)
@@ -147,17 +171,14 @@ def build_result(
     commission: float,
     slippage: float,
 ) -> BacktestResult:
-    trades = build_trades(sim, data)
-    index = data.window_index
-    equity = pd.Series(sim.equity, index=index, name="equity", copy=False)
-    stats = compute_statistics(
-        equity,
-        sim.units,
-        data.window_column("close"),
-        trades,
-        capital=capital,
-        timeframe=strategy.data.timeframe,
-    )
+    """Statistics from the arrays (trade figures from the kernel's trade table); the trade
+    table and the per-bar series are built when first read."""
+    index = window_index(data)
+    opens, closes = data.window_column("open"), data.window_column("close")
+    stats = window_statistics(
+        index, sim.equity, sim.units, closes, table_trade_summary(sim.table),
+        capital=capital, timeframe=strategy.data.timeframe,
+    )  # fmt: skip
     return BacktestResult(
         strategy_name=strategy.name,
         symbol=strategy.data.symbol,
@@ -165,10 +186,8 @@ def build_result(
         commission=commission,
         slippage=slippage,
         statistics=stats,
-        trade_table=trades,
-        equity_curve=equity,
-        positions=pd.Series(sim.units, index=index, name="units", copy=False),
-        closes=pd.Series(data.window_column("close"), index=index, name="close", copy=False),
+        bars=WindowArrays(index=index, equity=sim.equity, units=sim.units, close=closes),
+        make_trade_table=functools.partial(build_trades, sim, index, opens, closes),
     )
 
 
@@ -216,5 +235,5 @@ def run_backtest(
         strategy, data, sim, capital=capital, commission=commission, slippage=slippage
     )
     if progress is not None:
-        progress(1.0, "results", f"{len(result.trades)} trades")
+        progress(1.0, "results", f"{result.statistics.num_trades} trades")
     return result

@@ -23,20 +23,20 @@ Rules (see ``simulate_fills``):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from ktrdr.engine.backtest.result import (
-    EXIT_END_OF_DATA,
-    EXIT_SIGNAL,
-    EXIT_STOP_LOSS,
-    EXIT_TAKE_PROFIT,
-    EXIT_TIME_STOP,
-    EXIT_TRAILING_STOP,
+from ktrdr.engine.backtest.exit_rules import (
+    Exits,
+    any_exit_set,
+    exit_at_open,
+    exit_distance,
+    exit_inside,
 )
+from ktrdr.engine.backtest.result import EXIT_END_OF_DATA, EXIT_SIGNAL
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -58,6 +58,9 @@ class SimulationOutput:
     exit_commission: FloatArray
     closed_at_end: npt.NDArray[np.bool_]
     exit_reason: npt.NDArray[np.int8]  # codes into EXIT_REASONS
+    # The kernel's trade table (one row per field, one column per trade) that the columns
+    # above are rows of: what the compiled trade statistics read.
+    table: FloatArray = field(repr=False)
 
 
 # Fields of the kernel's trade table, one float64 row per field and one column per trade
@@ -107,50 +110,6 @@ def _close_position(
 
 
 @njit(cache=True)
-def _level(frac: float, dist: FloatArray, t: int, ref: float) -> float:
-    """An exit's distance from the entry price: a fraction of it, or the ATR-based
-    distance decided at the previous bar's close; NaN when the exit is not used."""
-    if not np.isnan(frac):
-        return frac * ref
-    return dist[t - 1] if t > 0 else np.nan
-
-
-@njit(cache=True)
-def _exit_at_open(
-    side: int, want: int, held_bars: int, time_bars: int, open_: float,
-    stop: float, tp: float, peak: float, trail: float,
-) -> int:  # fmt: skip
-    """Exit reason at a bar's open (-1: none): the last close's decision, a time stop, or
-    a gap through the stop or the target (filled at the open, the first price there)."""
-    eff = _effective_stop(side, stop, peak, trail)
-    if want != side:
-        return EXIT_SIGNAL
-    if time_bars > 0 and held_bars >= time_bars:
-        return EXIT_TIME_STOP
-    if not np.isnan(eff) and side * (open_ - eff) <= 0:
-        return _stop_kind(side, stop, peak, trail)
-    if not np.isnan(tp) and side * (open_ - tp) >= 0:
-        return EXIT_TAKE_PROFIT
-    return -1
-
-
-@njit(cache=True)
-def _exit_inside(
-    side: int, high: float, low: float, stop: float, tp: float, peak: float, trail: float
-) -> tuple[int, float]:
-    """Exit reason and level inside a bar (-1: none). The stop first when the bar touches
-    both (the path between high and low is unknown, so the worse is assumed); the trailing
-    stop trails the best price up to this bar's open."""
-    eff = _effective_stop(side, stop, peak, trail)
-    against, favour = (low, high) if side > 0 else (high, low)
-    if not np.isnan(eff) and side * (against - eff) <= 0:
-        return _stop_kind(side, stop, peak, trail), eff
-    if not np.isnan(tp) and side * (favour - tp) >= 0:
-        return EXIT_TAKE_PROFIT, tp
-    return -1, 0.0
-
-
-@njit(cache=True)
 def _entry_size(
     cash: float, fill: float, fraction: float, fixed_units: float, commission: float
 ) -> tuple[float, float]:
@@ -181,7 +140,8 @@ def _kernel(
     """The fill pass over ``bars`` (open/high/low/close × bars)."""
     return _fills(
         bars[0], bars[1], bars[2], bars[3], target, size_frac, fixed_units, exit_frac,
-        exit_dist, time_bars, commission, slippage, capital,
+        exit_dist[0], exit_dist[1], exit_dist[2], time_bars, commission, slippage, capital,
+        any_exit_set(exit_frac, exit_dist, time_bars),
     )  # fmt: skip
 
 
@@ -195,12 +155,17 @@ def _fills(
     size_frac: FloatArray,
     fixed_units: float,
     exit_frac: FloatArray,
-    exit_dist: FloatArray,
+    stop_dist: FloatArray,
+    tp_dist: FloatArray,
+    trail_dist: FloatArray,
     time_bars: int,
     commission: float,
     slippage: float,
     capital: float,
+    exits_used: bool,
 ) -> tuple[FloatArray, FloatArray, FloatArray, int]:
+    """``exits_used`` false (no stop, target or time exit set; see ``any_exit_set``) skips
+    their per-bar checks, which then could only answer "no exit": the same fills."""
     n = len(close)
     equity = np.empty(n)
     held = np.empty(n)
@@ -220,9 +185,10 @@ def _fills(
         if side != 0 and t > 0:
             # The open is the first price of the bar: the best price so far includes it.
             peak = max(peak, open_[t]) if side > 0 else min(peak, open_[t])
-            reason = _exit_at_open(
-                side, int(target[t - 1]), t - entry_i, time_bars, open_[t], stop, tp, peak, trail
-            )
+            reason = exit_at_open(
+                side, int(target[t - 1]), t - entry_i, time_bars, open_[t], stop, tp, peak,
+                trail, exits_used,
+            )  # fmt: skip
             price = open_[t]
         if reason >= 0:
             cash += _close_position(
@@ -249,17 +215,17 @@ def _fills(
                 entry_fill = fill
                 entry_comm = comm
                 ref = open_[t]
-                stop = ref - side * _level(exit_frac[0], exit_dist[0], t, ref)
-                tp = ref + side * _level(exit_frac[1], exit_dist[1], t, ref)
+                stop = ref - side * exit_distance(exit_frac[0], stop_dist, t, ref)
+                tp = ref + side * exit_distance(exit_frac[1], tp_dist, t, ref)
                 # A fractional trail follows the best price; an ATR trail keeps the
                 # distance known at entry.
-                trail = -exit_frac[2] if not np.isnan(exit_frac[2]) else exit_dist[2, t - 1]
+                trail = -exit_frac[2] if not np.isnan(exit_frac[2]) else trail_dist[t - 1]
                 peak = ref
-        if side != 0:
+        if side != 0 and exits_used:
             # Inside the bar: the stop first when the bar touches both (the path between
             # high and low is unknown, so assume the worse); the trailing stop trails the
             # best price up to this bar's open.
-            reason, price = _exit_inside(side, high[t], low[t], stop, tp, peak, trail)
+            reason, price = exit_inside(side, high[t], low[t], stop, tp, peak, trail)
             if reason >= 0:
                 cash += _close_position(
                     trades, k, t, price, False, side, units, entry_i, entry_fill,
@@ -288,60 +254,15 @@ def _fills(
     return equity, held, trades, k
 
 
-@njit(cache=True)
-def _trailing(side: int, peak: float, trail: float) -> float:
-    """The trailing stop's level: ``trail`` > 0 is a distance in price, < 0 a fraction of
-    the best price (stored negated), NaN none."""
-    if trail < 0:
-        return peak * (1.0 + side * trail)
-    return peak - side * trail
-
-
-@njit(cache=True)
-def _effective_stop(side: int, stop: float, peak: float, trail: float) -> float:
-    """The tighter of the fixed stop and the trailing stop (NaN when neither is set)."""
-    trailing = _trailing(side, peak, trail)
-    if np.isnan(stop):
-        return trailing
-    if np.isnan(trailing):
-        return stop
-    return max(stop, trailing) if side > 0 else min(stop, trailing)
-
-
-@njit(cache=True)
-def _stop_kind(side: int, stop: float, peak: float, trail: float) -> int:
-    trailing = _trailing(side, peak, trail)
-    if np.isnan(trailing) or (not np.isnan(stop) and side * (stop - trailing) >= 0):
-        return EXIT_STOP_LOSS
-    return EXIT_TRAILING_STOP
-
-
-@dataclass(frozen=True)
-class Exits:
-    """Stop-loss, take-profit and trailing-stop distances, and a time stop.
-
-    Each distance is either a fraction of the entry price (``*_fraction``) or an absolute
-    price distance per bar (``*_distance``, e.g. 2 × ATR), the value of the bar before the
-    entry being used; NaN/None switches the exit off.
-    """
-
-    stop_fraction: float = np.nan
-    take_profit_fraction: float = np.nan
-    trailing_fraction: float = np.nan
-    stop_distance: FloatArray | None = None
-    take_profit_distance: FloatArray | None = None
-    trailing_distance: FloatArray | None = None
-    time_stop_bars: int = 0
-
-    @property
-    def active(self) -> bool:
-        fractions = (self.stop_fraction, self.take_profit_fraction, self.trailing_fraction)
-        distances = (self.stop_distance, self.take_profit_distance, self.trailing_distance)
-        return (
-            not all(np.isnan(f) for f in fractions)
-            or any(d is not None for d in distances)
-            or self.time_stop_bars > 0
-        )
+@njit(cache=True, nogil=True, error_model="numpy")
+def capped_fractions(target: float, sigma: FloatArray, cap: float) -> FloatArray:
+    """Volatility-target sizing per bar: min(target / σ, cap), NaN (no entry) where the
+    ratio is not a finite number (σ = 0 or not yet known) — one pass for five."""
+    out = np.empty(len(sigma))
+    for i in range(len(sigma)):
+        wanted = target / sigma[i]
+        out[i] = min(wanted, cap) if np.isfinite(wanted) else np.nan
+    return out
 
 
 # The compiled pass itself, for other kernels to call per combination (campaign batches), so
@@ -381,12 +302,16 @@ def simulate_fills(
     # never read without exits); unused exits and a fixed fraction are broadcast views.
     opens = np.ascontiguousarray(open_, dtype=np.float64)
     size_frac = np.broadcast_to(np.asarray(fraction, dtype=np.float64), (n,))
-    given = (exits.stop_distance, exits.take_profit_distance, exits.trailing_distance)
-    if all(d is None for d in given):
-        distances = np.broadcast_to(np.float64(np.nan), (3, n))
-    else:
-        off = np.full(n, np.nan)
-        distances = np.vstack([off if d is None else np.asarray(d, np.float64) for d in given])
+    off = np.broadcast_to(np.float64(np.nan), (n,))
+
+    def distance(d: FloatArray | None) -> FloatArray:
+        """An exit's distances, read where they are (no stacked copy), or NaN: unused."""
+        if d is None:
+            return off
+        if len(d) != n:
+            raise ValueError(f"an exit distance has {len(d)} values for {n} bars")
+        return np.ascontiguousarray(d, dtype=np.float64)
+
     out = _fills(
         opens,
         opens if high is None else np.ascontiguousarray(high, dtype=np.float64),
@@ -396,11 +321,14 @@ def simulate_fills(
         size_frac,
         np.nan if fixed_units is None else float(fixed_units),
         np.array([exits.stop_fraction, exits.take_profit_fraction, exits.trailing_fraction]),
-        distances,
+        distance(exits.stop_distance),
+        distance(exits.take_profit_distance),
+        distance(exits.trailing_distance),
         int(exits.time_stop_bars),
         float(commission),
         float(slippage),
         float(capital),
+        exits.active,
     )
     equity, held, table, k = out
     trades = np.ascontiguousarray(table[:, :k])
@@ -417,4 +345,5 @@ def simulate_fills(
         exit_commission=trades[_EXIT_COMM],
         closed_at_end=trades[_AT_END] == 1.0,
         exit_reason=trades[_REASON].astype(np.int8),
+        table=trades,
     )

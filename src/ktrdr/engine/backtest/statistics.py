@@ -95,12 +95,30 @@ def compute_statistics(
     timeframe: str,
 ) -> Statistics:
     """All statistics for one backtest window (see the module docstring for conventions)."""
-    from ktrdr.engine.backtest import aggregates as a
-
-    eq = np.ascontiguousarray(equity.to_numpy(dtype=float))
     index = equity.index
     if not isinstance(index, pd.DatetimeIndex):
         index = pd.DatetimeIndex(index)
+    return window_statistics(
+        index, equity.to_numpy(dtype=float), units, close, _trade_stats(trades),
+        capital=capital, timeframe=timeframe,
+    )  # fmt: skip
+
+
+def window_statistics(
+    index: pd.DatetimeIndex,
+    equity: FloatArray,
+    units: FloatArray,
+    close: FloatArray,
+    trades: dict[str, float | int],
+    *,
+    capital: float,
+    timeframe: str,
+) -> Statistics:
+    """``compute_statistics`` from the window's arrays, the trade figures given (see
+    ``trade_summary``, ``table_trade_summary``)."""
+    from ktrdr.engine.backtest import aggregates as a
+
+    eq = np.ascontiguousarray(equity, dtype=float)
     bpy = bars_per_year(index, timeframe)
     # One compiled pass (numpy's own summation order): returns, their mean, std and
     # downside deviation, drawdown and its longest run, exposure.
@@ -110,7 +128,22 @@ def compute_statistics(
     )
     return summarise_aggregates(
         index, bpy, agg, capital=capital, final_equity=float(eq[-1]),
-        buy_and_hold=float(close[-1] / close[0] - 1.0), trades=_trade_stats(trades),
+        buy_and_hold=float(close[-1] / close[0] - 1.0), trades=trades,
+    )  # fmt: skip
+
+
+def table_trade_summary(table: FloatArray) -> dict[str, float | int]:
+    """The trade statistics of the fill pass's trade table (one row per field, one column
+    per trade; see ``simulate``), through the compiled aggregates campaign batches use:
+    the figures ``TradeTable`` columns give, without building the table."""
+    from ktrdr.engine.backtest import aggregates as a
+
+    agg = np.full(a.N_AGGREGATES, np.nan)
+    a.trade_aggregates(table, table.shape[1], agg)
+    return trade_summary(
+        int(agg[a.NUM_TRADES]), float(agg[a.WIN_FRACTION]), float(agg[a.BEST_PCT]),
+        float(agg[a.WORST_PCT]), float(agg[a.MEAN_PCT]), float(agg[a.GROSS_WINS]),
+        float(agg[a.GROSS_LOSSES]), float(agg[a.COMMISSION]),
     )  # fmt: skip
 
 

@@ -28,6 +28,23 @@ def sma(x: pd.Series, period: int) -> pd.Series:
 def _seeded_recursion(x: pd.Series, period: int, alpha: float) -> pd.Series:
     """y = y_prev + alpha * (x - y_prev), seeded at the ``period``-th valid value with the
     mean of the first ``period`` valid values; NaN before the seed."""
+    from ktrdr.engine.indicators.kernels import first_number, seeded_ewm
+
+    values = x.to_numpy(dtype=float)
+    # Without a gap from the first value on, one compiled pass writes the result in place
+    # (the same steps as below, without its mask, tail copy and NaN scans).
+    first = first_number(values)
+    seed_at = first + period - 1
+    if first >= 0 and seed_at < len(values):
+        seed = values[first : seed_at + 1].mean()
+        if not np.isnan(seed):
+            out, complete = seeded_ewm(values, seed_at, float(seed), alpha)
+            if complete:
+                return pd.Series(out, index=x.index, copy=False)
+    return _seeded_recursion_with_gaps(x, period, alpha)
+
+
+def _seeded_recursion_with_gaps(x: pd.Series, period: int, alpha: float) -> pd.Series:
     values = x.to_numpy(dtype=float)
     out = np.full(len(values), np.nan)
     present = ~np.isnan(values)

@@ -256,24 +256,36 @@ def supertrend_kernel(
     return line, direction
 
 
-@njit(cache=True, nogil=True)
-def ewm_mean(values: npt.NDArray[np.float64], alpha: float) -> npt.NDArray[np.float64]:
-    """``pd.Series(values).ewm(alpha=alpha, adjust=False).mean()``, step for step as
-    pandas computes it (its alpha goes through the centre of mass; a weight that decays
-    over missing values; no update when the value equals the average), so the result is
-    bit for bit pandas' — in one pass without pandas' set-up."""
+@njit(cache=True, inline="always")
+def _ewm_weights(alpha: float) -> tuple[float, float]:
+    """pandas' (old, new) weights of ``ewm(alpha=alpha, adjust=False)`` (its alpha goes
+    through the centre of mass)."""
     com = (1.0 - alpha) / alpha  # pandas' get_center_of_mass
     alpha = 1.0 / (1.0 + com)
-    old_wt_factor = 1.0 - alpha
-    new_wt = alpha
-    n = len(values)
-    out = np.empty(n)
-    if n == 0:
-        return out
-    weighted = values[0]
-    out[0] = weighted
+    return 1.0 - alpha, alpha
+
+
+@njit(cache=True, inline="always")
+def _ewm_step(weighted: float, x: float, old_wt: float, new_wt: float) -> float:
+    """One step of pandas' adjust=False recursion on a NaN-free series."""
+    if weighted != x:
+        weighted = old_wt * weighted + new_wt * x
+        weighted /= old_wt + new_wt
+    return weighted
+
+
+@njit(cache=True, inline="always")
+def _ewm_run(
+    values: npt.NDArray[np.float64], lo: int, weighted: float, alpha: float,
+    out: npt.NDArray[np.float64],
+) -> None:  # fmt: skip
+    """pandas' ewm(adjust=False) steps from ``weighted`` at bar ``lo`` over the bars after
+    it, into ``out[lo:]`` (its alpha through the centre of mass; a weight that decays over
+    missing values; no update when the value equals the average)."""
+    old_wt_factor, new_wt = _ewm_weights(alpha)
+    out[lo] = weighted
     old_wt = 1.0
-    for i in range(1, n):
+    for i in range(lo + 1, len(values)):
         cur = values[i]
         observed = not np.isnan(cur)
         if not np.isnan(weighted):
@@ -286,7 +298,40 @@ def ewm_mean(values: npt.NDArray[np.float64], alpha: float) -> npt.NDArray[np.fl
         elif observed:
             weighted = cur
         out[i] = weighted
+
+
+@njit(cache=True, nogil=True)
+def ewm_mean(values: npt.NDArray[np.float64], alpha: float) -> npt.NDArray[np.float64]:
+    """``pd.Series(values).ewm(alpha=alpha, adjust=False).mean()``, step for step as
+    pandas computes it, so the result is bit for bit pandas' — in one pass without
+    pandas' set-up."""
+    out = np.empty(len(values))
+    if len(values):
+        _ewm_run(values, 0, values[0], alpha, out)
     return out
+
+
+@njit(cache=True, nogil=True)
+def seeded_ewm(
+    values: npt.NDArray[np.float64], seed_at: int, seed: float, alpha: float
+) -> tuple[npt.NDArray[np.float64], bool]:
+    """NaN before ``seed_at``, ``seed`` there, then ``ewm_mean``'s steps over the bars after
+    it, written in place (no tail copy); False when one of those bars is missing."""
+    out = np.full(len(values), np.nan)
+    for i in range(seed_at + 1, len(values)):
+        if np.isnan(values[i]):
+            return out, False
+    _ewm_run(values, seed_at, seed, alpha, out)
+    return out, True
+
+
+@njit(cache=True, nogil=True)
+def first_number(values: npt.NDArray[np.float64]) -> int:
+    """The first position holding a number (-1: none)."""
+    for i in range(len(values)):
+        if not np.isnan(values[i]):
+            return i
+    return -1
 
 
 @njit(cache=True, nogil=True)
@@ -317,10 +362,7 @@ def ewm_mean_pair(
     """``ewm_mean`` of two NaN-free series of one length in one pass (the same steps,
     lane by lane): two independent division chains run side by side (RSI's gains and
     losses cost about one)."""
-    com = (1.0 - alpha) / alpha  # as ewm_mean: pandas' get_center_of_mass
-    alpha = 1.0 / (1.0 + com)
-    old_wt = 1.0 - alpha
-    new_wt = alpha
+    old_wt, new_wt = _ewm_weights(alpha)
     n = len(a)
     out_a = np.empty(n)
     out_b = np.empty(n)
@@ -329,12 +371,40 @@ def ewm_mean_pair(
     wa, wb = a[0], b[0]
     out_a[0], out_b[0] = wa, wb
     for i in range(1, n):
-        xa, xb = a[i], b[i]
-        if wa != xa:
-            wa = old_wt * wa + new_wt * xa
-            wa /= old_wt + new_wt
-        if wb != xb:
-            wb = old_wt * wb + new_wt * xb
-            wb /= old_wt + new_wt
+        wa = _ewm_step(wa, a[i], old_wt, new_wt)
+        wb = _ewm_step(wb, b[i], old_wt, new_wt)
         out_a[i], out_b[i] = wa, wb
     return out_a, out_b
+
+
+@njit(cache=True, nogil=True)
+def first_step(values: npt.NDArray[np.float64]) -> int:
+    """The first bar whose change from the previous bar is a number (-1: none)."""
+    for i in range(1, len(values)):
+        if not np.isnan(values[i] - values[i - 1]):
+            return i
+    return -1
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def rsi_kernel(
+    values: npt.NDArray[np.float64], seed_at: int, gain: float, loss: float, alpha: float
+) -> tuple[npt.NDArray[np.float64], bool]:
+    """RSI from the seeds at ``seed_at`` on: each bar's change split into a gain and a loss
+    (``np.where(d < 0, 0, d)`` of d and -d), both smoothed with ``ewm_mean_pair``'s steps,
+    100·gain/(gain+loss) with 0/0 as NaN — one pass for what were ten array passes. False
+    when a change after the seed is missing (pandas' weights over gaps are its own)."""
+    n = len(values)
+    out = np.full(n, np.nan)
+    old_wt, new_wt = _ewm_weights(alpha)
+    for i in range(seed_at, n):
+        if i > seed_at:
+            d = values[i] - values[i - 1]
+            if np.isnan(d):
+                return out, False
+            up, down = (0.0 if d < 0.0 else d), -d
+            gain = _ewm_step(gain, up, old_wt, new_wt)
+            loss = _ewm_step(loss, 0.0 if down < 0.0 else down, old_wt, new_wt)
+        total = gain + loss
+        out[i] = 100.0 * (gain / (total if total != 0.0 else np.nan))
+    return out, True

@@ -9,6 +9,7 @@ every fuzzy membership 0 and no signal fires. Elsewhere the values equal TA-Lib'
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from ktrdr.engine.indicators.averages import ema, sma, wilder, wilder_pair
@@ -36,15 +37,37 @@ def _gains(diff: pd.Series) -> pd.Series:
     return pd.Series(np.where(values < 0.0, 0.0, values), index=diff.index, copy=False)
 
 
+def _split_changes(diff: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], ...]:
+    """Gains and losses of price changes (NaN stays NaN, -0.0 stays -0.0)."""
+    falling = -diff
+    return np.where(diff < 0.0, 0.0, diff), np.where(falling < 0.0, 0.0, falling)
+
+
 def rsi(x: pd.Series, period: int) -> pd.Series:
     """Wilder's RSI, 100·gain/(gain+loss) with Wilder-smoothed averages; NaN when flat."""
+    from ktrdr.engine.indicators.kernels import first_step, rsi_kernel
+
+    values = x.to_numpy(dtype=np.float64)
+    # Seeded as ``wilder_pair`` seeds (the mean of the first ``period`` gains and losses),
+    # then one compiled pass; a missing price inside takes the general path below.
+    first = first_step(values)
+    seed_at = first + period - 1
+    if first > 0 and seed_at < len(values):
+        gains, losses = _split_changes(np.diff(values[first - 1 : seed_at + 1]))
+        gain, loss = float(gains.mean()), float(losses.mean())
+        if not (np.isnan(gain) or np.isnan(loss)):
+            out, complete = rsi_kernel(values, seed_at, gain, loss, 1.0 / period)
+            if complete:
+                return pd.Series(out, index=x.index, copy=False)
+    return _rsi_by_series(x, period)
+
+
+def _rsi_by_series(x: pd.Series, period: int) -> pd.Series:
     # x.diff(), its gains and losses on the arrays (pandas' own element operations).
     values = x.to_numpy(dtype=np.float64)
     diff = np.full(len(values), np.nan)
     np.subtract(values[1:], values[:-1], out=diff[1:])
-    rising = np.where(diff < 0.0, 0.0, diff)
-    falling = -diff
-    falling = np.where(falling < 0.0, 0.0, falling)
+    rising, falling = _split_changes(diff)
     gains, losses = wilder_pair(
         pd.Series(rising, index=x.index, copy=False),
         pd.Series(falling, index=x.index, copy=False),

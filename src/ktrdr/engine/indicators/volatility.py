@@ -49,9 +49,17 @@ def adx(high: pd.Series, low: pd.Series, close: pd.Series, period: int) -> pd.Da
     return pd.DataFrame({"adx": value, "plus_di": plus_di, "minus_di": minus_di}, index=close.index)
 
 
+def _rolling_std(x: pd.Series, period: int, ddof: int) -> pd.Series:
+    """``x.rolling(period, min_periods=period).std(ddof=ddof)``, compiled (the same bits)."""
+    from ktrdr.engine.indicators.rolling_var import rolling_std as kernel
+
+    values = kernel(x.to_numpy(dtype=np.float64), period, period, ddof)
+    return pd.Series(values, index=x.index, name=x.name, copy=False)
+
+
 def rolling_std(x: pd.Series, period: int) -> pd.Series:
     """Population standard deviation (ddof=0) over ``period`` bars, as TA-Lib's STDDEV."""
-    return x.rolling(period, min_periods=period).std(ddof=0)
+    return _rolling_std(x, period, 0)
 
 
 def bollinger(x: pd.Series, period: int, num_std: float) -> pd.DataFrame:
@@ -100,8 +108,8 @@ def volatility(x: pd.Series, period: int, bars_per_year: float | None) -> pd.Ser
     ratios = np.full(len(values), np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         np.divide(values[1:], values[:-1], out=ratios[1:])
-        returns = pd.Series(np.log(ratios), index=x.index, copy=False)
-    sigma = returns.rolling(period, min_periods=period).std(ddof=1)
+        returns = pd.Series(np.log(ratios, out=ratios), index=x.index, copy=False)
+    sigma = _rolling_std(returns, period, 1)
     return sigma * np.sqrt(bars_per_year) if bars_per_year else sigma
 
 

@@ -242,6 +242,8 @@ def run_training_job(ctx: JobContext) -> dict[str, Any]:
         "epochs_this_attempt": [
             h.epoch for h in fitted.history if h.epoch > (resumed[0] if resumed else 0)
         ],
+        # The checkpoints it wrote ({epoch, seconds}), as counted on the worker's metrics.
+        "checkpoints_this_attempt": checkpoints.written,
         "evaluation": evaluation,
         # Share of each class per split (and per fold with a purged k-fold).
         "class_balance": {split: class_balance(data.y[data.part(split)]) for split in SPLITS},
