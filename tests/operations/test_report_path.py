@@ -36,7 +36,7 @@ def service_for(store: Store) -> tuple[OperationService, Wakes]:
 
     service.on_queue_change = queue
     service.on_campaign_change = campaign
-    service.on_end = wakes.ended.append
+    service.on_end = lambda op: wakes.ended.append(op.id)
     return service, wakes
 
 

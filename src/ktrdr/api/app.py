@@ -35,6 +35,7 @@ from ktrdr.operations.waiters import EndWaiters
 from ktrdr.registry.service import WorkerService
 from ktrdr.telemetry.metrics import PlatformMetrics
 from ktrdr.telemetry.metrics_endpoint import render_metrics
+from ktrdr.telemetry.setup import FASTAPI_TELEMETRY_OFF
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,7 @@ def create_app(settings: ApiSettings, *, registry: CollectorRegistry = REGISTRY)
         lifespan=lifespan,
         docs_url=None,  # served offline by install_offline_docs
         redoc_url=None,
+        telemetry=FASTAPI_TELEMETRY_OFF,  # type: ignore[arg-type]
     )
     app.state.settings = settings
     app.state.keyring = Keyring(settings.user_api_keys())

@@ -13,38 +13,29 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 
 
-# Every ramp is NaN where x is: the linear ones by arithmetic (NaN stays NaN through the
-# division and the clip), the steps explicitly (a comparison with NaN is just False).
+# Ramps, shoulders, triangles and trapezoids are one compiled pass (``fuzzy_kernels.ramps``:
+# the clip/minimum arithmetic, NaN staying NaN, steps where two points coincide).
 
 
-def _ramp_up(x: FloatArray, a: float, b: float) -> FloatArray:
-    """0 at/below a, 1 at/above b, linear between (a step when a == b)."""
-    if b == a:
-        return _keep_nan(x, np.where(x >= a, 1.0, 0.0))
-    return np.clip((x - a) / (b - a), 0.0, 1.0)
+def _ramps(
+    x: npt.ArrayLike, a: float, b: float, c: float, d: float, rises: bool, falls: bool
+) -> FloatArray:
+    from ktrdr.engine.fuzzy_kernels import ramps
 
-
-def _ramp_down(x: FloatArray, c: float, d: float) -> FloatArray:
-    """1 at/below c, 0 at/above d, linear between."""
-    if d == c:
-        return _keep_nan(x, np.where(x <= c, 1.0, 0.0))
-    return np.clip((d - x) / (d - c), 0.0, 1.0)
-
-
-def _keep_nan(x: FloatArray, y: FloatArray) -> FloatArray:
-    return np.where(np.isnan(x), np.nan, y)
+    arr = np.asarray(x, dtype=float)
+    flat = np.ascontiguousarray(arr).reshape(-1)
+    out = ramps(flat, float(a), float(b), float(c), float(d), rises, falls)
+    return out.reshape(arr.shape)
 
 
 def triangular(x: npt.ArrayLike, a: float, b: float, c: float) -> FloatArray:
     """0 outside [a, c], peak 1 at b."""
-    arr = np.asarray(x, dtype=float)
-    return np.minimum(_ramp_up(arr, a, b), _ramp_down(arr, b, c))
+    return _ramps(x, a, b, b, c, rises=True, falls=True)
 
 
 def trapezoidal(x: npt.ArrayLike, a: float, b: float, c: float, d: float) -> FloatArray:
     """0 outside [a, d], 1 on [b, c]."""
-    arr = np.asarray(x, dtype=float)
-    return np.minimum(_ramp_up(arr, a, b), _ramp_down(arr, c, d))
+    return _ramps(x, a, b, c, d, rises=True, falls=True)
 
 
 def gaussian(x: npt.ArrayLike, mean: float, sigma: float) -> FloatArray:
@@ -55,11 +46,9 @@ def gaussian(x: npt.ArrayLike, mean: float, sigma: float) -> FloatArray:
 
 def left_shoulder(x: npt.ArrayLike, a: float, b: float) -> FloatArray:
     """1 at/below a (open to the left), falling to 0 at b."""
-    arr = np.asarray(x, dtype=float)
-    return _ramp_down(arr, a, b)
+    return _ramps(x, a, b, a, b, rises=False, falls=True)
 
 
 def right_shoulder(x: npt.ArrayLike, a: float, b: float) -> FloatArray:
     """0 at/below a, rising to 1 at b and staying 1 beyond (open to the right)."""
-    arr = np.asarray(x, dtype=float)
-    return _ramp_up(arr, a, b)
+    return _ramps(x, a, b, a, b, rises=True, falls=False)

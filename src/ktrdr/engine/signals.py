@@ -74,13 +74,31 @@ def _resolve(wants: dict[int, npt.NDArray[np.bool_]], n: int) -> npt.NDArray[np.
 
 def rule_strengths(strategy: Strategy, features: Features) -> dict[Action, FloatArray]:
     """Firing strength per action: AND = min, OR = max, NOT = 1 - m, times the rule's
-    weight; rules for the same action combine by max. Missing inputs give 0."""
+    weight; rules for the same action combine by max. Missing inputs give 0.
+
+    One compiled pass per rule (``fuzzy_kernels.rule_strengths``) over the memberships;
+    ``fire_rule`` is the same rule for one rule, as NumPy steps (debug columns)."""
+    from ktrdr.engine.fuzzy_kernels import rule_strengths as strengths_kernel
+
     n = len(features["close"])
+    rules = strategy.parsed_rules
+    if not rules:
+        return {a: np.zeros(n) for a in Action}
     memberships = fuzzy_memberships(strategy, features)
-    strengths = {a: np.zeros(n) for a in Action}
-    for rule in strategy.parsed_rules:
-        strengths[rule.action] = np.fmax(strengths[rule.action], fire_rule(rule, memberships))
-    return strengths
+    rows = {key: i for i, key in enumerate(memberships)}
+    conditions = [c for rule in rules for c in rule.conditions]
+    actions = list(Action)
+    out = strengths_kernel(
+        tuple(np.ascontiguousarray(m, dtype=np.float64) for m in memberships.values()),
+        np.array([rows[(c.variable, c.fuzzy_set)] for c in conditions], dtype=np.int64),
+        np.array([c.negated for c in conditions], dtype=np.bool_),
+        np.cumsum([0] + [len(rule.conditions) for rule in rules], dtype=np.int64),
+        np.array([rule.connective == "AND" for rule in rules], dtype=np.bool_),
+        np.array([rule.weight for rule in rules], dtype=np.float64),
+        np.array([actions.index(rule.action) for rule in rules], dtype=np.int64),
+        len(actions),
+    )
+    return {a: out[i] for i, a in enumerate(actions)}
 
 
 def fire_rule(rule: ParsedRule, memberships: dict[tuple[str, str], FloatArray]) -> FloatArray:

@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import func, select
+from sqlalchemy import Connection, Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from ktrdr.db.tables import OperationEventRow
@@ -36,8 +36,12 @@ class OperationEvent(BaseModel):
     detail: str | None
 
 
+_EVENTS: Table = OperationEventRow.__table__  # type: ignore[assignment]
+_INSERT_EVENT = insert(_EVENTS)  # built once: see ktrdr.operations.statements
+
+
 def add_event(
-    session: Session,
+    session: Session | Connection,
     operation_id: str,
     kind: EventKind,
     *,
@@ -47,11 +51,12 @@ def add_event(
     name: str | None = None,
     detail: str | None = None,
 ) -> None:
-    session.add(
-        OperationEventRow(
-            operation_id=operation_id, at=at, kind=kind.value, attempt=attempt,
-            worker_id=worker_id, name=name, detail=detail,
-        )
+    # A Core INSERT, not an ORM object: no unit-of-work flush on the dispatch and report
+    # paths (an ORM add cost a flush, a compile and a primary-key fetch per event).
+    session.execute(
+        _INSERT_EVENT,
+        {"operation_id": operation_id, "at": at, "kind": kind.value, "attempt": attempt,
+         "worker_id": worker_id, "name": name, "detail": detail},
     )  # fmt: skip
 
 

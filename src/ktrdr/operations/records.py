@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, func
 
 from ktrdr.db.tables import OperationRow, WorkerRow
 from ktrdr.operations.model import (
@@ -28,11 +27,12 @@ _LIVE = [state.value for state in LIVE_STATES]
 # States in which an operation legitimately holds the worker it names.
 _HOLDING = [OperationStatus.RUNNING.value, OperationStatus.CANCELLED.value]
 
+# The tables, for the Core statements of the hot paths (submit, claim, report, reads): an
+# ORM session per call (identity map, unit of work, refresh) cost more than the SQL.
+OPS: Table = OperationRow.__table__  # type: ignore[assignment]
+WORKERS: Table = WorkerRow.__table__  # type: ignore[assignment]
+
 _CAS_RETRIES = 5
-# For UPDATEs whose rows the session has not loaded, or re-reads after: the ORM's default
-# "evaluate" synchronisation compiles the WHERE into Python and walks the identity map on
-# every call - a tenth of a dispatch's CPU in bench_platform's profile, for nothing.
-_NO_SYNC = {"synchronize_session": False}
 
 
 class OperationNotFound(LookupError):
@@ -67,7 +67,8 @@ class QueuedOperation:
     traceparent: str | None
 
 
-def to_public(row: OperationRow) -> OperationPublic:
+def to_public(row: Any) -> OperationPublic:
+    """From an operations row: a Core ``Row`` (or anything with its column attributes)."""
     return OperationPublic(
         id=row.id,
         type=OperationType(row.type),
@@ -153,7 +154,7 @@ def _summary(row: Any) -> OperationSummary:
     )
 
 
-def _worker_public(row: WorkerRow) -> WorkerPublic:
+def _worker_public(row: Any) -> WorkerPublic:
     return WorkerPublic.model_validate(row)
 
 
@@ -167,9 +168,7 @@ def _progress_values(progress: Progress) -> dict[str, Any]:
     }
 
 
-def _check_owner(
-    row: OperationRow, expected_worker_id: str | None, expected_attempt: int | None
-) -> None:
+def _check_owner(row: Any, expected_worker_id: str | None, expected_attempt: int | None) -> None:
     if expected_worker_id is not None and row.worker_id != expected_worker_id:
         raise StaleReport(
             f"operation {row.id} is assigned to {row.worker_id or 'no worker'}, "
@@ -184,18 +183,6 @@ def _check_owner(
 
 class StaleReport(Exception):
     """A worker reported on an operation that is no longer its own."""
-
-
-def _release_worker(session: Session, worker_id: str | None, operation_id: str) -> bool:
-    if worker_id is None:
-        return False
-    outcome = session.execute(
-        update(WorkerRow)
-        .where(WorkerRow.id == worker_id, WorkerRow.current_operation_id == operation_id)
-        .values(current_operation_id=None)
-        .execution_options(**_NO_SYNC)  # no caller holds the worker's row in its session
-    )
-    return bool(outcome.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def _transition_values(

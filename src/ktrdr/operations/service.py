@@ -136,7 +136,7 @@ class OperationService:
         events: LifecycleEvents | None = None,
         on_queue_change: Callable[[], None] = lambda: None,
         on_campaign_change: Callable[[], None] = lambda: None,
-        on_end: Callable[[str], None] = lambda _id: None,
+        on_end: Callable[[OperationPublic], None] = lambda _op: None,
         clock: Callable[[], datetime] = utcnow,
         artifacts: ArtifactStore | None = None,
     ):
@@ -150,7 +150,7 @@ class OperationService:
         # Wakes the campaign driver: only a campaign's or a chunk's own change concerns it
         # (it polls anyway), so a burst of plain operations does not run its queries.
         self.on_campaign_change = on_campaign_change
-        # Told the id of every operation that reached a final state (long-poll waiters).
+        # Given the final record of every operation that ended (long-poll waiters).
         self.on_end = on_end
         self.clock = clock
 
@@ -340,7 +340,7 @@ class OperationService:
             extra={"operation_id": op.id},
         )
         if op.status.is_terminal:
-            self.on_end(op.id)
+            self.on_end(op)
             strategy = op.params.get("strategy")
             self.events.operation_finished(
                 op.type.value,

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ktrdr.db.tables import FILTER_KEY_MAX, OperationRow, WorkerRow
+from ktrdr.db.tables import FILTER_KEY_MAX, OperationRow
+from ktrdr.operations import statements as sql
 from ktrdr.operations.curve import EpochMetrics, epoch_detail
 from ktrdr.operations.history import (
     EventKind,
@@ -33,8 +35,8 @@ from ktrdr.operations.model import (
 )
 from ktrdr.operations.records import (
     _CAS_RETRIES,
-    _NO_SYNC,
     _SUMMARY_COLUMNS,
+    OPS,
     IdempotencyConflict,
     OperationNotFound,
     QueuedOperation,
@@ -42,7 +44,6 @@ from ktrdr.operations.records import (
     Transition,
     _check_owner,
     _progress_values,
-    _release_worker,
     _summary,
     _transition_values,
     to_public,
@@ -50,7 +51,6 @@ from ktrdr.operations.records import (
 from ktrdr.operations.schemas import OperationPublic, OperationSummary, Progress
 from ktrdr.operations.summary import filter_keys, summarise_params
 from ktrdr.operations.worker_records import WorkerRecords
-from ktrdr.registry.schemas import WorkerState
 
 __all__ = [
     "IdempotencyConflict",
@@ -93,7 +93,7 @@ class Store(WorkerRecords):
             existing = self._by_idempotency_key(idempotency_key, params_hash)
             if existing is not None:
                 return existing, False
-        row = OperationRow(
+        values: dict[str, Any] = dict(
             id=new_operation_id(op_type, now),
             type=op_type.value,
             status=OperationStatus.PENDING.value,
@@ -114,8 +114,8 @@ class Store(WorkerRecords):
             parent_id=parent_id,
         )
         try:
-            with self.session() as session, session.begin():
-                session.add(row)
+            with self.engine.begin() as conn:
+                conn.execute(sql.INSERT_OPERATION, values)
         except IntegrityError:
             # Two requests with one key raced; the other insert won.
             if idempotency_key is None:
@@ -124,13 +124,14 @@ class Store(WorkerRecords):
             if existing is None:
                 raise
             return existing, False
-        return to_public(row), True
+        unset = dict.fromkeys(("worker_id", "started_at", "completed_at", "progress_phase",
+                               "progress_message", "items_done", "items_total", "result",
+                               "error", "status_reason"))  # fmt: skip
+        return to_public(SimpleNamespace(**unset, **values)), True
 
     def _by_idempotency_key(self, key: str, params_hash: str) -> OperationPublic | None:
-        with self.session() as session:
-            row = session.scalars(
-                select(OperationRow).where(OperationRow.idempotency_key == key)
-            ).one_or_none()
+        with self.engine.connect() as conn:
+            row = conn.execute(select(OPS).where(OPS.c.idempotency_key == key)).one_or_none()
             if row is None:
                 return None
             if row.params_hash != params_hash:
@@ -141,11 +142,11 @@ class Store(WorkerRecords):
             return to_public(row)
 
     def get_operation(self, operation_id: str) -> OperationPublic:
-        with self.session() as session:
-            row = session.get(OperationRow, operation_id)
-            if row is None:
-                raise OperationNotFound(operation_id)
-            return to_public(row)
+        with self.engine.connect() as conn:
+            row = conn.execute(sql.GET_OPERATION, {"b_op": operation_id}).one_or_none()
+        if row is None:
+            raise OperationNotFound(operation_id)
+        return to_public(row)
 
     def list_operations(
         self,
@@ -174,7 +175,7 @@ class Store(WorkerRecords):
             conditions.append(OperationRow.symbol == symbol.strip().upper())
         if strategy:
             conditions.append(OperationRow.strategy == strategy.strip())
-        with self.session() as session:
+        with self.engine.connect() as session:
             total = session.scalar(
                 select(func.count()).select_from(OperationRow).where(*conditions)
             )
@@ -202,45 +203,31 @@ class Store(WorkerRecords):
         types: Iterable[OperationType] = (),
         parent_id: str | None = None,
         limit: int = 500,
+        by_queue: bool = False,
     ) -> list[OperationPublic]:
         """Whole records (parameters and results), oldest first: for the backend's own
         work on a bounded set, e.g. a campaign's children; listings use summaries."""
         conditions: list[ColumnElement[bool]] = []
         if parent_id is not None:
-            conditions.append(OperationRow.parent_id == parent_id)
+            conditions.append(OPS.c.parent_id == parent_id)
         if statuses:
-            conditions.append(OperationRow.status.in_([s.value for s in statuses]))
+            conditions.append(OPS.c.status.in_([s.value for s in statuses]))
         if types:
-            conditions.append(OperationRow.type.in_([t.value for t in types]))
-        with self.session() as session:
-            rows = session.scalars(
-                select(OperationRow)
-                .where(*conditions)
-                .order_by(OperationRow.created_at, OperationRow.id)
-                .limit(limit)
-            ).all()
-            return [to_public(r) for r in rows]
+            conditions.append(OPS.c.type.in_([t.value for t in types]))
+        order = (OPS.c.queued_at if by_queue else OPS.c.created_at, OPS.c.id)
+        # Core rows, not ORM objects: the campaign driver reads these every poll period.
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(OPS).where(*conditions).order_by(*order).limit(limit)).all()
+        return [to_public(r) for r in rows]
 
     def pending_operations(self, limit: int = 100) -> list[OperationPublic]:
         """Oldest queued first: first come, first served."""
-        with self.session() as session:
-            rows = session.scalars(
-                select(OperationRow)
-                .where(OperationRow.status == OperationStatus.PENDING.value)
-                .order_by(OperationRow.queued_at, OperationRow.id)
-                .limit(limit)
-            ).all()
-            return [to_public(r) for r in rows]
+        return self.full_operations(statuses=[OperationStatus.PENDING], limit=limit, by_queue=True)
 
     def queue(self, limit: int = 100) -> list[QueuedOperation]:
         """`pending_operations`, reduced to what a dispatch round needs."""
-        with self.session() as session:
-            rows = session.execute(
-                select(OperationRow.id, OperationRow.type, OperationRow.traceparent)
-                .where(OperationRow.status == OperationStatus.PENDING.value)
-                .order_by(OperationRow.queued_at, OperationRow.id)
-                .limit(limit)
-            ).all()
+        with self.engine.connect() as session:
+            rows = session.execute(sql.queue(limit)).all()
             return [QueuedOperation(i, OperationType(t), tp) for i, t, tp in rows]
 
     def completed_results(self, op_type: OperationType, limit: int = 1000) -> list[dict[str, Any]]:
@@ -260,7 +247,7 @@ class Store(WorkerRecords):
     def operation_counts(self) -> dict[tuple[str, str], int]:
         """(type, status) -> count for the live states (pending, running)."""
         live = [OperationStatus.PENDING.value, OperationStatus.RUNNING.value]
-        with self.session() as session:
+        with self.engine.connect() as session:
             rows = session.execute(
                 select(OperationRow.type, OperationRow.status, func.count())
                 .where(OperationRow.status.in_(live))
@@ -270,7 +257,7 @@ class Store(WorkerRecords):
 
     def oldest_pending_since(self) -> dict[str, datetime]:
         """type -> when its longest-waiting pending operation last became pending."""
-        with self.session() as session:
+        with self.engine.connect() as session:
             rows = session.execute(
                 select(OperationRow.type, func.min(OperationRow.pending_since))
                 .where(OperationRow.status == OperationStatus.PENDING.value)
@@ -298,40 +285,37 @@ class Store(WorkerRecords):
         state is a no-op, so a duplicate completion report is harmless.
         """
         for _ in range(_CAS_RETRIES):
-            with self.session() as session, session.begin():
-                row = session.get(OperationRow, operation_id)
+            with self.engine.begin() as conn:
+                row = conn.execute(sql.OPERATION_STATE, {"b_op": operation_id}).one_or_none()
                 if row is None:
                     raise OperationNotFound(operation_id)
                 current = OperationStatus(row.status)
                 _check_owner(row, expected_worker_id, expected_attempt)
                 if current == target and target.is_terminal:
-                    return Transition(to_public(row), current, changed=False)
+                    whole = conn.execute(sql.GET_OPERATION, {"b_op": operation_id}).one()
+                    return Transition(to_public(whole), current, changed=False)
                 check_transition(operation_id, current, target)
-                # Read before the UPDATE: a re-queue clears the worker on this row too.
+                # Read before the UPDATE: a re-queue clears the worker on the row.
                 attempt, worker_id = row.attempt, row.worker_id
                 values = _transition_values(target, now, reason, result, error, progress)
-                outcome = session.execute(
-                    update(OperationRow)
-                    .where(OperationRow.id == operation_id, OperationRow.status == current.value)
-                    .values(**values)
-                    .execution_options(**_NO_SYNC)  # `row` is refreshed below
-                )
-                if outcome.rowcount != 1:  # type: ignore[attr-defined]
+                binds = {f"b_{k}": v for k, v in values.items()}
+                updated = conn.execute(
+                    sql.transition(tuple(values)),
+                    {**binds, "b_op": operation_id, "b_expected": current.value},
+                ).one_or_none()
+                if updated is None:
                     continue  # someone else moved it first: re-read and decide again
                 if current == OperationStatus.RUNNING and target != OperationStatus.CANCELLED:
                     # A cancelled operation keeps its worker until the worker confirms it
                     # stopped: the worker is not free while it is still computing. Same
                     # transaction as the move, so no one ever sees a re-queued operation
-                    # whose worker is still held; `worker_id` was read before the UPDATE
-                    # (after it, the refresh clears it on `row`).
-                    _release_worker(session, worker_id, operation_id)
+                    # whose worker is still held; `worker_id` was read before the UPDATE.
+                    sql.release_worker(conn, worker_id, operation_id)
                 add_event(
-                    session, operation_id, EventKind.STATUS, at=now, attempt=attempt,
+                    conn, operation_id, EventKind.STATUS, at=now, attempt=attempt,
                     worker_id=worker_id, name=target.value, detail=reason,
                 )  # fmt: skip
-                session.flush()
-                session.refresh(row)
-                return Transition(to_public(row), current, changed=True)
+                return Transition(to_public(updated), current, changed=True)
         raise RuntimeError(f"operation {operation_id} kept changing under a transition")
 
     def record_progress(
@@ -350,31 +334,26 @@ class Store(WorkerRecords):
         to the history in the same transaction, under the attempt that trained them.
         """
         owned = (
-            OperationRow.id == operation_id,
-            OperationRow.status == OperationStatus.RUNNING.value,
-            OperationRow.worker_id == worker_id,
+            OPS.c.id == operation_id,
+            OPS.c.status == OperationStatus.RUNNING.value,
+            OPS.c.worker_id == worker_id,
         )
         values = {"updated_at": now, **_progress_values(progress)}
-        with self.session() as session, session.begin():
+        with self.engine.begin() as session:
             new_phase = False
             if progress.phase is not None:
                 changed = session.execute(
-                    update(OperationRow)
-                    .where(*owned, OperationRow.progress_phase.is_distinct_from(progress.phase))
+                    update(OPS)
+                    .where(*owned, OPS.c.progress_phase.is_distinct_from(progress.phase))
                     .values(**values)
                 )
-                new_phase = changed.rowcount == 1  # type: ignore[attr-defined]
+                new_phase = changed.rowcount == 1
             if not new_phase:
-                outcome = session.execute(update(OperationRow).where(*owned).values(**values))
-                if outcome.rowcount != 1:  # type: ignore[attr-defined]
+                outcome = session.execute(update(OPS).where(*owned).values(**values))
+                if outcome.rowcount != 1:
                     return False
             if new_phase or epochs:
-                attempt = (
-                    session.scalar(
-                        select(OperationRow.attempt).where(OperationRow.id == operation_id)
-                    )
-                    or 0
-                )
+                attempt = session.scalar(select(OPS.c.attempt).where(OPS.c.id == operation_id)) or 0
             if new_phase:
                 add_event(
                     session, operation_id, EventKind.PHASE, at=now, attempt=attempt,
@@ -417,44 +396,18 @@ class Store(WorkerRecords):
         Both rows are compare-and-set in one transaction: the worker must still be idle and
         the operation still pending. This is what rules out two operations on one worker.
         """
-        with self.session() as session, session.begin():
-            took_worker = session.execute(
-                update(WorkerRow)
-                .where(
-                    WorkerRow.id == worker_id,
-                    WorkerRow.state == WorkerState.ONLINE.value,
-                    WorkerRow.current_operation_id.is_(None),
-                )
-                .values(current_operation_id=operation_id, last_assigned_at=now)
-                .execution_options(**_NO_SYNC)
-            )
-            if took_worker.rowcount != 1:  # type: ignore[attr-defined]
-                session.rollback()
+        with self.engine.connect() as conn, conn.begin() as txn:
+            binds = {"b_op": operation_id, "b_worker": worker_id, "b_now": now}
+            took_worker = conn.execute(sql.CLAIM_WORKER, binds)
+            if took_worker.rowcount != 1:
+                txn.rollback()
                 return None
-            took_operation = session.execute(
-                update(OperationRow)
-                .where(
-                    OperationRow.id == operation_id,
-                    OperationRow.status == OperationStatus.PENDING.value,
-                )
-                .values(
-                    status=OperationStatus.RUNNING.value,
-                    worker_id=worker_id,
-                    attempt=OperationRow.attempt + 1,
-                    started_at=now,
-                    updated_at=now,
-                    status_reason=None,
-                    **_progress_values(Progress()),
-                )
-                .execution_options(**_NO_SYNC)  # the row is read after it
-            )
-            if took_operation.rowcount != 1:  # type: ignore[attr-defined]
-                session.rollback()
+            row = conn.execute(sql.CLAIM_OPERATION, binds).one_or_none()
+            if row is None:
+                txn.rollback()
                 return None
-            row = session.get(OperationRow, operation_id)
-            assert row is not None  # just updated inside this transaction
             add_event(
-                session, operation_id, EventKind.DISPATCHED, at=now, attempt=row.attempt,
+                conn, operation_id, EventKind.DISPATCHED, at=now, attempt=row.attempt,
                 worker_id=worker_id,
             )  # fmt: skip
             return to_public(row)

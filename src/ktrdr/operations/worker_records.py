@@ -8,18 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from ktrdr.db.tables import OperationRow, WorkerRow
-from ktrdr.operations.records import _HOLDING, _LIVE, _NO_SYNC, _release_worker, _worker_public
+from ktrdr.db.tables import WorkerRow
+from ktrdr.operations import statements as sql
+from ktrdr.operations.records import (
+    _LIVE,
+    WORKERS,
+    _worker_public,
+)
 from ktrdr.registry.schemas import WorkerPublic, WorkerState
 
 
 class WorkerRecords:
-    """Worker rows; ``session`` comes from the Store."""
+    """Worker rows; ``engine`` and ``session`` come from the Store. The paths every
+    operation or heartbeat takes are Core statements on a connection (no ORM session)."""
+
+    engine: Engine
 
     def session(self) -> Session:
         raise NotImplementedError
@@ -66,38 +73,26 @@ class WorkerRecords:
         self, worker_id: str, now: datetime, *, draining: bool = False
     ) -> WorkerPublic | None:
         """Record a beat from a live worker; None means "register again"."""
-        values: dict[str, Any] = {"last_heartbeat_at": now}
-        if draining:
-            values["state"] = WorkerState.DRAINING.value
-        with self.session() as session, session.begin():
-            outcome = session.execute(
-                update(WorkerRow)
-                .where(WorkerRow.id == worker_id, WorkerRow.state.in_(_LIVE))
-                .values(**values)
-                .execution_options(**_NO_SYNC)  # the row is read after it
-            )
-            if outcome.rowcount != 1:  # type: ignore[attr-defined]
-                return None
-            row = session.get(WorkerRow, worker_id)
+        statement = sql.HEARTBEAT_DRAINING if draining else sql.HEARTBEAT
+        with self.engine.begin() as conn:
+            row = conn.execute(statement, {"b_worker": worker_id, "b_now": now}).one_or_none()
             return None if row is None else _worker_public(row)
 
     def worker_credential_hash(self, worker_id: str) -> tuple[bool, str | None]:
         """(is the worker known, the hash of its current instance's credential)."""
-        with self.session() as session:
-            row = session.get(WorkerRow, worker_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(sql.WORKER_CREDENTIAL, {"b_worker": worker_id}).one_or_none()
             return (False, None) if row is None else (True, row.credential_hash)
 
     def get_worker(self, worker_id: str) -> WorkerPublic | None:
-        with self.session() as session:
-            row = session.get(WorkerRow, worker_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(sql.GET_WORKER, {"b_worker": worker_id}).one_or_none()
             return None if row is None else _worker_public(row)
 
     def list_workers(self, *, include_gone: bool = False) -> list[WorkerPublic]:
-        query = select(WorkerRow).order_by(WorkerRow.id)
-        if not include_gone:
-            query = query.where(WorkerRow.state.in_(_LIVE))
-        with self.session() as session:
-            return [_worker_public(r) for r in session.scalars(query).all()]
+        query = sql.ALL_WORKERS if include_gone else sql.LIVE_WORKERS
+        with self.engine.connect() as conn:
+            return [_worker_public(r) for r in conn.execute(query).all()]
 
     def set_worker_assignment(self, worker_id: str, operation_id: str | None) -> None:
         """Reconcile the registry with what a worker says it runs (after a backend restart)."""
@@ -109,8 +104,8 @@ class WorkerRecords:
             )
 
     def release_worker(self, worker_id: str, operation_id: str) -> bool:
-        with self.session() as session, session.begin():
-            return _release_worker(session, worker_id, operation_id)
+        with self.engine.begin() as conn:
+            return sql.release_worker(conn, worker_id, operation_id)
 
     def free_orphaned_workers(self) -> list[tuple[str, str]]:
         """Free every worker held by an operation that is not running on it.
@@ -127,47 +122,34 @@ class WorkerRecords:
         UPDATE re-checks them on a fresh snapshot that no claim can change meanwhile; on
         SQLite the UPDATE runs under the database's single write lock.
         """
-        orphaned = WorkerRow.current_operation_id.is_not(None) & ~(
-            select(OperationRow.id)
-            .where(
-                OperationRow.id == WorkerRow.current_operation_id,
-                OperationRow.worker_id == WorkerRow.id,
-                OperationRow.status.in_(_HOLDING),
-            )
-            .exists()
-        )
-        with self.session() as session:
-            candidates = session.execute(
-                select(WorkerRow.id, WorkerRow.current_operation_id).where(orphaned)
-            ).all()
+        with self.engine.connect() as conn:
+            candidates = conn.execute(sql.ORPHANED_WORKERS).all()
         if not candidates:  # the common case: one read, no write lock
             return []
         freed: list[tuple[str, str]] = []
-        with self.session() as session, session.begin():
+        with self.engine.begin() as conn:
             ids = [worker_id for worker_id, _ in candidates]
-            locked = select(WorkerRow.id).where(WorkerRow.id.in_(ids)).with_for_update()
-            session.execute(locked).all()
+            locked = select(WORKERS.c.id).where(WORKERS.c.id.in_(ids)).with_for_update()
+            conn.execute(locked).all()
             for worker_id, operation_id in candidates:
-                outcome = session.execute(
-                    update(WorkerRow)
+                outcome = conn.execute(
+                    update(WORKERS)
                     .where(
-                        WorkerRow.id == worker_id,
-                        WorkerRow.current_operation_id == operation_id,
-                        orphaned,
+                        WORKERS.c.id == worker_id,
+                        WORKERS.c.current_operation_id == operation_id,
+                        sql.ORPHANED,
                     )
                     .values(current_operation_id=None)
-                    .execution_options(synchronize_session=False)
                 )
-                if outcome.rowcount == 1:  # type: ignore[attr-defined]
+                if outcome.rowcount == 1:
                     freed.append((worker_id, str(operation_id)))
         return freed
 
     def stale_workers(self, cutoff: datetime) -> list[WorkerPublic]:
-        with self.session() as session:
-            rows = session.scalars(
-                select(WorkerRow).where(
-                    WorkerRow.state.in_(_LIVE),
-                    WorkerRow.last_heartbeat_at < cutoff,
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(WORKERS).where(
+                    WORKERS.c.state.in_(_LIVE), WORKERS.c.last_heartbeat_at < cutoff
                 )
             ).all()
             return [_worker_public(r) for r in rows]

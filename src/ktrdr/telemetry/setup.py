@@ -231,6 +231,18 @@ def _rate_limit_export_logs() -> None:
             target.addFilter(_RateLimitFilter(_EXPORT_LOG_INTERVAL_S))
 
 
+# For FastAPI(telemetry=...): its own (newer) tracing, metrics and logs off. The spans and
+# the contract's http_server_* metrics come from the OpenTelemetry instrumentation below;
+# with it installed FastAPI's layer recorded nothing, yet still wrapped every request and
+# endpoint (a profile of a dispatch burst showed it on every stack).
+FASTAPI_TELEMETRY_OFF: dict[str, Any] = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
+
+
 def instrument_app(
     app: FastAPI,
     *,

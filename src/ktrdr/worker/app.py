@@ -20,6 +20,7 @@ from ktrdr.jobs.specs import get_spec, types_run_by
 from ktrdr.operations.model import OperationType
 from ktrdr.telemetry.metrics import JobMetrics
 from ktrdr.telemetry.metrics_endpoint import render_metrics
+from ktrdr.telemetry.setup import FASTAPI_TELEMETRY_OFF
 from ktrdr.worker.backend_client import BackendClient
 from ktrdr.worker.runners import PHASES, RUNNERS, missing_extra
 from ktrdr.worker.runners.stores import configure_bars_cache
@@ -139,7 +140,12 @@ def create_worker_app(
             # SIGTERM lands here (uvicorn): finish or interrupt the job, report, deregister.
             runtime.shutdown(settings.shutdown_grace_s)
 
-    app = FastAPI(title=f"ktrdr-worker ({worker_id})", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title=f"ktrdr-worker ({worker_id})",
+        version=__version__,
+        lifespan=lifespan,
+        telemetry=FASTAPI_TELEMETRY_OFF,  # type: ignore[arg-type]
+    )
     app.state.runtime = runtime
     app.state.settings = settings
     install_error_handlers(app)

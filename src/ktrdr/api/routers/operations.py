@@ -143,12 +143,14 @@ async def get_operation(
     waiters: EndWaiters = request.app.state.waiters
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
-    with waiters.watch(operation_id) as ended:  # before the read: no end is missed
+    with waiters.watch(operation_id) as watch:  # before the read: no end is missed
         op = await asyncio.to_thread(service.get, operation_id)
         while not op.status.is_terminal and (left := deadline - loop.time()) > 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ended.wait(), min(left, RECHECK_S))
-            ended.clear()  # before the read: an end after it sets the event again
+                await asyncio.wait_for(watch.event.wait(), min(left, RECHECK_S))
+            if watch.ended is not None:
+                return watch.ended  # the record its final transition wrote: no re-read
+            watch.event.clear()  # before the read: an end after it sets the event again
             op = await asyncio.to_thread(service.get, operation_id)
     return op
 

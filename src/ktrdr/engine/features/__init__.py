@@ -16,7 +16,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from ktrdr.engine import fuzzy
-from ktrdr.engine.data.resample import join_closed, resample_bars
+from ktrdr.engine.data.resample import join_closed_arrays, resample_bars
 from ktrdr.engine.indicators.registry import (
     IndicatorSpec,
     Params,
@@ -179,8 +179,9 @@ def _indicator_outputs(
     if higher not in resampled:
         resampled[higher] = resample_bars(bars, higher)
     computed = compute_indicator(spec, params, resampled[higher])
-    joined = join_closed(pd.DataFrame(computed), higher, pd.DatetimeIndex(bars.index))
-    return {name: joined[name].to_numpy(dtype=float) for name in computed}
+    columns = {name: s.to_numpy(dtype=float) for name, s in computed.items()}
+    index = pd.DatetimeIndex(resampled[higher].index)
+    return join_closed_arrays(columns, index, higher, pd.DatetimeIndex(bars.index))
 
 
 def membership(cfg: FuzzySetConfig, x: FloatArray) -> FloatArray:
