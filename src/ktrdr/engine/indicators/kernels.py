@@ -360,8 +360,17 @@ def _ewm_step(weighted: float, x: float, old_wt: float, new_wt: float) -> float:
     """One step of pandas' adjust=False recursion on a NaN-free series."""
     if weighted != x:
         weighted = old_wt * weighted + new_wt * x
-        weighted /= old_wt + new_wt
+        weighted = _normalised(weighted, old_wt + new_wt)
     return weighted
+
+
+@njit(cache=True, inline="always")
+def _normalised(weighted: float, total_weight: float) -> float:
+    # pandas divides by the weights' sum every step. With no bar missing that sum is
+    # (1 - alpha) + alpha, which is exactly 1.0 for every alpha < 1, and x / 1.0 is x to
+    # the bit: skipping it keeps pandas' result and takes a division (the slowest step)
+    # out of the recursion's dependency chain, about half of an EMA's time.
+    return weighted if total_weight == 1.0 else weighted / total_weight
 
 
 @njit(cache=True, inline="always")
@@ -383,7 +392,7 @@ def _ewm_run(
             if observed:
                 if weighted != cur:
                     weighted = old_wt * weighted + new_wt * cur
-                    weighted /= old_wt + new_wt
+                    weighted = _normalised(weighted, old_wt + new_wt)
                 old_wt = 1.0
         elif observed:
             weighted = cur
