@@ -21,6 +21,7 @@ from ktrdr.engine.strategy.loader import builtin_strategy_text
 from ktrdr.local_stack import LocalStack
 from ktrdr.worker.runners.backtest import PHASES as BACKTEST_PHASES
 from tests.console.browser import WatchedPage, launch_browser
+from tests.support.campaign_strategies import SWEEP_STRATEGY
 from tests.support.stack import Api, StackFactory, wait_for
 
 pytestmark = pytest.mark.integration
@@ -279,26 +280,8 @@ def test_training_report_shows_epochs_confusion_and_baseline(
     watched.assert_clean()
 
 
-SWEEP = """
-name: console_sweep
-data: {symbol: EURUSD, timeframe: 1h}
-indicators:
-  - {id: sma_fast, type: sma, params: {period: 10}}
-  - {id: sma_slow, type: sma, params: {period: 30}}
-decisions:
-  signals:
-    - crossover: {fast: sma_fast, slow: sma_slow}
-costs: {commission: 0.001, slippage: 0.0}
-search:
-  parameters:
-    indicators.sma_fast.params.period: {range: [4, 16, 4]}
-    indicators.sma_slow.params.period: {values: [12, 30, 50]}
-  constraints: ["sma_fast.period < sma_slow.period"]
-"""
-
-
 def _campaign(api: Api, route: str, **body: Any) -> dict[str, Any]:
-    response = api.http.post(route, json={"strategy": SWEEP, "chunk_size": 4, **body})
+    response = api.http.post(route, json={"strategy": SWEEP_STRATEGY, "chunk_size": 4, **body})
     assert response.status_code == 202, response.text
     done = api.wait_status(response.json()["id"], {"completed", "failed"}, 120)
     assert done["status"] == "completed", done["error"]

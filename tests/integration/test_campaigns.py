@@ -25,27 +25,12 @@ from ktrdr.engine.data import DataStore
 from ktrdr.engine.strategy.loader import validate_strategy_text
 from ktrdr.engine.strategy.search import SearchSpace
 from ktrdr.local_stack import LocalStack
+from tests.support.campaign_strategies import SWEEP_STRATEGY
 from tests.support.stack import Api, StackFactory, wait_for
 
 SYMBOL = "EURUSD"
 BARS = 3000
 
-SWEEP_STRATEGY = """
-name: sma_sweep
-data: {symbol: EURUSD, timeframe: 1h}
-indicators:
-  - {id: sma_fast, type: sma, params: {period: 10}}
-  - {id: sma_slow, type: sma, params: {period: 30}}
-decisions:
-  signals:
-    - crossover: {fast: sma_fast, slow: sma_slow}
-costs: {commission: 0.001, slippage: 0.0}
-search:
-  parameters:
-    indicators.sma_fast.params.period: {range: [4, 16, 4]}
-    indicators.sma_slow.params.period: {values: [12, 30, 50]}
-  constraints: ["sma_fast.period < sma_slow.period"]
-"""
 FAST, SLOW = "indicators.sma_fast.params.period", "indicators.sma_slow.params.period"
 
 # On more bars (LONG_SYMBOL), a grid whose chunks evaluate for seconds even on a quiet
