@@ -317,6 +317,13 @@ def test_huge_numbers_and_nul_in_parameters_are_422(api: Api) -> None:
     api.http.post(f"/operations/{mixed.json()['id']}/cancel")
 
 
+def test_synthetic_bars_that_would_run_past_2262_are_422_saying_how_many_fit(api: Api) -> None:
+    body = {"symbol": "AAPL", "timeframe": "1h", "provider": "synthetic", "bars": 1_000_000}
+    response = api.http.post("/data/downloads/start", json=body)
+    assert response.status_code == 422, response.text
+    assert "would run past 2262" in detail(response) and "at most about" in detail(response)
+
+
 def test_worker_side_routes_are_in_the_openapi_document(api: Api) -> None:
     paths = httpx.get(f"{api.base_url}/openapi.json").json()["paths"]
     assert "post" in paths["/api/v1/operations/{operation_id}/progress"]

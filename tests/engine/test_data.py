@@ -247,3 +247,16 @@ def test_yahoo_intraday_is_fetched_in_chunks_yahoo_accepts() -> None:
     assert calls[0][2] == pd.Timestamp("2023-01-01", tz="UTC")
     assert calls[-1][3] == pd.Timestamp("2023-06-01", tz="UTC")
     assert fractions == pytest.approx([1 / 3, 2 / 3, 1.0])
+
+
+def test_synthetic_bars_past_2262_are_refused_saying_how_many_fit() -> None:
+    from ktrdr.engine.data.synthetic import check_synthetic_span
+
+    # A stock trades ~1,800 hours a year: a million hourly bars would need ~550 years.
+    with pytest.raises(ValueError, match=r"1,000,000 1h bars of a stock market from 2020-01-06 "
+                       r"would run past 2262.*at most about 3\d\d,\d\d\d fit"):  # fmt: skip
+        check_synthetic_span("1h", 1_000_000, start="2020-01-06", market="stock")
+    check_synthetic_span("1h", 1_000_000, start="2020-01-06", market="fx")  # ~160 years
+    # Close to the limit the bars are generated (the grid is sized, not doubled past 2262).
+    bars = generate_synthetic_bars("1d", 60_000, market="stock")
+    assert len(bars) == 60_000 and bars.index[-1].year < 2262

@@ -15,10 +15,14 @@ import pandas as pd
 from pydantic import ConfigDict, Field, model_validator
 
 from ktrdr.bounds import RequestModel, UtcDateTime
+from ktrdr.engine.data.calendars import market_of
 from ktrdr.engine.data.csv_import import infer_timeframe, read_ohlcv_csv
+from ktrdr.engine.data.synthetic import check_synthetic_span
 from ktrdr.engine.errors import DataValidationError
 from ktrdr.engine.timeframes import TIMEFRAMES, check_timeframe
 
+# Synthetic bars without a start begin here (a Monday), so the same request gives the same bars.
+SYNTHETIC_DEFAULT_START = "2020-01-06"
 UPLOAD_KEY_PATTERN = r"^uploads/[0-9a-f]{64}\.csv$"
 UPLOAD_HINT = (
     "upload the file first (POST /api/v1/data/uploads with the file as the body returns "
@@ -84,6 +88,13 @@ class DataDownloadParams(RequestModel):
             raise ValueError(f"timeframe is required for provider {self.provider.value}")
         if self.timeframe is not None:
             check_timeframe(self.timeframe)
+        if self.provider == Provider.SYNTHETIC and self.timeframe is not None:
+            check_synthetic_span(
+                self.timeframe,
+                self.bars,
+                start=self.synthetic_start(),
+                market=market_of(self.symbol),
+            )
         if self.provider == Provider.YAHOO and not (self.start and self.end):
             raise ValueError("provider yahoo needs start and end dates")
         if self.start and self.end and self.start >= self.end:
@@ -94,6 +105,10 @@ class DataDownloadParams(RequestModel):
         if self.provider != Provider.CSV and uploaded:
             raise ValueError("upload_key and upload_sha256 are only for provider csv")
         return self
+
+    def synthetic_start(self) -> str:
+        """Where generated bars begin: the request's start, or the fixed default."""
+        return self.start.isoformat() if self.start else SYNTHETIC_DEFAULT_START
 
     def resolved_timeframe(self) -> str:
         assert self.timeframe is not None  # required, or inferred from the CSV, above

@@ -16,6 +16,11 @@ from ktrdr.engine.timeframes import check_timeframe
 
 SYNTHETIC_SOURCE = "synthetic"
 
+# pandas' nanosecond timestamps end in April 2262: generated bars must end before then.
+_LAST_TIME = pd.Timestamp("2262-01-01", tz="UTC")
+# Grid points from the start on which the market's share of trading bars is measured.
+_SAMPLE_BARS = 20_000
+
 # (annualised drift, annualised volatility) per regime: calm up, calm down, range, turbulent.
 _REGIMES = np.array([[0.30, 0.15], [-0.25, 0.18], [0.0, 0.10], [0.05, 0.45]])
 _MEAN_REGIME_BARS = 500.0
@@ -59,10 +64,8 @@ def generate_synthetic_bars(
         1000.0 * np.exp(0.3 * rng.standard_normal(n_bars)) * (1 + 20 * np.abs(log_ret))
     )
 
-    first = pd.Timestamp(start)
-    first = first.tz_localize("UTC") if first.tzinfo is None else first.tz_convert("UTC")
-    first = first.floor(bar) if bar <= pd.Timedelta(days=1) else first.floor("D")
-    index = _trading_times(first, n_bars, bar, market)
+    check_synthetic_span(timeframe, n_bars, start=start, market=market)
+    index = _trading_times(_first_time(start, bar), n_bars, bar, market)
     return pd.DataFrame(
         {"open": open_, "high": upper, "low": lower, "close": close, "volume": volume},
         index=index,
@@ -79,14 +82,61 @@ def _regime_path(rng: np.random.Generator, n_bars: int) -> np.ndarray:
     return labels[np.searchsorted(starts, np.arange(n_bars), side="right")]
 
 
+def _first_time(start: str | pd.Timestamp, bar: pd.Timedelta) -> pd.Timestamp:
+    first = pd.Timestamp(start)
+    first = first.tz_localize("UTC") if first.tzinfo is None else first.tz_convert("UTC")
+    return first.floor(bar) if bar <= pd.Timedelta(days=1) else first.floor("D")
+
+
+def check_synthetic_span(
+    timeframe: str, n_bars: int, *, start: str | pd.Timestamp, market: Market
+) -> None:
+    """ValueError (saying how many bars fit) when ``n_bars`` bars of ``market`` from
+    ``start`` would run past 2262, where pandas' timestamps end — e.g. a million hourly
+    bars of a stock (about 1,800 a year) — so a request is refused before it is queued
+    rather than failing on a worker with an out-of-bounds timestamp."""
+    bar = check_timeframe(timeframe)
+    first = _first_time(start, bar)
+    share = _open_share(first, bar, market)
+    grid = _grid_limit(first, bar)
+    fits = int(grid * share * 0.99)  # the sampled share is an estimate: keep a margin
+    if n_bars > fits:
+        raise ValueError(
+            f"{n_bars:,} {timeframe} bars of a {market} market from {first.date()} would run "
+            f"past {_LAST_TIME.year} (the last year timestamps can hold): at most about "
+            f"{fits:,} fit; ask for fewer bars, a longer timeframe or an earlier start"
+        )
+
+
+def _grid_limit(first: pd.Timestamp, bar: pd.Timedelta) -> int:
+    return max(int((_LAST_TIME - first) / bar), 0)
+
+
+def _open_share(first: pd.Timestamp, bar: pd.Timedelta, market: Market) -> float:
+    """The share of grid times from ``first`` at which ``market`` trades (sampled)."""
+    periods = min(_SAMPLE_BARS, _grid_limit(first, bar))
+    if periods == 0:
+        return 0.0
+    sample = pd.date_range(first, periods=periods, freq=bar)
+    return float(np.count_nonzero(market_open(market, sample, bar))) / periods
+
+
 def _trading_times(
     first: pd.Timestamp, n_bars: int, bar: pd.Timedelta, market: Market
 ) -> pd.DatetimeIndex:
     """The first ``n_bars`` grid times from ``first`` at which ``market`` trades."""
-    periods = n_bars
+    limit = _grid_limit(first, bar)
+    share = _open_share(first, bar, market)
+    # Sized from the market's share of trading times (a stock trades ~20 % of the hours),
+    # grown by a quarter when holidays made it short, never past the last timestamp.
+    periods = min(int(n_bars / share * 1.02) + 64 if share else limit, limit)
     while True:
         grid = pd.date_range(first, periods=periods, freq=bar, name="timestamp")
         times = grid[market_open(market, grid, bar)]
         if len(times) >= n_bars:
             return times[:n_bars]
-        periods = 2 * periods + 64
+        if periods >= limit:  # check_synthetic_span's estimate was a little optimistic
+            raise ValueError(
+                f"only {len(times):,} {market} bars fit before {_LAST_TIME.year}: ask for fewer"
+            )
+        periods = min(periods + periods // 4 + 64, limit)

@@ -21,9 +21,8 @@ PHASES = ("fetch", "store")
 def _fetch(params: DataDownloadParams, ctx: JobContext) -> tuple[pd.DataFrame, str]:
     timeframe = params.resolved_timeframe()
     if params.provider == Provider.SYNTHETIC:
-        start = params.start.isoformat() if params.start else "2020-01-06"
         bars = generate_synthetic_bars(
-            timeframe, params.bars, seed=params.seed, start=start,
+            timeframe, params.bars, seed=params.seed, start=params.synthetic_start(),
             market=market_of(params.symbol),
         )  # fmt: skip
         return bars, SYNTHETIC_SOURCE
