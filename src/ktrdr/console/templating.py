@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse
 
 from ktrdr import __version__
 from ktrdr.console.security import CONTENT_SECURITY_POLICY
+from ktrdr.reports import fmt
 
 # The header the browser sends the user's API key in, as `Bearer <key>` (what the CLI sends).
 API_KEY_HEADER = "Authorization"
@@ -58,12 +59,7 @@ def age(value: datetime | None, now: datetime | None = None) -> str:
 
 
 def number(value: Any, pattern: str = "{:,.2f}") -> str:
-    if value is None:
-        return "n/a"
-    try:
-        return pattern.format(value)
-    except (TypeError, ValueError):
-        return str(value)
+    return fmt(value, pattern)
 
 
 @cache

@@ -64,8 +64,9 @@ def generate_synthetic_bars(
         1000.0 * np.exp(0.3 * rng.standard_normal(n_bars)) * (1 + 20 * np.abs(log_ret))
     )
 
-    check_synthetic_span(timeframe, n_bars, start=start, market=market)
-    index = _trading_times(_first_time(start, bar), n_bars, bar, market)
+    first = _first_time(start, bar)
+    share = _fitting_share(timeframe, n_bars, first, bar, market)
+    index = _trading_times(first, n_bars, bar, market, share)
     return pd.DataFrame(
         {"open": open_, "high": upper, "low": lower, "close": close, "volume": volume},
         index=index,
@@ -96,16 +97,22 @@ def check_synthetic_span(
     bars of a stock (about 1,800 a year) — so a request is refused before it is queued
     rather than failing on a worker with an out-of-bounds timestamp."""
     bar = check_timeframe(timeframe)
-    first = _first_time(start, bar)
+    _fitting_share(timeframe, n_bars, _first_time(start, bar), bar, market)
+
+
+def _fitting_share(
+    timeframe: str, n_bars: int, first: pd.Timestamp, bar: pd.Timedelta, market: Market
+) -> float:
+    """The market's share of grid times from ``first``; ValueError when the bars won't fit."""
     share = _open_share(first, bar, market)
-    grid = _grid_limit(first, bar)
-    fits = int(grid * share * 0.99)  # the sampled share is an estimate: keep a margin
+    fits = int(_grid_limit(first, bar) * share * 0.99)  # the share is sampled: a margin
     if n_bars > fits:
         raise ValueError(
             f"{n_bars:,} {timeframe} bars of a {market} market from {first.date()} would run "
             f"past {_LAST_TIME.year} (the last year timestamps can hold): at most about "
             f"{fits:,} fit; ask for fewer bars, a longer timeframe or an earlier start"
         )
+    return share
 
 
 def _grid_limit(first: pd.Timestamp, bar: pd.Timedelta) -> int:
@@ -122,11 +129,11 @@ def _open_share(first: pd.Timestamp, bar: pd.Timedelta, market: Market) -> float
 
 
 def _trading_times(
-    first: pd.Timestamp, n_bars: int, bar: pd.Timedelta, market: Market
+    first: pd.Timestamp, n_bars: int, bar: pd.Timedelta, market: Market, share: float
 ) -> pd.DatetimeIndex:
-    """The first ``n_bars`` grid times from ``first`` at which ``market`` trades."""
+    """The first ``n_bars`` grid times from ``first`` at which ``market`` trades (``share``
+    of the grid times, as sampled by ``_fitting_share``)."""
     limit = _grid_limit(first, bar)
-    share = _open_share(first, bar, market)
     # Sized from the market's share of trading times (a stock trades ~20 % of the hours),
     # grown by a quarter when holidays made it short, never past the last timestamp.
     periods = min(int(n_bars / share * 1.02) + 64 if share else limit, limit)
@@ -135,7 +142,7 @@ def _trading_times(
         times = grid[market_open(market, grid, bar)]
         if len(times) >= n_bars:
             return times[:n_bars]
-        if periods >= limit:  # check_synthetic_span's estimate was a little optimistic
+        if periods >= limit:  # the sampled share was a little optimistic
             raise ValueError(
                 f"only {len(times):,} {market} bars fit before {_LAST_TIME.year}: ask for fewer"
             )
