@@ -4,9 +4,10 @@ llhttp bounds neither the URL nor the headers: a client that sends an endless he
 line (or endless headers) would grow the parser's buffers without limit. h11, which the
 servers used before, refused a head over ``h11_max_incomplete_event_size``; this keeps
 that limit with the faster parser. Two counts, because the parser calls back only with
-complete pieces: the URL and header bytes it hands over (a whole head that arrived at
-once), and the raw bytes received while the head is still incomplete (one that trickles
-in or never ends). Past the cap the client gets a 431 and the connection closes.
+complete pieces: the URL and header bytes of a complete head (one that arrived at
+once), and the raw bytes received while the head is still incomplete (one that
+trickles in or never ends). Past the cap the client gets a 431 and the connection
+closes.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class CappedHttpToolsProtocol(HttpToolsProtocol):
     max_head_bytes = MAX_HEAD_BYTES
     # Between requests, or between a request's first byte and its last header.
     _in_head = True
-    _head_bytes = 0  # URL and header bytes of the current head (parser callbacks)
+    _head_bytes = 0  # URL and header bytes of the last complete head
     _raw_head_bytes = 0  # bytes received since the current head began
 
     def data_received(self, data: bytes) -> None:
@@ -48,21 +49,14 @@ class CappedHttpToolsProtocol(HttpToolsProtocol):
         ):
             self._refuse()
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._head_bytes = 0
-
-    def on_url(self, url: bytes) -> None:
-        self._count(len(url))
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4)  # ": " and CRLF
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._raw_head_bytes = 0
+        # Counted once here, not in a callback per header: the parser holds at most this
+        # head plus one read (the raw count above bounds a head spread over reads).
+        self._head_bytes = len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers)
+        if self._head_bytes > self.max_head_bytes:
+            raise HeadTooLarge("request head too large")  # answered in send_400_response
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -76,11 +70,6 @@ class CappedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse()
         else:
             super().send_400_response(msg)
-
-    def _count(self, size: int) -> None:
-        self._head_bytes += size
-        if self._head_bytes > self.max_head_bytes:
-            raise HeadTooLarge("request head too large")
 
     def _refuse(self) -> None:
         self.logger.warning("request head larger than %d bytes: refused", self.max_head_bytes)
