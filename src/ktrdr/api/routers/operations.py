@@ -31,6 +31,7 @@ from ktrdr.api.auth import (
 from ktrdr.api.deps import ArtifactsDep, DispatcherDep, OperationsDep, WorkersDep
 from ktrdr.api.params import OperationIdPath, QueryText
 from ktrdr.api.responses import operation_json
+from ktrdr.api.threads import in_thread
 from ktrdr.artifacts.tables import MEDIA_TYPES, TableFormat, render
 from ktrdr.bounds import (
     ERROR_MAX,
@@ -84,9 +85,8 @@ async def create_operation(
         return operation, created
 
     # `async def` routes with one explicit hop: FastAPI's hop for a plain `def` route
-    # (anyio's capacity limiter, cancel scope and backend lookups) cost more CPU than
-    # asyncio.to_thread.
-    operation, created = await asyncio.to_thread(create)
+    # (anyio's capacity limiter, cancel scope and backend lookups) cost more CPU.
+    operation, created = await in_thread(create)
     location = {"Location": f"/api/v1/operations/{operation.id}"}
     return operation_json(operation, 202 if created else 200, location)
 
@@ -147,12 +147,12 @@ async def get_operation(
 ) -> Response:
     """One operation with its progress, result or error."""
     if wait_s <= 0:
-        return operation_json(await asyncio.to_thread(service.get, operation_id))
+        return operation_json(await in_thread(service.get, operation_id))
     waiters: EndWaiters = request.app.state.waiters
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
     with waiters.watch(operation_id) as watch:  # before the read: no end is missed
-        op = await asyncio.to_thread(service.get, operation_id)
+        op = await in_thread(service.get, operation_id)
         while not op.status.is_terminal and (left := deadline - loop.time()) > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(watch.event.wait(), min(left, RECHECK_S))
@@ -160,7 +160,7 @@ async def get_operation(
                 # The record its final transition wrote: no re-read.
                 return operation_json(watch.ended)
             watch.event.clear()  # before the read: an end after it sets the event again
-            op = await asyncio.to_thread(service.get, operation_id)
+            op = await in_thread(service.get, operation_id)
     return operation_json(op)
 
 
@@ -318,7 +318,7 @@ def cancel(
 @router.post("/{operation_id}/resume", status_code=202, response_model=OperationPublic)
 async def resume(operation_id: OperationIdPath, service: OperationsDep, who: Operator) -> Response:
     """Continue a cancelled or failed training run from its last checkpoint (a new run)."""
-    op = await asyncio.to_thread(service.get, operation_id)
+    op = await in_thread(service.get, operation_id)
     if op.type != OperationType.TRAINING or op.status not in (
         OperationStatus.CANCELLED,
         OperationStatus.FAILED,
@@ -386,7 +386,7 @@ async def report_progress(
         service.get(operation_id)  # 404 for an unknown id
         return service.record_progress(operation_id, body.worker_id, body.progress, body.epochs)
 
-    return ProgressAccepted(accepted=await asyncio.to_thread(record))
+    return ProgressAccepted(accepted=await in_thread(record))
 
 
 class ResultReport(RequestModel):
@@ -432,4 +432,4 @@ async def report_result(
             progress=body.progress,
         )
 
-    return operation_json(await asyncio.to_thread(report))
+    return operation_json(await in_thread(report))
