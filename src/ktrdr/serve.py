@@ -84,15 +84,17 @@ def _run(app: FastAPI, host: str, port: int, *, limit_concurrency: int | None = 
         log_config=None,
         access_log=False,
         reset_contextvars=True,
-        # httptools (llhttp, C) and uvloop: h11 and the asyncio loop were a third of the
-        # API's CPU per zero-work operation (bench_platform profile). The subclass keeps
-        # h11's cap of 16 KiB on a request's head, which llhttp alone does not have.
+        # httptools (llhttp, C): h11's parsing was a fifth of the API's CPU per request
+        # (bench_platform profile). The subclass keeps h11's cap of 16 KiB on a request's
+        # head, which llhttp alone does not have. Not uvloop: on a loaded machine it
+        # doubled the zero-work p50 and cost a fifth of the burst throughput (bench runs
+        # at load 8-9; why is not known).
         # Slow or greedy clients: an idle keep-alive connection closes after 5 s, and
         # past `limit_concurrency` connections + requests uvicorn answers 503 instead of
         # running out of file descriptors. Bodies are bounded in size and time by the
         # API's RequestLimits middleware.
         http=CappedHttpToolsProtocol,
-        loop="auto",  # uvloop where installed (not on Windows)
+        loop="asyncio",
         timeout_keep_alive=5,
         limit_concurrency=limit_concurrency,
     )
