@@ -20,6 +20,8 @@ class Driving(Protocol):
     results: CampaignResults
     artifacts: ArtifactStore | None
 
+    def result_of(self, child: OperationPublic) -> dict[str, Any]: ...
+
     def create_chunks(self, parent: OperationPublic, requests: list[ChunkRequest]) -> None: ...
 
     def report_progress(

@@ -120,7 +120,10 @@ class CampaignDriver:
             parent = self.operations.transition(
                 parent.id, OperationStatus.RUNNING, reason="planning chunks"
             ).operation
-        children = self.store.full_operations(parent_id=parent.id, limit=_MAX_CHILDREN)
+        # Without results: a chunk's (its rows) are read once, when collected.
+        children = self.store.full_operations(
+            parent_id=parent.id, limit=_MAX_CHILDREN, with_results=False
+        )
         self.collect(parent, children)
         drive = drive_sweep if parent.type == OperationType.SWEEP else drive_walkforward
         return drive(self, parent, children)
@@ -130,7 +133,7 @@ class CampaignDriver:
         collected = self.results.collected_chunks(parent.id)
         for child in children:
             if child.status == OperationStatus.COMPLETED and child.id not in collected:
-                rows = (child.result or {}).get("results") or []
+                rows = self.result_of(child).get("results") or []
                 new = self.results.insert(parent.id, child.id, rows, self.operations.clock())
                 if new:
                     self.events.chunk_collected(parent.type.value, new, child.duration_s)
@@ -143,6 +146,10 @@ class CampaignDriver:
                     f"chunk {child.id} was cancelled ({child.status_reason}); "
                     "cancel the campaign itself to stop it"
                 )
+
+    def result_of(self, child: OperationPublic) -> dict[str, Any]:
+        """A child's stored result (the rounds read children without theirs)."""
+        return self.store.get_operation(child.id).result or {}
 
     def create_chunks(self, parent: OperationPublic, requests: list[ChunkRequest]) -> None:
         if not requests:
@@ -183,6 +190,9 @@ class CampaignDriver:
                 )  # fmt: skip
             except IllegalTransition:
                 log.info("campaign %s changed meanwhile; left as is", parent.id)
+        # Its plan and parameters are cached by (what, parent id, ...): not needed again.
+        for key in [k for k in self.cache if isinstance(k, tuple) and parent.id in k[1:2]]:
+            del self.cache[key]
         return self.stop_children(parent.id, f"campaign {parent.id} {status.value}")
 
     def stop_children(self, parent_id: str, reason: str) -> list[tuple[str, str]]:
