@@ -101,7 +101,7 @@ def drive_walkforward(
     combos = _combinations(driver, parent, params)
     wanted = in_sample_requests(params, windows, combos)
     driver.create_chunks(parent, [r for r in wanted if r.first_key not in by_key])
-    results = driver.results.list(parent.id)
+    results = driver.stored_results(parent)
     in_sample = [r for r in results if r.stage == "in_sample"]
     total = len(windows) * (len(combos) + 1)
     if len(in_sample) < len(windows) * len(combos):
