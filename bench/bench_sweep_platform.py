@@ -17,6 +17,7 @@ Writes bench/results/sweep-platform-<timestamp>.{json,md}.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -52,28 +53,59 @@ def wait(http: httpx.Client, op_id: str, timeout_s: float = 3600) -> dict[str, A
     raise TimeoutError(op_id)
 
 
-def sweep(http: httpx.Client, chunk_size: int, strategy: str = SWEEP_STRATEGY) -> dict[str, Any]:
-    body = {"strategy": strategy, "chunk_size": chunk_size, "commission": COMMISSION,
-            "capital": CAPITAL}  # fmt: skip
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (/proc/PID/stat utime + stime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def sweep(
+    http: httpx.Client,
+    chunk_size: int | None,
+    strategy: str = SWEEP_STRATEGY,
+    pids: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    body = {"strategy": strategy, "commission": COMMISSION, "capital": CAPITAL}
+    if chunk_size is not None:
+        body["chunk_size"] = chunk_size
+    pids = pids or {}
+    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    load_before = os.getloadavg()
     began = time.perf_counter()
     op = http.post("/sweeps/start", json=body).json()
     done = wait(http, op["id"])
     wall = time.perf_counter() - began
+    cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
     listed = http.get("/operations", params={"parent_id": op["id"], "limit": 500}).json()["data"]
     # Listings carry summaries: each chunk's whole record holds its compute time.
     chunks = [http.get(f"/operations/{c['id']}").json() for c in listed]
+    parent = http.get(f"/operations/{op['id']}").json()
+    t0 = parent["created_at"]
     runs = [
         {
             "worker": c["worker_id"],
+            "combinations": len(c["params"]["combinations"]),
             "run_s": _seconds(c["started_at"], c["completed_at"]),
             "compute_s": c["result"]["compute_seconds"],
+            # Timeline, seconds after the parent was created.
+            "created": _seconds(t0, c["created_at"]),
+            "started": _seconds(t0, c["started_at"]),
+            "completed": _seconds(t0, c["completed_at"]),
+            "phases_s": c["result"].get("phase_seconds"),
         }
         for c in chunks
     ]
     for r in runs:
         r["overhead_pct"] = 100 * (r["run_s"] - r["compute_s"]) / r["run_s"]
     results = http.get(f"/operations/{op['id']}/sweep-results", params={"limit": 10_000}).json()
+    last_chunk = max(r["completed"] for r in runs)
+    parent_done = _seconds(t0, parent["completed_at"])
+    first_start = min(r["started"] for r in runs)
     return {"operation_id": op["id"], "wall_s": wall, "chunks": runs,
+            "timeline": {"first_chunk_started": first_start, "last_chunk_completed": last_chunk,
+                         "parent_completed": parent_done,
+                         "serial_s": wall - (last_chunk - first_start)},
+            "cpu_s": cpu, "load_before": load_before,
             "results": results["data"], "summary": done["result"]}  # fmt: skip
 
 
@@ -109,7 +141,10 @@ def max_difference(platform: list[dict[str, Any]], loop: dict[Any, dict[str, Any
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--bars", type=int, default=1_000_000)
-    parser.add_argument("--chunk-size", type=int, default=25)
+    parser.add_argument(
+        "--chunk-size", type=int, default=None,
+        help="combinations per chunk (default: the platform's, sized from idle workers)",
+    )  # fmt: skip
     parser.add_argument("--no-vectorbt", action="store_true")
     parser.add_argument(
         "--worker-threads", type=int, default=None,
@@ -140,12 +175,15 @@ def main() -> None:
                 f"{{values: {sorted({s for _, s in PAIRS})}}}", "{values: [60, 80]}"
             ).replace(f"{{values: {sorted({f for f, _ in PAIRS})}}}", "{values: [5]}")
             sweep(http, 1, small)
-            two = sweep(http, args.chunk_size)
+            procs = {"api": stack.api, "worker0": stack.workers[0], "worker1": stack.workers[1]}
+            pids = {n: p.process.pid for n, p in procs.items() if p and p.process}
+            two = sweep(http, args.chunk_size, pids=pids)
             stack.workers[1].stop()
             wait_one = time.monotonic() + 30
             while len(http.get("/workers").json()["data"]) != 1 and time.monotonic() < wait_one:
                 time.sleep(0.1)
-            one = sweep(http, args.chunk_size)
+            one = sweep(http, args.chunk_size, pids={k: v for k, v in pids.items()
+                                                     if k != "worker1"})  # fmt: skip
         finally:
             stack.stop()
     loop_s, loop = library_loop(bars)
@@ -189,12 +227,30 @@ def markdown(r: dict[str, Any]) -> str:
         f"- dispatch + reporting overhead per chunk (run time on the backend minus time in "
         f"the runner): max {max(overhead):.1f} %, mean {sum(overhead) / len(overhead):.1f} % "
         f"of the chunk's time ({len(one['chunks'])} chunks of {r['chunk_size']})",
+        *[_timeline_line(name, run) for name, run in (("1 worker", one), ("2 workers", two))],
         f"- threads per worker (KTRDR_BACKTEST_THREADS): {r.get('worker_threads')}",
         f"- statistics vs the library loop: max relative difference "
         f"{r['max_relative_difference_vs_loop']:.1e}",
         *benchlib.machine_lines(r["environment"]),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _timeline_line(name: str, run: dict[str, Any]) -> str:
+    t = run["timeline"]
+    chunks = "; ".join(
+        f"{c['worker'][-5:]} {c['combinations']} combos {c['started']:.2f}-{c['completed']:.2f}"
+        + (f" {c['phases_s']}" if c.get("phases_s") else "")
+        for c in sorted(run["chunks"], key=lambda c: c["started"])
+    )
+    cpu = ", ".join(f"{k} {v:.2f}" for k, v in run["cpu_s"].items())
+    return (
+        f"- {name}: wall {run['wall_s']:.2f} s, serial (wall minus first chunk start to last "
+        f"chunk end) {t['serial_s']:.2f} s = {100 * t['serial_s'] / run['wall_s']:.0f} %, parent "
+        f"completed {t['parent_completed'] - t['last_chunk_completed']:.2f} s after the last "
+        f"chunk; CPU s: {cpu}; load before {run['load_before'][0]:.2f}; chunks (s after "
+        f"submit): {chunks}"
+    )
 
 
 if __name__ == "__main__":
