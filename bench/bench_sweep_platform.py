@@ -45,11 +45,12 @@ SWEEP_STRATEGY = STRATEGY + SEARCH
 def wait(http: httpx.Client, op_id: str, timeout_s: float = 3600) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        op: dict[str, Any] = http.get(f"/operations/{op_id}").json()
+        # A long poll: answered the moment the operation ends, and no 20-a-second GETs
+        # taking the API's CPU from the workers on a shared host (they skewed scaling).
+        op: dict[str, Any] = http.get(f"/operations/{op_id}", params={"wait_s": 10}).json()
         if op["status"] in {"completed", "failed", "cancelled"}:
             assert op["status"] == "completed", op
             return op
-        time.sleep(0.05)
     raise TimeoutError(op_id)
 
 
