@@ -43,21 +43,15 @@ SWEEP_STRATEGY = STRATEGY + SEARCH
 
 
 def wait(http: httpx.Client, op_id: str, timeout_s: float = 3600) -> dict[str, Any]:
+    """The operation once it has ended, by the API's long poll (answered at the end: no
+    polling loop that would cost the API CPU its workers need and add half a period)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        # A long poll: answered the moment the operation ends, and no 20-a-second GETs
-        # taking the API's CPU from the workers on a shared host (they skewed scaling).
-        op: dict[str, Any] = http.get(f"/operations/{op_id}", params={"wait_s": 10}).json()
+        op: dict[str, Any] = http.get(f"/operations/{op_id}", params={"wait_s": 30}).json()
         if op["status"] in {"completed", "failed", "cancelled"}:
             assert op["status"] == "completed", op
             return op
     raise TimeoutError(op_id)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (/proc/PID/stat utime + stime)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def sweep(
@@ -66,17 +60,20 @@ def sweep(
     strategy: str = SWEEP_STRATEGY,
     pids: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    body = {"strategy": strategy, "commission": COMMISSION, "capital": CAPITAL}
-    if chunk_size is not None:
+    """One sweep, submit -> completed; with ``pids`` (name -> process id) also the CPU
+    seconds each of those processes spent meanwhile (what the other load did not)."""
+    body: dict[str, Any] = {"strategy": strategy, "commission": COMMISSION, "capital": CAPITAL}
+    if chunk_size is not None:  # else the platform's default: one chunk per idle worker
         body["chunk_size"] = chunk_size
     pids = pids or {}
-    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     load_before = os.getloadavg()
+    cpu_before = {name: benchlib.cpu_seconds(pid) for name, pid in pids.items()}
     began = time.perf_counter()
     op = http.post("/sweeps/start", json=body).json()
     done = wait(http, op["id"])
     wall = time.perf_counter() - began
-    cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+    cpu = {name: benchlib.cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+    # (read before the requests below, which are the benchmark's, not the sweep's)
     listed = http.get("/operations", params={"parent_id": op["id"], "limit": 500}).json()["data"]
     # Listings carry summaries: each chunk's whole record holds its compute time.
     chunks = [http.get(f"/operations/{c['id']}").json() for c in listed]
@@ -100,14 +97,21 @@ def sweep(
         r["overhead_pct"] = 100 * (r["run_s"] - r["compute_s"]) / r["run_s"]
     results = http.get(f"/operations/{op['id']}/sweep-results", params={"limit": 10_000}).json()
     last_chunk = max(r["completed"] for r in runs)
-    parent_done = _seconds(t0, parent["completed_at"])
     first_start = min(r["started"] for r in runs)
-    return {"operation_id": op["id"], "wall_s": wall, "chunks": runs,
-            "timeline": {"first_chunk_started": first_start, "last_chunk_completed": last_chunk,
-                         "parent_completed": parent_done,
-                         "serial_s": wall - (last_chunk - first_start)},
-            "cpu_s": cpu, "load_before": load_before,
+    timeline = {
+        "first_chunk_started": first_start, "last_chunk_completed": last_chunk,
+        "parent_completed": _seconds(t0, parent["completed_at"]),
+        # What did not overlap chunk work: submit, planning, dispatch, the final merge.
+        "serial_s": wall - (last_chunk - first_start),
+    }  # fmt: skip
+    return {"operation_id": op["id"], "wall_s": wall, "chunks": runs, "cpu_s": cpu,
+            "timeline": timeline, "load_before": load_before,
             "results": results["data"], "summary": done["result"]}  # fmt: skip
+
+
+def _pid(process: Any) -> int:
+    assert process is not None and process.process is not None
+    return int(process.process.pid)
 
 
 def _seconds(start: str, end: str) -> float:
@@ -144,7 +148,7 @@ def main() -> None:
     parser.add_argument("--bars", type=int, default=1_000_000)
     parser.add_argument(
         "--chunk-size", type=int, default=None,
-        help="combinations per chunk (default: the platform's, sized from idle workers)",
+        help="combinations per chunk (default: the platform's, one chunk per idle worker)",
     )  # fmt: skip
     parser.add_argument("--no-vectorbt", action="store_true")
     parser.add_argument(
@@ -176,15 +180,15 @@ def main() -> None:
                 f"{{values: {sorted({s for _, s in PAIRS})}}}", "{values: [60, 80]}"
             ).replace(f"{{values: {sorted({f for f, _ in PAIRS})}}}", "{values: [5]}")
             sweep(http, 1, small)
-            procs = {"api": stack.api, "worker0": stack.workers[0], "worker1": stack.workers[1]}
-            pids = {n: p.process.pid for n, p in procs.items() if p and p.process}
+            pids = {"api": _pid(stack.api)} | {
+                f"worker {i + 1}": _pid(w) for i, w in enumerate(stack.workers)
+            }
             two = sweep(http, args.chunk_size, pids=pids)
             stack.workers[1].stop()
             wait_one = time.monotonic() + 30
             while len(http.get("/workers").json()["data"]) != 1 and time.monotonic() < wait_one:
                 time.sleep(0.1)
-            one = sweep(http, args.chunk_size, pids={k: v for k, v in pids.items()
-                                                     if k != "worker1"})  # fmt: skip
+            one = sweep(http, args.chunk_size, pids={k: pids[k] for k in ("api", "worker 1")})
         finally:
             stack.stop()
     loop_s, loop = library_loop(bars)
@@ -204,6 +208,10 @@ def main() -> None:
     md = markdown(report)
     (benchlib.RESULTS_DIR / f"sweep-platform-{stamp}.md").write_text(md)
     print(md)
+
+
+def _cpu(run: dict[str, Any]) -> str:
+    return ", ".join(f"{name} {s:.2f}" for name, s in run.get("cpu_s", {}).items())
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -227,9 +235,10 @@ def markdown(r: dict[str, Any]) -> str:
         f"- 2 workers vs 1: {one['wall_s'] / two['wall_s']:.2f}x the throughput",
         f"- dispatch + reporting overhead per chunk (run time on the backend minus time in "
         f"the runner): max {max(overhead):.1f} %, mean {sum(overhead) / len(overhead):.1f} % "
-        f"of the chunk's time ({len(one['chunks'])} chunks of {r['chunk_size']})",
+        f"of the chunk's time ({len(one['chunks'])} chunks of {r['chunk_size'] or 'auto'})",
         *[_timeline_line(name, run) for name, run in (("1 worker", one), ("2 workers", two))],
         f"- threads per worker (KTRDR_BACKTEST_THREADS): {r.get('worker_threads')}",
+        f"- CPU seconds during the sweep, 2 workers: {_cpu(two)}; 1 worker: {_cpu(one)}",
         f"- statistics vs the library loop: max relative difference "
         f"{r['max_relative_difference_vs_loop']:.1e}",
         *benchlib.machine_lines(r["environment"]),
@@ -244,13 +253,12 @@ def _timeline_line(name: str, run: dict[str, Any]) -> str:
         + (f" {c['phases_s']}" if c.get("phases_s") else "")
         for c in sorted(run["chunks"], key=lambda c: c["started"])
     )
-    cpu = ", ".join(f"{k} {v:.2f}" for k, v in run["cpu_s"].items())
     return (
-        f"- {name}: wall {run['wall_s']:.2f} s, serial (wall minus first chunk start to last "
-        f"chunk end) {t['serial_s']:.2f} s = {100 * t['serial_s'] / run['wall_s']:.0f} %, parent "
-        f"completed {t['parent_completed'] - t['last_chunk_completed']:.2f} s after the last "
-        f"chunk; CPU s: {cpu}; load before {run['load_before'][0]:.2f}; chunks (s after "
-        f"submit): {chunks}"
+        f"- {name}: serial (wall minus first chunk start to last chunk end) "
+        f"{t['serial_s']:.2f} s = {100 * t['serial_s'] / run['wall_s']:.0f} % of "
+        f"{run['wall_s']:.2f} s; parent completed "
+        f"{t['parent_completed'] - t['last_chunk_completed']:.2f} s after the last chunk; "
+        f"load before {run['load_before'][0]:.2f}; chunks (s after submit): {chunks}"
     )
 
 
