@@ -17,6 +17,7 @@ Writes bench/results/sweep-platform-<timestamp>.{json,md}.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -55,15 +56,17 @@ def wait(http: httpx.Client, op_id: str, timeout_s: float = 3600) -> dict[str, A
 
 def sweep(
     http: httpx.Client,
-    chunk_size: int,
+    chunk_size: int | None,
     strategy: str = SWEEP_STRATEGY,
     pids: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """One sweep, submit -> completed; with ``pids`` (name -> process id) also the CPU
     seconds each of those processes spent meanwhile (what the other load did not)."""
-    body = {"strategy": strategy, "chunk_size": chunk_size, "commission": COMMISSION,
-            "capital": CAPITAL}  # fmt: skip
+    body: dict[str, Any] = {"strategy": strategy, "commission": COMMISSION, "capital": CAPITAL}
+    if chunk_size is not None:  # else the platform's default: one chunk per idle worker
+        body["chunk_size"] = chunk_size
     pids = pids or {}
+    load_before = os.getloadavg()
     cpu_before = {name: benchlib.cpu_seconds(pid) for name, pid in pids.items()}
     began = time.perf_counter()
     op = http.post("/sweeps/start", json=body).json()
@@ -74,18 +77,35 @@ def sweep(
     listed = http.get("/operations", params={"parent_id": op["id"], "limit": 500}).json()["data"]
     # Listings carry summaries: each chunk's whole record holds its compute time.
     chunks = [http.get(f"/operations/{c['id']}").json() for c in listed]
+    parent = http.get(f"/operations/{op['id']}").json()
+    t0 = parent["created_at"]
     runs = [
         {
             "worker": c["worker_id"],
+            "combinations": len(c["params"]["combinations"]),
             "run_s": _seconds(c["started_at"], c["completed_at"]),
             "compute_s": c["result"]["compute_seconds"],
+            # Timeline, seconds after the parent was created.
+            "created": _seconds(t0, c["created_at"]),
+            "started": _seconds(t0, c["started_at"]),
+            "completed": _seconds(t0, c["completed_at"]),
+            "phases_s": c["result"].get("phase_seconds"),
         }
         for c in chunks
     ]
     for r in runs:
         r["overhead_pct"] = 100 * (r["run_s"] - r["compute_s"]) / r["run_s"]
     results = http.get(f"/operations/{op['id']}/sweep-results", params={"limit": 10_000}).json()
+    last_chunk = max(r["completed"] for r in runs)
+    first_start = min(r["started"] for r in runs)
+    timeline = {
+        "first_chunk_started": first_start, "last_chunk_completed": last_chunk,
+        "parent_completed": _seconds(t0, parent["completed_at"]),
+        # What did not overlap chunk work: submit, planning, dispatch, the final merge.
+        "serial_s": wall - (last_chunk - first_start),
+    }  # fmt: skip
     return {"operation_id": op["id"], "wall_s": wall, "chunks": runs, "cpu_s": cpu,
+            "timeline": timeline, "load_before": load_before,
             "results": results["data"], "summary": done["result"]}  # fmt: skip
 
 
@@ -126,7 +146,10 @@ def max_difference(platform: list[dict[str, Any]], loop: dict[Any, dict[str, Any
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--bars", type=int, default=1_000_000)
-    parser.add_argument("--chunk-size", type=int, default=25)
+    parser.add_argument(
+        "--chunk-size", type=int, default=None,
+        help="combinations per chunk (default: the platform's, one chunk per idle worker)",
+    )  # fmt: skip
     parser.add_argument("--no-vectorbt", action="store_true")
     parser.add_argument(
         "--worker-threads", type=int, default=None,
@@ -212,7 +235,8 @@ def markdown(r: dict[str, Any]) -> str:
         f"- 2 workers vs 1: {one['wall_s'] / two['wall_s']:.2f}x the throughput",
         f"- dispatch + reporting overhead per chunk (run time on the backend minus time in "
         f"the runner): max {max(overhead):.1f} %, mean {sum(overhead) / len(overhead):.1f} % "
-        f"of the chunk's time ({len(one['chunks'])} chunks of {r['chunk_size']})",
+        f"of the chunk's time ({len(one['chunks'])} chunks of {r['chunk_size'] or 'auto'})",
+        *[_timeline_line(name, run) for name, run in (("1 worker", one), ("2 workers", two))],
         f"- threads per worker (KTRDR_BACKTEST_THREADS): {r.get('worker_threads')}",
         f"- CPU seconds during the sweep, 2 workers: {_cpu(two)}; 1 worker: {_cpu(one)}",
         f"- statistics vs the library loop: max relative difference "
@@ -220,6 +244,22 @@ def markdown(r: dict[str, Any]) -> str:
         *benchlib.machine_lines(r["environment"]),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _timeline_line(name: str, run: dict[str, Any]) -> str:
+    t = run["timeline"]
+    chunks = "; ".join(
+        f"{c['worker'][-5:]} {c['combinations']} combos {c['started']:.2f}-{c['completed']:.2f}"
+        + (f" {c['phases_s']}" if c.get("phases_s") else "")
+        for c in sorted(run["chunks"], key=lambda c: c["started"])
+    )
+    return (
+        f"- {name}: serial (wall minus first chunk start to last chunk end) "
+        f"{t['serial_s']:.2f} s = {100 * t['serial_s'] / run['wall_s']:.0f} % of "
+        f"{run['wall_s']:.2f} s; parent completed "
+        f"{t['parent_completed'] - t['last_chunk_completed']:.2f} s after the last chunk; "
+        f"load before {run['load_before'][0]:.2f}; chunks (s after submit): {chunks}"
+    )
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from ktrdr.campaigns.chunks import CampaignFailed, ChunkRequest, campaign_progre
 from ktrdr.campaigns.results import CampaignResult, CampaignResults
 from ktrdr.campaigns.sweep import drive_sweep
 from ktrdr.campaigns.walkforward import drive_walkforward
+from ktrdr.jobs.specs import get_spec
 from ktrdr.operations.model import (
     CAMPAIGN_TYPES,
     IllegalTransition,
@@ -32,6 +33,7 @@ from ktrdr.operations.model import (
 )
 from ktrdr.operations.schemas import OperationPublic, Progress
 from ktrdr.operations.service import CurrentTrace, OperationService
+from ktrdr.registry.schemas import WorkerState
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("ktrdr.campaigns")
@@ -179,6 +181,16 @@ class CampaignDriver:
                     parent_id=parent.id,
                     trace_ids=ids,
                 )
+
+    def capable_workers(self) -> int:
+        """Online workers that run sweep chunks: the idle ones, else all (busy with other
+        work they free up soon), for sizing a campaign's chunks."""
+        kind = get_spec(OperationType.SWEEP_CHUNK).worker_kind
+        online = [
+            w for w in self.store.list_workers()
+            if w.state == WorkerState.ONLINE and kind in w.kinds
+        ]  # fmt: skip
+        return sum(1 for w in online if not w.busy) or len(online)
 
     def report_progress(self, parent: OperationPublic, done: int, total: int, text: str) -> None:
         progress = campaign_progress(done, total, text)
