@@ -114,6 +114,11 @@ def _results_markdown(report: dict[str, Any]) -> list[str]:
                     ("run on the worker", "record_run"),
                 )
             ),
+            *(
+                f"|     worker phase: {name} | {ms['median_ms']:.0f} | {ms['min_ms']:.0f} "
+                f"| {ms['max_ms']:.0f} |"
+                for name, ms in big.get("worker_phases", {}).items()
+            ),
             f"| library: DataStore.load + run_backtest | {lib['median_ms']:.0f} "
             f"| {lib['min_ms']:.0f} | {lib['max_ms']:.0f} |",
             f"| library: run_backtest | {run['median_ms']:.0f} | {run['min_ms']:.0f} "

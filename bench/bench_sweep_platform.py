@@ -17,6 +17,7 @@ Writes bench/results/sweep-platform-<timestamp>.{json,md}.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -42,39 +43,75 @@ SWEEP_STRATEGY = STRATEGY + SEARCH
 
 
 def wait(http: httpx.Client, op_id: str, timeout_s: float = 3600) -> dict[str, Any]:
+    """The operation once it has ended, by the API's long poll (answered at the end: no
+    polling loop that would cost the API CPU its workers need and add half a period)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        op: dict[str, Any] = http.get(f"/operations/{op_id}").json()
+        op: dict[str, Any] = http.get(f"/operations/{op_id}", params={"wait_s": 30}).json()
         if op["status"] in {"completed", "failed", "cancelled"}:
             assert op["status"] == "completed", op
             return op
-        time.sleep(0.05)
     raise TimeoutError(op_id)
 
 
-def sweep(http: httpx.Client, chunk_size: int, strategy: str = SWEEP_STRATEGY) -> dict[str, Any]:
-    body = {"strategy": strategy, "chunk_size": chunk_size, "commission": COMMISSION,
-            "capital": CAPITAL}  # fmt: skip
+def sweep(
+    http: httpx.Client,
+    chunk_size: int | None,
+    strategy: str = SWEEP_STRATEGY,
+    pids: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """One sweep, submit -> completed; with ``pids`` (name -> process id) also the CPU
+    seconds each of those processes spent meanwhile (what the other load did not)."""
+    body: dict[str, Any] = {"strategy": strategy, "commission": COMMISSION, "capital": CAPITAL}
+    if chunk_size is not None:  # else the platform's default: one chunk per idle worker
+        body["chunk_size"] = chunk_size
+    pids = pids or {}
+    load_before = os.getloadavg()
+    cpu_before = {name: benchlib.cpu_seconds(pid) for name, pid in pids.items()}
     began = time.perf_counter()
     op = http.post("/sweeps/start", json=body).json()
     done = wait(http, op["id"])
     wall = time.perf_counter() - began
+    cpu = {name: benchlib.cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+    # (read before the requests below, which are the benchmark's, not the sweep's)
     listed = http.get("/operations", params={"parent_id": op["id"], "limit": 500}).json()["data"]
     # Listings carry summaries: each chunk's whole record holds its compute time.
     chunks = [http.get(f"/operations/{c['id']}").json() for c in listed]
+    parent = http.get(f"/operations/{op['id']}").json()
+    t0 = parent["created_at"]
     runs = [
         {
             "worker": c["worker_id"],
+            "combinations": len(c["params"]["combinations"]),
             "run_s": _seconds(c["started_at"], c["completed_at"]),
             "compute_s": c["result"]["compute_seconds"],
+            # Timeline, seconds after the parent was created.
+            "created": _seconds(t0, c["created_at"]),
+            "started": _seconds(t0, c["started_at"]),
+            "completed": _seconds(t0, c["completed_at"]),
+            "phases_s": c["result"].get("phase_seconds"),
         }
         for c in chunks
     ]
     for r in runs:
         r["overhead_pct"] = 100 * (r["run_s"] - r["compute_s"]) / r["run_s"]
     results = http.get(f"/operations/{op['id']}/sweep-results", params={"limit": 10_000}).json()
-    return {"operation_id": op["id"], "wall_s": wall, "chunks": runs,
+    last_chunk = max(r["completed"] for r in runs)
+    first_start = min(r["started"] for r in runs)
+    timeline = {
+        "first_chunk_started": first_start, "last_chunk_completed": last_chunk,
+        "parent_completed": _seconds(t0, parent["completed_at"]),
+        # What did not overlap chunk work: submit, planning, dispatch, the final merge.
+        "serial_s": wall - (last_chunk - first_start),
+    }  # fmt: skip
+    return {"operation_id": op["id"], "wall_s": wall, "chunks": runs, "cpu_s": cpu,
+            "timeline": timeline, "load_before": load_before,
             "results": results["data"], "summary": done["result"]}  # fmt: skip
+
+
+def _pid(process: Any) -> int:
+    assert process is not None and process.process is not None
+    return int(process.process.pid)
 
 
 def _seconds(start: str, end: str) -> float:
@@ -109,7 +146,10 @@ def max_difference(platform: list[dict[str, Any]], loop: dict[Any, dict[str, Any
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--bars", type=int, default=1_000_000)
-    parser.add_argument("--chunk-size", type=int, default=25)
+    parser.add_argument(
+        "--chunk-size", type=int, default=None,
+        help="combinations per chunk (default: the platform's, one chunk per idle worker)",
+    )  # fmt: skip
     parser.add_argument("--no-vectorbt", action="store_true")
     parser.add_argument(
         "--worker-threads", type=int, default=None,
@@ -140,12 +180,15 @@ def main() -> None:
                 f"{{values: {sorted({s for _, s in PAIRS})}}}", "{values: [60, 80]}"
             ).replace(f"{{values: {sorted({f for f, _ in PAIRS})}}}", "{values: [5]}")
             sweep(http, 1, small)
-            two = sweep(http, args.chunk_size)
+            pids = {"api": _pid(stack.api)} | {
+                f"worker {i + 1}": _pid(w) for i, w in enumerate(stack.workers)
+            }
+            two = sweep(http, args.chunk_size, pids=pids)
             stack.workers[1].stop()
             wait_one = time.monotonic() + 30
             while len(http.get("/workers").json()["data"]) != 1 and time.monotonic() < wait_one:
                 time.sleep(0.1)
-            one = sweep(http, args.chunk_size)
+            one = sweep(http, args.chunk_size, pids={k: pids[k] for k in ("api", "worker 1")})
         finally:
             stack.stop()
     loop_s, loop = library_loop(bars)
@@ -165,6 +208,10 @@ def main() -> None:
     md = markdown(report)
     (benchlib.RESULTS_DIR / f"sweep-platform-{stamp}.md").write_text(md)
     print(md)
+
+
+def _cpu(run: dict[str, Any]) -> str:
+    return ", ".join(f"{name} {s:.2f}" for name, s in run.get("cpu_s", {}).items())
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -188,13 +235,31 @@ def markdown(r: dict[str, Any]) -> str:
         f"- 2 workers vs 1: {one['wall_s'] / two['wall_s']:.2f}x the throughput",
         f"- dispatch + reporting overhead per chunk (run time on the backend minus time in "
         f"the runner): max {max(overhead):.1f} %, mean {sum(overhead) / len(overhead):.1f} % "
-        f"of the chunk's time ({len(one['chunks'])} chunks of {r['chunk_size']})",
+        f"of the chunk's time ({len(one['chunks'])} chunks of {r['chunk_size'] or 'auto'})",
+        *[_timeline_line(name, run) for name, run in (("1 worker", one), ("2 workers", two))],
         f"- threads per worker (KTRDR_BACKTEST_THREADS): {r.get('worker_threads')}",
+        f"- CPU seconds during the sweep, 2 workers: {_cpu(two)}; 1 worker: {_cpu(one)}",
         f"- statistics vs the library loop: max relative difference "
         f"{r['max_relative_difference_vs_loop']:.1e}",
         *benchlib.machine_lines(r["environment"]),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _timeline_line(name: str, run: dict[str, Any]) -> str:
+    t = run["timeline"]
+    chunks = "; ".join(
+        f"{c['worker'][-5:]} {c['combinations']} combos {c['started']:.2f}-{c['completed']:.2f}"
+        + (f" {c['phases_s']}" if c.get("phases_s") else "")
+        for c in sorted(run["chunks"], key=lambda c: c["started"])
+    )
+    return (
+        f"- {name}: serial (wall minus first chunk start to last chunk end) "
+        f"{t['serial_s']:.2f} s = {100 * t['serial_s'] / run['wall_s']:.0f} % of "
+        f"{run['wall_s']:.2f} s; parent completed "
+        f"{t['parent_completed'] - t['last_chunk_completed']:.2f} s after the last chunk; "
+        f"load before {run['load_before'][0]:.2f}; chunks (s after submit): {chunks}"
+    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ latency with many operations in the store (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import statistics
 import time
@@ -75,11 +76,18 @@ def measure_large_backtest(
         return done - started, done - loaded_at, len(result.trade_table)
 
     def platform() -> tuple[float, dict[str, Any]]:
+        before = _phase_seconds(http)
         started = time.perf_counter()
         op = _wait(http, http.post("/backtests/start", json=body).json()["id"], poll_s, 300)
-        return time.perf_counter() - started, op
+        elapsed = time.perf_counter() - started
+        after = _phase_seconds(http)
+        phases.append({name: after[name] - before.get(name, 0.0) for name in after})
+        return elapsed, op
 
+    phases: list[dict[str, float]] = []
     library(), platform()  # warm-up: numba compiles in both processes, caches fill
+    load_before = list(os.getloadavg())
+    phases.clear()
     platform_s, library_s, run_s, records = [], [], [], []
     trades = 0
     for _ in range(runs):
@@ -99,12 +107,17 @@ def measure_large_backtest(
         "platform_submit_to_completed": summary_ms(platform_s),
         "record_queue_wait": summary_ms([_seconds(o, "created_at", "started_at") for o in records]),
         "record_run": summary_ms([_seconds(o, "started_at", "completed_at") for o in records]),
+        "worker_phases": {
+            name: summary_ms([run[name] for run in phases if name in run]) for name in phases[-1]
+        },
         "library_load_and_run": summary_ms(library_s),
         "library_run_backtest": summary_ms(run_s),
         "ratio_to_library_run": median_platform / lib_run,
         "ratio_to_library_load_and_run": median_platform / statistics.median(library_s),
         "goal_s": 2 * lib_run + 0.1,
         "goal_met": median_platform <= 2 * lib_run + 0.1,
+        # The machine is shared: the 1-minute load average before and after the runs.
+        "load_average": [load_before[0], os.getloadavg()[0]],
         "record_bytes": len(json.dumps(last)),
         "report_result_bytes": len(json.dumps(last["result"])),
         "artifact_bytes": {
@@ -112,6 +125,22 @@ def measure_large_backtest(
         },
         "table_route_ms": _table_routes(http, last["id"]),
     }
+
+
+_PHASE_SUM = "ktrdr_job_phase_duration_seconds_sum{"
+
+
+def _phase_seconds(http: httpx.Client) -> dict[str, float]:
+    """Seconds spent so far in each backtest phase, summed over the online workers (their
+    /metrics histograms): the difference around one run is that run's phases."""
+    out: dict[str, float] = {}
+    for worker in http.get("/workers").json()["data"]:
+        for line in httpx.get(f"{worker['url']}/metrics", timeout=10).text.splitlines():
+            if line.startswith(_PHASE_SUM) and 'type="backtesting"' in line:
+                labels, value = line[len(_PHASE_SUM) :].rsplit("} ", 1)
+                phase = labels.split('phase="', 1)[1].split('"', 1)[0]
+                out[phase] = out.get(phase, 0.0) + float(value)
+    return out
 
 
 def _table_routes(http: httpx.Client, op_id: str) -> dict[str, float]:

@@ -126,6 +126,10 @@ class LocalStack:
         for kind in self.worker_kinds:
             args += ["--kind", kind]
         env = {**self._env(), "KTRDR_DATA_HOME": str(self.worker_home(port))}
+        # Workers sharing this host share its cores: unless told otherwise each runs its
+        # kernels on its share of them (2 workers on 2 cores: 1 thread each, not 2 that
+        # would take turns with the other worker's).
+        env.setdefault("KTRDR_BACKTEST_THREADS", str(self.threads_per_worker()))
         worker = ManagedProcess(
             f"worker-{port}",
             f"http://{self.host}:{port}",
@@ -136,6 +140,9 @@ class LocalStack:
         worker.start()
         self.workers.append(worker)
         return worker
+
+    def threads_per_worker(self) -> int:
+        return max(1, (os.cpu_count() or 1) // max(1, len(self.worker_ports)))
 
     def wait_for_workers(self, count: int, timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s

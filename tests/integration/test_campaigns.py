@@ -99,6 +99,29 @@ def assert_same_statistics(got: dict[str, Any], expected: dict[str, Any]) -> Non
             assert got[key] == value, key
 
 
+def test_a_sweep_without_chunk_size_has_one_chunk_per_idle_worker(
+    stack: tuple[LocalStack, Api],
+) -> None:
+    _, api = stack
+    wait_for(lambda: len(idle_backtesters(api)) == 2, 30, "both backtesting workers idle")
+    op = start_sweep(api)
+    done = finish(api, op["id"])
+    chunks = children(api, op["id"])
+    # 10 combinations on the stack's 2 idle backtesting workers: 2 chunks of 5.
+    assert len(chunks) == 2
+    whole = [api.http.get(f"/operations/{c['id']}").json() for c in chunks]
+    assert [len(c["params"]["combinations"]) for c in whole] == [5, 5]
+    assert done["result"]["evaluated"] == 10
+
+
+def idle_backtesters(api: Api) -> list[dict[str, Any]]:
+    workers = api.http.get("/workers").json()["data"]
+    return [
+        w for w in workers
+        if "backtesting" in w["kinds"] and w["state"] == "online" and not w["current_operation_id"]
+    ]  # fmt: skip
+
+
 def test_grid_sweep_on_two_workers_equals_each_combination_run_as_a_backtest(
     stack: tuple[LocalStack, Api],
 ) -> None:

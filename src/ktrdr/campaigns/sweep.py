@@ -10,7 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from ktrdr.campaigns import plan, tpe
-from ktrdr.campaigns.chunks import ChunkRequest, Driving, campaign_progress, chunk_body, first_key
+from ktrdr.campaigns.chunks import (
+    ChunkRequest,
+    Driving,
+    campaign_progress,
+    chunk_body,
+    chunk_size,
+    first_key,
+)
 from ktrdr.campaigns.results import CampaignResult
 from ktrdr.campaigns.summary import best_text, sweep_summary
 from ktrdr.campaigns.table import write_results_table
@@ -42,15 +49,14 @@ def combination_requests(
 
 
 def _grid_or_random(
-    driver: Driving, parent: OperationPublic, params: SweepParams
+    driver: Driving, parent: OperationPublic, params: SweepParams, children: list[OperationPublic]
 ) -> list[ChunkRequest]:
     key = ("combinations", parent.id)
     if key not in driver.cache:
         driver.cache[key] = list(enumerate(plan.combinations(params)))
     indexed: list[tuple[int, dict[str, Any]]] = driver.cache[key]
-    return combination_requests(
-        params, indexed, params.chunk_size, keep_returns=params.keep_returns
-    )
+    size = chunk_size(driver, parent, params, children, len(indexed))
+    return combination_requests(params, indexed, size, keep_returns=params.keep_returns)
 
 
 def _tpe(
@@ -75,22 +81,21 @@ def _tpe(
         history = [r for r in results if r.combination < start]
         trials = tpe.ask_round(params, search_space(params), history, current)
         driver.cache[key] = list(zip(tpe.round_indices(params, current), trials, strict=True))
-    return combination_requests(
-        params, driver.cache[key], params.chunk_size, keep_returns=params.keep_returns
-    )
+    size = chunk_size(driver, parent, params, children, len(driver.cache[key]))
+    return combination_requests(params, driver.cache[key], size, keep_returns=params.keep_returns)
 
 
 def drive_sweep(
     driver: Driving, parent: OperationPublic, children: list[OperationPublic]
 ) -> list[tuple[str, str]]:
     params = sweep_params(driver, parent)
-    results = driver.results.list(parent.id)
+    results = driver.stored_results(parent)
     if params.method == SearchMethod.TPE:
         assert params.trials is not None
         total = params.trials
         wanted = _tpe(driver, parent, params, children, results)
     else:
-        wanted = _grid_or_random(driver, parent, params)
+        wanted = _grid_or_random(driver, parent, params, children)
         total = len(driver.cache[("combinations", parent.id)])
     existing = {first_key(c) for c in children}
     driver.create_chunks(parent, [w for w in wanted if w.first_key not in existing])

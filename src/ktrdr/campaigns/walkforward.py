@@ -23,6 +23,7 @@ from ktrdr.campaigns.chunks import (
     Driving,
     campaign_progress,
     chunk_body,
+    chunk_size,
     first_key,
 )
 from ktrdr.campaigns.ranking import objective_value, ranked
@@ -52,12 +53,15 @@ def _combinations(driver: Driving, parent: OperationPublic, params: WalkforwardP
 
 
 def in_sample_requests(
-    params: WalkforwardParams, windows: list[dict[str, Any]], combos: list[dict[str, Any]]
+    params: WalkforwardParams,
+    windows: list[dict[str, Any]],
+    combos: list[dict[str, Any]],
+    size: int,
 ) -> list[ChunkRequest]:
     requests = []
     for w in windows:
         n = w["window"]
-        for part in plan.chunks(len(combos), params.chunk_size):
+        for part in plan.chunks(len(combos), size):
             body = chunk_body(
                 params, stage="in_sample", window=n, start=w["train_start"], end=w["train_end"],
                 combinations=[{"key": f"w{n}/{i}", "index": i, "params": combos[i]} for i in part],
@@ -97,11 +101,12 @@ def drive_walkforward(
     if cutter.status != OperationStatus.COMPLETED:
         driver.report_progress(parent, 0, 0, "cutting the bars into windows")
         return []
-    windows: list[dict[str, Any]] = (cutter.result or {})["windows"]
+    windows: list[dict[str, Any]] = driver.result_of(cutter)["windows"]
     combos = _combinations(driver, parent, params)
-    wanted = in_sample_requests(params, windows, combos)
+    size = chunk_size(driver, parent, params, children, len(combos))
+    wanted = in_sample_requests(params, windows, combos, size)
     driver.create_chunks(parent, [r for r in wanted if r.first_key not in by_key])
-    results = driver.results.list(parent.id)
+    results = driver.stored_results(parent)
     in_sample = [r for r in results if r.stage == "in_sample"]
     total = len(windows) * (len(combos) + 1)
     if len(in_sample) < len(windows) * len(combos):
@@ -122,7 +127,7 @@ def drive_walkforward(
     if oos_chunk.status != OperationStatus.COMPLETED:
         driver.report_progress(parent, len(results), total, "out of sample")
         return []
-    summary = walkforward_summary(params, windows, picks, results, oos_chunk.result or {})
+    summary = walkforward_summary(params, windows, picks, results, driver.result_of(oos_chunk))
     summary["artifacts"] = write_results_table(
         driver.artifacts, parent.id, results, params, rank=False
     )

@@ -36,7 +36,10 @@ ObjectiveOption = Annotated[str, typer.Option(help="sharpe, sortino, calmar, tot
 DirectionOption = Annotated[str, typer.Option(help="maximize | minimize")]
 SeedOption = Annotated[int, typer.Option(min=0, help="random and TPE are seeded")]
 MinTradesOption = Annotated[int | None, typer.Option(min=0, help="fewer trades never rank best")]
-ChunkOption = Annotated[int, typer.Option(min=1, help="combinations per chunk operation")]
+ChunkOption = Annotated[
+    int | None,
+    typer.Option(min=1, help="combinations per chunk operation (default: one per idle worker)"),
+]
 TopOption = Annotated[int, typer.Option(min=1, max=10_000, help="rows of the results table")]
 HtmlOption = Annotated[Path | None, typer.Option(help="write an HTML report here")]
 AxisOption = Annotated[str | None, typer.Option(help="heatmap parameter (path or short name)")]
@@ -55,7 +58,7 @@ def run(
     direction: DirectionOption = "maximize",
     seed: SeedOption = 0,
     min_trades: MinTradesOption = None,
-    chunk_size: ChunkOption = 25,
+    chunk_size: ChunkOption = None,
     symbol: SymbolOption = None,
     timeframe: TimeframeOption = None,
     start: StartOption = None,

@@ -30,6 +30,11 @@ from ktrdr.jobs.strategy_run import resolve_strategy
 # typo in a range (step 0.0001) is refused instead of queueing millions of backtests.
 MAX_COMBINATIONS = 100_000
 MAX_CHUNK_COMBINATIONS = 1_000
+# Without a chunk_size the backend cuts a campaign into one chunk per idle capable worker,
+# at most this many combinations each (ktrdr.campaigns.chunks.chunk_size): large enough
+# that loading the bars is a small part of a chunk, small enough that a lost worker's
+# retry and each progress step stay short.
+MAX_AUTO_CHUNK = 250
 
 # Per-combination return series are reduced on the worker to this many compounded blocks
 # (rows of the PBO matrix: enough for 16 CSCV splits) plus their moments (for the DSR).
@@ -68,9 +73,11 @@ class CampaignSettings(BaseModel):
         True,
         description="keep each combination's returns compactly: PBO and exact DSR moments",
     )
-    chunk_size: int = Field(
-        25, ge=1, le=MAX_CHUNK_COMBINATIONS, description="combinations per child operation"
-    )
+    chunk_size: int | None = Field(
+        None, ge=1, le=MAX_CHUNK_COMBINATIONS,
+        description="combinations per child operation (default: one chunk per idle worker "
+        f"that can run it, at most {MAX_AUTO_CHUNK})",
+    )  # fmt: skip
     batch_size: int = Field(
         8, ge=1, le=256, description="TPE: trials decided per round (spread over workers)"
     )

@@ -78,6 +78,7 @@ def _evaluate(ctx: JobContext, params: SweepChunkParams) -> dict[str, Any]:
         bars = data.window_end - data.window_start
         span.set_attribute("sweep.combinations", len(combos))
         span.set_attribute("backtest.bars", bars)
+    loaded = time.perf_counter()
     ctx.check_cancelled()
 
     with ctx.phase("strategy_init", span_prefix="sweep_chunk"):
@@ -112,12 +113,19 @@ def _evaluate(ctx: JobContext, params: SweepChunkParams) -> dict[str, Any]:
             )  # fmt: skip
         ctx.metrics.bars_simulated(bars * len(results))
         span.set_attribute("sweep.evaluated", len(rows))
+    evaluated = time.perf_counter()
 
     with ctx.phase("results", span_prefix="sweep_chunk"):
         ctx.progress(99, message=f"{len(rows)} results")
     # Time inside the runner: the benchmark compares it with the chunk's run time on the
     # backend to measure dispatch and reporting overhead.
-    return {"results": rows, "bars": bars, "compute_seconds": time.perf_counter() - began}
+    ended = time.perf_counter()
+    return {
+        "results": rows, "bars": bars, "compute_seconds": ended - began,
+        "phase_seconds": {"load": round(loaded - began, 4),
+                          "evaluate": round(evaluated - loaded, 4),
+                          "results": round(ended - evaluated, 4)},
+    }  # fmt: skip
 
 
 def _windows(ctx: JobContext, params: SweepChunkParams) -> dict[str, Any]:
