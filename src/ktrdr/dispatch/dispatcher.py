@@ -1,11 +1,12 @@
 """The dispatcher: one asyncio task in the API process.
 
 Woken whenever an operation becomes pending or a worker becomes free (and every
-`poll_s` regardless), it marks silent workers lost, frees workers held by an operation
-that is not running on them (the registry invariant), then walks the queue oldest first
+`poll_s` regardless), it walks the queue oldest first
 and gives each operation to the least-recently-used capable idle worker. The claim is
 a compare-and-set in the store, so a second dispatcher (another API replica) can run
-beside it without ever putting two operations on one worker.
+beside it without ever putting two operations on one worker. Once per poll period it
+first marks silent workers lost and frees workers held by an operation that is not
+running on them (the registry invariant).
 """
 
 from __future__ import annotations
@@ -108,9 +109,11 @@ class Dispatcher:
     ) -> list[tuple[OperationPublic, WorkerPublic, trace.Span]]:
         if check_liveness:
             self.workers.mark_silent_workers_lost()
-        # Every round, before the queue: a worker held by an operation that is not
-        # running on it would otherwise never be offered work again.
-        self.workers.free_orphaned_workers()
+            # The registry invariant, on the same clock: a worker held by an operation
+            # that is not running on it would never be offered work again. A leak only
+            # delays work by one poll period this way, and each wake-up (every
+            # submission and report) is a store read lighter.
+            self.workers.free_orphaned_workers()
         pending = self.operations.store.queue()
         online = self.workers.store.list_workers() if pending else []
         claimed: list[tuple[OperationPublic, WorkerPublic, trace.Span]] = []
