@@ -24,6 +24,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from ktrdr.dispatch.push import WorkerPush
 from ktrdr.jobs.specs import get_spec
 from ktrdr.operations.model import IllegalTransition, OperationStatus
 from ktrdr.operations.schemas import OperationPublic
@@ -62,7 +63,9 @@ class Dispatcher:
     ):
         self.operations = operations
         self.workers = workers
-        self.client = client
+        self.client = client  # cancels; the pushes of new work go through self._push
+        timeout = client.timeout.read
+        self._push = WorkerPush(timeout_s=timeout if timeout is not None else 10.0)
         self.auth_headers = auth_headers
         self.poll_s = poll_s
         self._wake = asyncio.Event()
@@ -237,8 +240,7 @@ class Dispatcher:
                     return
                 url = worker.url + get_spec(op.type).worker_start_path
                 headers = {**self.auth_headers, "content-type": "application/json"}
-                response = await self.client.post(url, content=content, headers=headers)
-                response.raise_for_status()
+                await self._push.post_json(url, content, headers)
                 log.info("dispatched to %s", worker.id, extra={"operation_id": op.id})
             self.operations.events.operation_dispatched(
                 op.type.value, worker.id, op.queue_wait_s or 0.0, op.trace_id
@@ -294,6 +296,7 @@ class Dispatcher:
     async def close(self) -> None:
         for task in list(self._sends):
             task.cancel()
+        self._push.close()
         for operation_id in list(self._waiting):
             self._end_wait(operation_id)
 
