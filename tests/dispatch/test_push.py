@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from ktrdr.dispatch import push
+from ktrdr import lean_http
 from ktrdr.dispatch.push import WorkerPush
 
 Reply = Callable[[bytes, bytes], Awaitable[bytes | None]]
@@ -121,7 +121,7 @@ def test_a_connection_the_worker_closed_or_that_idled_is_not_reused(
         async with server(accept) as (url, _heads, connections):
             client = WorkerPush(timeout_s=5)
             await client.post_json(url, "{}", {})
-            monkeypatch.setattr(push, "_IDLE_REUSE_S", 0.0)  # idle past the reuse limit
+            monkeypatch.setattr(lean_http, "IDLE_REUSE_S", 0.0)  # idle past the reuse limit
             await client.post_json(url, "{}", {})
             client.close()
             assert len(connections) == 2
@@ -162,12 +162,12 @@ def test_each_push_is_a_client_span_whose_context_the_worker_receives() -> None:
             client.close()
             return heads
 
-    original = push._tracer
-    push._tracer = provider.get_tracer("ktrdr.dispatch.push")
+    original = lean_http._tracer
+    lean_http._tracer = provider.get_tracer("ktrdr.lean_http")
     try:
         heads = asyncio.run(run())
     finally:
-        push._tracer = original
+        lean_http._tracer = original
     spans = {s.name: s for s in exporter.get_finished_spans()}
     client, dispatch = spans["POST"], spans["operations.dispatch"]
     assert client.kind == trace.SpanKind.CLIENT

@@ -63,7 +63,7 @@ class Dispatcher:
     ):
         self.operations = operations
         self.workers = workers
-        self.client = client  # cancels; the pushes of new work go through self._push
+        self.client = client  # cancels, and pushes over TLS; others go through self._push
         timeout = client.timeout.read
         self._push = WorkerPush(timeout_s=timeout if timeout is not None else 10.0)
         self.auth_headers = auth_headers
@@ -240,7 +240,11 @@ class Dispatcher:
                     return
                 url = worker.url + get_spec(op.type).worker_start_path
                 headers = {**self.auth_headers, "content-type": "application/json"}
-                await self._push.post_json(url, content, headers)
+                if url.startswith("http://"):
+                    await self._push.post_json(url, content, headers)
+                else:  # TLS to the worker: httpx (and its instrumentation)
+                    response = await self.client.post(url, content=content, headers=headers)
+                    response.raise_for_status()
                 log.info("dispatched to %s", worker.id, extra={"operation_id": op.id})
             self.operations.events.operation_dispatched(
                 op.type.value, worker.id, op.queue_wait_s or 0.0, op.trace_id
