@@ -42,23 +42,35 @@ SWEEP_STRATEGY = STRATEGY + SEARCH
 
 
 def wait(http: httpx.Client, op_id: str, timeout_s: float = 3600) -> dict[str, Any]:
+    """The operation once it has ended, by the API's long poll (answered at the end: no
+    polling loop that would cost the API CPU its workers need and add half a period)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        op: dict[str, Any] = http.get(f"/operations/{op_id}").json()
+        op: dict[str, Any] = http.get(f"/operations/{op_id}", params={"wait_s": 30}).json()
         if op["status"] in {"completed", "failed", "cancelled"}:
             assert op["status"] == "completed", op
             return op
-        time.sleep(0.05)
     raise TimeoutError(op_id)
 
 
-def sweep(http: httpx.Client, chunk_size: int, strategy: str = SWEEP_STRATEGY) -> dict[str, Any]:
+def sweep(
+    http: httpx.Client,
+    chunk_size: int,
+    strategy: str = SWEEP_STRATEGY,
+    pids: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """One sweep, submit -> completed; with ``pids`` (name -> process id) also the CPU
+    seconds each of those processes spent meanwhile (what the other load did not)."""
     body = {"strategy": strategy, "chunk_size": chunk_size, "commission": COMMISSION,
             "capital": CAPITAL}  # fmt: skip
+    pids = pids or {}
+    cpu_before = {name: benchlib.cpu_seconds(pid) for name, pid in pids.items()}
     began = time.perf_counter()
     op = http.post("/sweeps/start", json=body).json()
     done = wait(http, op["id"])
     wall = time.perf_counter() - began
+    cpu = {name: benchlib.cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+    # (read before the requests below, which are the benchmark's, not the sweep's)
     listed = http.get("/operations", params={"parent_id": op["id"], "limit": 500}).json()["data"]
     # Listings carry summaries: each chunk's whole record holds its compute time.
     chunks = [http.get(f"/operations/{c['id']}").json() for c in listed]
@@ -73,8 +85,13 @@ def sweep(http: httpx.Client, chunk_size: int, strategy: str = SWEEP_STRATEGY) -
     for r in runs:
         r["overhead_pct"] = 100 * (r["run_s"] - r["compute_s"]) / r["run_s"]
     results = http.get(f"/operations/{op['id']}/sweep-results", params={"limit": 10_000}).json()
-    return {"operation_id": op["id"], "wall_s": wall, "chunks": runs,
+    return {"operation_id": op["id"], "wall_s": wall, "chunks": runs, "cpu_s": cpu,
             "results": results["data"], "summary": done["result"]}  # fmt: skip
+
+
+def _pid(process: Any) -> int:
+    assert process is not None and process.process is not None
+    return int(process.process.pid)
 
 
 def _seconds(start: str, end: str) -> float:
@@ -140,12 +157,15 @@ def main() -> None:
                 f"{{values: {sorted({s for _, s in PAIRS})}}}", "{values: [60, 80]}"
             ).replace(f"{{values: {sorted({f for f, _ in PAIRS})}}}", "{values: [5]}")
             sweep(http, 1, small)
-            two = sweep(http, args.chunk_size)
+            pids = {"api": _pid(stack.api)} | {
+                f"worker {i + 1}": _pid(w) for i, w in enumerate(stack.workers)
+            }
+            two = sweep(http, args.chunk_size, pids=pids)
             stack.workers[1].stop()
             wait_one = time.monotonic() + 30
             while len(http.get("/workers").json()["data"]) != 1 and time.monotonic() < wait_one:
                 time.sleep(0.1)
-            one = sweep(http, args.chunk_size)
+            one = sweep(http, args.chunk_size, pids={k: pids[k] for k in ("api", "worker 1")})
         finally:
             stack.stop()
     loop_s, loop = library_loop(bars)
@@ -165,6 +185,10 @@ def main() -> None:
     md = markdown(report)
     (benchlib.RESULTS_DIR / f"sweep-platform-{stamp}.md").write_text(md)
     print(md)
+
+
+def _cpu(run: dict[str, Any]) -> str:
+    return ", ".join(f"{name} {s:.2f}" for name, s in run.get("cpu_s", {}).items())
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -190,6 +214,7 @@ def markdown(r: dict[str, Any]) -> str:
         f"the runner): max {max(overhead):.1f} %, mean {sum(overhead) / len(overhead):.1f} % "
         f"of the chunk's time ({len(one['chunks'])} chunks of {r['chunk_size']})",
         f"- threads per worker (KTRDR_BACKTEST_THREADS): {r.get('worker_threads')}",
+        f"- CPU seconds during the sweep, 2 workers: {_cpu(two)}; 1 worker: {_cpu(one)}",
         f"- statistics vs the library loop: max relative difference "
         f"{r['max_relative_difference_vs_loop']:.1e}",
         *benchlib.machine_lines(r["environment"]),

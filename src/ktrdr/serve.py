@@ -75,6 +75,8 @@ def _run(app: FastAPI, host: str, port: int, *, limit_concurrency: int | None = 
     # report with trades and equity curve) leaves its server span current on the
     # keep-alive connection, and the next untraced request there (a heartbeat) joins that
     # operation's trace (CPython #140947; the flag exists since uvicorn 0.45).
+    from ktrdr.http_protocol import CappedHttpToolsProtocol
+
     uvicorn.run(
         app,
         host=host,
@@ -82,13 +84,15 @@ def _run(app: FastAPI, host: str, port: int, *, limit_concurrency: int | None = 
         log_config=None,
         access_log=False,
         reset_contextvars=True,
-        # Slow or greedy clients: h11 (the pure-Python parser, so its limits apply) caps
-        # a request's head at 16 KiB, an idle keep-alive connection closes after 5 s, and
+        # httptools (llhttp, C) and uvloop: h11 and the asyncio loop were a third of the
+        # API's CPU per zero-work operation (bench_platform profile). The subclass keeps
+        # h11's cap of 16 KiB on a request's head, which llhttp alone does not have.
+        # Slow or greedy clients: an idle keep-alive connection closes after 5 s, and
         # past `limit_concurrency` connections + requests uvicorn answers 503 instead of
         # running out of file descriptors. Bodies are bounded in size and time by the
         # API's RequestLimits middleware.
-        http="h11",
-        h11_max_incomplete_event_size=16 * 1024,
+        http=CappedHttpToolsProtocol,
+        loop="auto",  # uvloop where installed (not on Windows)
         timeout_keep_alive=5,
         limit_concurrency=limit_concurrency,
     )

@@ -40,6 +40,25 @@ def test_put_get_open_round_trip_with_checksum(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "uploads").iterdir()) == ["a.csv", "c.csv"]
 
 
+def test_a_large_buffer_hashed_while_it_is_written_has_its_own_checksum(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalArtifactStore(tmp_path)
+    data = np.random.default_rng(0).bytes(3 << 20)
+    for given in (data, memoryview(data), bytearray(data)):
+        ref = store.put("big/a.bin", given)
+        assert ref.sha256 == hashlib.sha256(data).hexdigest() and ref.size_bytes == len(data)
+        assert store.get(ref.key, ref.sha256) == data
+
+    def full_disk(fd: int) -> None:
+        raise OSError("no space left")
+
+    monkeypatch.setattr("ktrdr.artifacts.store.os.fsync", full_disk)
+    with pytest.raises(OSError, match="no space left"):
+        store.put("big/b.bin", data)
+    assert sorted(p.name for p in (tmp_path / "big").iterdir()) == ["a.bin"]
+
+
 def test_damaged_artifact_is_refused_on_read(tmp_path: Path) -> None:
     store = LocalArtifactStore(tmp_path)
     ref = store.put("x/y.bin", b"abc")

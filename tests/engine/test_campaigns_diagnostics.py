@@ -93,6 +93,19 @@ def test_pbo_fast_path_equals_the_direct_definition() -> None:
     np.testing.assert_allclose(fast, direct, rtol=1e-9)
 
 
+def test_pbo_fast_path_ranks_flat_and_tied_trials_like_the_definition() -> None:
+    # A flat trial (no Sharpe: ranks worst), two identical trials (ties averaged) and an
+    # odd number of blocks per half (5 of 10), against the direct definition.
+    rng = np.random.default_rng(3)
+    returns = rng.standard_normal((205, 6)) * 0.01
+    returns[:, 1] = 0.0
+    returns[:, 4] = returns[:, 3]
+    direct = cscv_logits(returns, 10, metric=sharpe_per_column)
+    fast = cscv_logits(returns, 10)
+    assert len(fast) == math.comb(10, 5)
+    np.testing.assert_allclose(fast, direct, rtol=1e-9)
+
+
 def test_pbo_separates_skill_from_noise() -> None:
     rng = np.random.default_rng(1)
     skilled = rng.standard_normal((1600, 30)) * 0.01

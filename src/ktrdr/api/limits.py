@@ -10,7 +10,6 @@ and a thread) is a 408. Pure ASGI: nothing is read or copied on the way.
 from __future__ import annotations
 
 import asyncio
-import time
 
 from fastapi import HTTPException
 from starlette.responses import JSONResponse
@@ -46,16 +45,17 @@ class RequestLimits:
             return
         received = 0
         body_done = False
-        deadline = time.monotonic() + self.body_timeout_s
+        deadline = asyncio.get_running_loop().time() + self.body_timeout_s
 
         async def limited_receive() -> Message:
             nonlocal received, body_done
             if body_done:  # later receives wait for a disconnect: not the client's body
                 return await receive()
             try:
-                message = await asyncio.wait_for(
-                    receive(), timeout=max(deadline - time.monotonic(), 0.001)
-                )
+                # timeout_at, not wait_for: wait_for wraps every receive in a new task
+                # (most bodies are already buffered and answer at once).
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
             except TimeoutError:
                 raise HTTPException(
                     408,

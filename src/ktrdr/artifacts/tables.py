@@ -1,7 +1,8 @@
 """Result tables as Arrow IPC artifacts, and the renderings the API serves.
 
-Tables are written once by a worker (columnar Arrow IPC: 16 bytes per equity point) and
-rendered on request as JSON records, CSV or Parquet. The JSON form is the one operation
+Tables are written once by a worker (columnar Arrow IPC, a regular time column as its
+steps: ~16 bytes per equity point; see ktrdr.artifacts.encoding) and rendered on request
+as JSON records, CSV or Parquet. The JSON form is the one operation
 results always had: ISO-8601 times (``2020-01-06T00:00:00+00:00``), NaN/±inf as null.
 """
 
@@ -22,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from ktrdr.artifacts.encoding import decode_table, encode_table
 from ktrdr.artifacts.store import ArtifactRef, ArtifactStore
 
 # Uncompressed: written on the backtest's hot path, where lz4 / zstd cost 9-13x the
@@ -48,7 +50,7 @@ MEDIA_TYPES = {
 
 def write_table(store: ArtifactStore, key: str, table: pa.Table) -> ArtifactRef:
     """Store ``table`` under ``key`` as Arrow IPC; returns once it is durably complete."""
-    return store.put(key, memoryview(ipc_file_bytes(table)))
+    return store.put(key, memoryview(ipc_file_bytes(encode_table(table))))
 
 
 def ipc_file_bytes(table: pa.Table) -> pa.Buffer:
@@ -71,7 +73,7 @@ def ipc_file_bytes(table: pa.Table) -> pa.Buffer:
 def read_table(store: ArtifactStore, ref: ArtifactRef) -> pa.Table:
     """The table behind ``ref``, checksum verified."""
     data = store.get(ref.key, ref.sha256)
-    return pa.ipc.open_file(pa.py_buffer(data)).read_all()
+    return decode_table(pa.ipc.open_file(pa.py_buffer(data)).read_all())
 
 
 def thin_positions(rows: int, max_points: int) -> npt.NDArray[np.int64]:

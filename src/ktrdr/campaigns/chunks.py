@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ktrdr.artifacts import ArtifactStore
-from ktrdr.campaigns.results import CampaignResults
+from ktrdr.campaigns.results import CampaignResult, CampaignResults
 from ktrdr.jobs.backtest import BacktestParams
 from ktrdr.operations.model import OperationStatus
 from ktrdr.operations.schemas import OperationPublic, Progress
@@ -19,6 +19,10 @@ class Driving(Protocol):
     cache: dict[Any, Any]
     results: CampaignResults
     artifacts: ArtifactStore | None
+
+    def result_of(self, child: OperationPublic) -> dict[str, Any]: ...
+
+    def stored_results(self, parent: OperationPublic) -> list[CampaignResult]: ...
 
     def create_chunks(self, parent: OperationPublic, requests: list[ChunkRequest]) -> None: ...
 

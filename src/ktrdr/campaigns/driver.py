@@ -21,7 +21,7 @@ from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from ktrdr.campaigns.chunks import CampaignFailed, ChunkRequest, campaign_progress
-from ktrdr.campaigns.results import CampaignResults
+from ktrdr.campaigns.results import CampaignResult, CampaignResults
 from ktrdr.campaigns.sweep import drive_sweep
 from ktrdr.campaigns.walkforward import drive_walkforward
 from ktrdr.operations.model import (
@@ -77,6 +77,7 @@ class CampaignDriver:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.cache: dict[Any, Any] = {}
+        self._collected: dict[str, frozenset[str]] = {}  # parent id -> chunks collected
 
     def wake(self) -> None:
         """Thread-safe: every transition (a chunk finished, a cancel) wakes the driver."""
@@ -120,7 +121,10 @@ class CampaignDriver:
             parent = self.operations.transition(
                 parent.id, OperationStatus.RUNNING, reason="planning chunks"
             ).operation
-        children = self.store.full_operations(parent_id=parent.id, limit=_MAX_CHILDREN)
+        # Without results: a chunk's (its rows) are read once, when collected.
+        children = self.store.full_operations(
+            parent_id=parent.id, limit=_MAX_CHILDREN, with_results=False
+        )
         self.collect(parent, children)
         drive = drive_sweep if parent.type == OperationType.SWEEP else drive_walkforward
         return drive(self, parent, children)
@@ -130,8 +134,9 @@ class CampaignDriver:
         collected = self.results.collected_chunks(parent.id)
         for child in children:
             if child.status == OperationStatus.COMPLETED and child.id not in collected:
-                rows = (child.result or {}).get("results") or []
+                rows = self.result_of(child).get("results") or []
                 new = self.results.insert(parent.id, child.id, rows, self.operations.clock())
+                collected.add(child.id)
                 if new:
                     self.events.chunk_collected(parent.type.value, new, child.duration_s)
             elif child.status == OperationStatus.FAILED:
@@ -143,6 +148,22 @@ class CampaignDriver:
                     f"chunk {child.id} was cancelled ({child.status_reason}); "
                     "cancel the campaign itself to stop it"
                 )
+        self._collected[parent.id] = frozenset(collected)
+
+    def stored_results(self, parent: OperationPublic) -> list[CampaignResult]:
+        """The campaign's stored results, read again only when the chunks they came from
+        changed (by this round's collection or another replica's): a round that collected
+        nothing new does not re-read and re-parse every row."""
+        chunks = self._collected.get(parent.id, frozenset())
+        cached = self.cache.get(("results", parent.id))
+        if cached is None or cached[0] != chunks:
+            cached = self.cache[("results", parent.id)] = (chunks, self.results.list(parent.id))
+        results: list[CampaignResult] = cached[1]
+        return results
+
+    def result_of(self, child: OperationPublic) -> dict[str, Any]:
+        """A child's stored result (the rounds read children without theirs)."""
+        return self.store.get_operation(child.id).result or {}
 
     def create_chunks(self, parent: OperationPublic, requests: list[ChunkRequest]) -> None:
         if not requests:
@@ -183,6 +204,10 @@ class CampaignDriver:
                 )  # fmt: skip
             except IllegalTransition:
                 log.info("campaign %s changed meanwhile; left as is", parent.id)
+        # Its plan and parameters are cached by (what, parent id, ...): not needed again.
+        for key in [k for k in self.cache if isinstance(k, tuple) and parent.id in k[1:2]]:
+            del self.cache[key]
+        self._collected.pop(parent.id, None)
         return self.stop_children(parent.id, f"campaign {parent.id} {status.value}")
 
     def stop_children(self, parent_id: str, reason: str) -> list[tuple[str, str]]:

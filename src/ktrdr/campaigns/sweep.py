@@ -84,7 +84,7 @@ def drive_sweep(
     driver: Driving, parent: OperationPublic, children: list[OperationPublic]
 ) -> list[tuple[str, str]]:
     params = sweep_params(driver, parent)
-    results = driver.results.list(parent.id)
+    results = driver.stored_results(parent)
     if params.method == SearchMethod.TPE:
         assert params.trials is not None
         total = params.trials

@@ -97,11 +97,11 @@ def drive_walkforward(
     if cutter.status != OperationStatus.COMPLETED:
         driver.report_progress(parent, 0, 0, "cutting the bars into windows")
         return []
-    windows: list[dict[str, Any]] = (cutter.result or {})["windows"]
+    windows: list[dict[str, Any]] = driver.result_of(cutter)["windows"]
     combos = _combinations(driver, parent, params)
     wanted = in_sample_requests(params, windows, combos)
     driver.create_chunks(parent, [r for r in wanted if r.first_key not in by_key])
-    results = driver.results.list(parent.id)
+    results = driver.stored_results(parent)
     in_sample = [r for r in results if r.stage == "in_sample"]
     total = len(windows) * (len(combos) + 1)
     if len(in_sample) < len(windows) * len(combos):
@@ -122,7 +122,7 @@ def drive_walkforward(
     if oos_chunk.status != OperationStatus.COMPLETED:
         driver.report_progress(parent, len(results), total, "out of sample")
         return []
-    summary = walkforward_summary(params, windows, picks, results, oos_chunk.result or {})
+    summary = walkforward_summary(params, windows, picks, results, driver.result_of(oos_chunk))
     summary["artifacts"] = write_results_table(
         driver.artifacts, parent.id, results, params, rank=False
     )

@@ -13,7 +13,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, func, select, update
+from sqlalchemy import ColumnElement, Engine, func, null, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -51,6 +51,9 @@ from ktrdr.operations.records import (
 from ktrdr.operations.schemas import OperationPublic, OperationSummary, Progress
 from ktrdr.operations.summary import filter_keys, summarise_params
 from ktrdr.operations.worker_records import WorkerRecords
+
+# Every column but the result, which reads as None.
+_WITHOUT_RESULT = [c for c in OPS.c if c.name != "result"] + [null().label("result")]
 
 __all__ = [
     "IdempotencyConflict",
@@ -204,9 +207,12 @@ class Store(WorkerRecords):
         parent_id: str | None = None,
         limit: int = 500,
         by_queue: bool = False,
+        with_results: bool = True,
     ) -> list[OperationPublic]:
         """Whole records (parameters and results), oldest first: for the backend's own
-        work on a bounded set, e.g. a campaign's children; listings use summaries."""
+        work on a bounded set, e.g. a campaign's children; listings use summaries.
+        ``with_results=False`` leaves every ``result`` None (not read, not parsed): the
+        campaign driver reads a chunk's results once, when it collects them."""
         conditions: list[ColumnElement[bool]] = []
         if parent_id is not None:
             conditions.append(OPS.c.parent_id == parent_id)
@@ -217,7 +223,9 @@ class Store(WorkerRecords):
         order = (OPS.c.queued_at if by_queue else OPS.c.created_at, OPS.c.id)
         # Core rows, not ORM objects: the campaign driver reads these every poll period.
         with self.engine.connect() as conn:
-            rows = conn.execute(select(OPS).where(*conditions).order_by(*order).limit(limit)).all()
+            columns = OPS.c if with_results else _WITHOUT_RESULT
+            query = select(*columns).where(*conditions).order_by(*order).limit(limit)
+            rows = conn.execute(query).all()
         return [to_public(r) for r in rows]
 
     def pending_operations(self, limit: int = 100) -> list[OperationPublic]:

@@ -261,6 +261,7 @@ def instrument_app(
     from prometheus_client import REGISTRY
 
     from ktrdr.telemetry.http_metrics import ErrorCountingMiddleware, HttpErrorMetrics
+    from ktrdr.telemetry.span_names import use_fast_span_details
 
     _keep_contract_http_metric_names()
     FastAPIInstrumentor.instrument_app(
@@ -269,6 +270,7 @@ def instrument_app(
         # The per-message ASGI send/receive spans double span volume and say nothing new.
         exclude_spans=["receive", "send"],
     )
+    use_fast_span_details(app)
     # Inside the OTel middleware (user middlewares are wrapped by it), so it runs first
     # on the way out and the metric label sees the full template.
     app.add_middleware(_FullRouteTemplateMiddleware)

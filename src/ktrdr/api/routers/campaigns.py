@@ -18,30 +18,22 @@ router = APIRouter(tags=["campaigns"])
 
 
 @router.post("/sweeps/start", status_code=202, response_model=OperationPublic)
-def start_sweep(
-    body: SweepParams,
-    service: OperationsDep,
-    response: Response,
-    who: Operator,
-    key: IdempotencyKey = None,
-) -> OperationPublic:
+async def start_sweep(
+    body: SweepParams, service: OperationsDep, who: Operator, key: IdempotencyKey = None
+) -> Response:
     """Queue a sweep of the strategy's search space (grid, random or TPE) over workers."""
-    return create_operation(
-        service, OperationType.SWEEP, body.model_dump(mode="json"), key, response, who
+    return await create_operation(
+        service, OperationType.SWEEP, body.model_dump(mode="json"), key, who
     )
 
 
 @router.post("/walkforwards/start", status_code=202, response_model=OperationPublic)
-def start_walkforward(
-    body: WalkforwardParams,
-    service: OperationsDep,
-    response: Response,
-    who: Operator,
-    key: IdempotencyKey = None,
-) -> OperationPublic:
+async def start_walkforward(
+    body: WalkforwardParams, service: OperationsDep, who: Operator, key: IdempotencyKey = None
+) -> Response:
     """Queue a walk-forward: sweep in sample per window, run the best out of sample."""
-    return create_operation(
-        service, OperationType.WALKFORWARD, body.model_dump(mode="json"), key, response, who
+    return await create_operation(
+        service, OperationType.WALKFORWARD, body.model_dump(mode="json"), key, who
     )
 
 

@@ -30,6 +30,7 @@ from ktrdr.api.auth import (
 )
 from ktrdr.api.deps import ArtifactsDep, DispatcherDep, OperationsDep, WorkersDep
 from ktrdr.api.params import OperationIdPath, QueryText
+from ktrdr.api.responses import operation_json
 from ktrdr.artifacts.tables import MEDIA_TYPES, TableFormat, render
 from ktrdr.bounds import (
     ERROR_MAX,
@@ -66,32 +67,39 @@ IdempotencyKey = Annotated[
 ]
 
 
-def create_operation(
+async def create_operation(
     service: OperationService,
     op_type: OperationType,
     params: dict[str, Any],
     idempotency_key: str | None,
-    response: Response,
     principal: Principal,
-) -> OperationPublic:
-    """Shared by the generic and the per-type start routes."""
-    operation, created = service.create(op_type, params, idempotency_key=idempotency_key)
-    audit(principal, "start", operation_id=operation.id, type=op_type.value, created=created)
-    response.status_code = 202 if created else 200
-    response.headers["Location"] = f"/api/v1/operations/{operation.id}"
-    return operation
+) -> Response:
+    """Shared by the generic and the per-type start routes: validation and the insert in a
+    thread (the store is synchronous), the answer serialised once (ktrdr.api.responses).
+    """
+
+    def create() -> tuple[OperationPublic, bool]:
+        operation, created = service.create(op_type, params, idempotency_key=idempotency_key)
+        audit(principal, "start", operation_id=operation.id, type=op_type.value, created=created)
+        return operation, created
+
+    # `async def` routes with one explicit hop: FastAPI's hop for a plain `def` route
+    # (anyio's capacity limiter, cancel scope and backend lookups) cost more CPU than
+    # asyncio.to_thread.
+    operation, created = await asyncio.to_thread(create)
+    location = {"Location": f"/api/v1/operations/{operation.id}"}
+    return operation_json(operation, 202 if created else 200, location)
 
 
 @router.post("", status_code=202, response_model=OperationPublic)
-def create(
+async def create(
     body: OperationCreate,
     service: OperationsDep,
-    response: Response,
     who: Operator,
     key: IdempotencyKey = None,
-) -> OperationPublic:
+) -> Response:
     """Queue an operation of any type; 202 with the pending operation."""
-    return create_operation(service, body.type, body.params, key, response, who)
+    return await create_operation(service, body.type, body.params, key, who)
 
 
 @router.get("", dependencies=[ReadAccess], response_model=OperationsPublic)
@@ -136,10 +144,10 @@ async def get_operation(
             examples=[10],
         ),
     ] = 0,
-) -> OperationPublic:
+) -> Response:
     """One operation with its progress, result or error."""
     if wait_s <= 0:
-        return await asyncio.to_thread(service.get, operation_id)
+        return operation_json(await asyncio.to_thread(service.get, operation_id))
     waiters: EndWaiters = request.app.state.waiters
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
@@ -149,10 +157,11 @@ async def get_operation(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(watch.event.wait(), min(left, RECHECK_S))
             if watch.ended is not None:
-                return watch.ended  # the record its final transition wrote: no re-read
+                # The record its final transition wrote: no re-read.
+                return operation_json(watch.ended)
             watch.event.clear()  # before the read: an end after it sets the event again
             op = await asyncio.to_thread(service.get, operation_id)
-    return op
+    return operation_json(op)
 
 
 @router.get(
@@ -307,11 +316,9 @@ def cancel(
 
 
 @router.post("/{operation_id}/resume", status_code=202, response_model=OperationPublic)
-def resume(
-    operation_id: OperationIdPath, service: OperationsDep, response: Response, who: Operator
-) -> OperationPublic:
+async def resume(operation_id: OperationIdPath, service: OperationsDep, who: Operator) -> Response:
     """Continue a cancelled or failed training run from its last checkpoint (a new run)."""
-    op = service.get(operation_id)
+    op = await asyncio.to_thread(service.get, operation_id)
     if op.type != OperationType.TRAINING or op.status not in (
         OperationStatus.CANCELLED,
         OperationStatus.FAILED,
@@ -322,7 +329,7 @@ def resume(
             "cancelled or failed training run can be resumed (a re-queued one resumes by itself)",
         )
     params = {**op.params, "resume_from": op.params.get("resume_from") or op.id}
-    return create_operation(service, OperationType.TRAINING, params, None, response, who)
+    return await create_operation(service, OperationType.TRAINING, params, None, who)
 
 
 class ProgressReport(RequestModel):
@@ -365,7 +372,7 @@ class ProgressAccepted(BaseModel):
 
 
 @router.post("/{operation_id}/progress", response_model=ProgressAccepted)
-def report_progress(
+async def report_progress(
     operation_id: OperationIdPath,
     body: ProgressReport,
     service: OperationsDep,
@@ -373,10 +380,13 @@ def report_progress(
     credential: WorkerCredential,
 ) -> ProgressAccepted:
     """Worker → backend: progress of the operation it runs."""
-    authenticate_worker(request, body.worker_id, credential)
-    service.get(operation_id)  # 404 for an unknown id
-    accepted = service.record_progress(operation_id, body.worker_id, body.progress, body.epochs)
-    return ProgressAccepted(accepted=accepted)
+
+    def record() -> bool:
+        authenticate_worker(request, body.worker_id, credential)
+        service.get(operation_id)  # 404 for an unknown id
+        return service.record_progress(operation_id, body.worker_id, body.progress, body.epochs)
+
+    return ProgressAccepted(accepted=await asyncio.to_thread(record))
 
 
 class ResultReport(RequestModel):
@@ -400,22 +410,26 @@ class ResultReport(RequestModel):
     progress: Progress | None = Field(None, description="the job's last progress")
 
 
-@router.post("/{operation_id}/report")
-def report_result(
+@router.post("/{operation_id}/report", response_model=OperationPublic)
+async def report_result(
     operation_id: OperationIdPath,
     body: ResultReport,
     service: OperationsDep,
     request: Request,
     credential: WorkerCredential,
-) -> OperationPublic:
+) -> Response:
     """Worker → backend: the final outcome; repeats are harmless, stale reports get 409."""
-    authenticate_worker(request, body.worker_id, credential)
-    return service.report(
-        operation_id,
-        worker_id=body.worker_id,
-        attempt=body.attempt,
-        outcome=body.outcome,
-        result=body.result,
-        error=body.error,
-        progress=body.progress,
-    )
+
+    def report() -> OperationPublic:
+        authenticate_worker(request, body.worker_id, credential)
+        return service.report(
+            operation_id,
+            worker_id=body.worker_id,
+            attempt=body.attempt,
+            outcome=body.outcome,
+            result=body.result,
+            error=body.error,
+            progress=body.progress,
+        )
+
+    return operation_json(await asyncio.to_thread(report))

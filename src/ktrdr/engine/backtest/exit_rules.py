@@ -33,15 +33,16 @@ def exit_distance(frac: float, dist: FloatArray, t: int, ref: float) -> float:
 @njit(cache=True)
 def exit_at_open(
     side: int, want: int, held_bars: int, time_bars: int, open_: float,
-    stop: float, tp: float, peak: float, trail: float, exits_used: bool,
+    eff: float, stop: float, tp: float, peak: float, trail: float, exits_used: bool,
 ) -> int:  # fmt: skip
     """Exit reason at a bar's open (-1: none): the last close's decision, a time stop, or
-    a gap through the stop or the target (filled at the open, the first price there)."""
+    a gap through the stop or the target (filled at the open, the first price there).
+    ``eff`` is ``effective_stop`` of the other levels (computed once per bar by the caller,
+    which checks the same level inside the bar)."""
     if want != side:
         return EXIT_SIGNAL
     if not exits_used:
         return -1
-    eff = _effective_stop(side, stop, peak, trail)
     if time_bars > 0 and held_bars >= time_bars:
         return EXIT_TIME_STOP
     if not np.isnan(eff) and side * (open_ - eff) <= 0:
@@ -53,12 +54,18 @@ def exit_at_open(
 
 @njit(cache=True)
 def exit_inside(
-    side: int, high: float, low: float, stop: float, tp: float, peak: float, trail: float
+    side: int,
+    high: float,
+    low: float,
+    eff: float,
+    stop: float,
+    tp: float,
+    peak: float,
+    trail: float,
 ) -> tuple[int, float]:
     """Exit reason and level inside a bar (-1: none). The stop first when the bar touches
     both (the path between high and low is unknown, so the worse is assumed); the trailing
-    stop trails the best price up to this bar's open."""
-    eff = _effective_stop(side, stop, peak, trail)
+    stop trails the best price up to this bar's open (``eff``, as at the open)."""
     against, favour = (low, high) if side > 0 else (high, low)
     if not np.isnan(eff) and side * (against - eff) <= 0:
         return _stop_kind(side, stop, peak, trail), eff
@@ -95,7 +102,7 @@ def _trailing(side: int, peak: float, trail: float) -> float:
 
 
 @njit(cache=True)
-def _effective_stop(side: int, stop: float, peak: float, trail: float) -> float:
+def effective_stop(side: int, stop: float, peak: float, trail: float) -> float:
     """The tighter of the fixed stop and the trailing stop (NaN when neither is set)."""
     trailing = _trailing(side, peak, trail)
     if np.isnan(stop):

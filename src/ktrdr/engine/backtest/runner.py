@@ -34,7 +34,7 @@ from ktrdr.engine.backtest.statistics import (
 from ktrdr.engine.data.window import PreparedData, prepare_data
 from ktrdr.engine.errors import BacktestCancelled
 from ktrdr.engine.features import compute_features
-from ktrdr.engine.indicators.volatility import atr, volatility
+from ktrdr.engine.indicators.volatility import atr, log_return_sigma
 from ktrdr.engine.models import ModelSource
 from ktrdr.engine.signals import decide_actions, target_positions
 from ktrdr.engine.strategy.schema import ExitsConfig, PriceDistance, Strategy
@@ -89,11 +89,12 @@ def position_fractions(strategy: Strategy, data: PreparedData) -> float | npt.ND
     if sizing.method != "volatility_target":
         return min(sizing.fraction, sizing.max_fraction)
     per_year = nominal_bars_per_year(strategy.data.timeframe)
-    sigma = volatility(data.bars["close"], sizing.volatility_period, per_year).to_numpy()
+    sigma = log_return_sigma(data.column("close"), sizing.volatility_period)
     return capped_fractions(
         float(sizing.target_volatility or 0.0),
         sigma[data.window_start : data.window_end],
         float(sizing.max_fraction),
+        float(np.sqrt(per_year)) if per_year else 1.0,
     )
 
 

@@ -32,6 +32,7 @@ from numba import njit
 from ktrdr.engine.backtest.exit_rules import (
     Exits,
     any_exit_set,
+    effective_stop,
     exit_at_open,
     exit_distance,
     exit_inside,
@@ -178,16 +179,17 @@ def _fills(
     entry_i = 0
     entry_fill = 0.0
     entry_comm = 0.0
-    stop = tp = trail = peak = np.nan
+    stop = tp = trail = peak = eff = np.nan
     for t in range(n):
         reason = -1
         price = 0.0
         if side != 0 and t > 0:
             # The open is the first price of the bar: the best price so far includes it.
             peak = max(peak, open_[t]) if side > 0 else min(peak, open_[t])
+            eff = effective_stop(side, stop, peak, trail)  # NaN without exits
             reason = exit_at_open(
-                side, int(target[t - 1]), t - entry_i, time_bars, open_[t], stop, tp, peak,
-                trail, exits_used,
+                side, int(target[t - 1]), t - entry_i, time_bars, open_[t], eff, stop, tp,
+                peak, trail, exits_used,
             )  # fmt: skip
             price = open_[t]
         if reason >= 0:
@@ -221,11 +223,12 @@ def _fills(
                 # distance known at entry.
                 trail = -exit_frac[2] if not np.isnan(exit_frac[2]) else trail_dist[t - 1]
                 peak = ref
+                eff = effective_stop(side, stop, peak, trail)
         if side != 0 and exits_used:
             # Inside the bar: the stop first when the bar touches both (the path between
             # high and low is unknown, so assume the worse); the trailing stop trails the
             # best price up to this bar's open.
-            reason, price = exit_inside(side, high[t], low[t], stop, tp, peak, trail)
+            reason, price = exit_inside(side, high[t], low[t], eff, stop, tp, peak, trail)
             if reason >= 0:
                 cash += _close_position(
                     trades, k, t, price, False, side, units, entry_i, entry_fill,
@@ -255,12 +258,15 @@ def _fills(
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def capped_fractions(target: float, sigma: FloatArray, cap: float) -> FloatArray:
-    """Volatility-target sizing per bar: min(target / σ, cap), NaN (no entry) where the
-    ratio is not a finite number (σ = 0 or not yet known) — one pass for five."""
+def capped_fractions(
+    target: float, sigma: FloatArray, cap: float, scale: float = 1.0
+) -> FloatArray:
+    """Volatility-target sizing per bar: min(target / (σ·scale), cap), NaN (no entry) where
+    the ratio is not a finite number (σ = 0 or not yet known) — one pass for five; ``scale``
+    annualises σ here rather than in a pass of its own (σ·1.0 is σ, bit for bit)."""
     out = np.empty(len(sigma))
     for i in range(len(sigma)):
-        wanted = target / sigma[i]
+        wanted = target / (sigma[i] * scale)
         out[i] = min(wanted, cap) if np.isfinite(wanted) else np.nan
     return out
 

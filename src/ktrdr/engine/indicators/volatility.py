@@ -8,6 +8,7 @@ previous close to be measured from.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from ktrdr.engine.indicators.averages import ema, sma, wilder
@@ -101,16 +102,25 @@ def zscore(x: pd.Series, period: int) -> pd.Series:
     return (x - sma(x, period)) / std.where(std > 1e-12 * x.abs())
 
 
-def volatility(x: pd.Series, period: int, bars_per_year: float | None) -> pd.Series:
-    """Sample σ (ddof=1) of one-bar log returns over ``period`` bars, annualised by
-    √bars_per_year when given (the timeframe's bars per year)."""
-    values = x.to_numpy(dtype=np.float64)
+def log_return_sigma(values: npt.NDArray[np.float64], period: int) -> npt.NDArray[np.float64]:
+    """Sample σ (ddof=1) of one-bar log returns over ``period`` bars, not annualised (an
+    array: the sizing rule reads it without a Series around it)."""
+    from ktrdr.engine.indicators.rolling_var import rolling_std as kernel
+
     ratios = np.full(len(values), np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         np.divide(values[1:], values[:-1], out=ratios[1:])
-        returns = pd.Series(np.log(ratios, out=ratios), index=x.index, copy=False)
-    sigma = _rolling_std(returns, period, 1)
-    return sigma * np.sqrt(bars_per_year) if bars_per_year else sigma
+        returns = np.log(ratios, out=ratios)
+    return kernel(returns, period, period, 1)
+
+
+def volatility(x: pd.Series, period: int, bars_per_year: float | None) -> pd.Series:
+    """Sample σ (ddof=1) of one-bar log returns over ``period`` bars, annualised by
+    √bars_per_year when given (the timeframe's bars per year)."""
+    sigma = log_return_sigma(x.to_numpy(dtype=np.float64), period)
+    if bars_per_year:
+        sigma *= np.sqrt(bars_per_year)
+    return pd.Series(sigma, index=x.index, name=x.name, copy=False)
 
 
 def linreg_slope(x: pd.Series, period: int) -> pd.Series:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pyarrow as pa
-
+from ktrdr.artifacts.encoding import arrow_table
 from ktrdr.engine.backtest import build_result, prepare_data, prepare_strategy, simulate
 from ktrdr.engine.backtest.debug import debug_frame, frame_to_payload
 from ktrdr.engine.strategy.paths import strategy_document
@@ -71,9 +70,9 @@ def run_backtest_job(ctx: JobContext) -> dict[str, Any]:
         )  # fmt: skip
         span.set_attribute("backtest.trades", len(result.trade_table))
         tables = {
-            "trades": (pa.table(result.trade_table.columns()), {}),
+            "trades": (arrow_table(result.trade_table.columns()), {}),
             "equity_curve": (
-                pa.table(result.equity_columns()),
+                arrow_table(result.equity_columns()),
                 {"preview_points": MAX_STORED_EQUITY_POINTS},
             ),
         }

