@@ -1,11 +1,12 @@
 """The dispatcher: one asyncio task in the API process.
 
 Woken whenever an operation becomes pending or a worker becomes free (and every
-`poll_s` regardless), it marks silent workers lost, frees workers held by an operation
-that is not running on them (the registry invariant), then walks the queue oldest first
+`poll_s` regardless), it walks the queue oldest first
 and gives each operation to the least-recently-used capable idle worker. The claim is
 a compare-and-set in the store, so a second dispatcher (another API replica) can run
-beside it without ever putting two operations on one worker.
+beside it without ever putting two operations on one worker. Once per poll period it
+first marks silent workers lost and frees workers held by an operation that is not
+running on them (the registry invariant).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from ktrdr.dispatch.push import WorkerPush
 from ktrdr.jobs.specs import get_spec
 from ktrdr.operations.model import IllegalTransition, OperationStatus
 from ktrdr.operations.schemas import OperationPublic
@@ -61,7 +63,9 @@ class Dispatcher:
     ):
         self.operations = operations
         self.workers = workers
-        self.client = client
+        self.client = client  # cancels, and pushes over TLS; others go through self._push
+        timeout = client.timeout.read
+        self._push = WorkerPush(timeout_s=timeout if timeout is not None else 10.0)
         self.auth_headers = auth_headers
         self.poll_s = poll_s
         self._wake = asyncio.Event()
@@ -108,9 +112,11 @@ class Dispatcher:
     ) -> list[tuple[OperationPublic, WorkerPublic, trace.Span]]:
         if check_liveness:
             self.workers.mark_silent_workers_lost()
-        # Every round, before the queue: a worker held by an operation that is not
-        # running on it would otherwise never be offered work again.
-        self.workers.free_orphaned_workers()
+            # The registry invariant, on the same clock: a worker held by an operation
+            # that is not running on it would never be offered work again. A leak only
+            # delays work by one poll period this way, and each wake-up (every
+            # submission and report) is a store read lighter.
+            self.workers.free_orphaned_workers()
         pending = self.operations.store.queue()
         online = self.workers.store.list_workers() if pending else []
         claimed: list[tuple[OperationPublic, WorkerPublic, trace.Span]] = []
@@ -234,8 +240,11 @@ class Dispatcher:
                     return
                 url = worker.url + get_spec(op.type).worker_start_path
                 headers = {**self.auth_headers, "content-type": "application/json"}
-                response = await self.client.post(url, content=content, headers=headers)
-                response.raise_for_status()
+                if url.startswith("http://"):
+                    await self._push.post_json(url, content, headers)
+                else:  # TLS to the worker: httpx (and its instrumentation)
+                    response = await self.client.post(url, content=content, headers=headers)
+                    response.raise_for_status()
                 log.info("dispatched to %s", worker.id, extra={"operation_id": op.id})
             self.operations.events.operation_dispatched(
                 op.type.value, worker.id, op.queue_wait_s or 0.0, op.trace_id
@@ -291,6 +300,7 @@ class Dispatcher:
     async def close(self) -> None:
         for task in list(self._sends):
             task.cancel()
+        self._push.close()
         for operation_id in list(self._waiting):
             self._end_wait(operation_id)
 

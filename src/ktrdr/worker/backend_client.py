@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
 
 from ktrdr.constants import API_PREFIX
+from ktrdr.lean_http import SyncClient
 from ktrdr.operations.curve import EpochMetrics
 from ktrdr.operations.schemas import Progress
 from ktrdr.registry.schemas import HeartbeatReply, RegistrationReply
@@ -44,7 +46,10 @@ class BackendClient:
         self.worker_id = worker_id
         self._token = token
         self.credential: str | None = None
-        self._http = httpx.Client(base_url=api_url.rstrip("/") + API_PREFIX, timeout=timeout_s)
+        self._base_url = api_url.rstrip("/") + API_PREFIX
+        self._http = httpx.Client(base_url=self._base_url, timeout=timeout_s)
+        plain = self._base_url.startswith("http://")
+        self._lean = SyncClient(timeout_s) if plain else None
 
     def _as_instance(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.credential}"} if self.credential else {}
@@ -122,9 +127,7 @@ class BackendClient:
             "error": error,
             "progress": progress.model_dump() if progress else None,
         }
-        response = self._http.post(
-            f"/operations/{operation_id}/report", json=body, headers=self._as_instance()
-        )
+        response = self._post_report(f"/operations/{operation_id}/report", body)
         if response.status_code == 401:
             raise NotRegistered(response.text)  # registers, then delivers the report again
         if response.status_code in (403, 404, 409):
@@ -133,6 +136,16 @@ class BackendClient:
             raise ReportRefused(_detail(response))
         response.raise_for_status()
 
+    def _post_report(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        """The final report: over lean HTTP (ktrdr.lean_http) unless the API is behind TLS."""
+        if self._lean is None:
+            return self._http.post(path, json=body, headers=self._as_instance())
+        content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        headers = {"content-type": "application/json", **self._as_instance()}
+        url = self._base_url + path
+        status, reply = self._lean.post(url, content.encode(), headers)
+        return httpx.Response(status, content=reply, request=httpx.Request("POST", url))
+
     def deregister(self) -> None:
         self._http.delete(
             f"/workers/{self.worker_id}", headers=self._as_instance()
@@ -140,3 +153,5 @@ class BackendClient:
 
     def close(self) -> None:
         self._http.close()
+        if self._lean is not None:
+            self._lean.close()

@@ -102,6 +102,8 @@ class WorkerRuntime:
         self._job_span: trace.SpanContext | None = None
         self._job_thread: threading.Thread | None = None
         self._outbox: deque[FinalReport] = deque()
+        # One sender of final reports at a time (the reporter thread or a finished job's).
+        self._delivering = threading.Lock()
         self._progress_dirty = False
         # Epochs not yet delivered, with their operation: sent with the next progress push.
         self._epochs: list[tuple[str, EpochMetrics]] = []
@@ -265,12 +267,26 @@ class WorkerRuntime:
             self._job = None
             self._job_span = None
             self._job_thread = None
-            self._wake.notify_all()
+        self._deliver_now()
+
+    def _deliver_now(self) -> None:
+        """The final report, sent at once from the job's own thread: the operation ends
+        a thread hand-off sooner. What cannot be delivered now stays in the outbox, and
+        the reporter thread retries it (registering first if the backend asks)."""
+        try:
+            if self._registered:
+                with self._delivering:
+                    self._deliver_reports()
+        except Exception as exc:  # the reporter thread owns every retry
+            log.info("report not delivered at once (%s); the reporter retries", exc)
+        if self._outbox:
+            with self._wake:
+                self._wake.notify_all()
 
     def _on_progress(self, _progress: Progress) -> None:
-        with self._wake:
-            self._progress_dirty = True
-            self._wake.notify_all()
+        # No wake-up: the reporter looks at least every _PROGRESS_MIN_INTERVAL_S, the most
+        # often it pushes progress; waking it here cost the job a thread switch per update.
+        self._progress_dirty = True
 
     def _on_epoch(self, operation_id: str, metrics: EpochMetrics) -> None:
         with self._wake:
@@ -289,7 +305,8 @@ class WorkerRuntime:
                 if not self._registered:
                     self._register()
                     next_beat = time.monotonic() + self.heartbeat_interval_s
-                self._deliver_reports()
+                with self._delivering:  # not while a job thread delivers its own report
+                    self._deliver_reports()
                 now = time.monotonic()
                 if self._progress_dirty and now - last_progress_push >= _PROGRESS_MIN_INTERVAL_S:
                     self._push_progress()
