@@ -4,9 +4,9 @@ Woken whenever an operation becomes pending or a worker becomes free (and every
 `poll_s` regardless), it walks the queue oldest first
 and gives each operation to the least-recently-used capable idle worker. The claim is
 a compare-and-set in the store, so a second dispatcher (another API replica) can run
-beside it without ever putting two operations on one worker. Once per poll period it
-first marks silent workers lost and frees workers held by an operation that is not
-running on them (the registry invariant).
+beside it without ever putting two operations on one worker. Every round first frees
+workers held by an operation that is not running on them (the registry invariant);
+once per poll period it also marks silent workers lost.
 """
 
 from __future__ import annotations
@@ -112,11 +112,10 @@ class Dispatcher:
     ) -> list[tuple[OperationPublic, WorkerPublic, trace.Span]]:
         if check_liveness:
             self.workers.mark_silent_workers_lost()
-            # The registry invariant, on the same clock: a worker held by an operation
-            # that is not running on it would never be offered work again. A leak only
-            # delays work by one poll period this way, and each wake-up (every
-            # submission and report) is a store read lighter.
-            self.workers.free_orphaned_workers()
+        # Every round, before the queue (the invariant issue 8 asks of every round): a
+        # worker held by an operation that is not running on it would otherwise not be
+        # offered the operation this round is about to place.
+        self.workers.free_orphaned_workers()
         pending = self.operations.store.queue()
         online = self.workers.store.list_workers() if pending else []
         claimed: list[tuple[OperationPublic, WorkerPublic, trace.Span]] = []

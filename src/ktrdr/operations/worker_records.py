@@ -110,7 +110,7 @@ class WorkerRecords:
     def free_orphaned_workers(self) -> list[tuple[str, str]]:
         """Free every worker held by an operation that is not running on it.
 
-        The registry invariant, checked by the dispatcher once per poll period: a worker's
+        The registry invariant, checked by the dispatcher every round: a worker's
         `current_operation_id` names an operation that is `running` on that worker, or
         `cancelled` on it (the worker keeps it until it confirms it stopped; its report or
         heartbeat settles that). Anything else - missing, pending, re-assigned, finished -
