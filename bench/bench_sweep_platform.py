@@ -195,7 +195,8 @@ def main() -> None:
     vbt = {"skipped": True} if args.no_vectorbt else run_vectorbt(bars, 25)
     report = {
         "bars": args.bars, "pairs": len(PAIRS), "chunk_size": args.chunk_size,
-        "worker_threads": args.worker_threads or "default (2)",
+        "worker_threads": args.worker_threads
+        or f"{stack.threads_per_worker()} (local stack: cores / 2 workers; 1-worker run keeps it)",
         "platform_2_workers": {k: v for k, v in two.items() if k != "results"},
         "platform_1_worker": {k: v for k, v in one.items() if k != "results"},
         "library_loop_s": loop_s,
