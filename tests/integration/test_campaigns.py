@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import json
 import math
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -473,11 +475,27 @@ def test_killed_worker_mid_sweep_still_stores_every_combination_once(
     stack: tuple[LocalStack, Api],
 ) -> None:
     local, api = stack
-    response = api.http.post("/sweeps/start", json={"strategy": LONG_STRATEGY, "chunk_size": 60})
-    op = response.json()
-    chunk = _mid_chunk(api, op["id"])
-    victim = next(w for w in local.workers if chunk["worker_id"].endswith(w.url.rsplit(":", 1)[1]))
-    victim.kill()
+    # A chunk seen half-way may still finish before the kill lands (its report already on
+    # the wire), and then nothing is lost. So the worker is frozen first, and killed only
+    # once the API still shows its chunk running; otherwise it is thawed and we try again.
+    for _ in range(5):
+        response = api.http.post(
+            "/sweeps/start", json={"strategy": LONG_STRATEGY, "chunk_size": 60}
+        )
+        op = response.json()
+        chunk = _mid_chunk(api, op["id"])
+        port = chunk["worker_id"].rsplit(":", 1)[1]
+        victim = next(w for w in local.workers if w.url.endswith(f":{port}"))
+        assert victim.process is not None
+        victim.process.send_signal(signal.SIGSTOP)
+        time.sleep(0.5)  # a report sent just before the freeze reaches the API
+        if api.op(chunk["id"])["status"] == "running":
+            victim.kill()
+            break
+        victim.process.send_signal(signal.SIGCONT)
+        finish(api, op["id"], timeout_s=90)
+    else:
+        pytest.fail("no chunk could be caught running in five sweeps")
 
     done = finish(api, op["id"], timeout_s=90)
     results = all_results(api, op["id"])
