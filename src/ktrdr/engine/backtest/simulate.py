@@ -137,12 +137,16 @@ def _kernel(
     commission: float,
     slippage: float,
     capital: float,
-) -> tuple[FloatArray, FloatArray, FloatArray, int]:
-    """The fill pass over ``bars`` (open/high/low/close × bars)."""
-    return _fills(
+    equity: FloatArray,
+    held: FloatArray,
+    trades: FloatArray,
+) -> int:
+    """The fill pass over ``bars`` (open/high/low/close × bars) into the caller's buffers
+    (see ``_fills_into``); returns the trade count."""
+    return _fills_into(
         bars[0], bars[1], bars[2], bars[3], target, size_frac, fixed_units, exit_frac,
         exit_dist[0], exit_dist[1], exit_dist[2], time_bars, commission, slippage, capital,
-        any_exit_set(exit_frac, exit_dist, time_bars),
+        any_exit_set(exit_frac, exit_dist, time_bars), equity, held, trades,
     )  # fmt: skip
 
 
@@ -171,6 +175,41 @@ def _fills(
     equity = np.empty(n)
     held = np.empty(n)
     trades = np.empty((_TRADE_FIELDS, n + 1))
+    k = _fills_into(
+        open_, high, low, close, target, size_frac, fixed_units, exit_frac, stop_dist,
+        tp_dist, trail_dist, time_bars, commission, slippage, capital, exits_used, equity,
+        held, trades,
+    )  # fmt: skip
+    return equity, held, trades, k
+
+
+@njit(cache=True, nogil=True)
+def _fills_into(
+    open_: FloatArray,
+    high: FloatArray,
+    low: FloatArray,
+    close: FloatArray,
+    target: npt.NDArray[np.int8],
+    size_frac: FloatArray,
+    fixed_units: float,
+    exit_frac: FloatArray,
+    stop_dist: FloatArray,
+    tp_dist: FloatArray,
+    trail_dist: FloatArray,
+    time_bars: int,
+    commission: float,
+    slippage: float,
+    capital: float,
+    exits_used: bool,
+    equity: FloatArray,
+    held: FloatArray,
+    trades: FloatArray,
+) -> int:
+    """The fill rules into ``equity``/``held`` (bars) and ``trades`` (_TRADE_FIELDS x
+    bars + 1); returns the trade count. Every written cell is set before it is read, so a
+    campaign batch reuses one set of buffers per thread across combinations instead of
+    faulting in fresh million-element arrays for each."""
+    n = len(close)
     k = 0
     cash = capital
     units = 0.0
@@ -254,7 +293,7 @@ def _fills(
         trades[_REASON, k] = EXIT_END_OF_DATA
         k += 1
         equity[last] = cash
-    return equity, held, trades, k
+    return k
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -271,8 +310,8 @@ def capped_fractions(
     return out
 
 
-# The compiled pass itself, for other kernels to call per combination (campaign batches), so
-# the fill rules above have one copy.
+# The compiled pass itself, into caller-owned buffers, for other kernels to call per
+# combination (campaign batches), so the fill rules above have one copy.
 fill_pass = _kernel
 
 

@@ -22,6 +22,7 @@ per-bar returns; ``summarise_returns`` keeps only what it returns).
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,6 +35,7 @@ import pandas as pd
 
 from ktrdr.engine.backtest import aggregates as a
 from ktrdr.engine.backtest.runner import exit_levels, position_fractions
+from ktrdr.engine.backtest.simulate import _TRADE_FIELDS as TRADE_FIELDS
 from ktrdr.engine.backtest.simulate import Exits
 from ktrdr.engine.backtest.statistics import bars_per_year, summarise_aggregates, trade_summary
 from ktrdr.engine.campaigns import kernels as k
@@ -132,7 +134,8 @@ def evaluate_batch(
     take. ``threads`` (default: the CPU count) run combinations in parallel;
     ``chunk_size`` combinations are built (validated, their fill inputs made) at once.
     ``summarise_returns(returns)`` runs on each combination's per-bar returns in its
-    thread (it must be thread-safe) and lands in ``summary``: a sweep keeps moments of
+    thread (it must be thread-safe, and copy what it keeps: the array is the thread's
+    buffer, reused by its next combination) and lands in ``summary``: a sweep keeps moments of
     every combination without holding every return series.
     """
     if capital <= 0:
@@ -232,6 +235,19 @@ class _Run:
         self.data = data
         # Exits without per-bar distances (most) share one all-NaN row set.
         self.no_distances = np.full((3, self.n), np.nan)
+        self.local = threading.local()
+
+    def _scratch(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """This thread's equity, units, trade-table and returns buffers (made on its first
+        combination): every combination overwrites what it reads, and reusing them spares
+        four fresh O(bars) arrays, whose page faults cost more than the fills."""
+        buffers = getattr(self.local, "buffers", None)
+        if buffers is None:
+            n = self.n
+            table = np.empty((TRADE_FIELDS, n + 1))
+            buffers = (np.empty(n), np.empty(n), table, np.empty(n))
+            self.local.buffers = buffers
+        return buffers
 
     def features(
         self, combo: Strategy, needs: list[list[SmaNeed]], pool: ThreadPoolExecutor
@@ -249,13 +265,16 @@ class _Run:
         global _warm
         start, end = self.window
         actions = np.ascontiguousarray(decide_actions(combo, features)[start:end], np.int8)
-        returns = np.empty(self.n)
+        scratch = self._scratch()
+        # Kept returns leave the task, so they get their own array; otherwise the thread's
+        # buffer (a summary must not keep a reference to it: it is reused).
+        returns = np.empty(self.n) if self.keep_returns else scratch[3]
         agg = np.empty(a.N_AGGREGATES)
         k.combination_pass(
             self.bars, actions, fills.sell_to[row], fills.size_rows[row],
             fills.fixed_units[row], fills.exit_fractions[row], fills.distance_rows[row],
             int(fills.time_bars[row]), fills.commission[row], fills.slippage[row],
-            self.capital, returns, agg,
+            self.capital, returns, agg, scratch[0], scratch[1], scratch[2],
         )  # fmt: skip
         _warm = True
         summary = self.summarise_returns(returns) if self.summarise_returns else None

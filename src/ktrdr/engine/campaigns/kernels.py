@@ -44,15 +44,21 @@ def combination_pass(
     capital: float,
     returns: FloatArray,
     agg: FloatArray,
+    equity: FloatArray,
+    held: FloatArray,
+    trades: FloatArray,
 ) -> None:  # pragma: no cover - compiled
     """One combination: targets from ``actions`` (action codes of ``signals``), the fill
     pass (arguments as ``fill_pass`` takes them; ``bars`` is open/high/low/close x bars),
     then its aggregates into ``agg`` (N_AGGREGATES) and per-bar returns into ``returns``.
-    Releases the GIL, so a thread pool runs combinations in parallel."""
+    ``equity``/``held`` (bars) and ``trades`` (10 x bars + 1) are scratch the caller
+    reuses between combinations: fresh million-element arrays per combination cost more
+    in page faults than the fills themselves. Releases the GIL, so a thread pool runs
+    combinations in parallel."""
     target = hold_targets(actions, 1, 2, 3, sell_to)
-    equity, held, trades, k = fill_pass(
+    k = fill_pass(
         bars, target, size_fractions, fixed_units, exit_fractions, exit_distances, time_bars,
-        commission, slippage, capital,
+        commission, slippage, capital, equity, held, trades,
     )  # fmt: skip
     agg[:] = np.nan
     equity_aggregates(equity, held, capital, returns, agg)
