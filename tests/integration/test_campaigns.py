@@ -484,8 +484,10 @@ def test_killed_worker_mid_sweep_still_stores_every_combination_once(
         )
         op = response.json()
         chunk = _mid_chunk(api, op["id"])
-        port = chunk["worker_id"].rsplit(":", 1)[1]
-        victim = next(w for w in local.workers if w.url.endswith(f":{port}"))
+        # A worker's id ends in its port (`host-port`).
+        victim = next(
+            w for w in local.workers if chunk["worker_id"].endswith("-" + w.url.rsplit(":")[-1])
+        )
         assert victim.process is not None
         victim.process.send_signal(signal.SIGSTOP)
         time.sleep(0.5)  # a report sent just before the freeze reaches the API
