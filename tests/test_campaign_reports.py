@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from ktrdr.reports import efficiency_text
 from ktrdr.reports.campaigns import sweep_sections, walkforward_sections
 
 EVIL = "<script>alert(1)</script>"
@@ -62,3 +63,15 @@ def test_walkforward_marks_each_window_start() -> None:
     assert parts["equity"].count("<line") == 2 and parts["equity"].count("<polyline") == 1
     assert EVIL not in parts["windows"] and "f.period=&lt;script&gt;" in parts["windows"]
     assert "<td>0.5000</td><tr>" not in parts["windows"] and "<td>n/a</td>" in parts["windows"]
+
+
+def test_a_walkforward_without_efficiency_says_why() -> None:
+    windows = [{"in_sample_objective": -1.5}, {"in_sample_objective": 0.5}]
+    assert efficiency_text({"walkforward_efficiency": 0.51234, "windows": windows}) == "0.512"
+    assert efficiency_text({"walkforward_efficiency": None, "windows": windows}) == (
+        "n/a (the in-sample objective is not positive: no edge to carry over)"
+    )
+    # Undefined for another reason (no windows, a missing objective): no invented cause.
+    assert efficiency_text({"walkforward_efficiency": None, "windows": []}) == "n/a"
+    positive = [{"in_sample_objective": 1.0}, {"in_sample_objective": None}]
+    assert efficiency_text({"walkforward_efficiency": None, "windows": positive}) == "n/a"

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import pytest
 
 from ktrdr.engine.strategy.loader import builtin_strategy_text
@@ -337,6 +338,13 @@ def test_walkforward_report_shows_every_window_and_the_stitched_curve(
     assert page.locator("#wf-equity svg polyline").count() == 1
     stitched = op["result"]["stitched"]["total_return_pct"]
     assert page.locator("#wf-return").inner_text() == f"{stitched:.2f}%"
+    efficiency = op["result"]["walkforward_efficiency"]
+    in_sample = np.mean([w["in_sample_objective"] for w in windows])
+    shown = page.locator("#wf-efficiency").inner_text()
+    if efficiency is None and in_sample <= 0:  # the ratio is undefined: the card says why
+        assert shown == "n/a (the in-sample objective is not positive: no edge to carry over)"
+    else:
+        assert shown == f"{efficiency:.3f}"
     watched.screenshot("walkforward-report")
     watched.assert_clean()
 

@@ -138,4 +138,8 @@ def test_stitch_refuses_overlapping_segments_and_efficiency() -> None:
     assert walkforward_efficiency(2.0, 1.0) == 0.5
     assert walkforward_efficiency([1.0, 3.0], [0.5, 0.5]) == 0.25
     assert math.isnan(walkforward_efficiency(0.0, 1.0))
+    # Against an in-sample loss the ratio means nothing: two losses, or a smaller loss
+    # out of sample, would otherwise score as a positive (or sub-1) efficiency.
+    assert math.isnan(walkforward_efficiency(-2.0, -1.0))
+    assert math.isnan(walkforward_efficiency([1.0, -3.0], [0.5, 0.5]))
     assert math.isnan(walkforward_efficiency([], []))

@@ -387,7 +387,11 @@ def test_walkforward_stitched_out_of_sample_equals_the_chosen_params_run_window_
     assert result["stitched"]["total_return_pct"] == pytest.approx((equity / 1e5 - 1) * 100)
     is_mean = np.mean([w["in_sample_objective"] for w in windows])
     oos_mean = np.mean([w["out_of_sample_objective"] for w in windows])
-    assert result["walkforward_efficiency"] == pytest.approx(oos_mean / is_mean, rel=1e-12)
+    # On these synthetic bars even the in-sample best loses (mean objective < 0): there is
+    # no edge whose survival a ratio could measure, so there is none (the unit tests check
+    # the ratio itself); before, two losses gave a "positive efficiency".
+    assert is_mean < 0 and oos_mean < 0
+    assert result["walkforward_efficiency"] is None
     assert len(children(api, done["id"])) == 1 + 4 + 1  # windows, 4 in-sample, 1 OOS
     table = api.http.get(f"/operations/{done['id']}/results/sweep_results").json()
     assert [(r["stage"], r["window"]) for r in table] == sorted(
@@ -402,7 +406,9 @@ def test_walkforward_stitched_out_of_sample_equals_the_chosen_params_run_window_
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert show.returncode == 0, show.stderr
-    assert "walk-forward efficiency" in show.stdout
+    assert "walk-forward efficiency n/a (the in-sample objective is not positive" in " ".join(
+        show.stdout.split()
+    )
     assert report.read_text().count("window from ") == 4
 
 
@@ -484,8 +490,10 @@ def test_killed_worker_mid_sweep_still_stores_every_combination_once(
         )
         op = response.json()
         chunk = _mid_chunk(api, op["id"])
-        port = chunk["worker_id"].rsplit(":", 1)[1]
-        victim = next(w for w in local.workers if w.url.endswith(f":{port}"))
+        # A worker's id ends in its port (`host-port`).
+        victim = next(
+            w for w in local.workers if chunk["worker_id"].endswith("-" + w.url.rsplit(":")[-1])
+        )
         assert victim.process is not None
         victim.process.send_signal(signal.SIGSTOP)
         time.sleep(0.5)  # a report sent just before the freeze reaches the API

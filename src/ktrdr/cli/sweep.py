@@ -24,7 +24,7 @@ from ktrdr.cli.state import (
 )
 from ktrdr.cli.sweep_report import sweep_html, walkforward_html
 from ktrdr.cli.tracing import cli_span
-from ktrdr.reports import fmt
+from ktrdr.reports import efficiency_text, fmt
 
 app = typer.Typer(help="Parameter sweeps over a strategy's search: space.", no_args_is_help=True)
 wf_app = typer.Typer(help="Walk-forward analysis: sweep in sample, test out of sample.",
@@ -212,7 +212,7 @@ def show_walkforward(op: dict[str, Any]) -> None:
     stitched = result.get("stitched") or {}
     console.print(
         f"stitched out of sample: return {fmt(stitched.get('total_return_pct'), '{:.2f}')}%, "
-        f"walk-forward efficiency {fmt(result.get('walkforward_efficiency'), '{:.3f}')}"
+        f"walk-forward efficiency {efficiency_text(result)}"
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from ktrdr.reports import fmt
+from ktrdr.reports import efficiency_text, fmt
 from ktrdr.reports.campaigns import sweep_sections, walkforward_sections
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}
@@ -42,7 +42,7 @@ def walkforward_html(op: dict[str, Any]) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>{_STYLE}</style>
 </head><body><h1>{title}</h1>
 <p>stitched out-of-sample return {fmt(stitched.get("total_return_pct"), "{:.2f}")}%,
-walk-forward efficiency {fmt(result.get("walkforward_efficiency"), "{:.3f}")}</p>
+walk-forward efficiency {html.escape(efficiency_text(result))}</p>
 <h2>Stitched out-of-sample equity (dashed: window starts)</h2>{parts["equity"]}
 <h2>Windows</h2>{parts["windows"]}</body></html>
 """

@@ -21,6 +21,7 @@ from ktrdr.cli.report import STAT_ROWS, symbol_columns
 from ktrdr.operations.results import artifact_parts, result_part
 from ktrdr.operations.schemas import OperationPublic
 from ktrdr.operations.service import OperationService
+from ktrdr.reports import efficiency_text
 from ktrdr.reports.campaigns import sweep_sections, walkforward_sections
 
 # Rows of the top-N table on a sweep's report (the whole table is one download away).
@@ -96,7 +97,11 @@ def _sweep_context(op: OperationPublic, sources: ReportSources) -> dict[str, Any
 
 def _walkforward_context(op: OperationPublic, sources: ReportSources) -> dict[str, Any]:
     result = op.result or {}
-    return {"result": result, "parts": _safe(walkforward_sections(result))}
+    return {
+        "result": result,
+        "parts": _safe(walkforward_sections(result)),
+        "efficiency": efficiency_text(result),
+    }
 
 
 REPORTS: dict[str, ReportPage] = {

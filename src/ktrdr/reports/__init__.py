@@ -18,3 +18,16 @@ def fmt(value: Any, pattern: str) -> str:
         return pattern.format(value)
     except (ValueError, TypeError):
         return str(value)
+
+
+def efficiency_text(result: dict[str, Any]) -> str:
+    """A walk-forward result's efficiency, or why it has none: the ratio is only defined
+    against a positive in-sample objective, and "n/a" alone reads like a failure."""
+    value = result.get("walkforward_efficiency")
+    if value is not None:
+        return fmt(value, "{:.3f}")
+    in_sample = [w.get("in_sample_objective") for w in result.get("windows") or []]
+    known = [v for v in in_sample if v is not None]
+    if known and sum(known) / len(known) <= 0:
+        return "n/a (the in-sample objective is not positive: no edge to carry over)"
+    return "n/a"

@@ -175,13 +175,18 @@ def walkforward_efficiency(
     is_objective: float | Sequence[float], oos_objective: float | Sequence[float]
 ) -> float:
     """Out-of-sample objective / in-sample objective (Pardo's walk-forward efficiency); for
-    per-window sequences, mean(OOS) / mean(IS). NaN when IS is 0 or anything is undefined.
-    Compare like with like (both annualised, e.g. Sharpe or annualised return)."""
+    per-window sequences, mean(OOS) / mean(IS). Compare like with like (both annualised,
+    e.g. Sharpe or annualised return).
+
+    NaN when the in-sample objective is not positive or anything is undefined: the ratio
+    reads as "how much of the in-sample edge survived", and against a loss it says the
+    opposite of the truth (a smaller loss out of sample scores below 1, a larger one above
+    1, two losses a positive efficiency)."""
     is_a = np.atleast_1d(np.asarray(is_objective, dtype=float))
     oos_a = np.atleast_1d(np.asarray(oos_objective, dtype=float))
     if is_a.size == 0 or oos_a.size == 0:
         return math.nan
     is_v, oos_v = float(is_a.mean()), float(oos_a.mean())
-    if not (math.isfinite(is_v) and math.isfinite(oos_v)) or is_v == 0:
+    if not (math.isfinite(is_v) and math.isfinite(oos_v)) or is_v <= 0:
         return math.nan
     return oos_v / is_v
