@@ -10,6 +10,8 @@ The in-test OTLP receiver stands in for Jaeger (which cannot run here) for the s
 from __future__ import annotations
 
 import json
+import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,26 +130,40 @@ def test_kill_9_mid_run_resumes_on_the_other_worker_with_the_uninterrupted_weigh
     stack: Stack,
 ) -> None:
     api = stack.api
-    op = start_training(api, STEADY, epochs=KILL_EPOCHS, checkpoint_every=2)
+    folder = Path()
+    checkpoint = 0
+    for _ in range(5):
+        op = start_training(api, STEADY, epochs=KILL_EPOCHS, checkpoint_every=2)
 
-    def a_few_epochs() -> dict[str, Any] | None:
-        seen = curve(api, op["id"])
-        return seen if len(seen["recorded"]) >= 4 else None
+        def a_few_epochs(op_id: str = op["id"]) -> dict[str, Any] | None:
+            seen = curve(api, op_id)
+            return seen if len(seen["recorded"]) >= 4 else None
 
-    wait_for(a_few_epochs, 90, "four epochs stored")
-    running = api.op(op["id"])
-    victim_id = running["worker_id"]
-    victim = worker_process(stack.local, victim_id)
-    survivor = next(w for w in stack.local.workers if w is not victim)
-    before = samples(survivor.url)
-    victim.kill()
+        wait_for(a_few_epochs, 90, "four epochs stored")
+        running = api.op(op["id"])
+        victim_id = running["worker_id"]
+        victim = worker_process(stack.local, victim_id)
+        survivor = next(w for w in stack.local.workers if w is not victim)
+        before = samples(survivor.url)
+        # Frozen first: a worker that reports its epochs a little late may have trained
+        # (and checkpointed) all of them by now, which leaves attempt 2 nothing to resume.
+        assert victim.process is not None
+        victim.process.send_signal(signal.SIGSTOP)
+        time.sleep(0.5)  # a report sent just before the freeze reaches the API
+        folder = stack.local.data_home / "checkpoints" / op["id"]
+        # What the frozen worker left: the newest checkpoint that verifies is where it goes on.
+        last = CheckpointStore(folder).latest()
+        assert last is not None
+        checkpoint = last.epoch
+        if checkpoint < KILL_EPOCHS - 4 and api.op(op["id"])["status"] == "running":
+            victim.kill()
+            break
+        victim.process.send_signal(signal.SIGCONT)
+        api.wait_status(op["id"], {"completed", "failed"}, 120)
+    else:
+        pytest.fail("no training run could be caught with epochs left in five runs")
     assert running["status"] == "running" and running["attempt"] == 1
 
-    # What the dead worker left: the newest checkpoint that verifies is where it goes on.
-    folder = stack.local.data_home / "checkpoints" / op["id"]
-    last = CheckpointStore(folder).latest()
-    assert last is not None
-    checkpoint = last.epoch
     killed_at = [p["epoch"] for p in curve(api, op["id"])["recorded"]]
     k = killed_at[-1]
     assert killed_at == list(range(1, k + 1)), "attempt 1 stored every epoch, in order"
