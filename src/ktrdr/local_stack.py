@@ -3,12 +3,14 @@ the integration tests and the benchmarks): the embedded default, no Docker."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,14 +37,14 @@ class ManagedProcess:
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [*self.command_prefix, sys.executable, "-m", "ktrdr.cli.main", *self.args],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C in the terminal reaches only `ktrdr up`
-        )
-        log.close()
+        with log, _ctrl_c_after_spawn():
+            self.process = subprocess.Popen(
+                [*self.command_prefix, sys.executable, "-m", "ktrdr.cli.main", *self.args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C in the terminal reaches only `ktrdr up`
+            )
 
     @property
     def running(self) -> bool:
@@ -72,6 +74,24 @@ class ManagedProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+@contextlib.contextmanager
+def _ctrl_c_after_spawn() -> Iterator[None]:
+    """A Ctrl-C that arrives while a child is being spawned is raised once the child is
+    recorded: raised inside ``Popen`` (it waits for the exec), it lost a running child that
+    ``stop()`` then never stopped. (A handler set here is reset by the child's exec.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread receives signals
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+    if caught:
+        raise KeyboardInterrupt
 
 
 @dataclass
@@ -137,8 +157,8 @@ class LocalStack:
             {**env, **self.worker_env.get(port, {})},
             self.data_home / "logs" / f"worker-{port}.log",
         )
+        self.workers.append(worker)  # before the start: a Ctrl-C then still stops it
         worker.start()
-        self.workers.append(worker)
         return worker
 
     def threads_per_worker(self) -> int:

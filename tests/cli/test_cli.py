@@ -175,6 +175,23 @@ def test_ctrl_c_while_starting_leaves_nothing_running(tmp_path: Path) -> None:
     for port in (api_port, worker_port):
         with pytest.raises(httpx.TransportError):
             httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+    # A worker still importing answers no port: look for the processes themselves.
+    assert _processes_with_home(tmp_path) == [], "a process of the stack outlived `ktrdr up`"
+
+
+def _processes_with_home(home: Path) -> list[str]:
+    """Command lines of the live processes started with KTRDR_DATA_HOME=home."""
+    wanted = f"KTRDR_DATA_HOME={home}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if wanted in (proc / "environ").read_bytes().split(b"\0"):
+                status = (proc / "status").read_text()
+                if "\nState:\tZ" not in status:  # a zombie is dead, only not yet reaped
+                    found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
 
 
 def _api_answers(api_url: str) -> bool:
