@@ -3,6 +3,7 @@ backend plans again after a restart and gets the same answer), and how it is chu
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ktrdr.jobs.campaigns import SearchMethod, SweepParams, search_space
@@ -20,5 +21,11 @@ def combinations(params: SweepParams) -> list[dict[str, Any]]:
 
 
 def chunks(count: int, chunk_size: int) -> list[range]:
-    """Index ranges of the chunks: consecutive, `chunk_size` each (the last may be short)."""
-    return [range(i, min(i + chunk_size, count)) for i in range(0, count, chunk_size)]
+    """The indices of each chunk, at most ``chunk_size`` each: dealt out in turn (chunk j of
+    n takes j, j + n, j + 2n, ...), not cut into consecutive runs. Neighbouring
+    combinations cost alike (a short fast SMA trades more, and a grid keeps its values
+    together), so consecutive runs gave one worker the slow half of a 2-worker sweep;
+    dealt out, every chunk holds a sample of the whole and they end together. Sizes differ
+    by one at most, the first the largest."""
+    n = math.ceil(count / chunk_size) if count else 0
+    return [range(j, count, n) for j in range(n)]

@@ -37,10 +37,11 @@ def sweep_params(driver: Driving, parent: OperationPublic) -> SweepParams:
 def combination_requests(
     params: SweepParams, indexed: list[tuple[int, dict[str, Any]]], chunk_size: int, **extra: Any
 ) -> list[ChunkRequest]:
-    """Chunks of `chunk_size` over (index, params) pairs, keyed by index."""
+    """Chunks of at most `chunk_size` over (index, params) pairs (dealt out as
+    ``plan.chunks`` says), each keyed by its first index."""
     requests = []
-    for i in range(0, len(indexed), chunk_size):
-        part = indexed[i : i + chunk_size]
+    for picks in plan.chunks(len(indexed), chunk_size):
+        part = [indexed[i] for i in picks]
         combos = [{"key": str(n), "index": n, "params": p} for n, p in part]
         requests.append(
             ChunkRequest(str(part[0][0]), chunk_body(params, combinations=combos, **extra))
