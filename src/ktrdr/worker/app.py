@@ -25,6 +25,7 @@ from ktrdr.worker.backend_client import BackendClient
 from ktrdr.worker.runners import PHASES, RUNNERS, missing_extra
 from ktrdr.worker.runners.stores import configure_bars_cache
 from ktrdr.worker.runtime import ShuttingDown, StartRequest, WorkerBusy, WorkerRuntime
+from ktrdr.worker.warmup import start_warming
 
 
 class StartBody(BaseModel):
@@ -105,6 +106,8 @@ def preload_libraries(kinds: Iterable[OperationType]) -> None:
     on a loaded machine until the backend declared the worker lost and ran the job again."""
     if OperationType.TRAINING in kinds and missing_extra(OperationType.TRAINING) is None:
         importlib.import_module("torch")
+    if OperationType.BACKTESTING in kinds:
+        start_warming()  # compiled kernels: in the background, registration goes on
 
 
 def create_worker_app(
