@@ -11,12 +11,8 @@ import pytest
 from ktrdr.engine.data import generate_synthetic_bars
 from ktrdr.engine.data.resample import _AGG, _rule, join_closed, resample_bars
 from ktrdr.engine.indicators.averages import ema
-from ktrdr.engine.indicators.kernels import (
-    ewm_mean,
-    rolling_mean,
-    rolling_mean_pair,
-    rolling_means,
-)
+from ktrdr.engine.indicators.kernels import ewm_mean
+from ktrdr.engine.indicators.rolling_kernels import rolling_mean, rolling_mean_pair, rolling_means
 from ktrdr.engine.indicators.volatility import true_range
 from ktrdr.engine.signal_kernels import fuzzy_decisions
 from ktrdr.engine.timeframes import check_timeframe

@@ -112,7 +112,7 @@ def cache_smas(
     would compute one by one). A sweep's combinations bring many periods of one average.
     With ``pool``, up to ``at_once`` passes run on it at a time (they release the GIL), so
     at most ``4 * at_once`` new averages exist beside the cache's."""
-    from ktrdr.engine.indicators.kernels import rolling_means_into
+    from ktrdr.engine.indicators.rolling_kernels import rolling_means_into
 
     by_source: dict[str, list[tuple[tuple[str, str], int]]] = {}
     for key, source, period in needs:
@@ -149,7 +149,7 @@ def _paired_smas(strategy: Strategy, columns: Features) -> dict[str, dict[str, F
     """Outputs of base-timeframe SMAs over the same price column, two at a time in one
     compiled pass (``rolling_mean_pair``: the same values as one by one, in about the
     time of one — a crossover's two averages were a third of its backtest)."""
-    from ktrdr.engine.indicators.kernels import rolling_mean_pair
+    from ktrdr.engine.indicators.rolling_kernels import rolling_mean_pair
 
     by_source: dict[str, list[tuple[str, int]]] = {}
     for ind in strategy.indicators:

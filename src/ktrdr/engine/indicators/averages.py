@@ -19,7 +19,7 @@ import pandas as pd
 def sma(x: pd.Series, period: int) -> pd.Series:
     # A compiled single pass: pandas' rolling mean was most of a crossover backtest's time.
     # Imported here so that validating a strategy (the API does) never loads numba.
-    from ktrdr.engine.indicators.kernels import rolling_mean
+    from ktrdr.engine.indicators.rolling_kernels import rolling_mean
 
     values = x.to_numpy(dtype=np.float64)
     return pd.Series(rolling_mean(values, period), index=x.index, name=x.name, copy=False)
