@@ -336,6 +336,9 @@ def test_cli_sweep_run_and_show_write_a_self_contained_report(
     assert "10/10 combinations, best sharpe" in run.stdout
     assert "top 3 of 10 by sharpe" in run.stdout and "sma_fast.period" in run.stdout
     op_id = run.stdout.split("queued ", 1)[1].split()[0]
+    diagnostics = api.op(op_id)["result"]["diagnostics"]
+    assert "\ntrials: 10\n" in run.stdout, "a count reads as a count"
+    assert f"deflated_sharpe_ratio: {diagnostics['deflated_sharpe_ratio']:.4f}" in run.stdout
     report = tmp_path / "report.html"
     show = subprocess.run(
         [sys.executable, "-m", "ktrdr.cli.main", "sweep", "show", op_id, "--top", "5",
@@ -410,6 +413,14 @@ def test_walkforward_stitched_out_of_sample_equals_the_chosen_params_run_window_
         show.stdout.split()
     )
     assert report.read_text().count("window from ") == 4
+    # An 80-column terminal (what Rich assumes off a terminal) shows every window's
+    # chosen values and its test start whole.
+    lines = show.stdout.splitlines()
+    for w in windows:
+        start = w["test_start"][:16].replace("T", " ")
+        row = next(line for line in lines if line.startswith(f"{w['window']}  {start}"))
+        values = row.split()[5 : 5 + len(w["params"])]
+        assert values == [str(v) for v in w["params"].values()], row
 
 
 def test_walkforward_windows_given_as_durations_follow_the_bar_timestamps(

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from ktrdr.cli import ops
@@ -81,13 +82,13 @@ def run(
 
 
 def results_table(rows: list[dict[str, Any]], objective: str, key: str, title: str) -> Table:
-    table = Table(title=title, title_justify="left")
+    table = compact_table(title)
     names = list(rows[0]["params"]) if rows else []
-    table.add_column("#", justify="right")
+    table.add_column("#", justify="right", no_wrap=True)
     for name in names:
-        table.add_column(short(name), justify="right")
+        table.add_column(header(name), justify="right", no_wrap=True)
     for label in (objective, "return %", "max DD %", "trades"):
-        table.add_column(label, justify="right")
+        table.add_column(label, justify="right", no_wrap=True)
     for row in rows:
         stats = row["statistics"]
         table.add_row(
@@ -99,6 +100,24 @@ def results_table(rows: list[dict[str, Any]], objective: str, key: str, title: s
             fmt(stats.get("num_trades"), "{:,}"),
         )
     return table
+
+
+def compact_table(title: str) -> Table:
+    """A results table without vertical rules: a window's two timestamps, two parameters
+    and the figures fit an 80-column terminal (boxed, the parameters were cut to
+    "sma_fast.…")."""
+    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+                 pad_edge=False, collapse_padding=True)  # fmt: skip
+
+
+def header(path: str) -> str:
+    """A parameter's column header: sma_fast.period on two lines (the values are short)."""
+    return short(path).replace(".", "\n", 1)
+
+
+def _when(stamp: str) -> str:
+    """2020-10-28T07:00:00+00:00 -> 2020-10-28 07:00 (the windows are in UTC)."""
+    return stamp[:16].replace("T", " ")
 
 
 def short(path: str) -> str:
@@ -123,7 +142,7 @@ def show_sweep(client: ApiClient, op: dict[str, Any], top: int) -> None:
         params = ", ".join(f"{short(k)}={v}" for k, v in best["params"].items())
         console.print(f"best: {params} ({objective} {fmt(best['objective'], '{:.4f}')})")
     for name, value in (summary.get("diagnostics") or {}).items():
-        console.print(f"{name}: {fmt(value, '{:.4f}')}")
+        console.print(f"{name}: {fmt(value, '{:,}' if isinstance(value, int) else '{:.4f}')}")
     console.print(f"[dim]report: ktrdr sweep show {op['id']} --html report.html[/]")
 
 
@@ -198,14 +217,23 @@ def wf_run(
 
 def show_walkforward(op: dict[str, Any]) -> None:
     result = op["result"] or {}
-    table = Table(title=f"walk-forward by {result.get('objective')}", title_justify="left")
-    for column in ("window", "test from", "test to", "chosen", "IS", "OOS", "OOS return %"):
-        table.add_column(column, justify="right")
-    for w in result.get("windows", []):
+    windows = result.get("windows", [])
+    # One column per chosen parameter (as the sweep table has them): "a=1, b=2" in one
+    # cell was cut to "sma_fast.…" on an 80-column terminal.
+    names = list(windows[0]["params"]) if windows else []
+    table = compact_table(f"walk-forward by {result.get('objective')}")
+    table.add_column("#", justify="right", no_wrap=True)
+    for column in ("test from (UTC)", "test to"):
+        table.add_column(column, no_wrap=True)
+    for name in names:
+        table.add_column(header(name), justify="right", no_wrap=True)
+    for column in ("IS", "OOS", "OOS\nret %"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for w in windows:
         table.add_row(
-            str(w["window"]), w["test_start"][:16], w["test_end"][:16],
-            ", ".join(f"{short(k)}={v}" for k, v in w["params"].items()),
-            fmt(w["in_sample_objective"], "{:.3f}"), fmt(w["out_of_sample_objective"], "{:.3f}"),
+            str(w["window"]), _when(w["test_start"]), _when(w["test_end"]),
+            *[fmt(w["params"].get(n), "{}") for n in names],
+            fmt(w["in_sample_objective"], "{:.2f}"), fmt(w["out_of_sample_objective"], "{:.2f}"),
             fmt(w["out_of_sample"].get("total_return_pct"), "{:.2f}"),
         )  # fmt: skip
     console.print(table)
