@@ -50,9 +50,10 @@ def test_an_unknown_axis_names_the_choices() -> None:
 def test_walkforward_marks_each_window_start() -> None:
     result = {
         "windows": [
-            {"window": 0, "test_start": "2020-01-02", "test_end": "2020-01-03",
+            {"window": 0, "test_start": "2020-01-02T08:00:00+00:00",
+             "test_end": "2020-01-03T07:00:00+00:00",
              "params": {"indicators.f.params.period": EVIL}, "in_sample_objective": 1.0,
-             "out_of_sample_objective": 0.5},
+             "out_of_sample_objective": 0.5, "out_of_sample": {"total_return_pct": -1.234}},
             {"window": 1, "test_start": "2020-01-03", "test_end": "2020-01-04",
              "params": {"indicators.f.params.period": 5}, "in_sample_objective": 0.8,
              "out_of_sample_objective": None},
@@ -61,7 +62,14 @@ def test_walkforward_marks_each_window_start() -> None:
     }  # fmt: skip
     parts = walkforward_sections(result)
     assert parts["equity"].count("<line") == 2 and parts["equity"].count("<polyline") == 1
-    assert EVIL not in parts["windows"] and "f.period=&lt;script&gt;" in parts["windows"]
+    assert EVIL not in parts["windows"] and "<th>f.period</th>" in parts["windows"]
+    assert "<td>&lt;script&gt;" in parts["windows"]
+    # Times as people read them (UTC, to the minute), the window's out-of-sample return.
+    assert (
+        '<td class="when">2020-01-02 08:00</td><td class="when">2020-01-03 07:00</td>'
+        in (parts["windows"])
+    )
+    assert "<td>0.5000</td><td>-1.23</td></tr>" in parts["windows"]
     assert "<td>0.5000</td><tr>" not in parts["windows"] and "<td>n/a</td>" in parts["windows"]
 
 

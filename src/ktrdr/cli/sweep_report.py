@@ -11,7 +11,7 @@ from ktrdr.reports.campaigns import sweep_sections, walkforward_sections
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}
 table{border-collapse:collapse}th,td{padding:2px 10px;border-bottom:1px solid #ddd;
-text-align:right}th{text-align:left}svg text{font-size:11px}"""
+text-align:right}th{text-align:left}svg text{font-size:11px}td.when{white-space:nowrap}"""
 
 
 def sweep_html(

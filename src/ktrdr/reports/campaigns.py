@@ -215,20 +215,29 @@ def sweep_sections(
     }
 
 
+def _utc(stamp: str) -> str:
+    return str(stamp)[:16].replace("T", " ")
+
+
 def walkforward_sections(result: dict[str, Any]) -> dict[str, str]:
-    """The walk-forward report's parts: stitched out-of-sample curve and windows table."""
+    """The walk-forward report's parts: stitched out-of-sample curve and windows table
+    (a column per chosen parameter, times as 2020-10-22 08:00 UTC)."""
     windows = result.get("windows", [])
+    names = list(windows[0]["params"]) if windows else []
     rows = "".join(
-        f"<tr><td>{w['window']}</td><td>{html.escape(str(w['test_start']))}</td>"
-        f"<td>{html.escape(str(w['test_end']))}</td>"
-        f"<td>{html.escape(', '.join(f'{_short(k)}={v}' for k, v in w['params'].items()))}</td>"
-        f"<td>{fmt(w['in_sample_objective'], '{:.4f}')}</td>"
-        f"<td>{fmt(w['out_of_sample_objective'], '{:.4f}')}</td></tr>"
+        f'<tr><td>{w["window"]}</td><td class="when">{html.escape(_utc(w["test_start"]))}</td>'
+        f'<td class="when">{html.escape(_utc(w["test_end"]))}</td>'
+        + "".join(f"<td>{html.escape(str(w['params'].get(n)))}</td>" for n in names)
+        + f"<td>{fmt(w['in_sample_objective'], '{:.4f}')}</td>"
+        f"<td>{fmt(w['out_of_sample_objective'], '{:.4f}')}</td>"
+        f"<td>{fmt((w.get('out_of_sample') or {}).get('total_return_pct'), '{:.2f}')}</td></tr>"
         for w in windows
     )
     curve = equity_svg(result.get("stitched_equity", []), [w["test_start"] for w in windows])
+    heads = "".join(f"<th>{html.escape(_short(n))}</th>" for n in names)
     table = (
-        "<table><tr><th>window</th><th>test from</th><th>test to</th><th>chosen</th>"
-        f"<th>in sample</th><th>out of sample</th></tr>{rows}</table>"
+        "<table><tr><th>window</th><th>test from (UTC)</th><th>test to</th>"
+        f"{heads}<th>in-sample objective</th><th>out-of-sample objective</th>"
+        f"<th>out-of-sample return %</th></tr>{rows}</table>"
     )
     return {"equity": curve, "windows": table}
