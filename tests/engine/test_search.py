@@ -168,6 +168,14 @@ def test_bad_constraints_are_strategy_errors_with_a_fix() -> None:
         SMA, f"parameters:\n  {FAST}: {{values: [5]}}\nconstraints: ['sma_fats.period < 9']"
     )
     assert "'sma_fats.period' is not a searched parameter (did you mean 'sma_fast.period'?)" in text
+    # A typo in a parameter's path is named first, not as a constraint that names the
+    # parameter correctly (its "did you mean" pointed the constraint at the typo).
+    typo = FAST.replace("sma_fast", "sma_fst")
+    text = problems_of(
+        SMA, f"parameters:\n  {typo}: {{values: [5]}}\nconstraints: ['sma_fast.period < 9']"
+    )
+    assert "no item 'sma_fst' in indicators (did you mean 'sma_fast'?)" in text
+    assert "constraints" not in text
     text = problems_of(SMA, f"parameters:\n  {FAST}: {{values: [5]}}\nconstraints: ['x <']")
     assert "ends too early" in text or "is not a searched parameter" in text
     text = problems_of(

@@ -192,7 +192,14 @@ class SearchSpace:
                     "{range: [5, 50, 5]}}}"
                 ]
             )
-        space = cls.from_config(strategy.search)
+        parameters = [
+            SearchParameter.from_spec(path, spec)
+            for path, spec in strategy.search.parameters.items()
+        ]
+        # Paths before constraints: a typo in a path also fails every constraint naming the
+        # parameter, and "did you mean" then pointed the constraint at the typo.
+        _check_paths(parameters, strategy_document(strategy))
+        space = cls(parameters, list(strategy.search.constraints))
         _check_space(space, strategy)
         return space
 
@@ -286,18 +293,24 @@ class SearchSpace:
 # ---- up-front checks ----------------------------------------------------------------
 
 
-def _check_space(space: SearchSpace, strategy: Strategy) -> None:
-    """Paths exist; each parameter's values pass strategy validation in some feasible
-    combination; at least one combination is feasible. One StrategyError lists all."""
-    doc = strategy_document(strategy)
+def _check_paths(parameters: list[SearchParameter], doc: dict[str, Any]) -> None:
+    """Every parameter's path names a value the strategy has; one StrategyError lists all."""
     problems: list[str] = []
-    for p in space.parameters:
+    for p in parameters:
         try:
             set_path(doc, p.path, get_path(doc, p.path))
         except StrategyError as exc:
             problems += [f"search.parameters: path {p.path!r}: {m}" for m in exc.problems]
     if problems:
         raise StrategyError(problems)
+
+
+def _check_space(space: SearchSpace, strategy: Strategy) -> None:
+    """Each parameter's values pass strategy validation in some feasible combination (the
+    paths are checked first, by ``_check_paths``); at least one combination is feasible.
+    One StrategyError lists all."""
+    doc = strategy_document(strategy)
+    problems: list[str] = []
     enumerable = space.raw_size is not None and space.raw_size <= ENUMERATE_FOR_SAMPLING
     if enumerable and space.grid_size == 0:
         raise StrategyError(
