@@ -30,6 +30,31 @@ def worker(store: Store, worker_id: str) -> None:
     )
 
 
+def test_a_final_reports_unannounced_phase_is_in_the_history(store: Store) -> None:
+    # A job quicker than the worker's progress period: no progress report before the end.
+    quick, announced = new_op(store, {"a": 1}), new_op(store, {"b": 2})
+    worker(store, "w1")
+    worker(store, "w2")
+    assert store.claim(quick, "w1", at(1)) is not None
+    store.transition(
+        quick, OperationStatus.COMPLETED, now=at(2), expected_worker_id="w1",
+        progress=Progress(percent=100, phase="results"), result={"ok": True},
+    )  # fmt: skip
+    assert [(e.kind.value, e.name) for e in store.operation_events(quick)] == [
+        ("dispatched", None), ("phase", "results"), ("status", "completed"),
+    ]  # fmt: skip
+    # A phase already announced by progress is not recorded twice.
+    assert store.claim(announced, "w2", at(3)) is not None
+    assert store.record_progress(announced, "w2", Progress(percent=90, phase="results"), at(4))
+    store.transition(
+        announced, OperationStatus.COMPLETED, now=at(5), expected_worker_id="w2",
+        progress=Progress(percent=100, phase="results"), result={"ok": True},
+    )  # fmt: skip
+    assert [(e.kind.value, e.name) for e in store.operation_events(announced)] == [
+        ("dispatched", None), ("phase", "results"), ("status", "completed"),
+    ]  # fmt: skip
+
+
 def test_history_records_each_attempt_its_phases_and_the_requeue(store: Store) -> None:
     op_id = new_op(store)
     worker(store, "w1")

@@ -41,9 +41,9 @@ INSERT_EVENT = insert(EVENTS)
 GET_OPERATION = select(OPS).where(OPS.c.id == _op)
 # What a transition decides on (owner, attempt, status); the new record comes back from
 # its UPDATE ... RETURNING.
-OPERATION_STATE = select(OPS.c.id, OPS.c.status, OPS.c.worker_id, OPS.c.attempt).where(
-    OPS.c.id == _op
-)
+OPERATION_STATE = select(
+    OPS.c.id, OPS.c.status, OPS.c.worker_id, OPS.c.attempt, OPS.c.progress_phase
+).where(OPS.c.id == _op)
 CLAIM_WORKER = (
     update(WORKERS)
     .where(

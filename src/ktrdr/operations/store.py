@@ -161,13 +161,16 @@ class Store(WorkerRecords):
         symbol: str | None = None,
         strategy: str | None = None,
         parent_id: str | None = None,
+        top_level: bool = False,
     ) -> tuple[list[OperationSummary], int]:
         """Newest first, with the total count matching the filters; summaries only (the
         query reads neither parameters nor results unless filtering by symbol or strategy,
-        so its cost does not grow with them)."""
+        so its cost does not grow with them). ``top_level``: no campaign chunks."""
         conditions: list[ColumnElement[bool]] = []
         if parent_id is not None:
             conditions.append(OperationRow.parent_id == parent_id)
+        if top_level:
+            conditions.append(OperationRow.parent_id.is_(None))
         status_values = [s.value for s in statuses]
         type_values = [t.value for t in types]
         if status_values:
@@ -319,6 +322,14 @@ class Store(WorkerRecords):
                     # transaction as the move, so no one ever sees a re-queued operation
                     # whose worker is still held; `worker_id` was read before the UPDATE.
                     sql.release_worker(conn, worker_id, operation_id)
+                if progress is not None and progress.phase not in (None, row.progress_phase):
+                    # A final report's phase no progress report had announced: a job
+                    # quicker than the worker's progress period ran its phases between
+                    # two pushes, and the timeline showed none of them.
+                    add_event(
+                        conn, operation_id, EventKind.PHASE, at=now, attempt=attempt,
+                        worker_id=worker_id, name=progress.phase,
+                    )  # fmt: skip
                 add_event(
                     conn, operation_id, EventKind.STATUS, at=now, attempt=attempt,
                     worker_id=worker_id, name=target.value, detail=reason,
