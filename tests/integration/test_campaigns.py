@@ -339,6 +339,23 @@ def test_cli_sweep_run_and_show_write_a_self_contained_report(
     diagnostics = api.op(op_id)["result"]["diagnostics"]
     assert "\ntrials: 10\n" in run.stdout, "a count reads as a count"
     assert f"deflated_sharpe_ratio: {diagnostics['deflated_sharpe_ratio']:.4f}" in run.stdout
+
+    def ops_list(*extra: str) -> list[dict[str, Any]]:
+        done = subprocess.run(
+            [sys.executable, "-m", "ktrdr.cli.main", "ops", "list", "--json", "--limit", "500",
+             "--url", local.api_url, *extra],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        data: list[dict[str, Any]] = json.loads(done.stdout)["data"]
+        return data
+
+    # What a person lists: the sweep, not the chunks it ran as (unless asked for them).
+    listed = ops_list()
+    assert op_id in {o["id"] for o in listed} and all(o["parent_id"] is None for o in listed)
+    chunks = ops_list("--parent", op_id)
+    assert len(chunks) == 2 and {o["parent_id"] for o in chunks} == {op_id}
+    assert {o["id"] for o in chunks} <= {o["id"] for o in ops_list("--chunks")}
     report = tmp_path / "report.html"
     show = subprocess.run(
         [sys.executable, "-m", "ktrdr.cli.main", "sweep", "show", op_id, "--top", "5",

@@ -166,3 +166,25 @@ def test_symbol_and_strategy_filters_use_the_keys_set_at_creation(store: Store) 
     assert ids(strategy="heavy_one", symbol="EURUSD") == {made["big"]}
     assert ids(strategy="sma_cross") == set()
     assert ids(strategy="%") == set(), "no LIKE wildcards: a name is matched exactly"
+
+
+def test_top_level_leaves_out_campaign_chunks(store: Store) -> None:
+    def create(op_type: OperationType, key: str, parent_id: str | None = None) -> str:
+        op, _ = store.create_operation(
+            op_type=op_type, params={"strategy": "sma_crossover"}, params_hash=key,
+            max_attempts=1, now=NOW, parent_id=parent_id,
+        )  # fmt: skip
+        return op.id
+
+    sweep = create(OperationType.SWEEP, "sweep")
+    chunks = {create(OperationType.SWEEP_CHUNK, f"chunk{i}", parent_id=sweep) for i in range(3)}
+    backtest = create(OperationType.BACKTESTING, "backtest")
+
+    def ids(**filters: object) -> set[str]:
+        found, total = store.list_operations(**filters)  # type: ignore[arg-type]
+        assert total == len(found)
+        return {o.id for o in found}
+
+    assert ids() == {sweep, backtest, *chunks}
+    assert ids(top_level=True) == {sweep, backtest}
+    assert ids(parent_id=sweep) == chunks

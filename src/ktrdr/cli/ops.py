@@ -40,14 +40,21 @@ def list_operations(
     type: Annotated[list[str] | None, typer.Option(help="filter, repeatable")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
     offset: Annotated[int, typer.Option(min=0)] = 0,
+    chunks: Annotated[
+        bool, typer.Option(help="also the chunk operations campaigns run on the workers")
+    ] = False,
+    parent: Annotated[
+        str | None, typer.Option(help="only this campaign's chunks (a sweep or walk-forward id)")
+    ] = None,
     url: UrlOption = DEFAULT_URL,
     json: JsonOption = False,
 ) -> None:
-    """List operations, newest first."""
+    """List operations, newest first (campaigns without their chunks unless asked)."""
     with cli_span("ops_list"):
         page = ApiClient(url).get(
-            "/operations", status=status, type=type, limit=limit, offset=offset
-        )
+            "/operations", status=status, type=type, limit=limit, offset=offset,
+            parent_id=parent, top_level=not (chunks or parent),
+        )  # fmt: skip
     if json:
         print_json(page)
     else:

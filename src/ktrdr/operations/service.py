@@ -242,11 +242,12 @@ class OperationService:
         symbol: str | None = None,
         strategy: str | None = None,
         parent_id: str | None = None,
+        top_level: bool = False,
     ) -> tuple[list[OperationSummary], int]:
         with tracer.start_as_current_span("operations.list") as span:
             items, total = self.store.list_operations(
                 statuses=statuses, types=types, limit=limit, offset=offset,
-                symbol=symbol, strategy=strategy, parent_id=parent_id,
+                symbol=symbol, strategy=strategy, parent_id=parent_id, top_level=top_level,
             )  # fmt: skip
             span.set_attribute("operations.returned", len(items))
             span.set_attribute("operations.total", total)

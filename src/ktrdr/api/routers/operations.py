@@ -116,12 +116,15 @@ def list_operations(
     parent_id: Annotated[
         str | None, Query(max_length=64, description="only the chunks of this campaign")
     ] = None,
+    top_level: Annotated[
+        bool, Query(description="leave out campaigns' chunks (what `ktrdr ops list` shows)")
+    ] = False,
 ) -> OperationsPublic:
     """List operations, newest first, filtered by status, type, symbol, strategy and parent
-    campaign; with the count."""
+    campaign (or only those that are no campaign's chunk); with the count."""
     items, total = service.list_operations(
         statuses=status or [], types=type or [], limit=limit, offset=offset,
-        symbol=symbol, strategy=strategy, parent_id=parent_id,
+        symbol=symbol, strategy=strategy, parent_id=parent_id, top_level=top_level,
     )  # fmt: skip
     return OperationsPublic(data=items, count=total, limit=limit, offset=offset)
 
