@@ -25,7 +25,7 @@ from ktrdr.cli.state import (
 )
 from ktrdr.cli.sweep_report import sweep_html, walkforward_html
 from ktrdr.cli.tracing import cli_span
-from ktrdr.reports import efficiency_text, fmt
+from ktrdr.reports import diagnostic_text, efficiency_text, fmt, utc_minute
 
 app = typer.Typer(help="Parameter sweeps over a strategy's search: space.", no_args_is_help=True)
 wf_app = typer.Typer(help="Walk-forward analysis: sweep in sample, test out of sample.",
@@ -115,11 +115,6 @@ def header(path: str) -> str:
     return short(path).replace(".", "\n", 1)
 
 
-def _when(stamp: str) -> str:
-    """2020-10-28T07:00:00+00:00 -> 2020-10-28 07:00 (the windows are in UTC)."""
-    return stamp[:16].replace("T", " ")
-
-
 def short(path: str) -> str:
     """indicators.sma_fast.params.period -> sma_fast.period (as constraints name it)."""
     parts = path.split(".")
@@ -142,7 +137,7 @@ def show_sweep(client: ApiClient, op: dict[str, Any], top: int) -> None:
         params = ", ".join(f"{short(k)}={v}" for k, v in best["params"].items())
         console.print(f"best: {params} ({objective} {fmt(best['objective'], '{:.4f}')})")
     for name, value in (summary.get("diagnostics") or {}).items():
-        console.print(f"{name}: {fmt(value, '{:,}' if isinstance(value, int) else '{:.4f}')}")
+        console.print(f"{name}: {diagnostic_text(value)}")
     console.print(f"[dim]report: ktrdr sweep show {op['id']} --html report.html[/]")
 
 
@@ -231,7 +226,7 @@ def show_walkforward(op: dict[str, Any]) -> None:
         table.add_column(column, justify="right", no_wrap=True)
     for w in windows:
         table.add_row(
-            str(w["window"]), _when(w["test_start"]), _when(w["test_end"]),
+            str(w["window"]), utc_minute(w["test_start"]), utc_minute(w["test_end"]),
             *[fmt(w["params"].get(n), "{}") for n in names],
             fmt(w["in_sample_objective"], "{:.2f}"), fmt(w["out_of_sample_objective"], "{:.2f}"),
             fmt(w["out_of_sample"].get("total_return_pct"), "{:.2f}"),

@@ -20,6 +20,16 @@ def fmt(value: Any, pattern: str) -> str:
         return str(value)
 
 
+def diagnostic_text(value: Any) -> str:
+    """A sweep diagnostic as shown: a count as a count (trials: 15), a ratio to 4 places."""
+    return fmt(value, "{:,}" if isinstance(value, int) else "{:.4f}")
+
+
+def utc_minute(stamp: str) -> str:
+    """2020-10-28T07:00:00+00:00 -> 2020-10-28 07:00 (campaign windows are in UTC)."""
+    return str(stamp)[:16].replace("T", " ")
+
+
 def efficiency_text(result: dict[str, Any]) -> str:
     """A walk-forward result's efficiency, or why it has none: the ratio is only defined
     against a positive in-sample objective, and "n/a" alone reads like a failure."""

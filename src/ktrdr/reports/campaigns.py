@@ -14,7 +14,7 @@ import math
 from collections import defaultdict
 from typing import Any
 
-from ktrdr.reports import fmt
+from ktrdr.reports import diagnostic_text, fmt, utc_minute
 
 
 def _short(path: str) -> str:
@@ -203,8 +203,7 @@ def sweep_sections(
     else:
         heat = "<p>only one parameter was searched: see its sensitivity below</p>"
     diagnostics = "".join(
-        f"<tr><th>{html.escape(str(k))}</th>"
-        f"<td>{fmt(v, '{:,}' if isinstance(v, int) else '{:.4f}')}</td></tr>"
+        f"<tr><th>{html.escape(str(k))}</th><td>{diagnostic_text(v)}</td></tr>"
         for k, v in (summary.get("diagnostics") or {}).items()
     )
     return {
@@ -215,18 +214,15 @@ def sweep_sections(
     }
 
 
-def _utc(stamp: str) -> str:
-    return str(stamp)[:16].replace("T", " ")
-
-
 def walkforward_sections(result: dict[str, Any]) -> dict[str, str]:
     """The walk-forward report's parts: stitched out-of-sample curve and windows table
     (a column per chosen parameter, times as 2020-10-22 08:00 UTC)."""
     windows = result.get("windows", [])
     names = list(windows[0]["params"]) if windows else []
     rows = "".join(
-        f'<tr><td>{w["window"]}</td><td class="when">{html.escape(_utc(w["test_start"]))}</td>'
-        f'<td class="when">{html.escape(_utc(w["test_end"]))}</td>'
+        f"<tr><td>{w['window']}</td>"
+        f'<td class="when">{html.escape(utc_minute(w["test_start"]))}</td>'
+        f'<td class="when">{html.escape(utc_minute(w["test_end"]))}</td>'
         + "".join(f"<td>{html.escape(str(w['params'].get(n)))}</td>" for n in names)
         + f"<td>{fmt(w['in_sample_objective'], '{:.4f}')}</td>"
         f"<td>{fmt(w['out_of_sample_objective'], '{:.4f}')}</td>"
