@@ -44,7 +44,7 @@ from ktrdr.engine.strategy.paths import (
     short_name,
     strategy_document,
 )
-from ktrdr.engine.strategy.schema import ParameterSpec, SearchConfig, Strategy
+from ktrdr.engine.strategy.schema import ParameterSpec, Strategy
 from ktrdr.engine.timeframes import did_you_mean
 
 # Above this many raw combinations grid() refuses (use random or TPE); below it sample()
@@ -171,13 +171,6 @@ class SearchSpace:
         raise ConstraintError(
             f"{name!r} is not a searched parameter{did_you_mean(name, known)}; "
             f"constraints may name: {', '.join(sorted(set(known)))}"
-        )
-
-    @classmethod
-    def from_config(cls, config: SearchConfig) -> SearchSpace:
-        return cls(
-            [SearchParameter.from_spec(path, spec) for path, spec in config.parameters.items()],
-            list(config.constraints),
         )
 
     @classmethod
