@@ -84,6 +84,9 @@ def _ctrl_c_after_spawn() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread receives signals
         return
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        yield  # started in the background: a Ctrl-C is not ours to raise
+        return
     caught: list[int] = []
     previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
     try:
