@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import threading
+import itertools
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -12,6 +12,7 @@ import pytest
 from ktrdr.engine.backtest import BacktestCancelled, prepare_data, run_backtest
 from ktrdr.engine.backtest.aggregates import pairwise_sum
 from ktrdr.engine.campaigns import OBJECTIVES, evaluate_batch, get_objective
+from ktrdr.engine.campaigns.diagnostics import return_moments
 from ktrdr.engine.campaigns.objectives import meets_constraints, parse_result_constraints
 from ktrdr.engine.errors import StrategyError
 from ktrdr.engine.features import cache_smas, compute_features, sma_needs
@@ -111,25 +112,32 @@ def test_kept_returns_are_the_backtests_per_bar_returns(bars_1h: pd.DataFrame) -
     np.testing.assert_array_equal(result.returns, want)
 
 
-def test_summaries_come_from_each_combinations_returns_on_the_pool_threads(
+def test_return_summaries_are_the_moments_and_block_returns_of_each_combinations_returns(
     bars_1h: pd.DataFrame,
 ) -> None:
     strategy = validate_strategy_text(builtin_strategy_text("sma_crossover"))
     sets = [{FAST: p, SLOW: q} for p in (3, 5, 8) for q in (20, 40)]
     data = prepare_data(bars_1h)
     kept = evaluate_batch(strategy, data, sets, capital=1e4, keep_returns=True, threads=1)
-    threads: set[str] = set()
-
-    def summary(returns: np.ndarray) -> tuple[float, int]:
-        threads.add(threading.current_thread().name)
-        return float(returns.sum()), len(returns)
-
-    summed = evaluate_batch(strategy, data, sets, capital=1e4, summarise_returns=summary, threads=3)
+    summed = evaluate_batch(strategy, data, sets, capital=1e4, return_blocks=16, threads=3)
+    n = len(bars_1h)
+    edges = np.linspace(0, n, 17).round().astype(int)
     for k, s in zip(kept, summed, strict=True):
-        assert k.returns is not None and s.returns is None
-        assert s.summary == (float(k.returns.sum()), len(bars_1h))
-        assert s.statistics == k.statistics
-    assert len(threads - {threading.main_thread().name}) >= 1, "summaries ran on the pool"
+        assert k.returns is not None and s.returns is None and k.summary is None
+        assert s.summary is not None and s.statistics == k.statistics
+        # The same sums as the standalone moments of the kept series, bit for bit.
+        got = (s.summary.sharpe_per_bar, s.summary.skew, s.summary.kurtosis, s.summary.n_obs)
+        assert got == return_moments(k.returns)
+        # Each block's compounded return; a growth factor near 1 carries about an ulp of
+        # rounding per bar, whichever way it is compounded.
+        want = [np.prod(1.0 + k.returns[lo:hi]) - 1.0 for lo, hi in itertools.pairwise(edges)]
+        np.testing.assert_allclose(s.summary.block_returns, want, rtol=1e-12, atol=1e-13)
+    # More blocks than bars: one per bar, each that bar's return.
+    one = evaluate_batch(strategy, data, sets[:1], capital=1e4, return_blocks=10 * n)[0]
+    assert one.summary is not None and kept[0].returns is not None
+    np.testing.assert_allclose(one.summary.block_returns, kept[0].returns, rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="return_blocks"):
+        evaluate_batch(strategy, data, sets[:1], capital=1e4, return_blocks=-1)
 
 
 def test_a_chunk_needing_more_averages_than_the_cache_holds_still_equals_backtests(

@@ -33,7 +33,12 @@ MEAN_PCT = 12
 GROSS_WINS = 13
 GROSS_LOSSES = 14
 COMMISSION = 15
-N_AGGREGATES = 16
+# Sums of the returns' squared, cubed and fourth-power deviations from their mean: the
+# higher moments a campaign's overfitting diagnostics need, from the same pass as STD.
+SQUARES = 16
+CUBES = 17
+FOURTHS = 18
+N_AGGREGATES = 19
 
 # Fields of fill_pass's trade table (see backtest.simulate).
 _SIDE, _SIZE, _ENTRY_FILL, _EXIT_FILL, _ENTRY_COMM, _EXIT_COMM = 2, 3, 4, 5, 6, 7
@@ -88,29 +93,145 @@ def _block_sum(a: FloatArray, lo: int, n: int, mode: int, m: float) -> float:  #
 
 
 @njit(cache=True)
-def pairwise_sum(
-    a: FloatArray, lo: int, n: int, mode: int = PLAIN, m: float = 0.0
-) -> float:  # pragma: no cover - compiled
-    """Sum of the terms (see ``_term``) of a[lo:lo+n] exactly as numpy's ``add.reduce``
-    computes it: blocks of at most 128 values, larger runs split in two halves (the first
-    a multiple of 8) and added. Iterative with an explicit stack (numba cannot cache
-    recursive functions)."""
+def _powers(x: float, m: float) -> tuple[float, float, float, float]:  # pragma: no cover
+    """(x - m)^2, min(x, 0)^2, (x - m)^3, (x - m)^4, as d2, z * z, d2 * d, d2 * d2."""
+    d = x - m
+    d2 = d * d
+    z = min(x, 0.0)
+    return d2, z * z, d2 * d, d2 * d2
+
+
+@njit(cache=True)
+def _moment_leaf(
+    a: FloatArray, lo: int, n: int, m: float, cubes: float, fourths: float
+) -> tuple[float, float, float, float]:  # pragma: no cover - compiled
+    """One leaf of ``pairwise_moments``: ``_block_sum``'s shape for (x - m)^2 and
+    min(x, 0)^2 side by side (8 accumulators each), the cubes and fourth powers added on
+    in element order."""
+    if n < 8:
+        sq = down = 0.0
+        for i in range(lo, lo + n):
+            p2, z2, p3, p4 = _powers(a[i], m)
+            sq += p2
+            down += z2
+            cubes += p3
+            fourths += p4
+        return sq, down, cubes, fourths
+    s0, q0, p3, p4 = _powers(a[lo], m)
+    cubes += p3
+    fourths += p4
+    s1, q1, p3, p4 = _powers(a[lo + 1], m)
+    cubes += p3
+    fourths += p4
+    s2, q2, p3, p4 = _powers(a[lo + 2], m)
+    cubes += p3
+    fourths += p4
+    s3, q3, p3, p4 = _powers(a[lo + 3], m)
+    cubes += p3
+    fourths += p4
+    s4, q4, p3, p4 = _powers(a[lo + 4], m)
+    cubes += p3
+    fourths += p4
+    s5, q5, p3, p4 = _powers(a[lo + 5], m)
+    cubes += p3
+    fourths += p4
+    s6, q6, p3, p4 = _powers(a[lo + 6], m)
+    cubes += p3
+    fourths += p4
+    s7, q7, p3, p4 = _powers(a[lo + 7], m)
+    cubes += p3
+    fourths += p4
+    i = 8
+    stop = n - (n % 8)
+    while i < stop:
+        b = lo + i
+        p2, z2, p3, p4 = _powers(a[b], m)
+        s0 += p2
+        q0 += z2
+        cubes += p3
+        fourths += p4
+        p2, z2, p3, p4 = _powers(a[b + 1], m)
+        s1 += p2
+        q1 += z2
+        cubes += p3
+        fourths += p4
+        p2, z2, p3, p4 = _powers(a[b + 2], m)
+        s2 += p2
+        q2 += z2
+        cubes += p3
+        fourths += p4
+        p2, z2, p3, p4 = _powers(a[b + 3], m)
+        s3 += p2
+        q3 += z2
+        cubes += p3
+        fourths += p4
+        p2, z2, p3, p4 = _powers(a[b + 4], m)
+        s4 += p2
+        q4 += z2
+        cubes += p3
+        fourths += p4
+        p2, z2, p3, p4 = _powers(a[b + 5], m)
+        s5 += p2
+        q5 += z2
+        cubes += p3
+        fourths += p4
+        p2, z2, p3, p4 = _powers(a[b + 6], m)
+        s6 += p2
+        q6 += z2
+        cubes += p3
+        fourths += p4
+        p2, z2, p3, p4 = _powers(a[b + 7], m)
+        s7 += p2
+        q7 += z2
+        cubes += p3
+        fourths += p4
+        i += 8
+    sq = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+    down = ((q0 + q1) + (q2 + q3)) + ((q4 + q5) + (q6 + q7))
+    while i < n:
+        p2, z2, p3, p4 = _powers(a[lo + i], m)
+        sq += p2
+        down += z2
+        cubes += p3
+        fourths += p4
+        i += 1
+    return sq, down, cubes, fourths
+
+
+@njit(cache=True)
+def _pairwise(
+    a: FloatArray, lo: int, n: int, mode: int, m: float, moments: bool
+) -> tuple[float, float, float, float]:  # pragma: no cover - compiled
+    """numpy's ``add.reduce`` tree over a[lo:lo+n]: blocks of at most 128 values, larger
+    runs split in two halves (the first a multiple of 8) and added. Iterative with an
+    explicit stack (numba cannot cache recursive functions). Leaves are visited left to
+    right, so sums carried from leaf to leaf (``moments``' cubes and fourth powers) add in
+    element order. Returns (sum, 0, 0, 0) of ``_term``'s terms, or with ``moments``
+    ``_moment_leaf``'s four sums."""
+    cubes = fourths = 0.0
     if n <= 128:
-        return _block_sum(a, lo, n, mode, m)
+        if moments:
+            return _moment_leaf(a, lo, n, m, cubes, fourths)
+        return _block_sum(a, lo, n, mode, m), 0.0, 0.0, 0.0
     task_lo = np.empty(256, np.int64)
     task_n = np.empty(256, np.int64)
     task_join = np.empty(256, np.bool_)
-    values = np.empty(256)
+    values = np.empty((256, 2))
     sp, vp = 1, 0
     task_lo[0], task_n[0], task_join[0] = lo, n, False
     while sp > 0:
         sp -= 1
         start, count, join = task_lo[sp], task_n[sp], task_join[sp]
         if join:
-            values[vp - 2] = values[vp - 2] + values[vp - 1]
+            values[vp - 2, 0] = values[vp - 2, 0] + values[vp - 1, 0]
+            values[vp - 2, 1] = values[vp - 2, 1] + values[vp - 1, 1]
             vp -= 1
         elif count <= 128:
-            values[vp] = _block_sum(a, start, count, mode, m)
+            if moments:
+                sq, down, cubes, fourths = _moment_leaf(a, start, count, m, cubes, fourths)
+                values[vp, 0], values[vp, 1] = sq, down
+            else:
+                values[vp, 0] = _block_sum(a, start, count, mode, m)
             vp += 1
         else:
             half = count // 2
@@ -119,7 +240,24 @@ def pairwise_sum(
             task_lo[sp + 1], task_n[sp + 1], task_join[sp + 1] = start + half, count - half, False
             task_lo[sp + 2], task_n[sp + 2], task_join[sp + 2] = start, half, False
             sp += 3
-    return values[0]
+    return values[0, 0], values[0, 1], cubes, fourths
+
+
+@njit(cache=True)
+def pairwise_sum(
+    a: FloatArray, lo: int, n: int, mode: int = PLAIN, m: float = 0.0
+) -> float:  # pragma: no cover - compiled
+    """Sum of the terms (see ``_term``) of a[lo:lo+n] exactly as numpy's ``add.reduce``
+    computes it."""
+    return _pairwise(a, lo, n, mode, m, False)[0]
+
+
+@njit(cache=True)
+def pairwise_moments(a: FloatArray, m: float) -> tuple[float, float, float, float]:
+    """In one pass over ``a``: the sums of (x - m)^2 and of min(x, 0)^2, each exactly as
+    numpy sums the array of them (pairwise), and of (x - m)^3 and (x - m)^4 in element
+    order (d2 * d and d2 * d2 of d = x - m)."""  # pragma: no cover - compiled
+    return _pairwise(a, 0, len(a), PLAIN, m, True)
 
 
 @njit(cache=True, error_model="numpy")
@@ -135,8 +273,13 @@ def _returns(equity: FloatArray, capital: float, returns: FloatArray) -> None:  
 
 
 @njit(cache=True)
-def _drawdown(equity: FloatArray, capital: float) -> tuple[float, int, int]:  # pragma: no cover
-    """Max drawdown (fraction <= 0) against the running peak (the initial capital counts as
+def _drawdown(
+    equity: FloatArray, held: FloatArray, capital: float
+) -> tuple[float, int, int, int]:  # pragma: no cover - compiled
+    """(max drawdown, longest underwater run, the bar it ends at, bars holding a position),
+    one pass over the equity and the units held.
+
+    Max drawdown (fraction <= 0) against the running peak (the initial capital counts as
     the first peak), the longest underwater run and the bar it ends at.
 
     The drawdown of bar t is equity[t] / peak - 1. Under one peak that is monotone in the
@@ -147,7 +290,9 @@ def _drawdown(equity: FloatArray, capital: float) -> tuple[float, int, int]:  # 
     peak = low = capital
     max_dd = 0.0
     last_peak, longest, end_at = -1, 0, -1
+    in_pos = 0
     for t in range(len(equity)):
+        in_pos += held[t] != 0
         e = equity[t]
         if e > peak:
             max_dd = min(max_dd, low / peak - 1.0)
@@ -159,7 +304,7 @@ def _drawdown(equity: FloatArray, capital: float) -> tuple[float, int, int]:  # 
                 longest, end_at = t - last_peak, t
         else:
             last_peak = t
-    return min(max_dd, low / peak - 1.0), longest, end_at
+    return min(max_dd, low / peak - 1.0), longest, end_at, in_pos
 
 
 @njit(cache=True)
@@ -168,14 +313,14 @@ def equity_aggregates(
 ) -> None:
     n = len(equity)
     _returns(equity, capital, returns)
-    max_dd, longest, end_at = _drawdown(equity, capital)
-    in_pos = 0
-    for t in range(n):
-        in_pos += held[t] != 0
+    max_dd, longest, end_at, in_pos = _drawdown(equity, held, capital)
     mean = pairwise_sum(returns, 0, n) / n
-    spread = pairwise_sum(returns, 0, n, SQUARED_DEVIATION, mean)
+    spread, downside, cubes, fourths = pairwise_moments(returns, mean)
     agg[STD] = np.sqrt(spread / (n - 1)) if n > 1 else np.nan
-    agg[DOWNSIDE] = np.sqrt(pairwise_sum(returns, 0, n, SQUARED_DOWNSIDE, 0.0) / n)
+    agg[DOWNSIDE] = np.sqrt(downside / n)
+    agg[SQUARES] = spread
+    agg[CUBES] = cubes
+    agg[FOURTHS] = fourths
     agg[MEAN] = mean
     agg[MAX_DD] = max_dd
     agg[DD_BARS] = longest

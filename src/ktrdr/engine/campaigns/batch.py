@@ -11,12 +11,13 @@ How it is fast, and why its numbers equal ordinary backtests:
 - decisions come from ``signals.decide_actions`` (the backtest's own code);
 - fills and statistics run in ``kernels.combination_pass`` (numba, GIL released), whose
   aggregates equal numpy's bit for bit and go through the backtest's own ``summarise`` /
-  ``trade_summary``. Each combination's decisions, fills and (``summarise_returns``)
-  reduction of its returns are one task of a thread pool; the main thread builds the next
-  combinations and their statistics meanwhile.
+  ``trade_summary``; the same pass leaves the higher return moments and per-block
+  returns the overfitting diagnostics need (``return_blocks``), so no pass over the
+  returns follows it. Each combination's decisions and fills are one task of a thread
+  pool; the main thread builds the next combinations and their statistics meanwhile.
 Memory: a few combinations in flight (O(bars) each, at most twice the threads), the
 indicator LRU, and per kept combination its statistics (and, with ``keep_returns``, its
-per-bar returns; ``summarise_returns`` keeps only what it returns).
+per-bar returns; with ``return_blocks``, one number per block).
 """
 
 from __future__ import annotations
@@ -34,11 +35,11 @@ import numpy.typing as npt
 import pandas as pd
 
 from ktrdr.engine.backtest import aggregates as a
-from ktrdr.engine.backtest.runner import exit_levels, position_fractions
 from ktrdr.engine.backtest.simulate import _TRADE_FIELDS as TRADE_FIELDS
-from ktrdr.engine.backtest.simulate import Exits
 from ktrdr.engine.backtest.statistics import bars_per_year, summarise_aggregates, trade_summary
 from ktrdr.engine.campaigns import kernels as k
+from ktrdr.engine.campaigns.diagnostics import moments_from_sums
+from ktrdr.engine.campaigns.fill_inputs import FillInputs, per_bar_inputs
 from ktrdr.engine.data.window import PreparedData
 from ktrdr.engine.errors import BacktestCancelled, StrategyError
 from ktrdr.engine.features import Features, SmaNeed, cache_smas, compute_features, sma_needs
@@ -49,7 +50,6 @@ from ktrdr.engine.strategy.schema import Strategy
 FloatArray = npt.NDArray[np.float64]
 ProgressCallback = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
-ReturnsSummary = Callable[[FloatArray], Any]
 # Combinations built at once (their strategies, fill inputs and missing SMAs): about 32 MB
 # of bars x combinations, 32 at a million bars.
 DEFAULT_CHUNK_BYTES = 32 * 2**20
@@ -65,13 +65,26 @@ class CombinationResult:
     """One parameter set's outcome. ``statistics`` is exactly ``Statistics.to_dict()`` of
     the ordinary backtest (JSON-ready: ISO times, NaN/inf as None); ``returns`` are the
     per-bar strategy returns (fractions, one per window bar, the first against the initial
-    capital) when ``keep_returns`` was asked for, else None; ``summary`` is what
-    ``summarise_returns`` made of them, if given."""
+    capital) when ``keep_returns`` was asked for, else None; ``summary`` their compact
+    form when ``return_blocks`` was."""
 
     params: dict[str, Any]
     statistics: dict[str, Any]
     returns: FloatArray | None = None
-    summary: Any = None
+    summary: ReturnSummary | None = None
+
+
+@dataclass(frozen=True)
+class ReturnSummary:
+    """What the overfitting diagnostics need of a combination's per-bar returns:
+    ``diagnostics.return_moments`` of them (Sharpe per bar, skewness, non-excess kurtosis,
+    count) and the compounded return of each of near-equal runs of bars (PBO's trials)."""
+
+    sharpe_per_bar: float
+    skew: float
+    kurtosis: float
+    n_obs: int
+    block_returns: FloatArray
 
 
 class _IndicatorLRU(OrderedDict[tuple[str, str], dict[str, FloatArray]]):
@@ -117,7 +130,7 @@ def evaluate_batch(
     commission: float | None = None,
     slippage: float | None = None,
     keep_returns: bool = False,
-    summarise_returns: ReturnsSummary | None = None,
+    return_blocks: int = 0,
     progress: ProgressCallback | None = None,
     should_cancel: CancelCheck | None = None,
     chunk_size: int | None = None,
@@ -133,10 +146,9 @@ def evaluate_batch(
     one starts (raises BacktestCancelled). StrategyError for a set the strategy cannot
     take. ``threads`` (default: the CPU count) run combinations in parallel;
     ``chunk_size`` combinations are built (validated, their fill inputs made) at once.
-    ``summarise_returns(returns)`` runs on each combination's per-bar returns in its
-    thread (it must be thread-safe, and copy what it keeps: the array is the thread's
-    buffer, reused by its next combination) and lands in ``summary``: a sweep keeps moments of
-    every combination without holding every return series.
+    ``return_blocks`` > 0 gives each result a ``ReturnSummary`` with that many blocks (at
+    most one per bar): a sweep keeps moments of every combination without holding every
+    return series (the window needs 2 bars or more).
     """
     if capital <= 0:
         raise ValueError(f"capital must be positive, got {capital}")
@@ -144,11 +156,11 @@ def evaluate_batch(
     n_bars = len(data.window)
     if chunk_size is None:
         chunk_size = max(1, min(256, DEFAULT_CHUNK_BYTES // max(n_bars, 1)))
-        if _per_bar_inputs(strategy):
+        if per_bar_inputs(strategy):
             # Each combination may bring its own 4 x bars sizing/exit rows.
             chunk_size = min(chunk_size, 8)
     workers = max(1, threads or os.cpu_count() or 1)
-    run = _Run(data, capital, keep_returns, summarise_returns, cache_bytes, workers)
+    run = _Run(data, capital, keep_returns, return_blocks, cache_bytes, workers)
     bpy = bars_per_year(run.index, strategy.data.timeframe)
     # Sorted by value, the parameter with the most distinct values outermost: the inner
     # ones then cycle through few values, whose indicators stay cached (a grid of 10 slow
@@ -162,8 +174,9 @@ def evaluate_batch(
 
     def finish(i: int, outcome: _Outcome) -> None:
         nonlocal finished
-        agg, returns, summary = outcome
+        agg, returns, blocks = outcome
         stats = _statistics(agg, run.index, bpy, capital, run.buy_and_hold)
+        summary = None if blocks is None else _return_summary(agg, blocks, run.n)
         results[i] = CombinationResult(dict(param_sets[i]), stats, returns, summary)
         finished += 1
         if progress is not None:
@@ -174,7 +187,7 @@ def evaluate_batch(
             picked = order[first : first + chunk_size]
             combos = [_combination_strategy(strategy, param_sets[i]) for i in picked]
             needs = [sma_needs(c) for c in combos]
-            fills = _FillInputs(combos, data, commission, slippage, run.no_distances)
+            fills = FillInputs(combos, data, commission, slippage, run.no_distances)
             for row, (i, combo) in enumerate(zip(picked, combos, strict=True)):
                 if should_cancel is not None and should_cancel():
                     raise BacktestCancelled(
@@ -195,8 +208,8 @@ def evaluate_batch(
 # The first combination of a process runs on the calling thread: it compiles (or loads
 # from numba's cache) the kernels before any thread pool task needs them.
 _warm = False
-# A combination's aggregates (N_AGGREGATES), returns if kept, summary if asked for.
-_Outcome = tuple[FloatArray, FloatArray | None, Any]
+# A combination's aggregates (N_AGGREGATES), returns if kept, block returns if asked for.
+_Outcome = tuple[FloatArray, FloatArray | None, FloatArray | None]
 
 
 def _next(pending: deque[tuple[int, Future[_Outcome]]]) -> tuple[int, _Outcome]:
@@ -214,7 +227,7 @@ class _Run:
         data: PreparedData,
         capital: float,
         keep_returns: bool,
-        summarise_returns: ReturnsSummary | None,
+        return_blocks: int,
         cache_bytes: int,
         workers: int,
     ) -> None:
@@ -228,13 +241,23 @@ class _Run:
         self.window = (data.window_start, data.window_end)
         self.capital = float(capital)
         self.keep_returns = keep_returns
-        self.summarise_returns = summarise_returns
+        # Block edges (bar offsets) when block returns are asked for; none otherwise.
+        if return_blocks < 0:
+            raise ValueError(f"return_blocks must be >= 0, got {return_blocks}")
+        count = min(return_blocks, self.n)
+        self.edges = (
+            np.linspace(0, self.n, count + 1).round().astype(np.int64)
+            if count > 0
+            else np.zeros(0, np.int64)
+        )
         self.cache = _IndicatorLRU(cache_bytes)
         self.cache_entries = max(1, cache_bytes // (8 * max(len(data.bars), 1)))
         self.workers = workers
         self.data = data
-        # Exits without per-bar distances (most) share one all-NaN row set.
-        self.no_distances = np.full((3, self.n), np.nan)
+        # Exits without per-bar distances (most) share one all-NaN row set, broadcast
+        # (stride 0): the fill pass then tells "no exit" from one element, where a full
+        # array had it scan 3 x bars per combination (and cost 24 MB per batch).
+        self.no_distances = np.broadcast_to(np.float64(np.nan), (3, self.n))
         self.local = threading.local()
 
     def _scratch(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
@@ -259,9 +282,9 @@ class _Run:
             cache_smas(wave, self.data.bars, self.cache, pool, self.workers)
         return compute_features(combo, self.data.bars, self.cache)
 
-    def task(self, row: int, combo: Strategy, features: Features, fills: _FillInputs) -> _Outcome:
-        """One combination, on a pool thread: decisions, fills, aggregates, and its
-        returns kept or summarised."""
+    def task(self, row: int, combo: Strategy, features: Features, fills: FillInputs) -> _Outcome:
+        """One combination, on a pool thread: decisions, fills, aggregates, its returns
+        if kept and its block returns if asked for."""
         global _warm
         start, end = self.window
         actions = np.ascontiguousarray(decide_actions(combo, features)[start:end], np.int8)
@@ -270,83 +293,15 @@ class _Run:
         # buffer (a summary must not keep a reference to it: it is reused).
         returns = np.empty(self.n) if self.keep_returns else scratch[3]
         agg = np.empty(a.N_AGGREGATES)
+        blocks = np.empty(max(len(self.edges) - 1, 0))
         k.combination_pass(
             self.bars, actions, fills.sell_to[row], fills.size_rows[row],
             fills.fixed_units[row], fills.exit_fractions[row], fills.distance_rows[row],
             int(fills.time_bars[row]), fills.commission[row], fills.slippage[row],
-            self.capital, returns, agg, scratch[0], scratch[1], scratch[2],
+            self.capital, returns, agg, scratch[0], scratch[1], scratch[2], self.edges, blocks,
         )  # fmt: skip
         _warm = True
-        summary = self.summarise_returns(returns) if self.summarise_returns else None
-        return agg, (returns if self.keep_returns else None), summary
-
-
-def _per_bar_inputs(strategy: Strategy) -> bool:
-    exits = strategy.exits
-    distances = (exits.stop_loss, exits.take_profit, exits.trailing_stop)
-    return strategy.position_sizing.method == "volatility_target" or any(
-        d is not None and d.atr is not None for d in distances
-    )
-
-
-class _FillInputs:
-    """The fill pass's per-combination inputs for a chunk, built exactly as the backtest's
-    ``runner.simulate`` / ``simulate_fills`` build them (same helpers, same values);
-    combinations with the same sizing / exits share one row (by reference: nothing is
-    stacked), and exits without per-bar distances share ``no_distances``."""
-
-    def __init__(
-        self,
-        combos: list[Strategy],
-        data: PreparedData,
-        commission: float | None,
-        slippage: float | None,
-        no_distances: FloatArray,
-    ) -> None:
-        n = data.window_end - data.window_start
-        sizes: dict[str, FloatArray] = {}
-        dists: dict[str, tuple[Exits, FloatArray]] = {}
-        self.size_rows: list[FloatArray] = []
-        self.distance_rows: list[FloatArray] = []
-        self.fixed_units = np.empty(len(combos))
-        self.exit_fractions = np.empty((len(combos), 3))
-        self.time_bars = np.empty(len(combos), np.int64)
-        self.sell_to = [-1 if c.position_mode == "long_short" else 0 for c in combos]
-        for c, combo in enumerate(combos):
-            sizing = combo.position_sizing
-            key = f"{combo.data.timeframe}|{sizing.model_dump_json()}"
-            if key not in sizes:
-                fraction = np.asarray(position_fractions(combo, data), dtype=np.float64)
-                sizes[key] = np.ascontiguousarray(np.broadcast_to(fraction, (n,)))
-            self.size_rows.append(sizes[key])
-            self.fixed_units[c] = (
-                float(sizing.units or 0.0) if sizing.method == "fixed_units" else np.nan
-            )
-            key = combo.exits.model_dump_json()
-            if key not in dists:
-                exits = exit_levels(combo.exits, data)
-                parts = (exits.stop_distance, exits.take_profit_distance, exits.trailing_distance)
-                if all(d is None for d in parts):
-                    dists[key] = (exits, no_distances)
-                else:
-                    rows = [
-                        no_distances[0] if d is None else np.asarray(d, np.float64) for d in parts
-                    ]
-                    dists[key] = (exits, np.vstack(rows))
-            exits, distances = dists[key]
-            self.distance_rows.append(distances)
-            self.exit_fractions[c] = (
-                exits.stop_fraction,
-                exits.take_profit_fraction,
-                exits.trailing_fraction,
-            )
-            self.time_bars[c] = int(exits.time_stop_bars)
-        self.commission = np.array([_cost(commission, c.costs.commission) for c in combos])
-        self.slippage = np.array([_cost(slippage, c.costs.slippage) for c in combos])
-
-
-def _cost(override: float | None, own: float) -> float:
-    return float(own if override is None else override)
+        return agg, (returns if self.keep_returns else None), (blocks if len(blocks) else None)
 
 
 def _by_distinct_values(param_sets: list[dict[str, Any]]) -> list[str]:
@@ -382,6 +337,13 @@ def _missing(needs: list[list[SmaNeed]], cache: Any, room: int, limit: int) -> l
                     wave.append(need)
                 keys.discard(need[0])
     return wave
+
+
+def _return_summary(agg: FloatArray, blocks: FloatArray, n: int) -> ReturnSummary:
+    sharpe, skew, kurtosis, count = moments_from_sums(
+        float(agg[a.MEAN]), float(agg[a.SQUARES]), float(agg[a.CUBES]), float(agg[a.FOURTHS]), n
+    )
+    return ReturnSummary(sharpe, skew, kurtosis, count, blocks)
 
 
 def _statistics(

@@ -106,16 +106,22 @@ def return_moments(returns: npt.ArrayLike) -> tuple[float, float, float, int]:
     from ktrdr.engine.campaigns.kernels import moment_sums
 
     r = np.ascontiguousarray(returns, dtype=np.float64)
-    n = len(r)
-    if n < 2:
+    if len(r) < 2:
         raise ValueError("need at least 2 returns")
-    mean, total, cubes, fourths = moment_sums(r)
-    sd = math.sqrt(total / n)  # numpy's r.std(), bit for bit
+    return moments_from_sums(*moment_sums(r), len(r))
+
+
+def moments_from_sums(
+    mean: float, squares: float, cubes: float, fourths: float, n: int
+) -> tuple[float, float, float, int]:
+    """``return_moments`` from the series' mean and its sums of squared, cubed and
+    fourth-power deviations (``kernels.moment_sums``, or a batch's aggregates)."""
+    sd = math.sqrt(squares / n)  # numpy's r.std(), bit for bit
     if sd == 0:
         return math.nan, math.nan, math.nan, n
     skew = cubes / n / sd**3
     kurtosis = fourths / n / sd**4
-    return mean / math.sqrt(total / (n - 1)), skew, kurtosis, n
+    return mean / math.sqrt(squares / (n - 1)), skew, kurtosis, n
 
 
 def sharpe_per_column(returns: FloatArray) -> FloatArray:

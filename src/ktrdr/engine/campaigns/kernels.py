@@ -18,8 +18,8 @@ import numpy.typing as npt
 from numba import njit
 
 from ktrdr.engine.backtest.aggregates import (
-    SQUARED_DEVIATION,
     equity_aggregates,
+    pairwise_moments,
     pairwise_sum,
     trade_aggregates,
 )
@@ -47,6 +47,8 @@ def combination_pass(
     equity: FloatArray,
     held: FloatArray,
     trades: FloatArray,
+    edges: npt.NDArray[np.int64],
+    blocks: FloatArray,
 ) -> None:  # pragma: no cover - compiled
     """One combination: targets from ``actions`` (action codes of ``signals``), the fill
     pass (arguments as ``fill_pass`` takes them; ``bars`` is open/high/low/close x bars),
@@ -54,7 +56,8 @@ def combination_pass(
     ``equity``/``held`` (bars) and ``trades`` (10 x bars + 1) are scratch the caller
     reuses between combinations: fresh million-element arrays per combination cost more
     in page faults than the fills themselves. Releases the GIL, so a thread pool runs
-    combinations in parallel."""
+    combinations in parallel. With ``edges`` (bar offsets, first 0, last the bar count)
+    ``blocks`` gets the compounded return of each run of bars between two edges."""
     target = hold_targets(actions, 1, 2, 3, sell_to)
     k = fill_pass(
         bars, target, size_fractions, fixed_units, exit_fractions, exit_distances, time_bars,
@@ -63,6 +66,20 @@ def combination_pass(
     agg[:] = np.nan
     equity_aggregates(equity, held, capital, returns, agg)
     trade_aggregates(trades, k, agg)
+    block_returns(equity, capital, edges, blocks)
+
+
+@njit(cache=True, nogil=True)
+def block_returns(
+    equity: FloatArray, capital: float, edges: npt.NDArray[np.int64], out: FloatArray
+) -> None:  # pragma: no cover - compiled
+    """Compounded return of each run of bars [edges[i], edges[i + 1]): the product of
+    (1 + return) over the run, which telescopes to the run's last equity over the equity
+    before it (the initial capital before bar 0): no pass over the bars."""
+    for i in range(len(edges) - 1):
+        lo, hi = edges[i], edges[i + 1]
+        before = capital if lo == 0 else equity[lo - 1]
+        out[i] = equity[hi - 1] / before - 1.0
 
 
 @njit(cache=True, nogil=True)
@@ -70,15 +87,9 @@ def moment_sums(returns: FloatArray) -> tuple[float, float, float, float]:
     """(mean, sum of squared, cubed and fourth-power deviations from it) of ``returns``
     without a temporary array: the mean and the squares as numpy sums them (pairwise, so
     ``mean`` and the standard deviations equal numpy's bit for bit), the two higher powers
-    in one plain pass. A sweep chunk reduces every combination's returns on its pool
-    threads; numpy's million-element temporaries on two threads fought over page faults."""
+    in element order; the same sums a combination's aggregates carry (SQUARES, CUBES,
+    FOURTHS)."""
     n = len(returns)
     mean = pairwise_sum(returns, 0, n) / n
-    squares = pairwise_sum(returns, 0, n, SQUARED_DEVIATION, mean)
-    cubes = fourths = 0.0
-    for t in range(n):
-        d = returns[t] - mean
-        d2 = d * d
-        cubes += d2 * d
-        fourths += d2 * d2
+    squares, _, cubes, fourths = pairwise_moments(returns, mean)
     return mean, squares, cubes, fourths

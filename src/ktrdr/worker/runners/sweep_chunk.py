@@ -14,13 +14,12 @@ import time
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
 from ktrdr.engine.backtest import build_result, prepare_data, prepare_strategy, simulate
 from ktrdr.engine.backtest.result import json_float
 from ktrdr.engine.campaigns import evaluate_batch
-from ktrdr.engine.campaigns.diagnostics import return_moments
+from ktrdr.engine.campaigns.batch import ReturnSummary
 from ktrdr.engine.campaigns.walkforward import stitch_equity, walkforward_windows
 from ktrdr.engine.errors import BacktestCancelled
 from ktrdr.jobs.campaigns import RETURN_BLOCKS, SweepChunkParams, search_space
@@ -31,21 +30,14 @@ PHASES = ("data_loading", "strategy_init", "evaluation", "results")
 MAX_EQUITY_POINTS = 5_000
 
 
-def block_returns(returns: npt.NDArray[np.float64], blocks: int) -> list[float | None]:
-    """Compounded return of each of ``blocks`` near-equal runs of bars (compact, for PBO)."""
-    edges = np.linspace(0, len(returns), min(blocks, len(returns)) + 1).round().astype(int)
-    growth = np.add.reduceat(np.log1p(returns), edges[:-1])
-    return [json_float(v) for v in np.expm1(growth)]
-
-
-def _compact(returns: npt.NDArray[np.float64] | None) -> dict[str, Any] | None:
-    if returns is None or len(returns) < 2:
+def _compact(summary: ReturnSummary | None) -> dict[str, Any] | None:
+    """A combination's return summary as the chunk's result row carries it (JSON)."""
+    if summary is None:
         return None
-    sharpe, skew, kurtosis, n = return_moments(returns)
     return {
-        "sharpe_per_bar": json_float(sharpe), "skew": json_float(skew),
-        "kurtosis": json_float(kurtosis), "n_obs": n,
-        "block_returns": block_returns(returns, RETURN_BLOCKS),
+        "sharpe_per_bar": json_float(summary.sharpe_per_bar), "skew": json_float(summary.skew),
+        "kurtosis": json_float(summary.kurtosis), "n_obs": summary.n_obs,
+        "block_returns": [json_float(v) for v in summary.block_returns],
     }  # fmt: skip
 
 
@@ -98,7 +90,7 @@ def _evaluate(ctx: JobContext, params: SweepChunkParams) -> dict[str, Any]:
             results = evaluate_batch(
                 strategy, data, param_sets, capital=params.capital,
                 commission=params.commission, slippage=params.slippage,
-                summarise_returns=_compact if params.keep_returns else None,
+                return_blocks=RETURN_BLOCKS if params.keep_returns and bars > 1 else 0,
                 progress=progress, should_cancel=lambda: ctx.cancelled, threads=ctx.threads,
             )  # fmt: skip
         except BacktestCancelled as exc:
@@ -108,7 +100,7 @@ def _evaluate(ctx: JobContext, params: SweepChunkParams) -> dict[str, Any]:
                 {
                     "key": combo.key, "index": combo.index, "params": combo.params,
                     "statistics": result.statistics, "stage": params.stage,
-                    "window": params.window, "extra": result.summary,
+                    "window": params.window, "extra": _compact(result.summary),
                 }
             )  # fmt: skip
         ctx.metrics.bars_simulated(bars * len(results))
