@@ -9,7 +9,13 @@ per chunk (the chunk's run time on the backend minus the time inside the runner)
 the campaign's statistics against the loop's (must be equal to 1e-12).
 
     nice -n 10 .venv/bin/python bench/bench_sweep_platform.py [--bars 1000000]
-        [--chunk-size 25] [--no-vectorbt]
+        [--chunk-size 25] [--no-vectorbt] [--repeat 3]
+
+Each platform configuration and the library loop run ``--repeat`` times after an untimed
+warm-up of the same work (a worker's first full-size chunk, and the loop's first
+backtest, also pay one-off costs: loading the compiled kernels, and growing the heap to
+the working set, ~0.1-0.3 s of page faults); the median run is reported, every run's
+time listed.
 
 Writes bench/results/sweep-platform-<timestamp>.{json,md}.
 """
@@ -120,11 +126,13 @@ def _seconds(start: str, end: str) -> float:
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
 
-def library_loop(bars: Any) -> tuple[float, dict[tuple[int, int], dict[str, Any]]]:
+def library_loop(
+    bars: Any, pairs: list[tuple[int, int]] = PAIRS
+) -> tuple[float, dict[tuple[int, int], dict[str, Any]]]:
     strategy = validate_strategy_text(STRATEGY)
     began = time.perf_counter()
     out = {}
-    for fast, slow in PAIRS:
+    for fast, slow in pairs:
         combo = apply_overrides(strategy, {FAST: fast, SLOW: slow})
         out[(fast, slow)] = run_backtest(
             combo, bars, capital=CAPITAL, commission=COMMISSION
@@ -151,6 +159,7 @@ def main() -> None:
         help="combinations per chunk (default: the platform's, one chunk per idle worker)",
     )  # fmt: skip
     parser.add_argument("--no-vectorbt", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs of each (median)")
     parser.add_argument(
         "--worker-threads", type=int, default=None,
         help="KTRDR_BACKTEST_THREADS of each worker (a chunk's combinations in parallel)",
@@ -180,18 +189,25 @@ def main() -> None:
                 f"{{values: {sorted({s for _, s in PAIRS})}}}", "{values: [60, 80]}"
             ).replace(f"{{values: {sorted({f for f, _ in PAIRS})}}}", "{values: [5]}")
             sweep(http, 1, small)
+            # Untimed: the same sweep once, so that each worker's first full-size chunk
+            # (its heap growing to the working set) is not in the timed runs.
+            sweep(http, args.chunk_size)
             pids = {"api": _pid(stack.api)} | {
                 f"worker {i + 1}": _pid(w) for i, w in enumerate(stack.workers)
             }
-            two = sweep(http, args.chunk_size, pids=pids)
+            twos = [sweep(http, args.chunk_size, pids=pids) for _ in range(args.repeat)]
             stack.workers[1].stop()
             wait_one = time.monotonic() + 30
             while len(http.get("/workers").json()["data"]) != 1 and time.monotonic() < wait_one:
                 time.sleep(0.1)
-            one = sweep(http, args.chunk_size, pids={k: pids[k] for k in ("api", "worker 1")})
+            solo = {k: pids[k] for k in ("api", "worker 1")}
+            ones = [sweep(http, args.chunk_size, pids=solo) for _ in range(args.repeat)]
         finally:
             stack.stop()
-    loop_s, loop = library_loop(bars)
+    two, one = _median_run(twos), _median_run(ones)
+    library_loop(bars, PAIRS[:1])  # untimed: loads the kernels in this process
+    loops = [library_loop(bars) for _ in range(args.repeat)]
+    loop_s, loop = sorted(loops, key=lambda run: run[0])[len(loops) // 2]
     vbt = {"skipped": True} if args.no_vectorbt else run_vectorbt(bars, 25)
     report = {
         "bars": args.bars, "pairs": len(PAIRS), "chunk_size": args.chunk_size,
@@ -199,16 +215,24 @@ def main() -> None:
         or f"{stack.threads_per_worker()} (local stack: cores / 2 workers; 1-worker run keeps it)",
         "platform_2_workers": {k: v for k, v in two.items() if k != "results"},
         "platform_1_worker": {k: v for k, v in one.items() if k != "results"},
+        "runs_s": {"platform_2_workers": [r["wall_s"] for r in twos],
+                   "platform_1_worker": [r["wall_s"] for r in ones],
+                   "library_loop": [s for s, _ in loops]},
         "library_loop_s": loop_s,
         "vectorbt": {k: v for k, v in vbt.items() if k != "results"},
-        "max_relative_difference_vs_loop": max(max_difference(two["results"], loop),
-                                               max_difference(one["results"], loop)),
+        "max_relative_difference_vs_loop": max(
+            max_difference(run["results"], loop) for run in twos + ones
+        ),
         "environment": benchlib.environment(["ktrdr", "numba", "numpy", "pandas", "optuna"]),
     }  # fmt: skip
     benchlib.write_json("sweep-platform", stamp, report)
     md = markdown(report)
     (benchlib.RESULTS_DIR / f"sweep-platform-{stamp}.md").write_text(md)
     print(md)
+
+
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return sorted(runs, key=lambda run: run["wall_s"])[len(runs) // 2]
 
 
 def _cpu(run: dict[str, Any]) -> str:
@@ -234,6 +258,7 @@ def markdown(r: dict[str, Any]) -> str:
     lines += [
         "",
         f"- 2 workers vs 1: {one['wall_s'] / two['wall_s']:.2f}x the throughput",
+        *_runs_line(r),
         f"- dispatch + reporting overhead per chunk (run time on the backend minus time in "
         f"the runner): max {max(overhead):.1f} %, mean {sum(overhead) / len(overhead):.1f} % "
         f"of the chunk's time ({len(one['chunks'])} chunks of {r['chunk_size'] or 'auto'})",
@@ -245,6 +270,17 @@ def markdown(r: dict[str, Any]) -> str:
         *benchlib.machine_lines(r["environment"]),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _runs_line(r: dict[str, Any]) -> list[str]:
+    runs = r.get("runs_s")
+    if not runs:
+        return []
+    listed = "; ".join(
+        f"{name.replace('_', ' ')} " + ", ".join(f"{s:.2f}" for s in times)
+        for name, times in runs.items()
+    )
+    return [f"- median of {len(runs['library_loop'])} timed runs each, after a warm-up: {listed}"]
 
 
 def _timeline_line(name: str, run: dict[str, Any]) -> str:
