@@ -106,6 +106,32 @@ def test_fills_without_exits_skip_only_checks_that_find_nothing(sides: list[int]
         np.testing.assert_array_equal(skipped[2][:, :k], checked[2][:, :k])
 
 
+@pytest.mark.parametrize("sides", [[0, 1], [-1, 0, 1], [-1, 1]])
+def test_bars_held_from_the_trade_table_is_the_count_of_bars_holding_units(
+    sides: list[int],
+) -> None:
+    # Reversals, stops and targets inside bars and through gaps, time stops, entries on
+    # the last bar and positions closed at the end of the data.
+    at_end = 0
+    for trial in range(40):
+        n = int(RNG.integers(1, 1500))
+        open_, high, low, close, target = _fill_arrays(n, sides)
+        fraction = np.where(RNG.random(n) < 0.1, np.nan, RNG.random(n))
+        # No exit, tight and wide stops / targets, a trailing stop; time stops in some.
+        exits = np.array(
+            [[np.nan] * 3, [0.004, 0.006, np.nan], [0.05, 0.08, np.nan], [np.nan, np.nan, 0.02]]
+        )[trial % 4]
+        unused = np.broadcast_to(np.float64(np.nan), (n,))
+        time_bars = int(RNG.integers(0, 12)) if trial % 3 == 0 else 0
+        _, held, table, k = _fills(
+            open_, high, low, close, target, fraction, np.nan, exits, unused, unused, unused,
+            time_bars, 0.001, 0.0005, 10_000.0, True,
+        )  # fmt: skip
+        assert a.bars_held(table, k) == np.count_nonzero(held), (trial, n)
+        at_end += int(table[8, :k].sum())
+    assert at_end > 0, "some positions were still open at the end of the data"
+
+
 def test_exits_are_used_when_any_is_set() -> None:
     n = 50
     off = np.full(3, np.nan)

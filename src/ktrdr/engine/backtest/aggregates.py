@@ -41,7 +41,8 @@ FOURTHS = 18
 N_AGGREGATES = 19
 
 # Fields of fill_pass's trade table (see backtest.simulate).
-_SIDE, _SIZE, _ENTRY_FILL, _EXIT_FILL, _ENTRY_COMM, _EXIT_COMM = 2, 3, 4, 5, 6, 7
+_ENTRY_I, _EXIT_I, _SIDE, _SIZE, _ENTRY_FILL, _EXIT_FILL, _ENTRY_COMM, _EXIT_COMM = range(8)
+_AT_END = 8
 
 
 PLAIN, SQUARED_DEVIATION, SQUARED_DOWNSIDE = 0, 1, 2
@@ -291,8 +292,10 @@ def _drawdown(
     max_dd = 0.0
     last_peak, longest, end_at = -1, 0, -1
     in_pos = 0
+    count = len(held) > 0
     for t in range(len(equity)):
-        in_pos += held[t] != 0
+        if count:
+            in_pos += held[t] != 0
         e = equity[t]
         if e > peak:
             max_dd = min(max_dd, low / peak - 1.0)
@@ -325,8 +328,21 @@ def equity_aggregates(
     agg[MAX_DD] = max_dd
     agg[DD_BARS] = longest
     agg[DD_END] = end_at
-    agg[EXPOSURE] = in_pos / n
+    if len(held) > 0:  # else the caller knows the exposure (``bars_held``)
+        agg[EXPOSURE] = in_pos / n
     agg[FINAL_EQUITY] = equity[n - 1]
+
+
+@njit(cache=True)
+def bars_held(trades: FloatArray, k: int) -> int:  # pragma: no cover - compiled
+    """Bars that end with a position open, from the fill pass's trade table: a trade
+    holds from its entry bar up to (not including) its exit bar, where it is flat again
+    unless the next trade enters at that same open; a trade closed at the end of the
+    data holds its last bar too. The count ``held != 0`` gives, without the units array."""
+    total = 0
+    for j in range(k):
+        total += int(trades[_EXIT_I, j] - trades[_ENTRY_I, j] + trades[_AT_END, j])
+    return total
 
 
 @njit(cache=True)

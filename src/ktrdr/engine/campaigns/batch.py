@@ -268,7 +268,7 @@ class _Run:
         if buffers is None:
             n = self.n
             table = np.empty((TRADE_FIELDS, n + 1))
-            buffers = (np.empty(n), np.empty(n), table, np.empty(n))
+            buffers = (np.empty(n), k.unit_sink(n), table, np.empty(n))
             self.local.buffers = buffers
         return buffers
 

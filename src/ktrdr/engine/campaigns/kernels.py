@@ -18,6 +18,8 @@ import numpy.typing as npt
 from numba import njit
 
 from ktrdr.engine.backtest.aggregates import (
+    EXPOSURE,
+    bars_held,
     equity_aggregates,
     pairwise_moments,
     pairwise_sum,
@@ -64,7 +66,9 @@ def combination_pass(
         commission, slippage, capital, equity, held, trades,
     )  # fmt: skip
     agg[:] = np.nan
-    equity_aggregates(equity, held, capital, returns, agg)
+    # The exposure from the trade table: ``held`` may be a sink (see ``unit_sink``).
+    equity_aggregates(equity, np.empty(0), capital, returns, agg)
+    agg[EXPOSURE] = bars_held(trades, k) / len(equity)
     trade_aggregates(trades, k, agg)
     block_returns(equity, capital, edges, blocks)
 
@@ -93,3 +97,11 @@ def moment_sums(returns: FloatArray) -> tuple[float, float, float, float]:
     mean = pairwise_sum(returns, 0, n) / n
     squares, _, cubes, fourths = pairwise_moments(returns, mean)
     return mean, squares, cubes, fourths
+
+
+def unit_sink(n: int) -> FloatArray:
+    """A writable array of ``n`` places that are all one (stride 0), for the fill pass's
+    units held per bar: a batch needs only their count (``bars_held`` reads it off the
+    trade table), so the pass's million writes land in one cached cell, not in 8 MB that
+    the next pass would read back."""
+    return np.lib.stride_tricks.as_strided(np.empty(1), shape=(n,), strides=(0,))
