@@ -14,7 +14,7 @@ from ktrdr.engine.indicators.averages import ema
 from ktrdr.engine.indicators.kernels import ewm_mean
 from ktrdr.engine.indicators.rolling_kernels import rolling_mean, rolling_mean_pair, rolling_means
 from ktrdr.engine.indicators.volatility import true_range
-from ktrdr.engine.signal_kernels import fuzzy_decisions
+from ktrdr.engine.signal_kernels import crossover_codes, fuzzy_decisions
 from ktrdr.engine.timeframes import check_timeframe
 
 RNG = np.random.default_rng(20261202)
@@ -103,6 +103,34 @@ def test_closed_bar_join_is_a_backward_as_of_merge(higher: str) -> None:
         got = join_closed(values, higher, base)
         for column in values:
             np.testing.assert_array_equal(got[column].to_numpy(), want[column].to_numpy())
+
+
+def _numpy_crossover(fast: np.ndarray, slow: np.ndarray, eps: float) -> np.ndarray:
+    """The crossover rule in NumPy: a side is more than ``eps`` of the larger magnitude
+    (fmax ignores a NaN) apart; a code where the side starts, after a bar where both exist."""
+    gap = fast - slow
+    with np.errstate(invalid="ignore"):
+        tol = eps * np.fmax(np.abs(fast), np.abs(slow))
+        above, below = gap > tol, gap < -tol
+    codes = np.zeros(len(fast), np.int8)
+    known = ~np.isnan(gap[:-1])
+    sold = known & below[1:] & ~below[:-1]
+    bought = known & above[1:] & ~above[:-1] & ~sold
+    codes[1:][sold] = 2
+    codes[1:][bought] = 1
+    return codes
+
+
+def test_crossover_codes_are_the_numpy_formulation() -> None:
+    for trial in range(300):
+        n = int(RNG.integers(0, 400))
+        fast = _series(n, 0.1 if trial % 2 else 0.0, trial % 5 == 0)
+        slow = _series(n, 0.05 if trial % 3 else 0.0, trial % 7 == 0)
+        if trial % 4 == 0 and n:  # lines within rounding of each other: no side
+            slow = fast * (1.0 + RNG.choice([0.0, 1e-13, -1e-13, 1e-11], n))
+        eps = [1e-12, 0.0, 1e-3][trial % 3]
+        got = crossover_codes(fast, slow, eps, 1, 2)
+        np.testing.assert_array_equal(got, _numpy_crossover(fast, slow, eps))
 
 
 def test_fuzzy_decisions_are_the_sorted_formulation() -> None:

@@ -15,6 +15,25 @@ from numba import njit
 FloatArray = npt.NDArray[np.float64]
 
 
+# Bits of a bar's crossover side (``_sides``).
+_ABOVE, _BELOW, _EXISTS = 1, 2, 4
+
+
+@njit(cache=True, nogil=True)
+def _sides(fast: FloatArray, slow: FloatArray, eps: float, out: npt.NDArray[np.int8]) -> None:
+    """Per bar: fast above slow by more than ``eps`` of the larger magnitude (_ABOVE),
+    below it (_BELOW), both lines exist (_EXISTS). No branches and no state between bars,
+    so the loop runs in vector lanes: the one loop that carried the previous bar's sides
+    from bar to bar waited on memory at every bar (4 ms against 1.5 on 1M bars)."""
+    for t in range(len(fast)):
+        f, s = fast[t], slow[t]
+        gap = f - s
+        af, as_ = abs(f), abs(s)
+        # (A NaN in either line makes the gap NaN, on no side whatever the tolerance.)
+        tol = eps * (af if af > as_ else as_)
+        out[t] = (gap > tol) * _ABOVE + (gap < -tol) * _BELOW + (gap == gap) * _EXISTS
+
+
 @njit(cache=True, nogil=True)
 def crossover_codes(
     fast: FloatArray, slow: FloatArray, eps: float, buy: int, sell: int
@@ -22,25 +41,18 @@ def crossover_codes(
     """``buy`` where fast moves above slow by more than ``eps`` of the larger magnitude,
     ``sell`` where it moves below; only between two bars where both lines exist."""
     n = len(fast)
-    codes = np.zeros(n, dtype=np.int8)
-    above_before = below_before = False
-    exists_before = False
-    for t in range(n):
-        f, s = fast[t], slow[t]
-        gap = f - s
-        af, as_ = abs(f), abs(s)
-        # np.fmax: the larger, ignoring a NaN.
-        big = as_ if np.isnan(af) else (af if np.isnan(as_) else max(af, as_))
-        tol = eps * big
-        above = gap > tol
-        below = gap < -tol
-        if t > 0 and exists_before:
-            if below and not below_before:
-                codes[t] = sell
-            elif above and not above_before:
-                codes[t] = buy
-        above_before, below_before = above, below
-        exists_before = not np.isnan(gap)
+    codes = np.empty(n, dtype=np.int8)
+    if n == 0:
+        return codes
+    sides = np.empty(n, dtype=np.int8)
+    _sides(fast, slow, eps, sides)
+    codes[0] = 0
+    for t in range(1, n):
+        before, now = sides[t - 1], sides[t]
+        exists = (before & _EXISTS) != 0
+        sold = exists and (now & _BELOW) != 0 and (before & _BELOW) == 0
+        bought = exists and (now & _ABOVE) != 0 and (before & _ABOVE) == 0
+        codes[t] = sold * sell + (1 - sold) * bought * buy
     return codes
 
 
