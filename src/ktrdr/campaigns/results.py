@@ -32,17 +32,10 @@ class CampaignResult(BaseModel):
     extra: dict[str, Any] | None = None
 
 
-def _public(row: CampaignResultRow) -> CampaignResult:
-    return CampaignResult(
-        key=row.key,
-        combination=row.combination,
-        window=row.window,
-        stage=row.stage,
-        chunk_id=row.chunk_id,
-        params=row.params,
-        statistics=row.statistics,
-        extra=row.extra,
-    )
+_t = CampaignResultRow.__table__
+_COLUMNS = (_t.c.key, _t.c.combination, _t.c.window, _t.c.stage, _t.c.chunk_id, _t.c.params,
+            _t.c.statistics, _t.c.extra)  # fmt: skip
+_FIELDS = tuple(c.name for c in _COLUMNS)
 
 
 class CampaignResults:
@@ -72,32 +65,30 @@ class CampaignResults:
         ]
         dialect = self.store.engine.dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = insert(CampaignResultRow).on_conflict_do_nothing(
-            index_elements=["parent_id", "key"]
-        )
-        counted = select(func.count()).where(CampaignResultRow.parent_id == parent_id)
-        with self.store.session() as session, session.begin():
-            # rowcount is not reliable for a multi-row insert: count before and after.
-            before = int(session.scalar(counted) or 0)
-            session.execute(statement, values)
-            return int(session.scalar(counted) or 0) - before
+        # RETURNING gives the rows that were new (rowcount is not reliable for a multi-row
+        # insert); a Core statement on one connection, no ORM unit of work per row.
+        statement = (
+            insert(CampaignResultRow).on_conflict_do_nothing(index_elements=["parent_id", "key"])
+            .returning(CampaignResultRow.key)
+        )  # fmt: skip
+        with self.store.engine.begin() as conn:
+            return len(conn.execute(statement, values).all())
 
     def list(
         self, parent_id: str, *, stage: str | None = None, window: int | None = None
     ) -> list[CampaignResult]:
-        """In combination order."""
-        conditions = [CampaignResultRow.parent_id == parent_id]
+        """In combination order. Rows as stored (the chunk runner's, validated when the
+        chunk's report was): built without validating them again, read with Core (no ORM
+        objects), since a sweep's summary reads them all once its last chunk is in."""
+        conditions = [_t.c.parent_id == parent_id]
         if stage is not None:
-            conditions.append(CampaignResultRow.stage == stage)
+            conditions.append(_t.c.stage == stage)
         if window is not None:
-            conditions.append(CampaignResultRow.window == window)
-        with self.store.session() as session:
-            rows = session.scalars(
-                select(CampaignResultRow)
-                .where(*conditions)
-                .order_by(CampaignResultRow.window, CampaignResultRow.combination)
-            ).all()
-            return [_public(r) for r in rows]
+            conditions.append(_t.c.window == window)
+        query = select(*_COLUMNS).where(*conditions).order_by(_t.c.window, _t.c.combination)
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [CampaignResult.model_construct(**dict(zip(_FIELDS, r, strict=True))) for r in rows]
 
     def collected_chunks(self, parent_id: str) -> set[str]:
         """Chunks whose results are stored (a chunk's results arrive in one insert)."""
