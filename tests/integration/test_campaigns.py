@@ -36,9 +36,11 @@ BARS = 3000
 
 FAST, SLOW = "indicators.sma_fast.params.period", "indicators.sma_slow.params.period"
 
-# On more bars (LONG_SYMBOL), a grid whose chunks evaluate for seconds even on a quiet
-# machine (at 20,000 bars a chunk passed its middle in ~0.2 s, too fast to catch).
-LONG_SYMBOL, LONG_BARS = "GBPUSD", 200_000
+# On more bars (LONG_SYMBOL), a grid whose chunks of 50-60 evaluate for most of a second
+# even on a quiet machine, so that progress (reported every 0.25 s) shows one half-way:
+# 200,000 bars were enough until the batch got faster (2026-12-03: ~3 ms a combination
+# there, a chunk over before its first report), 20,000 before that.
+LONG_SYMBOL, LONG_BARS = "GBPUSD", 1_000_000
 LONG_STRATEGY = (
     SWEEP_STRATEGY.replace("{range: [4, 16, 4]}", "{range: [2, 61, 1]}")
     .replace("{values: [12, 30, 50]}", "{values: [100, 200]}")
