@@ -261,9 +261,10 @@ class _Run:
         self.local = threading.local()
 
     def _scratch(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-        """This thread's equity, units, trade-table and returns buffers (made on its first
-        combination): every combination overwrites what it reads, and reusing them spares
-        four fresh O(bars) arrays, whose page faults cost more than the fills."""
+        """This thread's equity, units (a one-cell sink: see ``kernels.unit_sink``),
+        trade-table and returns buffers (made on its first combination): every combination
+        overwrites what it reads, and reusing them spares fresh O(bars) arrays, whose page
+        faults cost more than the fills."""
         buffers = getattr(self.local, "buffers", None)
         if buffers is None:
             n = self.n
