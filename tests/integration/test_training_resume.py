@@ -152,16 +152,20 @@ def test_kill_9_mid_run_resumes_on_the_other_worker_with_the_uninterrupted_weigh
         time.sleep(0.5)  # a report sent just before the freeze reaches the API
         folder = stack.local.data_home / "checkpoints" / op["id"]
         # What the frozen worker left: the newest checkpoint that verifies is where it goes on.
+        # (None yet: CI once froze a worker with 4 epochs stored and no checkpoint that
+        # verified, the write of epoch 2's still on its way to disk. Then try again.)
         last = CheckpointStore(folder).latest()
-        assert last is not None
-        checkpoint = last.epoch
-        if checkpoint < KILL_EPOCHS - 4 and api.op(op["id"])["status"] == "running":
+        checkpoint = last.epoch if last is not None else 0
+        running_now = api.op(op["id"])["status"] == "running"
+        if last is not None and checkpoint < KILL_EPOCHS - 4 and running_now:
             victim.kill()
             break
         victim.process.send_signal(signal.SIGCONT)
         api.wait_status(op["id"], {"completed", "failed"}, 120)
     else:
-        pytest.fail("no training run could be caught with epochs left in five runs")
+        pytest.fail(
+            "no training run could be caught with a checkpoint and epochs left in five runs"
+        )
     assert running["status"] == "running" and running["attempt"] == 1
 
     killed_at = [p["epoch"] for p in curve(api, op["id"])["recorded"]]
