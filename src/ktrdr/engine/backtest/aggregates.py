@@ -45,50 +45,32 @@ _ENTRY_I, _EXIT_I, _SIDE, _SIZE, _ENTRY_FILL, _EXIT_FILL, _ENTRY_COMM, _EXIT_COM
 _AT_END = 8
 
 
-PLAIN, SQUARED_DEVIATION, SQUARED_DOWNSIDE = 0, 1, 2
-
-
 @njit(cache=True)
-def _term(x: float, mode: int, m: float) -> float:  # pragma: no cover - compiled
-    """The summed value: x, (x - m)^2 or min(x, 0)^2 (numpy's ``(r - mean) ** 2`` and
-    ``minimum(r, 0) ** 2`` element by element), so no temporary array is needed."""
-    if mode == SQUARED_DEVIATION:
-        d = x - m
-        return d * d
-    if mode == SQUARED_DOWNSIDE:
-        d = min(x, 0.0)
-        return d * d
-    return x
-
-
-@njit(cache=True)
-def _block_sum(a: FloatArray, lo: int, n: int, mode: int, m: float) -> float:  # pragma: no cover
+def _block_sum(a: FloatArray, lo: int, n: int) -> float:  # pragma: no cover - compiled
     """numpy's pairwise leaf: <8 values in order, else 8 interleaved accumulators."""
     if n < 8:
         res = 0.0
         for i in range(lo, lo + n):
-            res += _term(a[i], mode, m)
+            res += a[i]
         return res
-    r0, r1 = _term(a[lo], mode, m), _term(a[lo + 1], mode, m)
-    r2, r3 = _term(a[lo + 2], mode, m), _term(a[lo + 3], mode, m)
-    r4, r5 = _term(a[lo + 4], mode, m), _term(a[lo + 5], mode, m)
-    r6, r7 = _term(a[lo + 6], mode, m), _term(a[lo + 7], mode, m)
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
     i = 8
     stop = n - (n % 8)
     while i < stop:
         b = lo + i
-        r0 += _term(a[b], mode, m)
-        r1 += _term(a[b + 1], mode, m)
-        r2 += _term(a[b + 2], mode, m)
-        r3 += _term(a[b + 3], mode, m)
-        r4 += _term(a[b + 4], mode, m)
-        r5 += _term(a[b + 5], mode, m)
-        r6 += _term(a[b + 6], mode, m)
-        r7 += _term(a[b + 7], mode, m)
+        r0 += a[b]
+        r1 += a[b + 1]
+        r2 += a[b + 2]
+        r3 += a[b + 3]
+        r4 += a[b + 4]
+        r5 += a[b + 5]
+        r6 += a[b + 6]
+        r7 += a[b + 7]
         i += 8
     res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
     while i < n:
-        res += _term(a[lo + i], mode, m)
+        res += a[lo + i]
         i += 1
     return res
 
@@ -201,19 +183,19 @@ def _moment_leaf(
 
 @njit(cache=True)
 def _pairwise(
-    a: FloatArray, lo: int, n: int, mode: int, m: float, moments: bool
+    a: FloatArray, lo: int, n: int, m: float, moments: bool
 ) -> tuple[float, float, float, float]:  # pragma: no cover - compiled
     """numpy's ``add.reduce`` tree over a[lo:lo+n]: blocks of at most 128 values, larger
     runs split in two halves (the first a multiple of 8) and added. Iterative with an
     explicit stack (numba cannot cache recursive functions). Leaves are visited left to
     right, so sums carried from leaf to leaf (``moments``' cubes and fourth powers) add in
-    element order. Returns (sum, 0, 0, 0) of ``_term``'s terms, or with ``moments``
+    element order. Returns (sum, 0, 0, 0) of the values, or with ``moments``
     ``_moment_leaf``'s four sums."""
     cubes = fourths = 0.0
     if n <= 128:
         if moments:
             return _moment_leaf(a, lo, n, m, cubes, fourths)
-        return _block_sum(a, lo, n, mode, m), 0.0, 0.0, 0.0
+        return _block_sum(a, lo, n), 0.0, 0.0, 0.0
     task_lo = np.empty(256, np.int64)
     task_n = np.empty(256, np.int64)
     task_join = np.empty(256, np.bool_)
@@ -232,7 +214,7 @@ def _pairwise(
                 sq, down, cubes, fourths = _moment_leaf(a, start, count, m, cubes, fourths)
                 values[vp, 0], values[vp, 1] = sq, down
             else:
-                values[vp, 0] = _block_sum(a, start, count, mode, m)
+                values[vp, 0] = _block_sum(a, start, count)
             vp += 1
         else:
             half = count // 2
@@ -245,12 +227,9 @@ def _pairwise(
 
 
 @njit(cache=True)
-def pairwise_sum(
-    a: FloatArray, lo: int, n: int, mode: int = PLAIN, m: float = 0.0
-) -> float:  # pragma: no cover - compiled
-    """Sum of the terms (see ``_term``) of a[lo:lo+n] exactly as numpy's ``add.reduce``
-    computes it."""
-    return _pairwise(a, lo, n, mode, m, False)[0]
+def pairwise_sum(a: FloatArray, lo: int, n: int) -> float:  # pragma: no cover - compiled
+    """Sum of a[lo:lo+n] exactly as numpy's ``add.reduce`` computes it."""
+    return _pairwise(a, lo, n, 0.0, False)[0]
 
 
 @njit(cache=True)
@@ -258,7 +237,7 @@ def pairwise_moments(a: FloatArray, m: float) -> tuple[float, float, float, floa
     """In one pass over ``a``: the sums of (x - m)^2 and of min(x, 0)^2, each exactly as
     numpy sums the array of them (pairwise), and of (x - m)^3 and (x - m)^4 in element
     order (d2 * d and d2 * d2 of d = x - m)."""  # pragma: no cover - compiled
-    return _pairwise(a, 0, len(a), PLAIN, m, True)
+    return _pairwise(a, 0, len(a), m, True)
 
 
 @njit(cache=True, error_model="numpy")
