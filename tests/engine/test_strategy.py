@@ -154,3 +154,25 @@ def test_parse_rule_forms() -> None:
         parse_rule("IF a IS x AND b IS y OR c IS z THEN BUY")
     with pytest.raises(ValueError, match="cannot parse rule"):
         parse_rule("rsi IS low THEN BUY")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [*(builtin_strategy_text(n) for n in builtin_strategy_names()), "name: [unclosed\n",
+     "a: 1\x00b", "a: 1\n a: 2", "a: !!python/object:os.system x", "a: .inf\nb: 1_000"],
+)  # fmt: skip
+def test_yaml_loader_reads_like_pure_python_safe_load(text: str) -> None:
+    """Strategies are parsed by libyaml's safe loader: the same values, and an error of the
+    same kind at the same place (libyaml words some problems differently)."""
+    import yaml
+
+    from ktrdr.engine.strategy.loader import load_yaml
+
+    def parsed(load: object) -> object:
+        try:
+            return load()  # type: ignore[operator]
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            return type(exc).__name__, mark and (mark.line, mark.column)
+
+    assert parsed(lambda: load_yaml(text)) == parsed(lambda: yaml.safe_load(text))

@@ -9,11 +9,17 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 
+from ktrdr import json_codec
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
+
+
+# The JSON columns' codec (ktrdr.json_codec: orjson; campaigns move large results).
+_JSON: dict[str, Any] = {"json_serializer": json_codec.dumps, "json_deserializer": json_codec.loads}
 
 
 def make_engine(url: str) -> Engine:
@@ -28,10 +34,11 @@ def make_engine(url: str) -> Engine:
             connect_args={"check_same_thread": False, "timeout": 30},
             pool_size=40,
             max_overflow=10,
+            **_JSON,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, **_JSON)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

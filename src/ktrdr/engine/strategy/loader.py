@@ -18,6 +18,15 @@ from ktrdr.engine.strategy.schema import Strategy
 from ktrdr.engine.timeframes import did_you_mean
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
+# libyaml's safe loader where PyYAML was built with it: the same documents and errors as
+# the pure-Python one, about 8x faster; a campaign's strategy text is parsed at submission,
+# when the backend plans it and in each chunk, so this was a visible part of a sweep's start.
+_SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_yaml(text: str) -> Any:
+    """YAML text as Python values (safe: no tags that build objects)."""
+    return yaml.load(text, Loader=_SAFE_LOADER)
 
 
 def load_strategy(path_or_text: str | Path) -> Strategy:
@@ -58,7 +67,7 @@ def builtin_strategy_text(name: str) -> str:
 def validate_strategy_text(text: str) -> Strategy:
     """Parse and validate YAML text; raise one StrategyError listing every problem."""
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from ktrdr.engine.errors import StrategyError
-from ktrdr.engine.strategy.loader import validate_strategy_mapping
+from ktrdr.engine.strategy.loader import load_yaml, validate_strategy_mapping
 from ktrdr.engine.strategy.schema import Strategy
 from ktrdr.engine.timeframes import did_you_mean
 
@@ -138,7 +138,7 @@ def parse_override(text: str) -> tuple[str, Any]:
             [f"override {text!r} needs the form PATH=VALUE, e.g. indicators.rsi.params.period=21"]
         )
     try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
+        parsed = load_yaml(value) if value.strip() else ""
     except yaml.YAMLError:
         parsed = value.strip()
     return path, parsed
