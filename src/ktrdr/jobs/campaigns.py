@@ -7,6 +7,7 @@ a constraint no combination satisfies is one too.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -111,7 +112,16 @@ def _check_settings(settings: CampaignSettings) -> None:
 
 def search_space(params: BacktestParams) -> SearchSpace:
     """The strategy's `search:` space (StrategyError if it has none or it is wrong)."""
-    return SearchSpace.from_strategy(resolve_strategy(params.strategy))
+    return _space_of(params.strategy)
+
+
+# A campaign's strategy text is checked at submission, when the backend plans it, in each
+# chunk's parameters and on each worker: checking a space validates the strategy once per
+# value it checks (~2 ms), so a checked space is kept by its text. Spaces are not changed
+# after construction (grid and sample hand out copies); errors are not cached.
+@functools.lru_cache(maxsize=64)
+def _space_of(strategy: str) -> SearchSpace:
+    return SearchSpace.from_strategy(resolve_strategy(strategy))
 
 
 def check_plannable(params: SweepParams) -> None:
