@@ -99,6 +99,21 @@ def test_pbo_fast_path_equals_the_direct_definition() -> None:
     np.testing.assert_allclose(fast, direct, rtol=1e-9)
 
 
+def test_pbo_splits_on_several_threads_equal_one_thread_bit_for_bit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import ktrdr.engine.campaigns.diagnostics as diagnostics
+
+    rng = np.random.default_rng(9)
+    returns = rng.standard_normal((128, 30)) * 0.01
+    monkeypatch.setattr(diagnostics, "_SPLITS_PER_THREAD", 10**9)
+    one = cscv_logits(returns, 12)
+    monkeypatch.setattr(diagnostics, "_SPLITS_PER_THREAD", 100)
+    monkeypatch.setattr(diagnostics.os, "cpu_count", lambda: 3)
+    several = cscv_logits(returns, 12)
+    assert len(several) == math.comb(12, 6) and np.array_equal(several, one)
+
+
 def test_pbo_fast_path_ranks_flat_and_tied_trials_like_the_definition() -> None:
     # A flat trial (no Sharpe: ranks worst), two identical trials (ties averaged) and an
     # odd number of blocks per half (5 of 10), against the direct definition.

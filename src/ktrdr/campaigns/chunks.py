@@ -42,6 +42,7 @@ class Driving(Protocol):
         result: dict[str, Any] | None = None,
         error: str | None = None,
         progress: Progress | None = None,
+        children_done: bool = False,
     ) -> list[tuple[str, str]]: ...
 
 

@@ -205,8 +205,10 @@ class CampaignDriver:
         result: dict[str, Any] | None = None,
         error: str | None = None,
         progress: Progress | None = None,
+        children_done: bool = False,
     ) -> list[tuple[str, str]]:
-        """End the campaign (completed with its result, or failed) and stop its children."""
+        """End the campaign (completed with its result, or failed) and stop its children;
+        ``children_done``: the caller saw every child completed, so none is looked for."""
         with self.in_trace(parent, f"campaign.{status.value}") as span:
             span.set_attribute("operation.id", parent.id)
             try:
@@ -220,6 +222,8 @@ class CampaignDriver:
         for key in [k for k in self.cache if isinstance(k, tuple) and parent.id in k[1:2]]:
             del self.cache[key]
         self._collected.pop(parent.id, None)
+        if children_done:
+            return []
         return self.stop_children(parent.id, f"campaign {parent.id} {status.value}")
 
     def stop_children(self, parent_id: str, reason: str) -> list[tuple[str, str]]:

@@ -105,6 +105,9 @@ def drive_sweep(
         summary = sweep_summary(results, params, planned=total)
         summary["artifacts"] = write_results_table(driver.artifacts, parent.id, results, params)
         progress = campaign_progress(done, total, best_text(results, params))
-        return driver.finish(parent, OperationStatus.COMPLETED, result=summary, progress=progress)
+        return driver.finish(
+            parent, OperationStatus.COMPLETED, result=summary, progress=progress,
+            children_done=True,
+        )  # fmt: skip
     driver.report_progress(parent, done, total, best_text(results, params))
     return []

@@ -12,7 +12,9 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import os
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from statistics import NormalDist
 from typing import Any
 
@@ -22,6 +24,8 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 EULER_GAMMA = 0.5772156649015329
 _NORMAL = NormalDist()
+# Splits per thread at least: below that a thread costs more than it saves.
+_SPLITS_PER_THREAD = 2_000
 
 
 def expected_max_sharpe(n_trials: int, trials_sharpe_variance: float) -> float:
@@ -233,10 +237,17 @@ def _split_sharpe_logits(
     lo = masks[:, :half] @ (1 << np.arange(half))
     hi = masks[:, half:] @ (1 << np.arange(rest))
     n_lo, n_hi = halves(counts)
-    return split_logits(
-        lo, hi, halves(sums), halves(squares), (n_lo[:, 0].copy(), n_hi[:, 0].copy()),
-        m.mean(axis=0), ((1 << half) - 1, (1 << rest) - 1),
-    )  # fmt: skip
+    tables = (halves(sums), halves(squares), (n_lo[:, 0].copy(), n_hi[:, 0].copy()),
+              m.mean(axis=0), ((1 << half) - 1, (1 << rest) - 1))  # fmt: skip
+    # Splits are independent and the kernel releases the GIL: on every core (it runs at the
+    # end of a sweep, when the sweep's workers are done), each thread its own run of them.
+    parts = min(os.cpu_count() or 1, max(1, len(lo) // _SPLITS_PER_THREAD))
+    if parts == 1:
+        return split_logits(lo, hi, *tables)
+    cuts = np.array_split(np.arange(len(lo)), parts)
+    with ThreadPoolExecutor(parts) as pool:
+        runs = pool.map(lambda c: split_logits(lo[c], hi[c], *tables), cuts)
+        return np.concatenate(list(runs))
 
 
 def _subset_totals(rows: FloatArray) -> FloatArray:
