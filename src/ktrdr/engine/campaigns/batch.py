@@ -53,11 +53,13 @@ CancelCheck = Callable[[], bool]
 # Combinations built at once (their strategies, fill inputs and missing SMAs): about 32 MB
 # of bars x combinations, 32 at a million bars.
 DEFAULT_CHUNK_BYTES = 32 * 2**20
-# Indicator outputs kept for sharing between combinations (6 SMAs at a million bars, 30 at
+# Indicator outputs kept for sharing between combinations (7 SMAs at a million bars, 36 at
 # 200,000). A random sweep fills it whatever its size, and a worker's peak memory is its
 # imports and bars (~390 MB) plus this: 128 MB took a 10,000-combination sweep (200,000
-# bars) to 600 MB, 48 MB to 454 MB.
-DEFAULT_CACHE_BYTES = 48 * 2**20
+# bars) to 600 MB, 48 MB to 436-454 MB. 56 MB, not 48: a chunk of 10 x 5 periods (half
+# of the benchmark's grid on one of two workers) needs 5 + 1 averages live and 7 at each
+# change of the outer period, so with room for 6 it computed 20 of its 15 averages.
+DEFAULT_CACHE_BYTES = 56 * 2**20
 
 
 @dataclass(frozen=True)
