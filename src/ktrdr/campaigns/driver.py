@@ -80,6 +80,7 @@ class CampaignDriver:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.cache: dict[Any, Any] = {}
         self._collected: dict[str, frozenset[str]] = {}  # parent id -> chunks collected
+        self._live: frozenset[str] = frozenset()  # campaigns live in the last round
 
     def wake(self) -> None:
         """Thread-safe: every transition (a chunk finished, a cancel) wakes the driver."""
@@ -89,11 +90,14 @@ class CampaignDriver:
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
         while True:
-            with contextlib.suppress(TimeoutError):
+            polled = False
+            try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
+            except TimeoutError:
+                polled = True
             self._wake.clear()
             try:
-                to_cancel = await asyncio.to_thread(self.drive_all)
+                to_cancel = await asyncio.to_thread(self.drive_all, polled)
                 for worker_id, operation_id in to_cancel:
                     if self.send_cancel is not None:
                         await self.send_cancel(worker_id, operation_id)
@@ -102,10 +106,16 @@ class CampaignDriver:
 
     # ------------------------------------------------------------------ one round
 
-    def drive_all(self) -> list[tuple[str, str]]:
-        """Advance every live campaign; returns running children whose workers must stop."""
+    def drive_all(self, polled: bool = True) -> list[tuple[str, str]]:
+        """Advance every live campaign; returns running children whose workers must stop.
+        Orphans (live chunks of an ended campaign) are looked for when a campaign seen live
+        last round is not any more, and on every ``polled`` round (another replica's
+        changes): not in the rounds that each chunk's start and end wake, where those two
+        queries had been a third of a round."""
         stop: list[tuple[str, str]] = []
         parents = self.store.full_operations(statuses=_LIVE, types=CAMPAIGN_TYPES, limit=500)
+        live = frozenset(p.id for p in parents)
+        ended, self._live = self._live - live, live
         for parent in parents:
             try:
                 stop.extend(self.drive(parent))
@@ -115,7 +125,8 @@ class CampaignDriver:
                 log.exception("campaign %s could not advance", parent.id)
                 why = f"the campaign driver failed: {type(exc).__name__}: {exc}"
                 stop.extend(self.finish(parent, OperationStatus.FAILED, error=why))
-        stop.extend(self.stop_orphans())
+        if polled or ended:
+            stop.extend(self.stop_orphans())
         return stop
 
     def drive(self, parent: OperationPublic) -> list[tuple[str, str]]:
