@@ -161,7 +161,7 @@ def main() -> None:
     parser.add_argument("--no-vectorbt", action="store_true")
     parser.add_argument(
         "--repeat", type=int, default=9,
-        help="timed runs of each (median; on this 2-vCPU VM single 2-worker runs spread 0.88-1.17 s)",
+        help="timed runs of each (median: single 2-worker runs spread 0.88-1.17 s here)",
     )  # fmt: skip
     parser.add_argument(
         "--worker-threads", type=int, default=None,
