@@ -156,6 +156,37 @@ def test_a_chunk_needing_more_averages_than_the_cache_holds_still_equals_backtes
         assert r.statistics == want.statistics.to_dict()
 
 
+def test_a_grid_of_two_periods_wider_than_the_cache_computes_each_average_few_times(
+    bars_1h: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """10 x 10 periods, room for 7 averages: the inner periods go in groups of 5 through
+    every outer one, so 10 slow averages once and 10 fast ones twice (cycling all ten
+    inner ones through each outer period computed 110); results as backtests."""
+    import ktrdr.engine.indicators.rolling_kernels as kernels
+
+    computed: list[int] = []
+    original = kernels.rolling_means_into
+
+    def counting(values: np.ndarray, periods: list[int], outputs: list[np.ndarray]) -> None:
+        computed.extend(periods)
+        original(values, periods, outputs)
+
+    monkeypatch.setattr(kernels, "rolling_means_into", counting)
+    strategy = validate_strategy_text(builtin_strategy_text("sma_crossover"))
+    sets = [{FAST: p, SLOW: q} for p in range(2, 12) for q in range(20, 120, 10)]
+    results = evaluate_batch(
+        strategy, prepare_data(bars_1h), sets, capital=1e5, threads=2,
+        cache_bytes=7 * 8 * len(bars_1h),
+    )  # fmt: skip
+    assert len(computed) == 30 and sorted(set(computed)) == sorted(
+        {*range(2, 12), *range(20, 120, 10)}
+    )
+    assert [r.params for r in results] == sets
+    for r in results[::7]:
+        want = run_backtest(apply_overrides(strategy, r.params), bars_1h, capital=1e5)
+        assert r.statistics == want.statistics.to_dict()
+
+
 def test_cached_smas_are_the_averages_compute_features_computes(bars_1h: pd.DataFrame) -> None:
     strategy = validate_strategy_text(builtin_strategy_text("sma_crossover"))
     combos = [apply_overrides(strategy, {FAST: p, SLOW: q}) for p in (2, 3) for q in (10, 20, 30)]

@@ -164,11 +164,7 @@ def evaluate_batch(
     workers = max(1, threads or os.cpu_count() or 1)
     run = _Run(data, capital, keep_returns, return_blocks, cache_bytes, workers)
     bpy = bars_per_year(run.index, strategy.data.timeframe)
-    # Sorted by value, the parameter with the most distinct values outermost: the inner
-    # ones then cycle through few values, whose indicators stay cached (a grid of 10 slow
-    # x 3 fast periods keeps 4 averages live, not 13). Results go back to the caller's order.
-    outer_first = _by_distinct_values(param_sets)
-    order = sorted(range(total), key=lambda i: _sort_key(param_sets[i], outer_first))
+    order = _visit_order(strategy, param_sets, run.cache_entries)
     results: list[CombinationResult | None] = [None] * total
     # At most two tasks per thread in flight: each holds its features and O(bars).
     pending: deque[tuple[int, Future[_Outcome]]] = deque()
@@ -311,6 +307,41 @@ class _Run:
         )  # fmt: skip
         _warm = True
         return agg, (returns if self.keep_returns else None), (blocks if len(blocks) else None)
+
+
+def _visit_order(strategy: Strategy, param_sets: list[dict[str, Any]], room: int) -> list[int]:
+    """The order combinations are evaluated in (results go back to the caller's order).
+
+    Sorted by value, the parameter with the most distinct values outermost: the inner ones
+    then cycle through few values, whose indicators stay cached (a grid of 10 slow x 3 fast
+    periods keeps 4 averages live, not 13). When the innermost parameter is an SMA period
+    with more values than the cache has ``room`` for (beside one average per other SMA
+    period searched), its values are taken in groups that fit, each group through every
+    outer value: a 10 x 10 grid of two periods with room for 7 then computes 30 averages,
+    where cycling all ten inner ones through each outer value computed 110."""
+    outer_first = _by_distinct_values(param_sets)
+    keys = [_sort_key(params, outer_first) for params in param_sets]
+    smas = [path for path in outer_first if _is_sma_period(strategy, path)]
+    tile = room - len(smas)
+    if outer_first and outer_first[-1] in smas and tile >= 1:
+        inner = sorted({key[-1] for key in keys})
+        if len(inner) > tile:
+            group = {value: n // tile for n, value in enumerate(inner)}
+            return sorted(range(len(keys)), key=lambda i: (group[keys[i][-1]], keys[i]))
+    return sorted(range(len(keys)), key=lambda i: keys[i])
+
+
+def _is_sma_period(strategy: Strategy, path: str) -> bool:
+    """``path`` is ``indicators.<id>.params.period`` of a base-timeframe SMA (the averages
+    ``features.cache_smas`` computes and the indicator cache holds)."""
+    parts = path.split(".")
+    if len(parts) != 4 or parts[0] != "indicators" or parts[2:] != ["params", "period"]:
+        return False
+    return any(
+        ind.id == parts[1] and ind.type == "sma"
+        and ind.timeframe in (None, strategy.data.timeframe)
+        for ind in strategy.indicators
+    )  # fmt: skip
 
 
 def _by_distinct_values(param_sets: list[dict[str, Any]]) -> list[str]:
