@@ -18,9 +18,10 @@ from ktrdr.engine.strategy.schema import Strategy
 from ktrdr.engine.timeframes import did_you_mean
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
-# libyaml's safe loader where PyYAML was built with it: the same documents and errors as
-# the pure-Python one, about 8x faster; a campaign's strategy text is parsed at submission,
-# when the backend plans it and in each chunk, so this was a visible part of a sweep's start.
+# libyaml's safe loader where PyYAML was built with it: the same documents, and errors at
+# the same places (some worded differently), as the pure-Python one, about 8x faster. A
+# campaign's strategy text is parsed at submission, when the backend plans it and in each
+# chunk, so this was a visible part of a sweep's start.
 _SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
