@@ -253,7 +253,11 @@ def main() -> None:
     )
     print(f"rss: {rss}", flush=True)
     stamp = benchlib.timestamp()
-    vbt: dict[str, object] = {"error": "not finished (the run was stopped before vectorbt ended)"}
+    # Written once before vectorbt runs (a stopped run keeps the rest), then again after.
+    vbt: dict[str, object] = {
+        "error": "skipped (--skip-vectorbt)" if args.skip_vectorbt
+        else "not finished (the run was stopped before vectorbt ended)"
+    }  # fmt: skip
     for final in (False, True):
         if final:
             if args.skip_vectorbt:
