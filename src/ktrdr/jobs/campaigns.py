@@ -7,7 +7,8 @@ a constraint no combination satisfies is one too.
 
 from __future__ import annotations
 
-import functools
+import threading
+from collections import OrderedDict
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -118,10 +119,28 @@ def search_space(params: BacktestParams) -> SearchSpace:
 # A campaign's strategy text is checked at submission, when the backend plans it, in each
 # chunk's parameters and on each worker: checking a space validates the strategy once per
 # value it checks (~2 ms), so a checked space is kept by its text. Spaces are not changed
-# after construction (grid and sample hand out copies); errors are not cached.
-@functools.lru_cache(maxsize=64)
+# after construction (grid and sample hand out copies); errors are not kept. A space keeps
+# its enumerated grid (about 200 bytes a combination), so only small ones are kept, and
+# few: at most _SPACES_KEPT x _SPACE_KEPT_COMBINATIONS combinations (~30 MB) in a process.
+_SPACES: OrderedDict[str, SearchSpace] = OrderedDict()
+_SPACES_KEPT = 16
+_SPACE_KEPT_COMBINATIONS = 10_000
+_spaces_lock = threading.Lock()
+
+
 def _space_of(strategy: str) -> SearchSpace:
-    return SearchSpace.from_strategy(resolve_strategy(strategy))
+    with _spaces_lock:
+        space = _SPACES.get(strategy)
+        if space is not None:
+            _SPACES.move_to_end(strategy)
+            return space
+    space = SearchSpace.from_strategy(resolve_strategy(strategy))
+    if space.raw_size is None or space.raw_size <= _SPACE_KEPT_COMBINATIONS:
+        with _spaces_lock:
+            _SPACES[strategy] = space
+            while len(_SPACES) > _SPACES_KEPT:
+                _SPACES.popitem(last=False)
+    return space
 
 
 def check_plannable(params: SweepParams) -> None:
