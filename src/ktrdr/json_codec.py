@@ -1,5 +1,5 @@
-"""JSON text for the store's JSON columns: orjson, falling back to the standard library
-for what orjson refuses.
+"""JSON for the store's JSON columns and the worker's final report: orjson, falling back
+to the standard library for what orjson refuses.
 
 A sweep chunk's result (50 combinations with their statistics and 128 block returns
 each, about 180 KB) is encoded and decoded about four times in the store on its way from the
@@ -25,10 +25,15 @@ _OPTIONS = orjson.OPT_NON_STR_KEYS  # {1: ...} -> {"1": ...}, as json.dumps does
 
 def dumps(value: Any) -> str:
     """``value`` as JSON text."""
+    return dumps_bytes(value).decode()
+
+
+def dumps_bytes(value: Any) -> bytes:
+    """``value`` as UTF-8 JSON (an HTTP body without a round trip through ``str``)."""
     try:
-        return orjson.dumps(value, option=_OPTIONS).decode()
+        return orjson.dumps(value, option=_OPTIONS)
     except TypeError:  # orjson.JSONEncodeError is one
-        return json.dumps(value)
+        return json.dumps(value).encode()
 
 
 def loads(text: str | bytes) -> Any:

@@ -147,7 +147,7 @@ class BackendClient:
         problem = json_problem(body)
         if problem:
             raise ValueError(f"the report cannot be sent as JSON: {problem}")
-        content = json_codec.dumps(body).encode()
+        content = json_codec.dumps_bytes(body)
         headers = {"content-type": "application/json", **self._as_instance()}
         url = self._base_url + path
         status, reply = self._lean.post(url, content, headers)
