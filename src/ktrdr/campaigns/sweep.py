@@ -40,7 +40,7 @@ def combination_requests(
     """Chunks of at most `chunk_size` over (index, params) pairs (dealt out as
     ``plan.chunks`` says), each keyed by its first index."""
     requests = []
-    for picks in plan.chunks(len(indexed), chunk_size):
+    for picks in plan.chunks(len(indexed), chunk_size, [p for _, p in indexed]):
         part = [indexed[i] for i in picks]
         combos = [{"key": str(n), "index": n, "params": p} for n, p in part]
         requests.append(
@@ -57,7 +57,14 @@ def _grid_or_random(
         driver.cache[key] = list(enumerate(plan.combinations(params)))
     indexed: list[tuple[int, dict[str, Any]]] = driver.cache[key]
     size = chunk_size(driver, parent, params, children, len(indexed))
-    return combination_requests(params, indexed, size, keep_returns=params.keep_returns)
+    # Planned once: every round (each child's progress and report) asks for them again.
+    planned = ("requests", parent.id, size)
+    if planned not in driver.cache:
+        driver.cache[planned] = combination_requests(
+            params, indexed, size, keep_returns=params.keep_returns
+        )
+    requests: list[ChunkRequest] = driver.cache[planned]
+    return requests
 
 
 def _tpe(

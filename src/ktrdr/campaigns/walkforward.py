@@ -61,12 +61,12 @@ def in_sample_requests(
     requests = []
     for w in windows:
         n = w["window"]
-        for part in plan.chunks(len(combos), size):
+        for part in plan.chunks(len(combos), size, combos):
             body = chunk_body(
                 params, stage="in_sample", window=n, start=w["train_start"], end=w["train_end"],
                 combinations=[{"key": f"w{n}/{i}", "index": i, "params": combos[i]} for i in part],
             )  # fmt: skip
-            requests.append(ChunkRequest(f"w{n}/{part.start}", body))
+            requests.append(ChunkRequest(f"w{n}/{part[0]}", body))
     return requests
 
 
