@@ -2,7 +2,8 @@
 
 The 100 (fast, slow) SMA pairs of bench_sweep.py on synthetic 1h bars with 0.1 %
 commission, submitted as one sweep to the real API and workers (submit -> every
-combination stored -> completed), on 2 workers and then on 1; in the same run against
+combination stored -> completed), on 2 workers and on 1 (two stacks, their runs taken in
+turn, so that the machine's drift falls on both alike); in the same run against
 (a) vectorbt 1.2.0's broadcasting (its own env, see bench_sweep.py) and (b) a plain Python
 loop of ktrdr library backtests on the same bars. Also: dispatch and reporting overhead
 per chunk (the chunk's run time on the backend minus the time inside the runner), and
@@ -23,6 +24,7 @@ Writes bench/results/sweep-platform-<timestamp>.{json,md}.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -173,40 +175,17 @@ def main() -> None:
         env["KTRDR_BACKTEST_THREADS"] = str(args.worker_threads)
     benchlib.without_otlp_env()
     stamp = benchlib.timestamp()
-    with tempfile.TemporaryDirectory() as home:
-        stack = LocalStack(
-            data_home=Path(home), api_port=benchlib.free_port(),
-            worker_ports=[benchlib.free_port(), benchlib.free_port()],
-            worker_kinds=("backtesting", "data_download"),
-            extra_env=env,
-        )  # fmt: skip
-        stack.start(timeout_s=120)
-        try:
-            http = httpx.Client(base_url=stack.api_url + "/api/v1", timeout=60)
-            body = {"symbol": "EURUSD", "timeframe": "1h", "provider": "synthetic",
-                    "bars": args.bars, "seed": 42}  # fmt: skip
-            wait(http, http.post("/data/downloads/start", json=body).json()["id"])
-            bars = DataStore(Path(home) / "data").load("EURUSD", "1h")
-            # Warm-up: every worker imports and loads the compiled kernels once.
-            small = STRATEGY + SEARCH.replace(
-                f"{{values: {sorted({s for _, s in PAIRS})}}}", "{values: [60, 80]}"
-            ).replace(f"{{values: {sorted({f for f, _ in PAIRS})}}}", "{values: [5]}")
-            sweep(http, 1, small)
-            # Untimed: the same sweep once, so that each worker's first full-size chunk
-            # (its heap growing to the working set) is not in the timed runs.
-            sweep(http, args.chunk_size)
-            pids = {"api": _pid(stack.api)} | {
-                f"worker {i + 1}": _pid(w) for i, w in enumerate(stack.workers)
-            }
-            twos = [sweep(http, args.chunk_size, pids=pids) for _ in range(args.repeat)]
-            stack.workers[1].stop()
-            wait_one = time.monotonic() + 30
-            while len(http.get("/workers").json()["data"]) != 1 and time.monotonic() < wait_one:
-                time.sleep(0.1)
-            solo = {k: pids[k] for k in ("api", "worker 1")}
-            ones = [sweep(http, args.chunk_size, pids=solo) for _ in range(args.repeat)]
-        finally:
-            stack.stop()
+    with tempfile.TemporaryDirectory() as home, contextlib.ExitStack() as stacks:
+        # Two stacks at once, 2 workers and 1, their sweeps taken in turn: this machine's
+        # speed drifts by 10-30 % within minutes (other tenants), and 9 runs of one
+        # configuration and then 9 of the other measured the drift as much as the
+        # workers (1.52x-1.82x in runs minutes apart). The idle stack only heartbeats.
+        http2, pids2, bars = _stack(stacks, Path(home) / "two", 2, env, args)
+        http1, pids1, _ = _stack(stacks, Path(home) / "one", 1, env, args)
+        twos, ones = [], []
+        for _ in range(args.repeat):
+            twos.append(sweep(http2, args.chunk_size, pids=pids2))
+            ones.append(sweep(http1, args.chunk_size, pids=pids1))
     two, one = _median_run(twos), _median_run(ones)
     library_loop(bars, PAIRS[:1])  # untimed: loads the kernels in this process
     loops = [library_loop(bars) for _ in range(args.repeat)]
@@ -214,10 +193,10 @@ def main() -> None:
     vbt = {"skipped": True} if args.no_vectorbt else run_vectorbt(bars, 25)
     report = {
         "bars": args.bars, "pairs": len(PAIRS), "chunk_size": args.chunk_size,
-        "worker_threads": args.worker_threads
-        or f"{stack.threads_per_worker()} (local stack: cores / 2 workers; 1-worker run keeps it)",
+        "worker_threads": args.worker_threads or "local stack default (cores / workers)",
         "platform_2_workers": {k: v for k, v in two.items() if k != "results"},
         "platform_1_worker": {k: v for k, v in one.items() if k != "results"},
+        "paired_ratios": sorted(o["wall_s"] / t["wall_s"] for o, t in zip(ones, twos, strict=True)),
         "runs_s": {"platform_2_workers": [r["wall_s"] for r in twos],
                    "platform_1_worker": [r["wall_s"] for r in ones],
                    "library_loop": [s for s, _ in loops]},
@@ -232,6 +211,39 @@ def main() -> None:
     md = markdown(report)
     (benchlib.RESULTS_DIR / f"sweep-platform-{stamp}.md").write_text(md)
     print(md)
+
+
+def _stack(
+    stacks: contextlib.ExitStack, home: Path, workers: int, env: dict[str, str], args: Any
+) -> tuple[httpx.Client, dict[str, int], Any]:
+    """A local stack with ``workers`` backtesting workers, the bars downloaded and every
+    worker warmed up (kernels loaded, heap grown by one untimed full-size sweep); its
+    client, its processes' ids and the bars."""
+    stack = LocalStack(
+        data_home=home, api_port=benchlib.free_port(),
+        worker_ports=[benchlib.free_port() for _ in range(workers)],
+        worker_kinds=("backtesting", "data_download"), extra_env=env,
+    )  # fmt: skip
+    stack.start(timeout_s=120)
+    stacks.callback(stack.stop)
+    http = httpx.Client(base_url=stack.api_url + "/api/v1", timeout=60)
+    stacks.callback(http.close)
+    body = {"symbol": "EURUSD", "timeframe": "1h", "provider": "synthetic",
+            "bars": args.bars, "seed": 42}  # fmt: skip
+    wait(http, http.post("/data/downloads/start", json=body).json()["id"])
+    bars = DataStore(home / "data").load("EURUSD", "1h")
+    # Warm-up: every worker imports and loads the compiled kernels once.
+    small = STRATEGY + SEARCH.replace(
+        f"{{values: {sorted({s for _, s in PAIRS})}}}", "{values: [60, 80]}"
+    ).replace(f"{{values: {sorted({f for f, _ in PAIRS})}}}", "{values: [5]}")
+    sweep(http, 1, small)
+    # Untimed: the same sweep once, so that each worker's first full-size chunk (its heap
+    # growing to the working set) is not in the timed runs.
+    sweep(http, args.chunk_size)
+    pids = {"api": _pid(stack.api)} | {
+        f"worker {i + 1}": _pid(w) for i, w in enumerate(stack.workers)
+    }
+    return http, pids, bars
 
 
 def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -260,7 +272,8 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(f"| vectorbt {r['vectorbt'].get('vectorbt')} | {vbt_s:.2f} | 1 | |")
     lines += [
         "",
-        f"- 2 workers vs 1: {one['wall_s'] / two['wall_s']:.2f}x the throughput",
+        f"- 2 workers vs 1: {one['wall_s'] / two['wall_s']:.2f}x the throughput (medians); "
+        f"per pair of runs taken in turn: {_pairs(r)}",
         *_runs_line(r),
         f"- dispatch + reporting overhead per chunk (run time on the backend minus time in "
         f"the runner): max {max(overhead):.1f} %, mean {sum(overhead) / len(overhead):.1f} % "
@@ -273,6 +286,13 @@ def markdown(r: dict[str, Any]) -> str:
         *benchlib.machine_lines(r["environment"]),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _pairs(r: dict[str, Any]) -> str:
+    ratios = r.get("paired_ratios") or []
+    if not ratios:
+        return "n/a"
+    return f"median {ratios[len(ratios) // 2]:.2f}x, range {ratios[0]:.2f}-{ratios[-1]:.2f}x"
 
 
 def _runs_line(r: dict[str, Any]) -> list[str]:
