@@ -193,3 +193,27 @@ def test_capped_fractions_are_the_numpy_formulation() -> None:
         wanted[~np.isfinite(wanted)] = np.nan
         want = np.minimum(wanted, cap)
         assert capped_fractions(target, sigma, cap).tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("unit", ["ns", "us", "s"])
+@pytest.mark.parametrize("tz", [None, "UTC", "America/New_York"])
+def test_window_clock_reads_the_timestamps_the_index_gives(unit: str, tz: str | None) -> None:
+    """A batch reads a window's timestamps through ``WindowClock`` (taken once): the same
+    first and last, and the same days between two bars, to the bit, as the index's own
+    Timestamps, in every resolution and time zone."""
+    from ktrdr.engine.backtest.statistics import WindowClock
+
+    # Irregular steps of up to ~1000 s (ns, us; sub-second ones among them) or ~12 days (s).
+    steps = RNG.integers(1, 10**6, 500) * {"ns": 10**6, "us": 10**3, "s": 1}[unit]
+    ticks = np.cumsum(np.concatenate(([0], steps))).astype(np.int64)
+    index = pd.DatetimeIndex(ticks.astype(f"datetime64[{unit}]"))
+    index = index if tz is None else index.tz_localize("UTC").tz_convert(tz)
+    if unit == "ns":
+        # Bars whose span in ns is past 2**53: where a float of it would round.
+        index = index.append(pd.DatetimeIndex([index[-1] + pd.Timedelta(days=40_000)]))
+    assert index.unit == unit
+    clock = WindowClock(index)
+    assert (clock.start, clock.end, clock.bars) == (index[0], index[-1], len(index))
+    for first, last in [(0, len(index) - 1), (3, 3), *RNG.integers(0, len(index), (200, 2))]:
+        want = (index[last] - index[first]).total_seconds() / 86400.0
+        assert clock.days_between(int(first), int(last)) == want

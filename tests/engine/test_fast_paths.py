@@ -49,6 +49,20 @@ def test_sma_lanes_are_smas_value_for_value() -> None:
             np.testing.assert_array_equal(values, rolling_mean(x, period))
 
 
+def test_sma_lanes_write_every_bar_of_the_arrays_they_are_given() -> None:
+    """Sweeps hand the lanes unfilled arrays (``cache_smas``): the NaN of a window not yet
+    full (the start, gaps) is written too, whatever the memory held."""
+    from ktrdr.engine.indicators.rolling_kernels import rolling_means_into
+
+    for trial in range(50):
+        x = _series(int(RNG.integers(1, 300)), 0.1 if trial % 2 else 0.0)
+        periods = [int(p) for p in RNG.integers(1, 40, int(RNG.integers(1, 6)))]
+        outputs = [np.full(len(x), 123.0) for _ in periods]
+        rolling_means_into(x, periods, outputs)
+        for values, period in zip(outputs, periods, strict=True):
+            np.testing.assert_array_equal(values, rolling_mean(x, period))
+
+
 @pytest.mark.parametrize("alpha", [2 / 51, 1 / 14, 0.5, 1.0, 2 / 3, 1 / 2999])
 def test_ewm_kernel_is_pandas_ewm_bit_for_bit(alpha: float) -> None:
     for trial in range(100):

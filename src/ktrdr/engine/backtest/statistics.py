@@ -9,6 +9,7 @@ Per-bar returns include the first bar against the initial capital. Risk-free rat
 from __future__ import annotations
 
 import math
+from typing import Literal, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +27,26 @@ def bars_per_year(index: pd.DatetimeIndex, timeframe: str) -> float:
         if span_s > 0:
             return (len(index) - 1) / (span_s / SECONDS_PER_YEAR)
     return nominal_bars_per_year(timeframe)
+
+
+class WindowClock:
+    """What statistics read of a window's timestamps: its first and last, its length, and
+    the days between two of its bars. Taken once per window: a campaign batch summarises
+    every combination on the same one, and each Timestamp boxed from the index cost ~70 us
+    of the thread that feeds the batch's kernels (4 per combination)."""
+
+    def __init__(self, index: pd.DatetimeIndex) -> None:
+        self.start: pd.Timestamp = index[0]
+        self.end: pd.Timestamp = index[-1]
+        self.bars = len(index)
+        self._ticks = index.asi8
+        self._unit = cast(Literal["s", "ms", "us", "ns"], index.unit)
+
+    def days_between(self, first: int, last: int) -> float:
+        """Days from bar ``first`` to bar ``last``: ``(index[last] - index[first])`` in days,
+        through the same Timedelta (same resolution, so the same float)."""
+        ticks = int(self._ticks[last] - self._ticks[first])
+        return pd.Timedelta(np.timedelta64(ticks, self._unit)).total_seconds() / 86400.0
 
 
 def _profit_factor(wins: float, losses: float) -> float:
@@ -148,7 +169,7 @@ def table_trade_summary(table: FloatArray) -> dict[str, float | int]:
 
 
 def summarise_aggregates(
-    index: pd.DatetimeIndex,
+    index: pd.DatetimeIndex | WindowClock,
     bpy: float,
     agg: npt.NDArray[np.float64],
     *,
@@ -170,7 +191,7 @@ def summarise_aggregates(
 
 
 def summarise(
-    index: pd.DatetimeIndex,
+    index: pd.DatetimeIndex | WindowClock,
     bpy: float,
     *,
     capital: float,
@@ -188,22 +209,23 @@ def summarise(
     """Statistics from the per-bar aggregates: mean / std (ddof 1) / downside deviation of
     the per-bar returns, max drawdown (fraction <= 0), longest underwater run and its end,
     fraction of bars in a position, buy-and-hold return (fraction), trade statistics."""
+    clock = index if isinstance(index, WindowClock) else WindowClock(index)
     total = final_equity / capital - 1.0
-    years = len(index) / bpy
+    years = clock.bars / bpy
     cagr = (final_equity / capital) ** (1.0 / years) - 1.0 if final_equity > 0 else -1.0
     dd_days = 0.0
     if dd_bars:
         # From the peak bar (the one before the run; the start for a run from bar 0).
         peak_at = max(dd_end - dd_bars, 0)
-        dd_days = (index[dd_end] - index[peak_at]).total_seconds() / 86400.0
+        dd_days = clock.days_between(peak_at, dd_end)
     with np.errstate(divide="ignore", invalid="ignore"):
         sharpe = mean / std * math.sqrt(bpy) if std and std > 0 else math.nan
         sortino = mean / downside * math.sqrt(bpy) if downside > 0 else math.nan
         calmar = cagr / abs(max_dd) if max_dd < 0 else math.nan
     return Statistics(
-        start=index[0],
-        end=index[-1],
-        bars=len(index),
+        start=clock.start,
+        end=clock.end,
+        bars=clock.bars,
         bars_per_year=bpy,
         initial_capital=capital,
         final_equity=final_equity,

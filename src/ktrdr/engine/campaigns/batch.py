@@ -36,7 +36,12 @@ import pandas as pd
 
 from ktrdr.engine.backtest import aggregates as a
 from ktrdr.engine.backtest.simulate import _TRADE_FIELDS as TRADE_FIELDS
-from ktrdr.engine.backtest.statistics import bars_per_year, summarise_aggregates, trade_summary
+from ktrdr.engine.backtest.statistics import (
+    WindowClock,
+    bars_per_year,
+    summarise_aggregates,
+    trade_summary,
+)
 from ktrdr.engine.campaigns import kernels as k
 from ktrdr.engine.campaigns.diagnostics import moments_from_sums
 from ktrdr.engine.campaigns.fill_inputs import FillInputs, per_bar_inputs
@@ -173,7 +178,7 @@ def evaluate_batch(
     def finish(i: int, outcome: _Outcome) -> None:
         nonlocal finished
         agg, returns, blocks = outcome
-        stats = _statistics(agg, run.index, bpy, capital, run.buy_and_hold)
+        stats = _statistics(agg, run.clock, bpy, capital, run.buy_and_hold)
         summary = None if blocks is None else _return_summary(agg, blocks, run.n)
         results[i] = CombinationResult(dict(param_sets[i]), stats, returns, summary)
         finished += 1
@@ -235,6 +240,7 @@ class _Run:
         )
         self.n = self.bars.shape[1]
         self.index = pd.DatetimeIndex(window.index)
+        self.clock = WindowClock(self.index)
         self.buy_and_hold = float(self.bars[3, -1] / self.bars[3, 0] - 1.0)
         self.window = (data.window_start, data.window_end)
         self.capital = float(capital)
@@ -387,7 +393,7 @@ def _return_summary(agg: FloatArray, blocks: FloatArray, n: int) -> ReturnSummar
 
 
 def _statistics(
-    agg: FloatArray, index: pd.DatetimeIndex, bpy: float, capital: float, buy_and_hold: float
+    agg: FloatArray, clock: WindowClock, bpy: float, capital: float, buy_and_hold: float
 ) -> dict[str, Any]:
     trades = trade_summary(
         int(agg[a.NUM_TRADES]),
@@ -400,7 +406,7 @@ def _statistics(
         float(agg[a.COMMISSION]),
     )
     stats = summarise_aggregates(
-        index, bpy, agg, capital=capital, final_equity=float(agg[a.FINAL_EQUITY]),
+        clock, bpy, agg, capital=capital, final_equity=float(agg[a.FINAL_EQUITY]),
         buy_and_hold=buy_and_hold, trades=trades,
     )  # fmt: skip
     return stats.to_dict()

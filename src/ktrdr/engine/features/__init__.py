@@ -131,8 +131,9 @@ def cache_smas(
         for at in range(0, len(wanted), 4):
             keys = [k for k, _ in wanted[at : at + 4]]
             periods = [p for _, p in wanted[at : at + 4]]
-            # Allocated on this thread: see ``rolling_means_into``.
-            values = [np.full(len(bars), np.nan) for _ in keys]
+            # Allocated on this thread (see ``rolling_means_into``), not filled: the pass
+            # writes every bar (a NaN fill first cost this thread ~1 ms per average).
+            values = [np.empty(len(bars)) for _ in keys]
             if pool is None:
                 rolling_means_into(column, periods, values)
                 running.append((keys, values, None))

@@ -94,9 +94,10 @@ def rolling_mean_quad(  # noqa: C901
     same values). Four independent compensated sums fill the CPU's pipeline: measured at a
     million bars, four averages in about the time of one or two (a sweep's many distinct
     periods over one price column). State in scalars, not arrays: lanes kept in an array
-    went through memory and were slower than one by one. Writes the means into ``o0``..``o3``
-    (NaN-filled by the caller, who owns the memory); a lane given twice (same period, same
-    output) writes the same values twice."""
+    went through memory and were slower than one by one. Writes every bar of ``o0``..``o3``
+    (the mean, NaN where the window is not full), so the caller's arrays need no filling
+    first (they are its memory: see ``rolling_means_into``); a lane given twice (same
+    period, same output) writes the same values twice."""
     n = len(values)
     t0 = c0 = t1 = c1 = t2 = c2 = t3 = c3 = 0.0
     m0 = m1 = m2 = m3 = 0
@@ -133,27 +134,35 @@ def rolling_mean_quad(  # noqa: C901
                 m3 -= 1
         if m0 == p0:
             o0[i] = t0 / p0
-        elif m0 == 0:
-            t0 = c0 = 0.0
+        else:
+            o0[i] = np.nan
+            if m0 == 0:
+                t0 = c0 = 0.0
         if m1 == p1:
             o1[i] = t1 / p1
-        elif m1 == 0:
-            t1 = c1 = 0.0
+        else:
+            o1[i] = np.nan
+            if m1 == 0:
+                t1 = c1 = 0.0
         if m2 == p2:
             o2[i] = t2 / p2
-        elif m2 == 0:
-            t2 = c2 = 0.0
+        else:
+            o2[i] = np.nan
+            if m2 == 0:
+                t2 = c2 = 0.0
         if m3 == p3:
             o3[i] = t3 / p3
-        elif m3 == 0:
-            t3 = c3 = 0.0
+        else:
+            o3[i] = np.nan
+            if m3 == 0:
+                t3 = c3 = 0.0
 
 
 def rolling_means(
     values: npt.NDArray[np.float64], periods: list[int]
 ) -> list[npt.NDArray[np.float64]]:
     """``rolling_mean`` of each of ``periods`` (in that order), four lanes per pass."""
-    outputs = [np.full(len(values), np.nan) for _ in periods]
+    outputs = [np.empty(len(values)) for _ in periods]
     rolling_means_into(values, periods, outputs)
     return outputs
 
@@ -163,8 +172,8 @@ def rolling_means_into(
     periods: list[int],
     outputs: list[npt.NDArray[np.float64]],
 ) -> None:
-    """``rolling_means`` into NaN-filled ``outputs`` the caller allocated: a thread pool
-    computing them then only writes (arrays a pool thread allocates come from its own
+    """``rolling_means`` into ``outputs`` the caller allocated (every bar written): a thread
+    pool computing them then only writes (arrays a pool thread allocates come from its own
     malloc arena, and kept past the task they grew a sweep worker's memory by ~100 MB)."""
     for at in range(0, len(periods), 4):
         # A last group of fewer than four repeats its lanes (one kernel, one compilation;
