@@ -7,7 +7,8 @@ turn, so that the machine's drift falls on both alike); in the same run against
 (a) vectorbt 1.2.0's broadcasting (its own env, see bench_sweep.py) and (b) a plain Python
 loop of ktrdr library backtests on the same bars. Also: dispatch and reporting overhead
 per chunk (the chunk's run time on the backend minus the time inside the runner), and
-the campaign's statistics against the loop's (must be equal to 1e-12).
+the campaign's statistics against the loop's (must be equal to 1e-12), and the throughput
+under load: combinations per second with several sweeps submitted at once.
 
     nice -n 10 .venv/bin/python bench/bench_sweep_platform.py [--bars 1000000]
         [--chunk-size 25] [--no-vectorbt] [--repeat 3]
@@ -117,6 +118,25 @@ def sweep(
             "results": results["data"], "summary": done["result"]}  # fmt: skip
 
 
+def sustained_rate(http: httpx.Client, in_flight: int, chunk_size: int | None) -> float:
+    """Combinations per second with ``in_flight`` sweeps submitted at once (first submit
+    to last completion): throughput under load, where one sweep's serial start and end
+    (submit, planning, the final merge) and the wait for its slower chunk overlap other
+    sweeps' chunks, as on a platform with a queue of research."""
+    body: dict[str, Any] = {
+        "strategy": SWEEP_STRATEGY,
+        "commission": COMMISSION,
+        "capital": CAPITAL,
+    }
+    if chunk_size is not None:
+        body["chunk_size"] = chunk_size
+    began = time.perf_counter()
+    ids = [http.post("/sweeps/start", json=body).json()["id"] for _ in range(in_flight)]
+    for op_id in ids:
+        wait(http, op_id)
+    return in_flight * len(PAIRS) / (time.perf_counter() - began)
+
+
 def _pid(process: Any) -> int:
     assert process is not None and process.process is not None
     return int(process.process.pid)
@@ -166,6 +186,11 @@ def main() -> None:
         help="timed runs of each (median: single 2-worker runs spread 0.88-1.17 s here)",
     )  # fmt: skip
     parser.add_argument(
+        "--in-flight", type=int, default=4,
+        help="sweeps submitted at once for the sustained throughput (combinations per second)",
+    )  # fmt: skip
+    parser.add_argument("--sustained-repeat", type=int, default=5)
+    parser.add_argument(
         "--worker-threads", type=int, default=None,
         help="KTRDR_BACKTEST_THREADS of each worker (a chunk's combinations in parallel)",
     )  # fmt: skip
@@ -186,6 +211,10 @@ def main() -> None:
         for _ in range(args.repeat):
             twos.append(sweep(http2, args.chunk_size, pids=pids2))
             ones.append(sweep(http1, args.chunk_size, pids=pids1))
+        sustained: dict[str, list[float]] = {"2 workers": [], "1 worker": []}
+        for _ in range(args.sustained_repeat):
+            sustained["2 workers"].append(sustained_rate(http2, args.in_flight, args.chunk_size))
+            sustained["1 worker"].append(sustained_rate(http1, args.in_flight, args.chunk_size))
     two, one = _median_run(twos), _median_run(ones)
     library_loop(bars, PAIRS[:1])  # untimed: loads the kernels in this process
     loops = [library_loop(bars) for _ in range(args.repeat)]
@@ -196,6 +225,7 @@ def main() -> None:
         "worker_threads": args.worker_threads or "local stack default (cores / workers)",
         "platform_2_workers": {k: v for k, v in two.items() if k != "results"},
         "platform_1_worker": {k: v for k, v in one.items() if k != "results"},
+        "sustained": {"in_flight": args.in_flight, "combinations_per_s": sustained},
         "paired_ratios": sorted(o["wall_s"] / t["wall_s"] for o, t in zip(ones, twos, strict=True)),
         "runs_s": {"platform_2_workers": [r["wall_s"] for r in twos],
                    "platform_1_worker": [r["wall_s"] for r in ones],
@@ -272,8 +302,9 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(f"| vectorbt {r['vectorbt'].get('vectorbt')} | {vbt_s:.2f} | 1 | |")
     lines += [
         "",
-        f"- 2 workers vs 1: {one['wall_s'] / two['wall_s']:.2f}x the throughput (medians); "
+        f"- one sweep at a time, 2 workers vs 1: {one['wall_s'] / two['wall_s']:.2f}x (medians); "
         f"per pair of runs taken in turn: {_pairs(r)}",
+        *_sustained_lines(r),
         *_runs_line(r),
         f"- dispatch + reporting overhead per chunk (run time on the backend minus time in "
         f"the runner): max {max(overhead):.1f} %, mean {sum(overhead) / len(overhead):.1f} % "
@@ -286,6 +317,19 @@ def markdown(r: dict[str, Any]) -> str:
         *benchlib.machine_lines(r["environment"]),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _sustained_lines(r: dict[str, Any]) -> list[str]:
+    runs = (r.get("sustained") or {}).get("combinations_per_s")
+    if not runs or not runs.get("2 workers"):
+        return []
+    two, one = (sorted(runs[k])[len(runs[k]) // 2] for k in ("2 workers", "1 worker"))
+    listed = "; ".join(f"{k} " + ", ".join(f"{v:.0f}" for v in vs) for k, vs in runs.items())
+    return [
+        f"- **throughput under load** ({r['sustained']['in_flight']} sweeps submitted at once, "
+        f"combinations per second, median of {len(runs['1 worker'])} in turn): 2 workers "
+        f"{two:.0f}, 1 worker {one:.0f}: **{two / one:.2f}x**; runs: {listed}"
+    ]
 
 
 def _pairs(r: dict[str, Any]) -> str:
