@@ -173,14 +173,21 @@ class WorkerService:
         except OperationNotFound:
             self.store.release_worker(worker.id, operation_id)
             return
-        if op.status.is_terminal:
-            # Its final report was handled, or it was cancelled and the worker moved on.
-            if self.store.release_worker(worker.id, operation_id):
-                self.operations.on_queue_change()
-            return
         # A start request may still be in flight: believe "idle" only after a grace.
         started = op.started_at or op.updated_at
         in_grace = self.operations.clock() - started <= self.dispatch_grace
+        if op.status.is_terminal:
+            # Its final report was handled, or it was cancelled and the worker moved on;
+            # but not an operation cancelled just after it was sent: a heartbeat taken
+            # before the worker accepted the start says "idle", and the worker then runs
+            # it until it is told to stop. Freed then, it was sent new work and answered
+            # 409 "busy" to each try, which spent that work's attempts (seen in CI).
+            cancelled_here = op.status == OperationStatus.CANCELLED and op.worker_id == worker.id
+            if cancelled_here and in_grace:
+                return
+            if self.store.release_worker(worker.id, operation_id):
+                self.operations.on_queue_change()
+            return
         if op.status == OperationStatus.RUNNING and op.worker_id == worker.id and not in_grace:
             self._requeue(op.id, worker.id, f"worker {worker.id} no longer runs it (restarted?)")
 
