@@ -63,6 +63,15 @@ def wait(http: httpx.Client, op_id: str, timeout_s: float = 3600) -> dict[str, A
     raise TimeoutError(op_id)
 
 
+def sweep_body(chunk_size: int | None, strategy: str = SWEEP_STRATEGY) -> dict[str, Any]:
+    """The benchmark's sweep request (the chunk size left to the platform when None: one
+    chunk per idle worker)."""
+    body: dict[str, Any] = {"strategy": strategy, "commission": COMMISSION, "capital": CAPITAL}
+    if chunk_size is not None:
+        body["chunk_size"] = chunk_size
+    return body
+
+
 def sweep(
     http: httpx.Client,
     chunk_size: int | None,
@@ -71,9 +80,7 @@ def sweep(
 ) -> dict[str, Any]:
     """One sweep, submit -> completed; with ``pids`` (name -> process id) also the CPU
     seconds each of those processes spent meanwhile (what the other load did not)."""
-    body: dict[str, Any] = {"strategy": strategy, "commission": COMMISSION, "capital": CAPITAL}
-    if chunk_size is not None:  # else the platform's default: one chunk per idle worker
-        body["chunk_size"] = chunk_size
+    body = sweep_body(chunk_size, strategy)
     pids = pids or {}
     load_before = os.getloadavg()
     cpu_before = {name: benchlib.cpu_seconds(pid) for name, pid in pids.items()}
@@ -123,13 +130,7 @@ def sustained_rate(http: httpx.Client, in_flight: int, chunk_size: int | None) -
     to last completion): throughput under load, where one sweep's serial start and end
     (submit, planning, the final merge) and the wait for its slower chunk overlap other
     sweeps' chunks, as on a platform with a queue of research."""
-    body: dict[str, Any] = {
-        "strategy": SWEEP_STRATEGY,
-        "commission": COMMISSION,
-        "capital": CAPITAL,
-    }
-    if chunk_size is not None:
-        body["chunk_size"] = chunk_size
+    body = sweep_body(chunk_size)
     began = time.perf_counter()
     ids = [http.post("/sweeps/start", json=body).json()["id"] for _ in range(in_flight)]
     for op_id in ids:
